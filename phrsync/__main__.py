@@ -1,0 +1,3 @@
+from phrsync.cli import main
+
+main()

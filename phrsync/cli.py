@@ -1,0 +1,74 @@
+"""The ``phrsync`` command. Each package owns its verbs in its own ``cli.py``; this file only
+lists them, so loading ``phrsync --help`` stays fast and a broken optional part cannot hide the rest."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from phrsync import __version__
+
+# verb -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "import": "phrsync.f43.cli:import_cmd",
+    "quarantine": "phrsync.f43.cli:quarantine_cmd",
+    "staging": "phrsync.f43.cli:staging_cmd",
+    "synth": "phrsync.synth.cli:synth_cmd",
+    "codes": "phrsync.terminology.cli:codes_cmd",
+    "build": "phrsync.phr.cli:build_cmd",
+    "validate": "phrsync.phr.cli:validate_cmd",
+    "sandbox": "phrsync.sandbox.cli:sandbox_cmd",
+    "sync": "phrsync.delivery.cli:sync_cmd",
+    "status": "phrsync.delivery.cli:status_cmd",
+    "retry": "phrsync.delivery.cli:retry_cmd",
+    "run": "phrsync.delivery.cli:run_cmd",
+    "demo": "phrsync.demo:demo_cmd",
+}
+
+
+def _load(verb: str) -> click.Command | None:
+    target = COMMANDS.get(verb)
+    if not target:
+        return None
+    mod_name, attr = target.split(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("phrsync"):
+            return None  # that part of the product is not built yet
+        raise
+    return getattr(mod, attr, None)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [v for v in COMMANDS if _load(v) is not None]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return _load(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="phrsync")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="PHRSYNC_CONFIG",
+              help="phrsync.toml (ค่าตั้งต้น: ./phrsync.toml ถ้ามี) / configuration file")
+@click.option("--lang", type=click.Choice(["th", "en"]), envvar="PHRSYNC_LANG", default="th",
+              help="ภาษาของข้อความ / message language")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, lang: str) -> None:
+    """phrsync — ส่งข้อมูล 43 แฟ้มเข้า MOPH-PHR (หมอพร้อม) / 43-file data to MOPH-PHR.
+
+    \b
+    ลำดับงาน / data flow:
+      synth → import → build → sandbox/sync → status
+    """
+    from phrsync.config import load_config
+
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = load_config(config_path)
+    ctx.obj["lang"] = lang
+
+
+def main() -> None:
+    cli(prog_name="phrsync")

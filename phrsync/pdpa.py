@@ -1,0 +1,51 @@
+"""Personal data protection: masking of citizen IDs and secrets before anything is logged or shown."""
+
+from __future__ import annotations
+
+import re
+
+_CID_RE = re.compile(r"(?<![0-9])([0-9])([0-9]{4})([0-9]{5})([0-9]{2})([0-9])(?![0-9])")
+
+
+def mask_cid(cid: str | None) -> str:
+    """``1234567890121`` → ``1-2345-xxxxx-xx-1``: enough to tell people apart, not to identify them."""
+    if not cid:
+        return ""
+    s = str(cid).strip()
+    if len(s) == 13 and s.isdigit():
+        return f"{s[0]}-{s[1:5]}-xxxxx-xx-{s[12]}"
+    if len(s) <= 4:
+        return "x" * len(s)
+    return s[:2] + "x" * (len(s) - 4) + s[-2:]
+
+
+def mask_text(text: str) -> str:
+    """Mask every 13-digit number in free text (log lines, error messages)."""
+    return _CID_RE.sub(lambda m: f"{m.group(1)}-{m.group(2)}-xxxxx-xx-{m.group(5)}", text)
+
+
+def mask_value(value: str | None, personal: bool) -> str:
+    """A field value as it may appear in a report: personal fields masked, others as they are."""
+    if value is None:
+        return ""
+    if not personal:
+        return value
+    v = str(value)
+    if len(v) == 13 and v.isdigit():
+        return mask_cid(v)
+    if len(v) <= 2:
+        return "x" * len(v)
+    return v[0] + "x" * (len(v) - 2) + v[-1]
+
+
+def cid_is_valid(cid: str) -> bool:
+    """Thai national ID checksum: digit 13 = (11 - Σ d_i·(13-i) mod 11) mod 10."""
+    if len(cid) != 13 or not cid.isdigit():
+        return False
+    total = sum(int(cid[i]) * (13 - i) for i in range(12))
+    return (11 - total % 11) % 10 == int(cid[12])
+
+
+def cid_check_digit(first12: str) -> str:
+    total = sum(int(first12[i]) * (13 - i) for i in range(12))
+    return str((11 - total % 11) % 10)

@@ -41,7 +41,7 @@ class Problem:
 class Chunk:
     spec: FileSpec
     source: str
-    table: pa.Table  # columns: every name in spec.field_names (string, null = empty) + _line + _raw
+    table: pa.Table  # columns: every name in spec.field_names (string; "" or null = empty) + _line + _raw
     problems: list[Problem] = field(default_factory=list)
     hospcode: str = ""  # facility of the export, when the source knows it
 

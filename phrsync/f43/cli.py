@@ -1,0 +1,249 @@
+"""``phrsync import``, ``phrsync quarantine`` and ``phrsync staging``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from phrsync.config import Config
+from phrsync.f43.importer import Importer, ImportReport
+from phrsync.f43.staging import Staging, StagingError
+
+err = Console(stderr=True)
+
+
+def _config(ctx: click.Context) -> Config:
+    obj = ctx.find_root().obj or {}
+    cfg = obj.get("config")
+    if cfg is None:
+        from phrsync.config import load_config
+
+        cfg = load_config(None)
+    return cfg
+
+
+def _staging_path(ctx: click.Context, staging: str | None) -> Path:
+    return Path(staging) if staging else _config(ctx).staging
+
+
+def _parse_since(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%d", "%Y%m%d%H%M%S"):
+        try:
+            return dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    raise click.BadParameter(f"วันที่ไม่ถูกต้อง / not a date: {value} (YYYY-MM-DD)")
+
+
+def _parse_date(value: str | None) -> dt.date | None:
+    d = _parse_since(value)
+    return d.date() if d else None
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--hdc", "hdc_url", metavar="URL", envvar="PHRSYNC_HDC_URL",
+              help="นำเข้าจากฐานข้อมูล HDC (SQLAlchemy URL) / read the HDC MySQL/MariaDB database, "
+                   "e.g. mysql+pymysql://user@host/hdc (password via PHRSYNC_HDC_URL env, not the command line)")
+@click.option("--since", help="เฉพาะแถวที่ D_UPDATE ตั้งแต่วันนี้ / only rows changed since (YYYY-MM-DD)")
+@click.option("--from", "date_from", help="วันที่รับบริการเริ่ม / first service date (YYYY-MM-DD)")
+@click.option("--to", "date_to", help="วันที่รับบริการสุดท้าย / last service date (YYYY-MM-DD)")
+@click.option("--facility", "facilities", multiple=True, help="รหัสหน่วยบริการ (HDC) / facility code(s) to read")
+@click.option("--staging", type=click.Path(), help="ไฟล์ staging (ค่าตั้งต้น data/staging.duckdb) / staging store file")
+@click.option("--force", is_flag=True, help="นำเข้าซ้ำแม้เคยนำเข้าแล้ว / re-read exports already imported")
+@click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine-readable summary")
+@click.pass_context
+def import_cmd(ctx: click.Context, paths: tuple[str, ...], hdc_url: str | None, since: str | None,
+               date_from: str | None, date_to: str | None, facilities: tuple[str, ...], staging: str | None,
+               force: bool, as_json: bool) -> None:
+    """นำเข้า 43 แฟ้ม (zip/โฟลเดอร์/HDC) เข้าที่พักข้อมูล / import 43-file exports into staging.
+
+    \b
+    PATHS: ไฟล์ zip ต่อหน่วยบริการ, โฟลเดอร์ของไฟล์ .txt หรือโฟลเดอร์ของ zip
+           zips (one per facility), folders of .txt files, or folders of zips.
+    แถวที่ผิดจะถูกกักไว้ (quarantine) พร้อมเหตุผล แถวที่ถูกต้องนำเข้าตามปกติ
+    Bad rows are quarantined with their reason; every good row still loads.
+
+    \b
+    ตัวอย่าง / examples:
+      phrsync import exports/
+      PHRSYNC_HDC_URL=mysql+pymysql://hdc:***@10.0.0.5/hdc phrsync import --hdc "$PHRSYNC_HDC_URL" --since 2025-10-01
+    """
+    if not paths and not hdc_url:
+        raise click.UsageError("ระบุ PATHS หรือ --hdc URL / give PATHS or --hdc URL")
+    path = _staging_path(ctx, staging)
+    try:
+        st = Staging(path)
+    except StagingError as e:
+        err.print(f"[red]{e}[/red]")
+        sys.exit(2)
+    with st, _progress(as_json) as progress:
+        task = progress.add_task("นำเข้า / importing", total=None)
+
+        def tick(label: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None, description=f"นำเข้า / importing {label}")
+
+        imp = Importer(st, force=force, progress=tick)
+        if hdc_url:
+            from phrsync.f43.hdc import HDCError, read_hdc
+
+            try:
+                chunks = read_hdc(hdc_url, since=_parse_since(since), date_from=_parse_date(date_from),
+                                  date_to=_parse_date(date_to), hospcodes=facilities or None)
+                report = imp.import_chunks(chunks, "hdc", _mask_url(hdc_url))
+            except HDCError as e:
+                err.print(f"[red]{e}[/red]")
+                sys.exit(3)
+        else:
+            report = imp.import_paths(paths)
+    _print_report(report, as_json)
+    sys.exit(0)
+
+
+def _mask_url(url: str) -> str:
+    try:
+        from phrsync.f43.hdc import mask_url
+
+        return mask_url(url)
+    except ImportError:
+        return url.split("@")[-1]
+
+
+class _NullProgress:
+    def __enter__(self) -> _NullProgress:
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        pass
+
+    def add_task(self, *a: Any, **k: Any) -> int:
+        return 0
+
+    def update(self, *a: Any, **k: Any) -> None:
+        pass
+
+
+def _progress(quiet: bool) -> Any:
+    if quiet or not err.is_terminal:
+        return _NullProgress()
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _print_report(report: ImportReport, as_json: bool) -> None:
+    d = report.as_dict()
+    if as_json:
+        click.echo(json.dumps(d, ensure_ascii=False, indent=2))
+        return
+    out = Console()
+    rate = d["rows_read"] / d["seconds"] if d["seconds"] else 0
+    out.print(f"[bold]นำเข้าเสร็จ / import {d['import_id']} done[/bold]: {d['sources']} แหล่ง/sources "
+              f"(ข้าม/skipped {d['sources_skipped_already_imported']} ที่เคยนำเข้าแล้ว/already imported), "
+              f"{d['rows_read']:,} แถว/rows in {d['seconds']:.1f} s ({rate:,.0f} rows/s)")
+    t = Table(title="ต่อแฟ้ม / per file")
+    for col in ("แฟ้ม/file", "อ่าน/read", "ผ่าน/loaded", "กักไว้/quarantined", "เตือน/warnings",
+                "ใหม่/new", "แทนที่/replaced", "ไม่เปลี่ยน/unchanged"):
+        t.add_column(col, justify="right" if col != "แฟ้ม/file" else "left")
+    for name, s in d["files"].items():
+        t.add_row(name, *(f"{s[k]:,}" for k in ("read", "accepted", "quarantined", "warnings", "inserted",
+                                                 "replaced", "unchanged")))
+    out.print(t)
+    if d["quarantine_by_reason"]:
+        r = Table(title="เหตุผล / reasons")
+        for col in ("กฎ/rule", "ระดับ/severity", "จำนวน/count", "เหตุผล/reason"):
+            r.add_column(col)
+        for rule, v in sorted(d["quarantine_by_reason"].items(), key=lambda kv: -kv[1]["total"]):
+            r.add_row(rule, v["severity"], f"{v['total']:,}", f"{v['reason_th']} / {v['reason_en']}")
+        out.print(r)
+        out.print("ดูรายละเอียด / details: [bold]phrsync quarantine list[/bold]")
+
+
+@click.group("quarantine")
+def quarantine_cmd() -> None:
+    """แถวที่ถูกกักไว้และเหตุผล / quarantined rows and their reasons."""
+
+
+@quarantine_cmd.command("list")
+@click.option("--facility", help="รหัสหน่วยบริการ / facility code")
+@click.option("--file", "file_", help="ชื่อแฟ้ม เช่น SERVICE / 43-file name")
+@click.option("--rule", help="รหัสกฎ เช่น cid_checksum / rule code")
+@click.option("--severity", type=click.Choice(["error", "warning"]), help="ระดับ / severity")
+@click.option("--limit", default=50, show_default=True, help="จำนวนแถวสูงสุด / max rows")
+@click.option("--staging", type=click.Path(), help="ไฟล์ staging / staging store file")
+@click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine-readable")
+@click.pass_context
+def quarantine_list(ctx: click.Context, facility: str | None, file_: str | None, rule: str | None,
+                    severity: str | None, limit: int, staging: str | None, as_json: bool) -> None:
+    """รายการที่ถูกกัก: แฟ้ม บรรทัด ช่อง ค่า (ปิดบังข้อมูลส่วนบุคคล) เหตุผล / entries with file, line, field, masked value, reason."""
+    where, params = [], []
+    for col, val in (("hospcode", facility), ("file", file_ and file_.upper()), ("rule", rule),
+                     ("severity", severity)):
+        if val:
+            where.append(f"{col} = ?")
+            params.append(val)
+    sql = ("SELECT hospcode, file, source, line, field, value, rule, severity, reason_th, reason_en FROM quarantine"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id LIMIT ?")
+    with Staging(_staging_path(ctx, staging), read_only=True) as st:
+        rows = st.query(sql, [*params, limit])
+    keys = ["hospcode", "file", "source", "line", "field", "value", "rule", "severity", "reason_th", "reason_en"]
+    if as_json:
+        click.echo(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], ensure_ascii=False, indent=2))
+        return
+    t = Table()
+    for col in ("หน่วย/facility", "แหล่ง/source", "บรรทัด/line", "ช่อง/field", "ค่า/value", "เหตุผล/reason"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r[0] or "", r[2], str(r[3]), r[4], r[5] or "", f"{r[8]} / {r[9]}")
+    Console().print(t)
+
+
+@quarantine_cmd.command("summary")
+@click.option("--staging", type=click.Path(), help="ไฟล์ staging / staging store file")
+@click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine-readable")
+@click.pass_context
+def quarantine_summary(ctx: click.Context, staging: str | None, as_json: bool) -> None:
+    """จำนวนที่ถูกกักต่อหน่วยบริการ แฟ้ม และเหตุผล / counts per facility, file and rule."""
+    with Staging(_staging_path(ctx, staging), read_only=True) as st:
+        rows = st.quarantine_summary()
+    keys = ["hospcode", "file", "rule", "severity", "count"]
+    if as_json:
+        click.echo(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], ensure_ascii=False, indent=2))
+        return
+    t = Table()
+    for col in ("หน่วย/facility", "แฟ้ม/file", "กฎ/rule", "ระดับ/severity", "จำนวน/count"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r[0] or "", r[1] or "", r[2], r[3], f"{r[4]:,}")
+    Console().print(t)
+
+
+@click.command("staging")
+@click.option("--staging", type=click.Path(), help="ไฟล์ staging / staging store file")
+@click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine-readable")
+@click.pass_context
+def staging_cmd(ctx: click.Context, staging: str | None, as_json: bool) -> None:
+    """จำนวนแถวในที่พักข้อมูลต่อแฟ้ม / rows in the staging store per file."""
+    with Staging(_staging_path(ctx, staging), read_only=True) as st:
+        counts = st.counts()
+        imports = st.query("SELECT id, started, finished, status, kind FROM imports ORDER BY id DESC LIMIT 5")
+    if as_json:
+        click.echo(json.dumps({"rows": counts, "imports": [
+            {"id": i[0], "started": str(i[1]), "finished": str(i[2]), "status": i[3], "kind": i[4]}
+            for i in imports]}, ensure_ascii=False, indent=2))
+        return
+    t = Table(title="ที่พักข้อมูล / staging")
+    t.add_column("แฟ้ม/file")
+    t.add_column("แถว/rows", justify="right")
+    for k, v in counts.items():
+        t.add_row(k, f"{v:,}")
+    Console().print(t)

@@ -1,0 +1,207 @@
+"""Import into staging: checks, quarantine, latest-D_UPDATE-wins merge, idempotence, no crash on any input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from f43files import cid, person, service, text, write_zip
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from phrsync.cli import cli
+from phrsync.f43.importer import Importer, staged_rows
+from phrsync.f43.staging import Staging
+
+TODAY = dt.date(2026, 11, 25)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Staging(tmp_path / "staging.duckdb") as s:
+        yield s
+
+
+def run(store: Staging, *paths: Path, force: bool = False):
+    return Importer(store, today=TODAY, force=force).import_paths(paths)
+
+
+def quarantine(store: Staging) -> list[dict]:
+    cur = store.con.execute("SELECT * FROM quarantine ORDER BY id")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def test_round_trip_values_are_typed_and_exact(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1), person("2", 2, SEX="2", PRENAME="005", NAME="สมศรี")]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2, BTEMP="38.5")]),
+    })
+    rep = run(store, z)
+    assert rep.files["PERSON"].accepted == 2 and rep.files["SERVICE"].accepted == 2
+    assert rep.rows_quarantined == 0
+    svc = {r["SEQ"]: r for r in staged_rows(store, "SERVICE")}
+    assert svc["S2"]["BTEMP"] == 38.5
+    assert svc["S1"]["DATE_SERV"] == dt.date(2025, 1, 5)
+    assert svc["S1"]["D_UPDATE"] == dt.datetime(2025, 1, 5, 10, 30)
+    assert svc["S1"]["SBP"] == 128 and svc["S1"]["CID"] == cid(1)
+    assert svc["S1"]["CHIEFCOMP"] == "ไข้ ไอ"
+    people = {r["PID"]: r for r in staged_rows(store, "PERSON")}
+    assert people["2"]["NAME"] == "สมศรี" and people["2"]["BIRTH"] == dt.date(1970, 1, 1)
+
+
+def test_reimport_same_export_changes_nothing(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2, TYPEIN="9")]),
+    })
+    run(store, z)
+    before_rows = list(staged_rows(store, "SERVICE"))
+    before_q = quarantine(store)
+    rep2 = run(store, z)
+    assert rep2.skipped == 1 and rep2.sources == 0
+    rep3 = run(store, z, force=True)
+    assert rep3.files["SERVICE"].unchanged == 1 and rep3.files["SERVICE"].inserted == 0
+    after_rows = list(staged_rows(store, "SERVICE"))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "_import"} for r in rows]  # noqa: E731
+    assert strip(after_rows) == strip(before_rows)
+    after_q = quarantine(store)
+    assert [(q["line"], q["rule"]) for q in after_q] == [(q["line"], q["rule"]) for q in before_q]
+
+
+def test_latest_d_update_wins_across_exports(store: Staging, tmp_path: Path) -> None:
+    jan = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1, MSTATUS="1", D_UPDATE="20250101120000")]),
+    })
+    feb = write_zip(tmp_path / "F43_10699_202502.zip", {
+        "person.txt": text("PERSON", [person("1", 1, MSTATUS="2", D_UPDATE="20250201120000")]),
+    })
+    stale = write_zip(tmp_path / "F43_10699_202412.zip", {
+        "person.txt": text("PERSON", [person("1", 1, MSTATUS="3", D_UPDATE="20241201120000")]),
+    })
+    run(store, feb, jan)  # order of arrival does not matter
+    run(store, stale)
+    rows = list(staged_rows(store, "PERSON"))
+    assert len(rows) == 1 and rows[0]["MSTATUS"] == "2"
+
+
+def test_duplicate_key_in_one_file_is_quarantined_first_row_kept(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S1", "1", 1, BTEMP="39.0")]),
+    })
+    rep = run(store, z)
+    rows = list(staged_rows(store, "SERVICE"))
+    assert len(rows) == 1 and rows[0]["BTEMP"] == 37.2
+    q = [e for e in quarantine(store) if e["rule"] == "duplicate_key"]
+    assert len(q) == 1 and q[0]["line"] == 3 and q[0]["file"] == "SERVICE"
+    assert rep.files["SERVICE"].quarantined == 1
+
+
+@pytest.mark.parametrize("field,value,rule", [
+    ("CID", "1270000000010", "cid_checksum"),
+    ("DATE_SERV", "20250230", "bad_date"),
+    ("DATE_SERV", "25680105", "be_year"),
+    ("DATE_SERV", "20270105", "future_date"),
+    ("TYPEIN", "9", "unknown_code"),
+    ("INSTYPE", "", "required"),
+    ("INSTYPE", "01", "bad_format"),
+    ("SBP", "1x0", "bad_number"),
+    ("HN", "H" * 16, "too_long"),
+    ("D_UPDATE", "20250105256100", "bad_datetime"),
+])
+def test_each_rule_quarantines_with_file_line_field_and_reason(store: Staging, tmp_path: Path,
+                                                                field: str, value: str, rule: str) -> None:
+    bad = service("S2", "2", 2, **{field: value})
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1), bad, service("S3", "3", 3)]),
+    })
+    run(store, z)
+    assert sorted(r["SEQ"] for r in staged_rows(store, "SERVICE")) == ["S1", "S3"]
+    errors = [e for e in quarantine(store) if e["severity"] == "error"]
+    assert [(e["file"], e["line"], e["field"], e["rule"]) for e in errors] == [("SERVICE", 3, field, rule)]
+    e = errors[0]
+    assert e["hospcode"] == "10699" and e["source"] == "F43_10699_202501.zip:service.txt"
+    assert e["reason_th"] and e["reason_en"] and field in e["reason_en"]
+    assert e["raw"].startswith("10699|2|")
+
+
+def test_personal_values_are_masked_in_quarantine(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1, CID="1270000000010")]),
+    })
+    run(store, z)
+    (e,) = [e for e in quarantine(store) if e["rule"] == "cid_checksum"]
+    assert e["value"] == "1-2700-xxxxx-xx-0"
+
+
+def test_warnings_keep_the_row(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1, TIME_SERV="")]),
+    })
+    rep = run(store, z)
+    assert len(list(staged_rows(store, "SERVICE"))) == 1
+    assert [(e["rule"], e["severity"]) for e in quarantine(store)] == [("missing_time", "warning")]
+    assert rep.files["SERVICE"].warnings == 1
+
+
+def test_cli_import_json_counts_per_file_and_reason(tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1)]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2, TYPEIN="9")]),
+    })
+    res = CliRunner().invoke(cli, ["import", str(z), "--staging", str(tmp_path / "s.duckdb"), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["files"]["SERVICE"]["accepted"] == 1 and d["files"]["SERVICE"]["quarantined"] == 1
+    assert d["files"]["PERSON"]["accepted"] == 1
+    assert d["quarantine_by_reason"]["unknown_code"]["by_file"] == {"SERVICE": 1}
+    res = CliRunner().invoke(cli, ["quarantine", "list", "--staging", str(tmp_path / "s.duckdb"), "--json"])
+    assert res.exit_code == 0, res.output
+    entries = json.loads(res.output)
+    assert entries[0]["field"] == "TYPEIN" and entries[0]["line"] == 3
+    res = CliRunner().invoke(cli, ["staging", "--staging", str(tmp_path / "s.duckdb"), "--json"])
+    assert json.loads(res.output)["rows"]["SERVICE"] == 1
+
+
+def test_cli_help_on_every_import_verb() -> None:
+    for args in (["import", "--help"], ["quarantine", "list", "--help"], ["quarantine", "summary", "--help"],
+                 ["staging", "--help"]):
+        res = CliRunner().invoke(cli, args)
+        assert res.exit_code == 0 and "--json" in res.output
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.binary(max_size=600),
+    st.lists(st.one_of(
+        st.sampled_from([b"10699", b"", b"20250105", b"\xff\xfe", "ไข้".encode(), "ไข้".encode("cp874"),
+                         b"093000", b"0100", b"1", b"|", b"\r", cid(5).encode(), b"25680101"]),
+        st.binary(max_size=8)), max_size=80).map(b"|".join),
+))
+def test_arbitrary_bytes_give_rows_or_quarantine_never_an_exception(tmp_path_factory, body: bytes) -> None:
+    d = tmp_path_factory.mktemp("fuzz")
+    header = text("SERVICE", []).encode()
+    lines_body = body
+    z = d / "F43_10699_202501.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("service.txt", lines_body)
+        zf.writestr("person.txt", header + lines_body)
+    with Staging(d / "s.duckdb") as store:
+        Importer(store, today=TODAY).import_paths([z])
+        for file, data, has_header in (("SERVICE", lines_body, False), ("PERSON", header + lines_body, True)):
+            raw_lines = data.split(b"\n")
+            expected = {i + 1 for i, ln in enumerate(raw_lines)
+                        if ln.rstrip(b"\r\n").strip() and not (i == 0 and (has_header or ln.upper().startswith(b"HOSPCODE|")
+                                                                           or ln.upper().rstrip(b"\r") == b"HOSPCODE"))}
+            staged = {r[0] for r in store.query(f"SELECT _line FROM f43_{file.lower()}")}
+            quarantined = {r[0] for r in store.query(
+                "SELECT DISTINCT line FROM quarantine WHERE file = ? AND severity = 'error' AND line > 0", [file])}
+            assert staged.isdisjoint(quarantined)
+            # every line is accounted for, unless the whole file was reported unreadable
+            whole_file = store.query("SELECT count(*) FROM quarantine WHERE file = ? AND line = 0 "
+                                     "AND severity = 'error'", [file])[0][0]
+            if not whole_file:
+                assert expected <= staged | quarantined

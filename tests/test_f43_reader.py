@@ -46,7 +46,7 @@ def test_headerless_old_layout_is_detected_by_field_count() -> None:
     rows, problems = rows_of(data.encode())
     assert problems == []
     assert [r["SEQ"] for r in rows] == ["S1", "S2"]
-    assert rows[0]["CID"] == ""  # appended field absent in the old layout
+    assert not rows[0]["CID"]  # appended field absent in the old layout (null or "")
     assert rows[0]["D_UPDATE"] == "20250105103000"
 
 
@@ -96,7 +96,7 @@ def test_missing_optional_trailing_columns_are_padded() -> None:
     short = row.rsplit("|", 2)[0]  # drop HSUB and CID (both optional, appended)
     rows, problems = rows_of((header + "\r\n" + short + "\r\n").encode())
     assert problems == []
-    assert rows[0]["CID"] == "" and rows[0]["D_UPDATE"] == "20250105103000"
+    assert not rows[0]["CID"] and rows[0]["D_UPDATE"] == "20250105103000"
 
 
 def test_zip_member_names_in_any_case_and_folder(tmp_path) -> None:

@@ -46,6 +46,8 @@ RULES: dict[str, Rule] = {
         Rule("unreadable", "error", "อ่านไฟล์ไม่ได้", "cannot read file"),
         Rule("not_found", "error", "ไม่พบไฟล์", "file not found"),
         Rule("hdc_table_missing", "warning", "ไม่มีตารางนี้ในฐานข้อมูล HDC", "table missing in the HDC database"),
+        Rule("hdc_column_missing", "warning", "ตาราง HDC ไม่มีคอลัมน์นี้ อ่านเป็นค่าว่าง",
+             "column missing in the HDC table; read as empty"),
         Rule("encoding_tis620", "warning", "ไฟล์ใช้รหัส TIS-620 ไม่ใช่ UTF-8", "file is TIS-620, not UTF-8"),
         Rule("header_missing_field", "warning", "แถวหัวตารางไม่มีคอลัมน์ที่ต้องมี", "header lacks a required column"),
         Rule("missing_time", "warning", "ไม่มีเวลารับบริการ (TIME_SERV)", "visit time (TIME_SERV) missing"),
@@ -195,8 +197,7 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
     warns = warning_exprs(spec, code_sets)
     err_list = f"list_filter([{', '.join(errs)}]::VARCHAR[], lambda x: x IS NOT NULL)" if errs else "[]::VARCHAR[]"
     warn_list = f"list_filter([{', '.join(warns)}]::VARCHAR[], lambda x: x IS NOT NULL)" if warns else "[]::VARCHAR[]"
-    raw_cols = ", ".join(f"{q(n)} AS {q('_t_' + n)}" for n in spec.field_names)
     return (
-        f"WITH t AS (SELECT {cleaned}, _line, _raw FROM {source_view}) "
-        f"SELECT {typed}, _line, _raw, {err_list} AS _errs, {warn_list} AS _warns, {raw_cols} FROM t"
+        f"WITH t AS (SELECT {cleaned}, _line, _src, _seq FROM {source_view}) "
+        f"SELECT {typed}, _line, _src, _seq, {err_list} AS _errs, {warn_list} AS _warns FROM t"
     )

@@ -2,8 +2,8 @@
 
 Each export container (a zip, or a loose .txt) is fingerprinted; one already imported is skipped
 unless forced, and a forced one replaces its own quarantine entries. Rows are checked a chunk at a
-time inside DuckDB, good rows go to holding tables, and each 43-file type is merged into staging
-once at the end, so the cost of merging does not grow with the number of zips.
+time inside DuckDB, good rows are appended to staging as new versions, and each 43-file type is
+compacted once at the end (latest D_UPDATE wins), so that cost does not grow with the number of zips.
 """
 
 from __future__ import annotations
@@ -18,13 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from phrsync.f43 import schema
-from phrsync.f43.checks import RULES, check_sql, load_code_sets, q
+from phrsync.f43.checks import RULES, check_sql, load_code_sets
 from phrsync.f43.reader import Member, iter_members, read_member
 from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import Chunk, Problem
-from phrsync.f43.staging import MERGE_THRESHOLD, Staging, table_name
+from phrsync.f43.staging import Staging, table_name
 from phrsync.pdpa import mask_value
+
+CHECK_ROWS = 100_000  # rows gathered per 43-file before one check query runs
 
 ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
 
@@ -95,6 +100,9 @@ class Importer:
         self._seq = 0
         self._seq_sha: dict[int, str] = {}
         self._touched: set[str] = set()
+        self._buf: dict[str, list[pa.Table]] = defaultdict(list)  # small chunks gathered per 43-file
+        self._buf_rows: dict[str, int] = defaultdict(int)
+        self._sources: list[tuple[str, str, str, int]] = []
         self.report: ImportReport | None = None
 
     # -- public entry points --------------------------------------------------------------------
@@ -112,26 +120,27 @@ class Importer:
                 order.append(key)
             containers[key].append(m)
         total = len(order)
+        done = self.st.imported_sources()
         for i, key in enumerate(order):
             members = containers[key]
             path = Path(key)
             sha = _sha256(path)
-            if self.st.source_imported(sha) and not self.force:
+            if sha in done and not self.force:
                 rep.skipped += 1
                 self._tick(path.name, i + 1, total)
                 continue
             if self.force:
                 self.st.forget_quarantine(sha)
             rep.sources += 1
-            before_rows, before_q = rep.rows_read, rep.rows_quarantined
+            rows = 0
             for m in members:
                 self._seq += 1
                 self._seq_sha[self._seq] = sha
                 for chunk in read_member(m):
+                    rows += chunk.num_rows
                     self._chunk(chunk, sha, self._seq)
-            self._merge_if_large()
-            self.st.record_source(sha, str(path), members[0].hospcode if members else "", rep.import_id,
-                                  rep.rows_read - before_rows, rep.rows_quarantined - before_q)
+            # marked imported only in _finish, after its rows are compacted: a crash re-reads it
+            self._sources.append((sha, str(path), members[0].hospcode if members else "", rows))
             self._tick(path.name, i + 1, total)
         return self._finish()
 
@@ -147,7 +156,6 @@ class Importer:
                 self._seq_sha[self._seq] = f"{kind}:{chunk.source}"
             self._chunk(chunk, f"{kind}:{chunk.source}", seqs[chunk.source])
             n += chunk.num_rows
-            self._merge_if_large()
             self._tick(chunk.source, n, 0)
         assert self.report is not None
         self.report.sources = len(seqs)
@@ -158,10 +166,19 @@ class Importer:
         iid = self.st.begin_import(kind, target)
         self.report = ImportReport(import_id=iid, started=dt.datetime.now())
         self._t0 = time.perf_counter()
-        # holding tables left by a crashed run hold rows of sources not marked imported: start clean
-        for spec in schema.FILES.values():
-            self.st.con.execute(f"DROP TABLE IF EXISTS _in_{spec.table}")
+        self._recover()
         return self.report
+
+    def _recover(self) -> None:
+        """Versions appended by a run that crashed before compaction: compact them now, so nothing
+        is half-merged. Their sources were never marked imported, so they will be read again."""
+        for (iid,) in self.st.query("SELECT id FROM imports WHERE status = 'running' AND id <> ?",
+                                    [self.report.import_id if self.report else -1]):
+            for spec in schema.FILES.values():
+                self.st.compact(spec, iid)
+            # its sources were not marked imported and will be read again: their entries would repeat
+            self.st.con.execute("DELETE FROM quarantine WHERE import_id = ?", [iid])
+            self.st.con.execute("UPDATE imports SET status = 'interrupted' WHERE id = ?", [iid])
 
     def _tick(self, label: str, done: int, total: int) -> None:
         if self.progress:
@@ -170,6 +187,8 @@ class Importer:
     def _problems(self, problems: list[Problem], sha: str) -> None:
         rep = self.report
         assert rep is not None
+        if not problems:
+            return
         self.st.add_problems(problems, rep.import_id, sha)
         for p in problems:
             rep.reasons[(p.file, p.rule, p.severity)] += 1
@@ -181,116 +200,110 @@ class Importer:
                 rep.files[p.file].warnings += 1
 
     def _chunk(self, chunk: Chunk, sha: str, seq: int) -> None:
+        """Gather rows per 43-file and check them in batches: one query per ~50k rows, however many
+        small files they came from (a province sends thousands of tiny per-facility files)."""
+        self._problems(chunk.problems, sha)
+        n = chunk.num_rows
+        if n == 0:
+            return
+        spec = chunk.spec
+        t = chunk.table.append_column("_src", pa.array([chunk.source] * n, pa.string()))
+        t = t.append_column("_seq", pa.array([seq] * n, pa.int64()))
+        t = t.append_column("_hosp", pa.array([chunk.hospcode] * n, pa.string()))
+        self._buf[spec.name].append(t)
+        self._buf_rows[spec.name] += n
+        if self._buf_rows[spec.name] >= CHECK_ROWS:
+            self._flush(spec)
+
+    def _flush(self, spec: FileSpec) -> None:
         rep = self.report
         assert rep is not None
-        spec = chunk.spec
-        self._problems(chunk.problems, sha)
-        if chunk.num_rows == 0:
+        parts = self._buf.pop(spec.name, [])
+        self._buf_rows.pop(spec.name, None)
+        if not parts:
             return
+        table = pa.concat_tables(parts)
         con = self.st.con
         sql = self._sql.get(spec.name)
         if sql is None:
             sql = self._sql[spec.name] = check_sql(spec, "_chunk", self.today, self.code_sets)
-        con.register("_chunk", chunk.table)
+        con.register("_chunk", table)
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _chk AS {sql}")
+            checked = con.sql(sql).to_arrow_table()
         finally:
             con.unregister("_chunk")
-        hold = self.st.holding(spec)
+        n_err = pc.list_value_length(checked["_errs"])
+        n_warn = pc.list_value_length(checked["_warns"])
+        zero = pa.scalar(0, pa.int32())  # typed: a Python int makes pyarrow retry an import per call
+        good_mask = pc.equal(n_err, zero)
+        good = checked.filter(good_mask).select([*spec.field_names, "_line", "_src", "_seq"])
+        self.st.append(spec, good, rep.import_id)
         self._touched.add(spec.name)
-        cols = ", ".join(q(f.name) for f in spec.fields)
-        con.execute(
-            f"INSERT INTO {hold} SELECT {cols}, ?, ?, _line, ?, hash({cols}) FROM _chk WHERE len(_errs) = 0",
-            [rep.import_id, chunk.source, seq])
-        good = int(con.execute("SELECT count(*) FROM _chk WHERE len(_errs) = 0").fetchone()[0])  # type: ignore[index]
-        bad_rows = con.execute(
-            "SELECT _line, _raw, _errs, _warns, " + ", ".join(q("_t_" + n) for n in spec.field_names)
-            + " FROM _chk WHERE len(_errs) > 0 OR len(_warns) > 0").fetchall()
         stats = rep.files[spec.name]
-        stats.read += chunk.num_rows
-        stats.accepted += good
-        stats.quarantined += chunk.num_rows - good
-        problems: list[Problem] = []
-        idx = {n: i + 4 for i, n in enumerate(spec.field_names)}
-        for row in bad_rows:
-            line, raw, errs, warns = row[0], row[1], row[2], row[3]
-            hosp = row[idx["HOSPCODE"]] or chunk.hospcode
+        stats.read += table.num_rows
+        stats.accepted += good.num_rows
+        stats.quarantined += table.num_rows - good.num_rows
+        flagged = checked.filter(pc.or_(pc.greater(n_err, zero), pc.greater(n_warn, zero)))
+        if flagged.num_rows == 0:
+            return
+        # the text as read, for the flagged rows only: (source file, line) identifies a row
+        want = pc.is_in(pc.binary_join_element_wise(table["_src"], pc.cast(table["_line"], pa.string()), "\x1f"),
+                        value_set=pc.binary_join_element_wise(flagged["_src"], pc.cast(flagged["_line"], pa.string()),
+                                                              "\x1f"))
+        text_by_row = {(r["_src"], r["_line"]): r for r in table.filter(want).to_pylist()}
+        by_seq: dict[int, list[Problem]] = defaultdict(list)
+        for src, seq, line, errs, warns in zip(flagged["_src"].to_pylist(), flagged["_seq"].to_pylist(),
+                                               flagged["_line"].to_pylist(), flagged["_errs"].to_pylist(),
+                                               flagged["_warns"].to_pylist(), strict=True):
+            row = text_by_row.get((src, line), {})
+            hosp = (row.get("HOSPCODE") or row.get("_hosp") or "").strip()
+            problems = by_seq[seq]
             for item, severity in [(e, "error") for e in errs] + [(w, "warning") for w in warns]:
                 fname, rule = item.split(":", 1)
                 f = spec.by_name[fname]
                 r = RULES[rule]
                 problems.append(Problem(
-                    source=chunk.source, file=spec.name, line=line, field=fname,
-                    value=mask_value(row[idx[fname]], f.personal), rule=rule,
-                    reason_th=_reason_th(r.th, f), reason_en=_reason_en(r.en, f),
-                    hospcode=hosp or "", severity=severity, raw=raw if errs else ""))
-        con.execute("DROP TABLE _chk")
-        if problems:
-            self.st.add_problems(problems, rep.import_id, sha)
+                    source=src, file=spec.name, line=line, field=fname,
+                    value=mask_value((row.get(fname) or "").strip(), f.personal), rule=rule,
+                    reason_th=f"{fname}: {r.th}", reason_en=f"{fname}: {r.en}",
+                    hospcode=hosp, severity=severity, raw=row.get("_raw", "") if errs else ""))
+        batch: list[Problem] = []
+        for seq, problems in by_seq.items():
+            sha = self._seq_sha.get(seq, "")
             for p in problems:
+                p.sha = sha  # type: ignore[attr-defined]
                 rep.reasons[(p.file, p.rule, p.severity)] += 1
                 if p.severity == "warning":
                     stats.warnings += 1
             rep.problems += len(problems)
+            batch += problems
+        self.st.add_problems(batch, rep.import_id)
 
-    def _merge_if_large(self) -> None:
-        for name in list(self._touched):
-            spec = schema.get(name)
-            if self.st.holding_rows(spec) >= MERGE_THRESHOLD:
-                self._merge(spec)
-
-    def _merge(self, spec: FileSpec) -> None:
+    def _compact(self, spec: FileSpec) -> None:
         rep = self.report
         assert rep is not None
-        dups = self._duplicates(spec)
+        r = RULES["duplicate_key"]
+        dups = self.st.quarantine_duplicates(spec, rep.import_id, self._seq_sha, r.th, r.en)
         stats = rep.files[spec.name]
-        stats.accepted -= dups
-        stats.quarantined += dups
         if dups:
+            stats.accepted -= dups
+            stats.quarantined += dups
             rep.reasons[(spec.name, "duplicate_key", "error")] += dups
-        res = self.st.merge(spec)
+        res = self.st.compact(spec, rep.import_id)
         stats.inserted += res["inserted"]
         stats.replaced += res["replaced"]
         stats.unchanged += res["unchanged"]
 
-    def _duplicates(self, spec: FileSpec) -> int:
-        """Rows whose key repeats an earlier row of the same file: quarantined, first one kept."""
-        rep = self.report
-        assert rep is not None
-        hold = f"_in_{spec.table}"
-        if not self.st.holding_rows(spec):
-            return 0
-        keys = ", ".join(q(k) for k in spec.key)
-        con = self.st.con
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE _dup AS SELECT _seq, _line FROM {hold} "
-            f"QUALIFY row_number() OVER (PARTITION BY _seq, {keys} ORDER BY _line) > 1")
-        n = int(con.execute("SELECT count(*) FROM _dup").fetchone()[0])  # type: ignore[index]
-        if n:
-            con.execute("CREATE OR REPLACE TEMP TABLE _seqsha (seq BIGINT, sha VARCHAR)")
-            con.executemany("INSERT INTO _seqsha VALUES (?, ?)", list(self._seq_sha.items()))
-            r = RULES["duplicate_key"]
-            key_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(k)} AS VARCHAR), '')" for k in spec.key)
-            all_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(f.name)} AS VARCHAR), '')" for f in spec.fields)
-            personal_key = any(spec.by_name[k].personal for k in spec.key)
-            con.execute(
-                "INSERT INTO quarantine (import_id, source_sha, hospcode, file, source, line, field, value, rule,"
-                " severity, reason_th, reason_en, raw) "
-                f"SELECT ?, coalesce(s.sha, ''), h.\"HOSPCODE\", ?, h._source, h._line, ?, "
-                f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', ?, ?, {all_txt} "
-                f"FROM {hold} h JOIN _dup d USING (_seq, _line) LEFT JOIN _seqsha s ON s.seq = h._seq",
-                [rep.import_id, spec.name, ",".join(spec.key), r.th, r.en])
-            con.execute(f"DELETE FROM {hold} h USING _dup d WHERE h._seq = d._seq AND h._line = d._line")
-        con.execute("DROP TABLE _dup")
-        con.execute("DROP TABLE IF EXISTS _seqsha")
-        return n
-
     def _finish(self) -> ImportReport:
         rep = self.report
         assert rep is not None
+        for name in list(self._buf):
+            self._flush(schema.get(name))
         for name in schema.ORDER:
             if name in self._touched:
-                self._merge(schema.get(name))
+                self._compact(schema.get(name))
+        self.st.record_sources(rep.import_id, self._sources)
+        self._sources.clear()
         self._touched.clear()
         rep.seconds = time.perf_counter() - self._t0
         self.st.finish_import(rep.import_id, "done", json.dumps(rep.as_dict(), ensure_ascii=False))

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from phrsync.f43 import schema
 from phrsync.f43.schema import FileSpec
-from phrsync.f43.source import Chunk, Problem, to_table
+from phrsync.f43.source import LINE_COL, RAW_COL, Chunk, Problem, to_table
 
 CHUNK_ROWS = 50_000
 SNIFF_BYTES = 256 * 1024
@@ -152,123 +155,178 @@ def read_member(member: Member, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]
             stream.close()
 
 
+class _FileState:
+    """What the reader knows about one file as it goes: encoding, header or layout."""
+
+    def __init__(self, spec: FileSpec, label: str, hospcode: str, encoding: str) -> None:
+        self.spec = spec
+        self.label = label
+        self.hospcode = hospcode
+        self.encoding = encoding
+        self.index: list[int] | None = None  # header file: column of each spec field, -1 = absent
+        self.width = 0  # fields a line must have (header width or layout width)
+        self.layout_known = False
+
+    def set_header(self, head: str) -> list[Problem]:
+        self.index, self.width, problems = _header_index(self.spec, head, self.label, self.hospcode)
+        self.layout_known = True
+        return problems
+
+    def set_layout(self, layout: tuple[str, ...]) -> None:
+        pos = {n: i for i, n in enumerate(layout)}
+        self.index = [pos.get(n, -1) for n in self.spec.field_names]
+        self.width = len(layout)
+        self.layout_known = True
+
+    def fix_line(self, parts: list[str], lineno: int, text: str) -> list[str] | Problem:
+        """A line whose field count is off: pad missing optional trailing fields, or report it."""
+        if len(parts) == self.width + 1 and parts[-1].strip() == "":
+            return parts[:-1]
+        if len(parts) < self.width:
+            assert self.index is not None
+            if all(not (pos >= len(parts) and f.required) for f, pos in zip(self.spec.fields, self.index, strict=True)):
+                return parts + [""] * (self.width - len(parts))
+        return _count_problem(self.label, self.spec, lineno, len(parts), self.width, text, self.hospcode)
+
+
 def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = "",
                 chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-    """Split one pipe-delimited 43-file into chunks of rows in the spec's full layout."""
+    """Split one pipe-delimited 43-file into chunks of rows in the spec's full layout.
+
+    The common case runs column-wise in Arrow (a block of lines at a time); only lines whose field
+    count is off, or whose bytes do not decode, take the per-line path."""
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream, 1 << 20)  # type: ignore[arg-type]
-    problems: list[Problem] = []
     try:
         sample = buffered.peek(SNIFF_BYTES)[:SNIFF_BYTES]
     except Exception as e:
-        yield Chunk(spec, label, to_table(spec, {}, [], []), [
-            _file_problem(label, "unreadable", f"อ่านไฟล์ไม่ได้ ({e})", f"cannot read file ({e})", spec.name)
-        ], hospcode)
+        yield _file_chunk(spec, label, hospcode, "unreadable", f"อ่านไฟล์ไม่ได้ ({e})", f"cannot read file ({e})")
         return
-    encoding = detect_encoding(sample)
-    if encoding != "utf-8":
-        problems.append(Problem(label, spec.name, 0, "", encoding, "encoding_tis620",
+    state = _FileState(spec, label, hospcode, detect_encoding(sample))
+    problems: list[Problem] = []
+    if state.encoding != "utf-8":
+        problems.append(Problem(label, spec.name, 0, "", state.encoding, "encoding_tis620",
                                 "ไฟล์ใช้รหัสอักขระ TIS-620/cp874 (ไม่ใช่ UTF-8) — อ่านได้ แต่ควรส่งออกเป็น UTF-8",
                                 "file is TIS-620/cp874, not UTF-8 — read, but the exporter should write UTF-8",
                                 hospcode, "warning"))
-
-    layout: tuple[str, ...] | None = None
-    index: list[int] | None = None  # for header files: position of each spec field in the line, -1 = absent
-    width = 0  # for header files: the number of fields a line must have
-    names = spec.field_names
-    base_len = len(spec.base_fields)
-    pending: list[tuple[int, bytes]] = []  # header-less: lines held back until the layout is known
-
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    raws: list[str] = []
-
-    def flush() -> Chunk:
-        nonlocal rows, lines, raws, problems
-        cols = dict(zip(names, (list(c) for c in zip(*rows, strict=True)), strict=True)) if rows else {}
-        chunk = Chunk(spec, label, to_table(spec, cols, lines, raws), problems, hospcode)
-        rows, lines, raws, problems = [], [], [], []
-        return chunk
-
-    def take(lineno: int, raw: bytes) -> None:
-        nonlocal layout
-        text = _decode(raw, encoding)
-        if text is None:
-            problems.append(Problem(label, spec.name, lineno, "", "", "encoding",
-                                    "ถอดรหัสอักขระไม่ได้ (ไม่ใช่ UTF-8 และไม่ใช่ TIS-620)",
-                                    "undecodable bytes (neither UTF-8 nor TIS-620)", hospcode,
-                                    raw=raw.decode("utf-8", "replace")))
-            return
-        if "\x00" in text:
-            text = text.replace("\x00", "")
-        parts = text.split("|")
-        if index is not None:  # header file: map by name
-            n_header = width
-            if len(parts) == n_header + 1 and parts[-1].strip() == "":
-                parts.pop()
-            if len(parts) != n_header:
-                if len(parts) < n_header and _only_optional_missing(spec, index, len(parts)):
-                    parts = parts + [""] * (n_header - len(parts))
-                else:
-                    problems.append(_count_problem(label, spec, lineno, len(parts), n_header, text, hospcode))
-                    return
-            row = [parts[i].strip() if i >= 0 else "" for i in index]
-        else:
-            assert layout is not None
-            n = len(layout)
-            if len(parts) == n + 1 and parts[-1].strip() == "":
-                parts.pop()
-            if len(parts) != n:
-                if base_len <= len(parts) < n or (len(parts) < n and _tail_optional(spec, len(parts))):
-                    parts = parts + [""] * (n - len(parts))
-                else:
-                    problems.append(_count_problem(label, spec, lineno, len(parts), n, text, hospcode))
-                    return
-            row = [p.strip() for p in parts]
-            if n < len(names):
-                row.extend([""] * (len(names) - n))
-        rows.append(row)
-        lines.append(lineno)
-        raws.append(text)
-
-    lineno = 0
+    lineno = 0  # lines consumed so far
+    carry = b""
     first = True
+    block_bytes = max(64 * 1024, chunk_rows * 200)
     try:
-        for raw in buffered:
-            lineno += 1
-            raw = raw.rstrip(b"\r\n")
+        while True:
+            data = buffered.read(block_bytes)
+            if not data:
+                break
+            data = carry + data
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry, data = data[cut + 1:], data[:cut + 1]
             if first:
                 first = False
-                if raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                head = raw.decode("utf-8", "replace").strip()
-                if head.upper().startswith("HOSPCODE|") or head.upper() == "HOSPCODE":
-                    index, width, hp = _header_index(spec, head, label, hospcode)
-                    problems.extend(hp)
-                    continue
-            if not raw.strip():
-                continue
-            if index is None and layout is None:
-                pending.append((lineno, raw))
-                if len(pending) < 200:
-                    continue
-                layout = _choose_layout(spec, pending, encoding)
-                for ln, r in pending:
-                    take(ln, r)
-                pending = []
-            else:
-                take(lineno, raw)
-            if len(rows) >= chunk_rows:
-                yield flush()
+                data, head_problems, lineno = _take_header(state, data)
+                problems += head_problems
+            lines = data.split(b"\n")[:-1]
+            for start in range(0, len(lines), chunk_rows):
+                part = lines[start:start + chunk_rows]
+                chunk = _lines_to_chunk(state, part, lineno + start + 1, problems)
+                problems = []
+                yield chunk
+            lineno += len(lines)
     except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:  # truncated zip member, CRC error ...
         problems.append(_file_problem(label, "truncated_file",
                                       f"ไฟล์ขาดหรือเสียหลังบรรทัด {lineno} ({e})",
                                       f"file cut or damaged after line {lineno} ({e})", spec.name))
-    if pending:
-        layout = _choose_layout(spec, pending, encoding)
-        for ln, r in pending:
-            take(ln, r)
-    if rows or problems or lineno == 0:
-        yield flush()
+        carry = b""
+    if carry:
+        if first:
+            first = False
+            carry, head_problems, lineno = _take_header(state, carry + b"\n")
+            problems += head_problems
+            carry = carry[:-1] if carry.endswith(b"\n") else carry
+        if carry:
+            yield _lines_to_chunk(state, [carry], lineno + 1, problems)
+            problems = []
+    if problems or first:
+        yield Chunk(spec, label, to_table(spec, {}, [], []), problems, hospcode)
+
+
+def _file_chunk(spec: FileSpec, label: str, hospcode: str, rule: str, th: str, en: str) -> Chunk:
+    return Chunk(spec, label, to_table(spec, {}, [], []), [_file_problem(label, rule, th, en, spec.name)], hospcode)
+
+
+def _take_header(state: _FileState, data: bytes) -> tuple[bytes, list[Problem], int]:
+    """Strip a BOM and, when the first line is a header, use it. Returns the rest and lines consumed."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    nl = data.find(b"\n")
+    first_line = data[:nl] if nl >= 0 else data
+    head = first_line.rstrip(b"\r").decode("utf-8", "replace").strip()
+    if head.upper().startswith("HOSPCODE|") or head.upper() == "HOSPCODE":
+        return (data[nl + 1:] if nl >= 0 else b""), state.set_header(head), 1
+    return data, [], 0
+
+
+def _lines_to_chunk(state: _FileState, lines: list[bytes], first_lineno: int, problems: list[Problem]) -> Chunk:
+    spec = state.spec
+    label = state.label
+    texts: list[str] = []
+    numbers: list[int] = []
+    for i, raw in enumerate(lines):
+        raw = raw.rstrip(b"\r")
+        if not raw.strip():
+            continue
+        text = _decode(raw, state.encoding)
+        if text is None:
+            problems.append(Problem(label, spec.name, first_lineno + i, "", "", "encoding",
+                                    "ถอดรหัสอักขระไม่ได้ (ไม่ใช่ UTF-8 และไม่ใช่ TIS-620)",
+                                    "undecodable bytes (neither UTF-8 nor TIS-620)", state.hospcode,
+                                    raw=raw.decode("utf-8", "replace")))
+            continue
+        if "\x00" in text:
+            text = text.replace("\x00", "")
+        texts.append(text)
+        numbers.append(first_lineno + i)
+    if not state.layout_known:
+        state.set_layout(_choose_layout(spec, texts[:200]))
+    assert state.index is not None
+    arr = pa.array(texts, type=pa.string())
+    fields = pc.split_pattern(arr, "|")
+    # typed scalars only: a Python int here makes pyarrow retry an import on every call
+    ok = pc.fill_null(pc.equal(pc.list_value_length(fields), pa.scalar(state.width, pa.int32())), False)
+    odd = pc.indices_nonzero(pc.invert(ok)).to_pylist()
+    columns: dict[str, pa.Array] = {}
+    line_arr = pa.array(numbers, type=pa.int64())
+    if len(odd):
+        good_fields = fields.filter(ok)
+        good_lines = line_arr.filter(ok)
+        good_raw = arr.filter(ok)
+    else:
+        good_fields, good_lines, good_raw = fields, line_arr, arr
+    n = len(good_fields)
+    for name, pos in zip(spec.field_names, state.index, strict=True):
+        columns[name] = (pc.list_element(good_fields, pa.scalar(pos, pa.int32())) if pos >= 0 and n
+                         else pa.nulls(n, pa.string()))
+    table = pa.Table.from_arrays([columns[nm] for nm in spec.field_names] + [good_lines, good_raw],
+                                 names=[*spec.field_names, LINE_COL, RAW_COL])
+    if len(odd):  # the few lines whose field count is off: one at a time
+        extra_rows: list[list[str]] = []
+        extra_lines: list[int] = []
+        extra_raw: list[str] = []
+        for j in odd:
+            text = texts[j]
+            fixed = state.fix_line(text.split("|"), numbers[j], text)
+            if isinstance(fixed, Problem):
+                problems.append(fixed)
+                continue
+            extra_rows.append([fixed[pos] if pos >= 0 else "" for pos in state.index])
+            extra_lines.append(numbers[j])
+            extra_raw.append(text)
+        if extra_rows:
+            cols = dict(zip(spec.field_names, (list(c) for c in zip(*extra_rows, strict=True)), strict=True))
+            table = pa.concat_tables([table, to_table(spec, cols, extra_lines, extra_raw)])
+    return Chunk(spec, label, table, problems, state.hospcode)
 
 
 def _header_index(spec: FileSpec, head: str, label: str, hospcode: str) -> tuple[list[int], int, list[Problem]]:
@@ -286,25 +344,16 @@ def _header_index(spec: FileSpec, head: str, label: str, hospcode: str) -> tuple
     return [pos.get(n, -1) for n in spec.field_names], len(cols), problems
 
 
-def _only_optional_missing(spec: FileSpec, index: list[int], got: int) -> bool:
-    """A header line cut short is fine when every column it lacks is optional."""
-    return all(not (pos >= got and f.required) for f, pos in zip(spec.fields, index, strict=True))
-
-
-def _tail_optional(spec: FileSpec, got: int) -> bool:
-    return all(not f.required for f in spec.fields[got:])
-
-
-def _choose_layout(spec: FileSpec, sample: list[tuple[int, bytes]], encoding: str) -> tuple[str, ...]:
+def _choose_layout(spec: FileSpec, sample: list[str]) -> tuple[str, ...]:
     """Header-less file: the layout whose width most lines have (a trailing ``|`` allowed)."""
     widths = {len(lay): lay for lay in spec.layouts()}
     votes: Counter[int] = Counter()
-    for _, raw in sample:
-        parts = raw.split(b"|")
+    for text in sample:
+        parts = text.split("|")
         n = len(parts)
         if n in widths:  # an exact width wins: a last empty field may be a real empty column
             votes[n] += 1
-        elif n - 1 in widths and parts[-1].strip() == b"":
+        elif n - 1 in widths and parts[-1].strip() == "":
             votes[n - 1] += 1
     if votes:
         return widths[votes.most_common(1)[0][0]]

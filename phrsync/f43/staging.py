@@ -4,10 +4,10 @@ Why DuckDB: the later stages read whole facility-months column-wise (mapping joi
 child files), and bulk upserts of millions of rows are set operations here, not row-by-row work.
 ``benchmarks/staging_bench.py`` measures it against SQLite on the same rows.
 
-Rows arrive in an ``_in_<file>`` holding table per import and are merged once per file type at the end
-(or when the holding table grows large), so the cost of a merge does not multiply by the number of zips.
-Merging keeps, for each record key, the row with the latest D_UPDATE; an equal D_UPDATE with different
-content takes the newer import. Re-importing the same export therefore changes nothing.
+Checked rows are appended as new versions; at the end of an import one set-based pass per 43-file
+keeps, for each key the import touched, the row with the latest D_UPDATE (an equal D_UPDATE goes to the
+newer import; an identical re-send keeps the stored row). The cost of that pass does not multiply by the
+number of zips, and re-importing the same export changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from phrsync.f43 import schema
 from phrsync.f43.checks import q
@@ -26,7 +27,6 @@ from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import Problem
 
 META_COLS = {"_import": "INTEGER", "_source": "VARCHAR", "_line": "BIGINT", "_seq": "BIGINT", "_hash": "UBIGINT"}
-MERGE_THRESHOLD = 2_000_000  # rows in a holding table before it is merged early (bounded disk and memory)
 
 
 def table_name(spec: FileSpec) -> str:
@@ -97,16 +97,9 @@ class Staging:
             cols += [f"{k} {v}" for k, v in META_COLS.items()]
             c.execute(f"CREATE TABLE IF NOT EXISTS {table_name(spec)} ({', '.join(cols)})")
 
-    def holding(self, spec: FileSpec) -> str:
-        name = f"_in_{spec.table}"
-        cols = [f"{q(f.name)} {f.duck_type}" for f in spec.fields]
-        cols += [f"{k} {v}" for k, v in META_COLS.items()]
-        self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})")
-        return name
-
     # -- imports log ----------------------------------------------------------------------------
     def begin_import(self, kind: str, target: str) -> int:
-        (iid,) = self.con.execute("SELECT nextval('import_ids')").fetchone()  # type: ignore[misc]
+        (iid,) = self.row("SELECT nextval('import_ids')")
         self.con.execute("INSERT INTO imports VALUES (?, ?, NULL, 'running', ?, ?, NULL)",
                          [iid, dt.datetime.now(), kind, target])
         return int(iid)
@@ -115,81 +108,146 @@ class Staging:
         self.con.execute("UPDATE imports SET finished = ?, status = ?, summary = ? WHERE id = ?",
                          [dt.datetime.now(), status, summary_json, import_id])
 
-    def source_imported(self, sha256: str) -> bool:
-        return self.con.execute("SELECT 1 FROM sources WHERE sha256 = ?", [sha256]).fetchone() is not None
+    def imported_sources(self) -> set[str]:
+        return {r[0] for r in self.con.execute("SELECT sha256 FROM sources").fetchall()}
 
-    def record_source(self, sha256: str, container: str, hospcode: str, import_id: int,
-                      rows: int, quarantined: int) -> None:
-        self.con.execute("DELETE FROM sources WHERE sha256 = ?", [sha256])
-        self.con.execute("INSERT INTO sources VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [sha256, container, hospcode, import_id, dt.datetime.now(), rows, quarantined])
+    def record_sources(self, import_id: int, sources: list[tuple[str, str, str, int]]) -> None:
+        """Mark exports (sha256, container, hospcode, rows) as imported: their rows are in staging and
+        their problems in quarantine. One statement for all of them."""
+        if not sources:
+            return
+        c = self.con
+        cols = list(zip(*sources, strict=True))
+        src = pa.table({"sha256": pa.array(cols[0], pa.string()), "container": pa.array(cols[1], pa.string()),
+                        "hospcode": pa.array(cols[2], pa.string()), "rows": pa.array(cols[3], pa.int64())})
+        c.register("_src_arrow", src)
+        c.execute("CREATE OR REPLACE TEMP TABLE _src AS SELECT * FROM _src_arrow")
+        c.unregister("_src_arrow")
+        c.execute("DELETE FROM sources WHERE sha256 IN (SELECT sha256 FROM _src)")
+        c.execute(
+            "INSERT INTO sources SELECT s.sha256, s.container, s.hospcode, ?, ?, s.rows, coalesce(q.n, 0) FROM _src s "
+            "LEFT JOIN (SELECT source_sha, count(DISTINCT (source, line)) AS n FROM quarantine "
+            "WHERE severity = 'error' AND import_id = ? GROUP BY source_sha) q ON q.source_sha = s.sha256",
+            [import_id, dt.datetime.now(), import_id])
+        c.execute("DROP TABLE _src")
 
     def forget_quarantine(self, sha256: str) -> None:
         """Before a forced re-import of a source: its old quarantine entries would be duplicated."""
         self.con.execute("DELETE FROM quarantine WHERE source_sha = ?", [sha256])
 
     # -- quarantine -----------------------------------------------------------------------------
-    def add_problems(self, problems: Iterable[Problem], import_id: int, source_sha: str) -> int:
-        rows = [
-            (import_id, source_sha, p.hospcode, p.file, p.source, p.line, p.field, p.value, p.rule,
-             p.severity, p.reason_th, p.reason_en, p.raw)
-            for p in problems
-        ]
-        if rows:
-            self.con.executemany(
-                "INSERT INTO quarantine (import_id, source_sha, hospcode, file, source, line, field, value, rule,"
-                " severity, reason_th, reason_en, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        return len(rows)
-
-    # -- merge ----------------------------------------------------------------------------------
-    def holding_rows(self, spec: FileSpec) -> int:
-        name = f"_in_{spec.table}"
-        exists = self.con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()
-        if not exists or not exists[0]:
+    def add_problems(self, problems: Iterable[Problem], import_id: int, source_sha: str | None = None) -> int:
+        """Store problems (one Arrow insert, not row by row). ``source_sha`` overrides each problem's
+        own ``sha`` attribute when given."""
+        items = list(problems)
+        if not items:
             return 0
-        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchone()[0])  # type: ignore[index]
+        cols = {
+            "source_sha": [source_sha if source_sha is not None else getattr(p, "sha", "") for p in items],
+            "hospcode": [p.hospcode for p in items], "file": [p.file for p in items],
+            "source": [p.source for p in items], "line": [p.line for p in items],
+            "field": [p.field for p in items], "value": [p.value for p in items],
+            "rule": [p.rule for p in items], "severity": [p.severity for p in items],
+            "reason_th": [p.reason_th for p in items], "reason_en": [p.reason_en for p in items],
+            "raw": [p.raw for p in items],
+        }
+        t = pa.table({k: pa.array(v, pa.int64() if k == "line" else pa.string()) for k, v in cols.items()})
+        self.con.register("_problems", t)
+        try:
+            self.con.execute(
+                "INSERT INTO quarantine (import_id, source_sha, hospcode, file, source, line, field, value, rule,"
+                " severity, reason_th, reason_en, raw) SELECT ?, source_sha, hospcode, file, source, line, field,"
+                " value, rule, severity, reason_th, reason_en, raw FROM _problems", [import_id])
+        finally:
+            self.con.unregister("_problems")
+        return len(items)
 
-    def merge(self, spec: FileSpec) -> dict[str, int]:
-        """Move a holding table into staging: latest D_UPDATE wins per key. Returns counts."""
-        hold = f"_in_{spec.table}"
-        tgt = table_name(spec)
-        if not self.holding_rows(spec):
-            self.con.execute(f"DROP TABLE IF EXISTS {hold}")
-            return {"inserted": 0, "replaced": 0, "unchanged": 0}
+    # -- versions and compaction --------------------------------------------------------------
+    def append(self, spec: FileSpec, rows: Any, import_id: int) -> None:
+        """Append checked rows (Arrow: typed columns + ``_line``, ``_src``, ``_seq``) as new versions."""
+        cols = ", ".join(q(f.name) for f in spec.fields)
+        self.con.register("_rows", rows)
+        try:
+            self.con.execute(
+                f"INSERT INTO {table_name(spec)} SELECT {cols}, ?, _src, _line, _seq, hash({cols}) FROM _rows",
+                [import_id])
+        finally:
+            self.con.unregister("_rows")
+
+    def quarantine_duplicates(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
+                              reason_th: str, reason_en: str) -> int:
+        """Rows of this import whose key repeats an earlier row of the same file: quarantined, first kept."""
+        t = table_name(spec)
+        keys = ", ".join(q(k) for k in spec.key)
+        c = self.con
+        c.execute(
+            f"CREATE OR REPLACE TEMP TABLE _dup AS SELECT rowid AS rid FROM {t} WHERE _import = ? "
+            f"QUALIFY row_number() OVER (PARTITION BY _seq, {keys} ORDER BY _line) > 1", [import_id])
+        n = int(self.row("SELECT count(*) FROM _dup")[0])
+        if n:
+            seqsha = pa.table({"seq": pa.array(list(seq_sha), pa.int64()),
+                               "sha": pa.array(list(seq_sha.values()), pa.string())})
+            c.register("_seqsha_arrow", seqsha)
+            c.execute("CREATE OR REPLACE TEMP TABLE _seqsha AS SELECT * FROM _seqsha_arrow")
+            c.unregister("_seqsha_arrow")
+            key_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(k)} AS VARCHAR), '')" for k in spec.key)
+            all_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(f.name)} AS VARCHAR), '')" for f in spec.fields)
+            personal_key = any(spec.by_name[k].personal for k in spec.key)
+            c.execute(
+                "INSERT INTO quarantine (import_id, source_sha, hospcode, file, source, line, field, value, rule,"
+                " severity, reason_th, reason_en, raw) "
+                f"SELECT ?, coalesce(s.sha, ''), h.\"HOSPCODE\", ?, h._source, h._line, ?, "
+                f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', ?, ?, {all_txt} "
+                f"FROM {t} h JOIN _dup d ON h.rowid = d.rid LEFT JOIN _seqsha s ON s.seq = h._seq",
+                [import_id, spec.name, ",".join(spec.key), reason_th, reason_en])
+            c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _dup)")
+            c.execute("DROP TABLE _seqsha")
+        c.execute("DROP TABLE _dup")
+        return n
+
+    def compact(self, spec: FileSpec, import_id: int) -> dict[str, int]:
+        """Keep one version per key among the keys this import touched: the latest D_UPDATE wins;
+        an equal D_UPDATE goes to the newer import; a re-sent identical row keeps the old one."""
+        t = table_name(spec)
         keys = [q(k) for k in spec.key]
-        on = " AND ".join(f"s.{k} = i.{k}" for k in keys)
-        part = ", ".join(keys)
-        newer = ("(i.\"D_UPDATE\" > s.\"D_UPDATE\" OR s.\"D_UPDATE\" IS NULL "
-                 "OR (i.\"D_UPDATE\" = s.\"D_UPDATE\" AND i._hash <> s._hash))")
+        kl = ", ".join(keys)
+        on = " AND ".join(f"o.{k} = n.{k}" for k in keys)
+        c = self.con
         with self.transaction():
-            # one winner per key among the incoming rows: latest D_UPDATE, then latest source order
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE _win AS SELECT * FROM {hold} "
-                f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY \"D_UPDATE\" DESC NULLS LAST, "
-                f"_seq DESC, _line DESC) = 1")
-            incoming = int(self.con.execute("SELECT count(*) FROM _win").fetchone()[0])  # type: ignore[index]
-            (replaced,) = self.con.execute(
-                f"SELECT count(*) FROM {tgt} s JOIN _win i ON {on} WHERE {newer}").fetchone()  # type: ignore[misc]
-            (existing,) = self.con.execute(
-                f"SELECT count(*) FROM {tgt} s JOIN _win i ON {on}").fetchone()  # type: ignore[misc]
-            if replaced:
-                self.con.execute(f"DELETE FROM {tgt} s USING _win i WHERE {on} AND {newer}")
-            self.con.execute(
-                f"INSERT INTO {tgt} SELECT i.* FROM _win i WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {tgt} s WHERE {on})")
-            self.con.execute("DROP TABLE _win")
-            self.con.execute(f"DROP TABLE {hold}")
-        inserted = incoming - existing
-        return {"inserted": int(inserted), "replaced": int(replaced), "unchanged": int(existing - replaced)}
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _k AS SELECT DISTINCT {kl} FROM {t} WHERE _import = ?",
+                      [import_id])
+            # identical re-sends: drop the new copy, the stored row stays as it was
+            (same,) = self.row(
+                f"SELECT count(*) FROM {t} n WHERE n._import = ? AND EXISTS "
+                f"(SELECT 1 FROM {t} o WHERE o._import <> ? AND {on} AND o._hash = n._hash)",
+                [import_id, import_id])
+            if same:
+                c.execute(
+                    f"DELETE FROM {t} WHERE rowid IN (SELECT n.rowid FROM {t} n WHERE n._import = ? AND EXISTS "
+                    f"(SELECT 1 FROM {t} o WHERE o._import <> ? AND {on} AND o._hash = n._hash))",
+                    [import_id, import_id])
+            c.execute(
+                f"CREATE OR REPLACE TEMP TABLE _r AS SELECT t.rowid AS rid, t._import = ? AS is_new, "
+                f"row_number() OVER w AS rn, "
+                f"count(*) FILTER (WHERE t._import <> ?) OVER (PARTITION BY {', '.join('t.' + k for k in keys)}) AS n_old "
+                f"FROM {t} t SEMI JOIN _k USING ({kl}) "
+                f"WINDOW w AS (PARTITION BY {', '.join('t.' + k for k in keys)} "
+                f"ORDER BY t.\"D_UPDATE\" DESC NULLS LAST, t._import DESC, t._seq DESC, t._line DESC)",
+                [import_id, import_id])
+            inserted, replaced, lost = self.row(
+                "SELECT count(*) FILTER (WHERE rn = 1 AND is_new AND n_old = 0), "
+                "count(*) FILTER (WHERE rn = 1 AND is_new AND n_old > 0), "
+                "count(*) FILTER (WHERE rn > 1 AND is_new) FROM _r")
+            c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _r WHERE rn > 1)")
+            c.execute("DROP TABLE _r")
+            c.execute("DROP TABLE _k")
+        return {"inserted": int(inserted), "replaced": int(replaced), "unchanged": int(same) + int(lost)}
 
     # -- read side (later stages) ---------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         out = {}
         for spec in schema.FILES.values():
-            out[spec.name] = int(self.con.execute(f"SELECT count(*) FROM {table_name(spec)}").fetchone()[0])  # type: ignore[index]
+            out[spec.name] = int(self.row(f"SELECT count(*) FROM {table_name(spec)}")[0])
         return out
 
     def facilities(self) -> list[str]:
@@ -200,6 +258,12 @@ class Staging:
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
+
+    def row(self, sql: str, params: list[Any] | None = None) -> tuple[Any, ...]:
+        """The first row of a query, with the result fully consumed (DuckDB refuses new work on a
+        connection whose last result was only partly fetched)."""
+        rows = self.con.execute(sql, params or []).fetchall()
+        return rows[0] if rows else ()
 
     def quarantine_summary(self, import_id: int | None = None) -> list[tuple[Any, ...]]:
         where = "WHERE import_id = ?" if import_id is not None else ""

@@ -128,6 +128,31 @@ def test_each_rule_quarantines_with_file_line_field_and_reason(store: Staging, t
     assert e["raw"].startswith("10699|2|")
 
 
+def test_truncated_and_overlong_lines_are_quarantined_and_the_rest_loads(store: Staging, tmp_path: Path) -> None:
+    good = text("SERVICE", [service("S1", "1", 1), service("S3", "3", 3)], header=True)
+    lines = good.split("\r\n")
+    cut = lines[1][: len(lines[1]) // 3]
+    extra = lines[2].replace("S3", "S4") + "|x|y|z"
+    body = "\r\n".join([lines[0], lines[1], cut, extra, lines[2]]) + "\r\n"
+    run(store, write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": body}))
+    assert sorted(r["SEQ"] for r in staged_rows(store, "SERVICE")) == ["S1", "S3"]
+    by_rule = {e["rule"]: e for e in quarantine(store) if e["severity"] == "error"}
+    assert by_rule["truncated_line"]["line"] == 3 and by_rule["truncated_line"]["raw"] == cut
+    assert by_rule["field_count"]["line"] == 4
+    assert "expected 31" in by_rule["field_count"]["reason_en"] and by_rule["truncated_line"]["reason_th"]
+    assert len(by_rule) == 2  # a broken line reports its shape, not every field it garbles
+
+
+def test_missing_optional_trailing_columns_load(store: Staging, tmp_path: Path) -> None:
+    data = text("SERVICE", [service("S1", "1", 1)])
+    header, row = data.split("\r\n")[:2]
+    short = row.rsplit("|", 2)[0]  # drop HSUB and CID (both optional, appended)
+    run(store, write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": header + "\r\n" + short + "\r\n"}))
+    (row,) = staged_rows(store, "SERVICE")
+    assert row["CID"] is None and row["D_UPDATE"] == dt.datetime(2025, 1, 5, 10, 30)
+    assert [e["rule"] for e in quarantine(store) if e["severity"] == "error"] == []
+
+
 def test_personal_values_are_masked_in_quarantine(store: Staging, tmp_path: Path) -> None:
     z = write_zip(tmp_path / "F43_10699_202501.zip", {
         "service.txt": text("SERVICE", [service("S1", "1", 1, CID="1270000000010")]),

@@ -189,15 +189,38 @@ def load_code_sets() -> dict[str, frozenset[str]]:
     return out
 
 
-def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[str, frozenset[str]]) -> str:
-    """One query over a chunk: typed columns, the list of errors and the list of warnings per row."""
-    cleaned = ", ".join(f"NULLIF(trim({q(n)}), '') AS {q(n)}" for n in spec.field_names)
+def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[str, frozenset[str]],
+              positions: tuple[int, ...] | None = None, width: int = 0) -> str:
+    """One query over a batch: typed columns, the list of errors and the list of warnings per row.
+
+    With ``positions`` the batch holds whole lines (``_raw``) that the query splits itself, and the
+    line's field count is checked first: a line with too many fields (a trailing empty one is allowed)
+    or cut short before a required field yields only that error (``:field_count`` / ``:truncated_line``).
+    A line short of optional trailing fields is fine: missing items read as empty."""
     typed = ", ".join(f"{parse_expr(f)} AS {q(f.name)}" for f in spec.fields)
     errs = [e for e in (error_expr(f, today) for f in spec.fields) if e]
     warns = warning_exprs(spec, code_sets)
     err_list = f"list_filter([{', '.join(errs)}]::VARCHAR[], lambda x: x IS NOT NULL)" if errs else "[]::VARCHAR[]"
     warn_list = f"list_filter([{', '.join(warns)}]::VARCHAR[], lambda x: x IS NOT NULL)" if warns else "[]::VARCHAR[]"
+    if positions is None:
+        cleaned = ", ".join(f"NULLIF(trim({q(n)}), '') AS {q(n)}" for n in spec.field_names)
+        return (
+            f"WITH t AS (SELECT {cleaned}, _line, _src, _seq FROM {source_view}) "
+            f"SELECT {typed}, _line, _src, _seq, {err_list} AS _errs, {warn_list} AS _warns, NULL::INTEGER AS _n "
+            f"FROM t"
+        )
+    cleaned = ", ".join(
+        (f"NULLIF(trim(_f[{pos + 1}]), '') AS {q(n)}" if pos >= 0 else f"NULL::VARCHAR AS {q(n)}")
+        for n, pos in zip(spec.field_names, positions, strict=True))
+    req = [pos for f, pos in zip(spec.fields, positions, strict=True) if f.required and pos >= 0]
+    n = "len(_f)"
+    truncated = f"WHEN {n} <= {max(req)} THEN ':truncated_line' " if req else ""
+    structure = (f"CASE WHEN {n} = {width} OR ({n} = {width + 1} AND trim(_f[{n}]) = '') THEN NULL "
+                 f"WHEN {n} > {width} THEN ':field_count' {truncated}END")
     return (
-        f"WITH t AS (SELECT {cleaned}, _line, _src, _seq FROM {source_view}) "
-        f"SELECT {typed}, _line, _src, _seq, {err_list} AS _errs, {warn_list} AS _warns FROM t"
+        f"WITH s AS (SELECT string_split(_raw, '|') AS _f, _line, _src, _seq FROM {source_view}), "
+        f"t AS (SELECT {cleaned}, len(_f) AS _n, {structure} AS _structure, _line, _src, _seq FROM s) "
+        f"SELECT {typed}, _line, _src, _seq, "
+        f"CASE WHEN _structure IS NOT NULL THEN [_structure] ELSE {err_list} END AS _errs, "
+        f"CASE WHEN _structure IS NOT NULL THEN []::VARCHAR[] ELSE {warn_list} END AS _warns, _n FROM t"
     )

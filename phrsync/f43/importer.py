@@ -29,6 +29,7 @@ from phrsync.f43.source import Chunk, Problem
 from phrsync.f43.staging import Staging, table_name
 from phrsync.pdpa import mask_value
 
+BufKey = tuple[str, "tuple[int, ...] | None", int]  # (43-file, field positions in the line, line width)
 CHECK_ROWS = 100_000  # rows gathered per 43-file before one check query runs
 
 ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
@@ -96,12 +97,12 @@ class Importer:
         self.force = force
         self.progress = progress
         self.code_sets = load_code_sets()
-        self._sql: dict[str, str] = {}
+        self._sql: dict[BufKey, str] = {}
         self._seq = 0
         self._seq_sha: dict[int, str] = {}
         self._touched: set[str] = set()
-        self._buf: dict[str, list[pa.Table]] = defaultdict(list)  # small chunks gathered per 43-file
-        self._buf_rows: dict[str, int] = defaultdict(int)
+        self._buf: dict[BufKey, list[pa.Table]] = defaultdict(list)  # small chunks gathered per layout
+        self._buf_rows: dict[BufKey, int] = defaultdict(int)
         self._sources: list[tuple[str, str, str, int]] = []
         self.report: ImportReport | None = None
 
@@ -200,33 +201,38 @@ class Importer:
                 rep.files[p.file].warnings += 1
 
     def _chunk(self, chunk: Chunk, sha: str, seq: int) -> None:
-        """Gather rows per 43-file and check them in batches: one query per ~50k rows, however many
-        small files they came from (a province sends thousands of tiny per-facility files)."""
+        """Gather rows per 43-file (and line layout) and check them in batches: one query per ~100k
+        rows, however many small files they came from (a province sends thousands of tiny files)."""
         self._problems(chunk.problems, sha)
         n = chunk.num_rows
         if n == 0:
             return
-        spec = chunk.spec
-        t = chunk.table.append_column("_src", pa.array([chunk.source] * n, pa.string()))
+        key = (chunk.spec.name, chunk.positions, chunk.width)
+        t = chunk.table
+        if chunk.positions is None and "_raw" not in t.column_names:
+            t = t.append_column("_raw", pa.nulls(n, pa.string()))
+        t = t.append_column("_src", pa.array([chunk.source] * n, pa.string()))
         t = t.append_column("_seq", pa.array([seq] * n, pa.int64()))
         t = t.append_column("_hosp", pa.array([chunk.hospcode] * n, pa.string()))
-        self._buf[spec.name].append(t)
-        self._buf_rows[spec.name] += n
-        if self._buf_rows[spec.name] >= CHECK_ROWS:
-            self._flush(spec)
+        self._buf[key].append(t)
+        self._buf_rows[key] += n
+        if self._buf_rows[key] >= CHECK_ROWS:
+            self._flush(key)
 
-    def _flush(self, spec: FileSpec) -> None:
+    def _flush(self, key: BufKey) -> None:
         rep = self.report
         assert rep is not None
-        parts = self._buf.pop(spec.name, [])
-        self._buf_rows.pop(spec.name, None)
+        name, positions, width = key
+        spec = schema.get(name)
+        parts = self._buf.pop(key, [])
+        self._buf_rows.pop(key, None)
         if not parts:
             return
         table = pa.concat_tables(parts)
         con = self.st.con
-        sql = self._sql.get(spec.name)
+        sql = self._sql.get(key)
         if sql is None:
-            sql = self._sql[spec.name] = check_sql(spec, "_chunk", self.today, self.code_sets)
+            sql = self._sql[key] = check_sql(spec, "_chunk", self.today, self.code_sets, positions, width)
         con.register("_chunk", table)
         try:
             checked = con.sql(sql).to_arrow_table()
@@ -235,8 +241,7 @@ class Importer:
         n_err = pc.list_value_length(checked["_errs"])
         n_warn = pc.list_value_length(checked["_warns"])
         zero = pa.scalar(0, pa.int32())  # typed: a Python int makes pyarrow retry an import per call
-        good_mask = pc.equal(n_err, zero)
-        good = checked.filter(good_mask).select([*spec.field_names, "_line", "_src", "_seq"])
+        good = checked.filter(pc.equal(n_err, zero)).select([*spec.field_names, "_line", "_src", "_seq"])
         self.st.append(spec, good, rep.import_id)
         self._touched.add(spec.name)
         stats = rep.files[spec.name]
@@ -244,39 +249,51 @@ class Importer:
         stats.accepted += good.num_rows
         stats.quarantined += table.num_rows - good.num_rows
         flagged = checked.filter(pc.or_(pc.greater(n_err, zero), pc.greater(n_warn, zero)))
-        if flagged.num_rows == 0:
-            return
-        # the text as read, for the flagged rows only: (source file, line) identifies a row
-        want = pc.is_in(pc.binary_join_element_wise(table["_src"], pc.cast(table["_line"], pa.string()), "\x1f"),
-                        value_set=pc.binary_join_element_wise(flagged["_src"], pc.cast(flagged["_line"], pa.string()),
-                                                              "\x1f"))
-        text_by_row = {(r["_src"], r["_line"]): r for r in table.filter(want).to_pylist()}
-        by_seq: dict[int, list[Problem]] = defaultdict(list)
-        for src, seq, line, errs, warns in zip(flagged["_src"].to_pylist(), flagged["_seq"].to_pylist(),
-                                               flagged["_line"].to_pylist(), flagged["_errs"].to_pylist(),
-                                               flagged["_warns"].to_pylist(), strict=True):
-            row = text_by_row.get((src, line), {})
+        if flagged.num_rows:
+            self._report_flagged(spec, table, flagged, positions, width, stats)
+
+    def _report_flagged(self, spec: FileSpec, table: pa.Table, flagged: pa.Table,
+                        positions: tuple[int, ...] | None, width: int, stats: FileStats) -> None:
+        """Quarantine entries for the (few) rows with errors or warnings, with the value as read."""
+        rep = self.report
+        assert rep is not None
+        # the rows as read, for the flagged ones only: (source file, line) identifies a row
+        sep = pa.scalar("\x1f")
+        ident = pc.binary_join_element_wise(table["_src"], pc.cast(table["_line"], pa.string()), sep)
+        wanted = pc.binary_join_element_wise(flagged["_src"], pc.cast(flagged["_line"], pa.string()), sep)
+        rows = {(r["_src"], r["_line"]): r for r in table.filter(pc.is_in(ident, value_set=wanted)).to_pylist()}
+        batch: list[Problem] = []
+        for src, seq, line, n, errs, warns in zip(
+                flagged["_src"].to_pylist(), flagged["_seq"].to_pylist(), flagged["_line"].to_pylist(),
+                flagged["_n"].to_pylist(), flagged["_errs"].to_pylist(), flagged["_warns"].to_pylist(), strict=True):
+            row = rows.get((src, line), {})
+            raw = row.get("_raw") or ""
+            if positions is not None:
+                items = raw.split("|")
+                row = {name: (items[pos] if 0 <= pos < len(items) else "")
+                       for name, pos in zip(spec.field_names, positions, strict=True)} | row
             hosp = (row.get("HOSPCODE") or row.get("_hosp") or "").strip()
-            problems = by_seq[seq]
+            sha = self._seq_sha.get(seq, "")
             for item, severity in [(e, "error") for e in errs] + [(w, "warning") for w in warns]:
                 fname, rule = item.split(":", 1)
-                f = spec.by_name[fname]
                 r = RULES[rule]
-                problems.append(Problem(
-                    source=src, file=spec.name, line=line, field=fname,
-                    value=mask_value((row.get(fname) or "").strip(), f.personal), rule=rule,
-                    reason_th=f"{fname}: {r.th}", reason_en=f"{fname}: {r.en}",
-                    hospcode=hosp, severity=severity, raw=row.get("_raw", "") if errs else ""))
-        batch: list[Problem] = []
-        for seq, problems in by_seq.items():
-            sha = self._seq_sha.get(seq, "")
-            for p in problems:
+                if fname:
+                    f = spec.by_name[fname]
+                    value = mask_value((row.get(fname) or "").strip(), f.personal)
+                    th, en = f"{fname}: {r.th}", f"{fname}: {r.en}"
+                else:  # the line itself: too many fields or cut short
+                    value = str(n)
+                    th = f"{r.th} (มี {n} ช่อง ต้องมี {width})"
+                    en = f"{r.en} ({n} fields, expected {width})"
+                p = Problem(source=src, file=spec.name, line=line, field=fname, value=value, rule=rule,
+                            reason_th=th, reason_en=en, hospcode=hosp, severity=severity,
+                            raw=raw if errs else "")
                 p.sha = sha  # type: ignore[attr-defined]
-                rep.reasons[(p.file, p.rule, p.severity)] += 1
-                if p.severity == "warning":
+                batch.append(p)
+                rep.reasons[(spec.name, rule, severity)] += 1
+                if severity == "warning":
                     stats.warnings += 1
-            rep.problems += len(problems)
-            batch += problems
+        rep.problems += len(batch)
         self.st.add_problems(batch, rep.import_id)
 
     def _compact(self, spec: FileSpec) -> None:
@@ -297,8 +314,8 @@ class Importer:
     def _finish(self) -> ImportReport:
         rep = self.report
         assert rep is not None
-        for name in list(self._buf):
-            self._flush(schema.get(name))
+        for key in list(self._buf):
+            self._flush(key)
         for name in schema.ORDER:
             if name in self._touched:
                 self._compact(schema.get(name))

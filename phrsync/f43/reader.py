@@ -178,16 +178,6 @@ class _FileState:
         self.width = len(layout)
         self.layout_known = True
 
-    def fix_line(self, parts: list[str], lineno: int, text: str) -> list[str] | Problem:
-        """A line whose field count is off: pad missing optional trailing fields, or report it."""
-        if len(parts) == self.width + 1 and parts[-1].strip() == "":
-            return parts[:-1]
-        if len(parts) < self.width:
-            assert self.index is not None
-            if all(not (pos >= len(parts) and f.required) for f, pos in zip(self.spec.fields, self.index, strict=True)):
-                return parts + [""] * (self.width - len(parts))
-        return _count_problem(self.label, self.spec, lineno, len(parts), self.width, text, self.hospcode)
-
 
 def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = "",
                 chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
@@ -211,43 +201,43 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
     lineno = 0  # lines consumed so far
     carry = b""
     first = True
-    block_bytes = max(64 * 1024, chunk_rows * 200)
-    try:
-        while True:
+    block_bytes = max(64 * 1024, min(chunk_rows, 100_000) * 200)
+    while True:
+        try:
             data = buffered.read(block_bytes)
-            if not data:
-                break
-            data = carry + data
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                continue
-            carry, data = data[cut + 1:], data[:cut + 1]
-            if first:
-                first = False
-                data, head_problems, lineno = _take_header(state, data)
-                problems += head_problems
-            lines = data.split(b"\n")[:-1]
-            for start in range(0, len(lines), chunk_rows):
-                part = lines[start:start + chunk_rows]
-                chunk = _lines_to_chunk(state, part, lineno + start + 1, problems)
-                problems = []
-                yield chunk
-            lineno += len(lines)
-    except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:  # truncated zip member, CRC error ...
-        problems.append(_file_problem(label, "truncated_file",
-                                      f"ไฟล์ขาดหรือเสียหลังบรรทัด {lineno} ({e})",
-                                      f"file cut or damaged after line {lineno} ({e})", spec.name))
-        carry = b""
+        except (OSError, EOFError, zipfile.BadZipFile, ValueError) as e:  # truncated zip member, CRC error ...
+            problems.append(_file_problem(label, "truncated_file",
+                                          f"ไฟล์ขาดหรือเสียหลังบรรทัด {lineno} ({e})",
+                                          f"file cut or damaged after line {lineno} ({e})", spec.name))
+            carry = b""
+            break
+        if not data:
+            break
+        data = carry + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            carry = data
+            continue
+        carry, data = data[cut + 1:], data[:cut + 1]
+        if first:
+            first = False
+            data, head_problems, lineno = _take_header(state, data)
+            problems += head_problems
+        for chunk in _block_chunks(state, data, lineno + 1, problems, chunk_rows):
+            problems = []
+            yield chunk
+        lineno += data.count(b"\n")
     if carry:
         if first:
             first = False
             carry, head_problems, lineno = _take_header(state, carry + b"\n")
             problems += head_problems
-            carry = carry[:-1] if carry.endswith(b"\n") else carry
-        if carry:
-            yield _lines_to_chunk(state, [carry], lineno + 1, problems)
-            problems = []
+        else:
+            carry += b"\n"
+        if carry.strip():
+            for chunk in _block_chunks(state, carry, lineno + 1, problems, chunk_rows):
+                problems = []
+                yield chunk
     if problems or first:
         yield Chunk(spec, label, to_table(spec, {}, [], []), problems, hospcode)
 
@@ -268,9 +258,40 @@ def _take_header(state: _FileState, data: bytes) -> tuple[bytes, list[Problem], 
     return data, [], 0
 
 
-def _lines_to_chunk(state: _FileState, lines: list[bytes], first_lineno: int, problems: list[Problem]) -> Chunk:
-    spec = state.spec
-    label = state.label
+def _block_chunks(state: _FileState, data: bytes, first_lineno: int, problems: list[Problem],
+                  chunk_rows: int) -> Iterator[Chunk]:
+    """A block of whole lines (ending in ``\\n``) → chunks of at most ``chunk_rows`` rows.
+
+    The block is decoded and split in one go; only a block with undecodable bytes is taken apart
+    line by line, so that one bad line costs one quarantine entry, not the block."""
+    try:
+        text = data.decode(state.encoding)
+    except UnicodeDecodeError:
+        texts, numbers = _decode_lines(state, data.split(b"\n")[:-1], first_lineno, problems)
+        arr = pa.array(texts, type=pa.string())
+        nums = pa.array(numbers, type=pa.int64())
+    else:
+        if "\x00" in text:
+            text = text.replace("\x00", "")
+        arr = pc.list_flatten(pc.split_pattern(pa.array([text], pa.string()), "\n"))
+        arr = arr.slice(0, len(arr) - 1)  # the block ends with a newline
+        nums = pa.array(range(first_lineno, first_lineno + len(arr)), type=pa.int64())
+        arr = pc.utf8_rtrim(arr, characters="\r")
+        keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), pa.scalar(0, pa.int32()))
+        arr, nums = arr.filter(keep), nums.filter(keep)
+    table = _lines_to_table(state, arr, nums, problems)
+    assert state.index is not None
+    layout = {"positions": tuple(state.index), "width": state.width}
+    if table.num_rows <= chunk_rows:
+        yield Chunk(state.spec, state.label, table, problems, state.hospcode, **layout)
+        return
+    for start in range(0, table.num_rows, chunk_rows):
+        yield Chunk(state.spec, state.label, table.slice(start, chunk_rows), problems if start == 0 else [],
+                    state.hospcode, **layout)
+
+
+def _decode_lines(state: _FileState, lines: list[bytes], first_lineno: int,
+                  problems: list[Problem]) -> tuple[list[str], list[int]]:
     texts: list[str] = []
     numbers: list[int] = []
     for i, raw in enumerate(lines):
@@ -279,54 +300,21 @@ def _lines_to_chunk(state: _FileState, lines: list[bytes], first_lineno: int, pr
             continue
         text = _decode(raw, state.encoding)
         if text is None:
-            problems.append(Problem(label, spec.name, first_lineno + i, "", "", "encoding",
+            problems.append(Problem(state.label, state.spec.name, first_lineno + i, "", "", "encoding",
                                     "ถอดรหัสอักขระไม่ได้ (ไม่ใช่ UTF-8 และไม่ใช่ TIS-620)",
                                     "undecodable bytes (neither UTF-8 nor TIS-620)", state.hospcode,
                                     raw=raw.decode("utf-8", "replace")))
             continue
-        if "\x00" in text:
-            text = text.replace("\x00", "")
-        texts.append(text)
+        texts.append(text.replace("\x00", "") if "\x00" in text else text)
         numbers.append(first_lineno + i)
+    return texts, numbers
+
+
+def _lines_to_table(state: _FileState, arr: pa.Array, line_arr: pa.Array, problems: list[Problem]) -> pa.Table:
+    """Lines stay whole: the check query splits them (see :class:`~phrsync.f43.source.Chunk`)."""
     if not state.layout_known:
-        state.set_layout(_choose_layout(spec, texts[:200]))
-    assert state.index is not None
-    arr = pa.array(texts, type=pa.string())
-    fields = pc.split_pattern(arr, "|")
-    # typed scalars only: a Python int here makes pyarrow retry an import on every call
-    ok = pc.fill_null(pc.equal(pc.list_value_length(fields), pa.scalar(state.width, pa.int32())), False)
-    odd = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-    columns: dict[str, pa.Array] = {}
-    line_arr = pa.array(numbers, type=pa.int64())
-    if len(odd):
-        good_fields = fields.filter(ok)
-        good_lines = line_arr.filter(ok)
-        good_raw = arr.filter(ok)
-    else:
-        good_fields, good_lines, good_raw = fields, line_arr, arr
-    n = len(good_fields)
-    for name, pos in zip(spec.field_names, state.index, strict=True):
-        columns[name] = (pc.list_element(good_fields, pa.scalar(pos, pa.int32())) if pos >= 0 and n
-                         else pa.nulls(n, pa.string()))
-    table = pa.Table.from_arrays([columns[nm] for nm in spec.field_names] + [good_lines, good_raw],
-                                 names=[*spec.field_names, LINE_COL, RAW_COL])
-    if len(odd):  # the few lines whose field count is off: one at a time
-        extra_rows: list[list[str]] = []
-        extra_lines: list[int] = []
-        extra_raw: list[str] = []
-        for j in odd:
-            text = texts[j]
-            fixed = state.fix_line(text.split("|"), numbers[j], text)
-            if isinstance(fixed, Problem):
-                problems.append(fixed)
-                continue
-            extra_rows.append([fixed[pos] if pos >= 0 else "" for pos in state.index])
-            extra_lines.append(numbers[j])
-            extra_raw.append(text)
-        if extra_rows:
-            cols = dict(zip(spec.field_names, (list(c) for c in zip(*extra_rows, strict=True)), strict=True))
-            table = pa.concat_tables([table, to_table(spec, cols, extra_lines, extra_raw)])
-    return Chunk(spec, label, table, problems, state.hospcode)
+        state.set_layout(_choose_layout(state.spec, arr.slice(0, 200).to_pylist()))
+    return pa.Table.from_arrays([line_arr, arr], names=[LINE_COL, RAW_COL])
 
 
 def _header_index(spec: FileSpec, head: str, label: str, hospcode: str) -> tuple[list[int], int, list[Problem]]:
@@ -358,13 +346,3 @@ def _choose_layout(spec: FileSpec, sample: list[str]) -> tuple[str, ...]:
     if votes:
         return widths[votes.most_common(1)[0][0]]
     return spec.layouts()[-1]
-
-
-def _count_problem(label: str, spec: FileSpec, lineno: int, got: int, want: int, text: str, hospcode: str) -> Problem:
-    if got < want:
-        return Problem(label, spec.name, lineno, "", f"{got}", "truncated_line",
-                       f"บรรทัดขาด: มี {got} ช่อง ต้องมี {want} ช่อง",
-                       f"line cut short: {got} fields, expected {want}", hospcode, raw=text)
-    return Problem(label, spec.name, lineno, "", f"{got}", "field_count",
-                   f"จำนวนช่องเกิน: มี {got} ช่อง ต้องมี {want} ช่อง",
-                   f"too many fields: {got}, expected {want}", hospcode, raw=text)

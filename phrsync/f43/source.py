@@ -39,15 +39,38 @@ class Problem:
 
 @dataclass
 class Chunk:
+    """Rows of one 43-file in one of two forms.
+
+    *Split* (``positions is None``): one text column per name in ``spec.field_names`` + ``_line`` +
+    ``_raw`` — what a database reader produces ("" or null = empty). *Raw* (``positions`` given): only
+    ``_raw`` (the line) and ``_line``; field ``i`` of the spec is pipe-separated item ``positions[i]``
+    (-1 = absent) of a line that should have ``width`` items. Raw chunks are split inside the check
+    query, so a file's lines never pass through Python one by one.
+    """
+
     spec: FileSpec
     source: str
-    table: pa.Table  # columns: every name in spec.field_names (string; "" or null = empty) + _line + _raw
+    table: pa.Table
     problems: list[Problem] = field(default_factory=list)
     hospcode: str = ""  # facility of the export, when the source knows it
+    positions: tuple[int, ...] | None = None
+    width: int = 0
 
     @property
     def num_rows(self) -> int:
         return self.table.num_rows
+
+    def rows(self) -> list[dict[str, object]]:
+        """The rows as dicts of field text (for tests and small tools; the importer never does this).
+        Field-count checks are not applied here: they belong to the check query."""
+        out = []
+        for r in self.table.to_pylist():
+            if self.positions is not None:
+                items = (r.get(RAW_COL) or "").split("|")
+                r = {name: (items[pos] if 0 <= pos < len(items) else None)
+                     for name, pos in zip(self.spec.field_names, self.positions, strict=True)} | r
+            out.append(r)
+        return out
 
 
 def empty_columns(spec: FileSpec) -> dict[str, list[str | None]]:

@@ -86,17 +86,25 @@ def _fmt_list(fmts: list[str]) -> str:
 
 
 def parse_expr(f: Field) -> str:
-    """SQL turning the (trimmed, NULL-if-empty) text column into the staging type."""
+    """SQL parsing the (trimmed, NULL-if-empty) text column, computed once per row as ``<F>__v``
+    (integers as DOUBLE first, so ``120.0`` is accepted and ``12.5`` caught)."""
     c = q(f.name)
     if f.kind == "D":
         return f"CAST(try_strptime({c}, {_fmt_list(DATE_FORMATS)}) AS DATE)"
     if f.kind == "DT":
         return f"try_strptime({c}, {_fmt_list(DATETIME_FORMATS)})"
-    if f.kind == "N":
+    if f.kind in ("N", "I"):
         return f"TRY_CAST({c} AS DOUBLE)"
-    if f.kind == "I":
-        return f"CAST(TRY_CAST({c} AS DOUBLE) AS BIGINT)"
     return c
+
+
+def parsed(f: Field) -> str:
+    return q(f.name + "__v") if f.kind in ("D", "DT", "N", "I") else q(f.name)
+
+
+def typed_expr(f: Field) -> str:
+    """The staging value, from the parsed column."""
+    return f"CAST({parsed(f)} AS BIGINT)" if f.kind == "I" else parsed(f)
 
 
 def _cid_ok(c: str) -> str:
@@ -121,22 +129,23 @@ def error_expr(f: Field, today: dt.date) -> str | None:
         if f.name == "CID":
             whens.append((f"NOT ({_cid_ok(c)})", "cid_checksum"))
     elif f.kind == "D":
-        p = parse_expr(f)
+        p = parsed(f)
         whens.append((f"regexp_full_match({c}, '2[4-9][0-9]{{2}}-?[0-9]{{2}}-?[0-9]{{2}}')", "be_year"))
         whens.append((f"{p} IS NULL OR {p} < DATE '1900-01-01'", "bad_date"))
         if not f.future_ok:
             whens.append((f"{p} > DATE '{today.isoformat()}'", "future_date"))
     elif f.kind == "DT":
-        p = parse_expr(f)
+        p = parsed(f)
         whens.append((f"regexp_full_match({c}, '2[4-9][0-9]{{2}}[-0-9 T:]{{4,15}}')", "be_year"))
         whens.append((f"{p} IS NULL OR {p} < TIMESTAMP '1900-01-01'", "bad_datetime"))
         if not f.future_ok:
             # a D_UPDATE stamped later today is fine; anything past tomorrow is not
             whens.append((f"CAST({p} AS DATE) > DATE '{(today + dt.timedelta(days=1)).isoformat()}'", "future_date"))
     elif f.kind in ("N", "I"):
-        whens.append((f"TRY_CAST({c} AS DOUBLE) IS NULL", "bad_number"))
+        p = parsed(f)
+        whens.append((f"{p} IS NULL", "bad_number"))
         if f.kind == "I":
-            whens.append((f"TRY_CAST({c} AS DOUBLE) <> floor(TRY_CAST({c} AS DOUBLE))", "bad_number"))
+            whens.append((f"{p} <> floor({p}) OR abs({p}) > 9e15", "bad_number"))
     if not whens:
         return None
     # NULL values only break "required"; every other rule applies to a present value
@@ -197,7 +206,8 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
     line's field count is checked first: a line with too many fields (a trailing empty one is allowed)
     or cut short before a required field yields only that error (``:field_count`` / ``:truncated_line``).
     A line short of optional trailing fields is fine: missing items read as empty."""
-    typed = ", ".join(f"{parse_expr(f)} AS {q(f.name)}" for f in spec.fields)
+    typed = ", ".join(f"{typed_expr(f)} AS {q(f.name)}" for f in spec.fields)
+    values = ", ".join(f"{parse_expr(f)} AS {parsed(f)}" for f in spec.fields if f.kind in ("D", "DT", "N", "I"))
     errs = [e for e in (error_expr(f, today) for f in spec.fields) if e]
     warns = warning_exprs(spec, code_sets)
     err_list = f"list_filter([{', '.join(errs)}]::VARCHAR[], lambda x: x IS NOT NULL)" if errs else "[]::VARCHAR[]"
@@ -205,9 +215,9 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
     if positions is None:
         cleaned = ", ".join(f"NULLIF(trim({q(n)}), '') AS {q(n)}" for n in spec.field_names)
         return (
-            f"WITH t AS (SELECT {cleaned}, _line, _src, _seq FROM {source_view}) "
+            f"WITH t AS (SELECT {cleaned}, _line, _src, _seq FROM {source_view}), v AS (SELECT *, {values} FROM t) "
             f"SELECT {typed}, _line, _src, _seq, {err_list} AS _errs, {warn_list} AS _warns, NULL::INTEGER AS _n "
-            f"FROM t"
+            f"FROM v"
         )
     cleaned = ", ".join(
         (f"NULLIF(trim(_f[{pos + 1}]), '') AS {q(n)}" if pos >= 0 else f"NULL::VARCHAR AS {q(n)}")
@@ -219,8 +229,9 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
                  f"WHEN {n} > {width} THEN ':field_count' {truncated}END")
     return (
         f"WITH s AS (SELECT string_split(_raw, '|') AS _f, _line, _src, _seq FROM {source_view}), "
-        f"t AS (SELECT {cleaned}, len(_f) AS _n, {structure} AS _structure, _line, _src, _seq FROM s) "
+        f"t AS (SELECT {cleaned}, len(_f) AS _n, {structure} AS _structure, _line, _src, _seq FROM s), "
+        f"v AS (SELECT *, {values} FROM t) "
         f"SELECT {typed}, _line, _src, _seq, "
         f"CASE WHEN _structure IS NOT NULL THEN [_structure] ELSE {err_list} END AS _errs, "
-        f"CASE WHEN _structure IS NOT NULL THEN []::VARCHAR[] ELSE {warn_list} END AS _warns, _n FROM t"
+        f"CASE WHEN _structure IS NOT NULL THEN []::VARCHAR[] ELSE {warn_list} END AS _warns, _n FROM v"
     )

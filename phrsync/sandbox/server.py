@@ -1,0 +1,142 @@
+"""Running the sandbox: in the foreground (``phrsync sandbox serve``) or in a background thread on a free
+loopback port (tests, demos): ``with run_in_thread(cfg) as base_url: ...``."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from phrsync.sandbox.app import Sandbox
+from phrsync.sandbox.settings import FaultConfig, SandboxConfig
+from phrsync.sandbox.store import Store
+
+
+def _uvicorn_config(sbx: Sandbox, host: str, port: int, log_level: str) -> uvicorn.Config:
+    # access_log off: query strings (WebApp ?cid=) would put full citizen IDs in the log
+    return uvicorn.Config(sbx.asgi, host=host, port=port, log_level=log_level, access_log=False,
+                          lifespan="off", timeout_graceful_shutdown=2, backlog=2048, timeout_keep_alive=30)
+
+
+class SandboxThread:
+    """A live server on 127.0.0.1:<free port>; ``sandbox`` exposes storage and fault history to tests."""
+
+    def __init__(self, cfg: SandboxConfig, validator: Any | None = None, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.port = self.sock.getsockname()[1]
+        cfg.endpoint_port = cfg.endpoint_port or self.port
+        self.sandbox = Sandbox(cfg, validator=validator)
+        self.server = uvicorn.Server(_uvicorn_config(self.sandbox, host, self.port, "warning"))
+        self.base_url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                        name="sandbox-http", daemon=True)
+
+    def add_user(self, user: str, hospital_code: str, password: str) -> str:
+        """Create an account; returns the ``password_hash`` a client must send for it."""
+        from phrsync.sandbox import auth, jwt
+
+        auth.add_user(self.sandbox.store, self.sandbox.cfg, user, hospital_code, password)
+        return jwt.password_hash(password, self.sandbox.cfg.hash_key())
+
+    def issue_facility_token(self, hospital_code: str) -> str:
+        """A fresh 1-year ``HCODE:TOKEN`` (revokes the previous one)."""
+        from phrsync.sandbox import auth
+
+        return auth.issue_facility_token(self.sandbox.store, self.sandbox.cfg, hospital_code)[0]
+
+    def start(self) -> str:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("เซิร์ฟเวอร์ทดสอบไม่เริ่มทำงาน / sandbox server did not start")
+            time.sleep(0.01)
+        return self.base_url
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=30)
+        self.sock.close()
+        self.sandbox.close()
+
+
+@contextlib.contextmanager
+def run_in_thread(cfg: SandboxConfig, validator: Any | None = None) -> Iterator[str]:
+    """Start the sandbox in a daemon thread; yields its base URL and stops it (storage closed) on exit."""
+    st = SandboxThread(cfg, validator)
+    try:
+        yield st.start()
+    finally:
+        st.stop()
+
+
+@contextlib.contextmanager
+def running(cfg: SandboxConfig, validator: Any | None = None) -> Iterator[SandboxThread]:
+    """Like :func:`run_in_thread` but yields the :class:`SandboxThread` (base_url, sandbox, port)."""
+    st = SandboxThread(cfg, validator)
+    try:
+        st.start()
+        yield st
+    finally:
+        st.stop()
+
+
+_WORKER_ENV = "PHRSYNC_SANDBOX_WORKER_CONFIG"
+
+
+def _to_env(cfg: SandboxConfig) -> str:
+    d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("clock", "faults", "jwt_secret")}
+    d["data_dir"] = str(cfg.data_dir)
+    d["jwt_secret"] = cfg.secret().decode("latin-1")
+    d["password_key"] = cfg.hash_key()
+    d["faults"] = dataclasses.asdict(cfg.faults)
+    return json.dumps(d)
+
+
+def worker_app() -> Any:
+    """uvicorn factory for ``--workers N``: each worker process rebuilds the sandbox from the environment."""
+    d = json.loads(os.environ[_WORKER_ENV])
+    faults = FaultConfig(**d.pop("faults"))
+    secret = d.pop("jwt_secret").encode("latin-1")
+    cfg = SandboxConfig(**{**d, "data_dir": Path(d["data_dir"])}, faults=faults, jwt_secret=secret)
+    sys.setswitchinterval(0.0005)
+    if cfg.access_log:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return Sandbox(cfg).asgi
+
+
+def serve(cfg: SandboxConfig, host: str = "127.0.0.1", port: int = 8787, log_level: str = "info",
+          workers: int = 1) -> None:
+    """Foreground server. One process is enough for correctness (group commit, one writer); ``workers`` > 1
+    forks uvicorn workers sharing the database for throughput (faults then are per-worker sequences)."""
+    cfg.endpoint_port = cfg.endpoint_port or port
+    if cfg.access_log:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # The event loop and the writer thread hand the GIL back and forth around every fsync, zlib and socket
+    # call; the default 5 ms switch interval turns each hand-off into a stall (convoy effect).
+    sys.setswitchinterval(0.0005)
+    if workers > 1:
+        Store(cfg.url, cfg.commit_batch_max, cfg.sqlite_synchronous).close()  # create the schema once
+        os.environ[_WORKER_ENV] = _to_env(cfg)
+        uvicorn.run("phrsync.sandbox.server:worker_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+                    backlog=2048, timeout_keep_alive=30)
+        return
+    sbx = Sandbox(cfg)
+    try:
+        uvicorn.Server(_uvicorn_config(sbx, host, port, log_level)).run()
+    finally:
+        sbx.close()

@@ -1,0 +1,122 @@
+"""Sandbox settings: one dataclass built from ``phrsync.toml`` ``[sandbox]`` plus command-line overrides.
+
+Secrets (JWT signing secret, password-hash key) are never shipped: when not configured they are generated
+once and kept in the data directory with owner-only permissions, so tokens stay valid across restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phrsync.config import Config
+
+
+@dataclass
+class FaultConfig:
+    """Probabilities (0..1) of each injected fault on /api/* routes; drawn from one seeded RNG."""
+
+    p500: float = 0.0
+    p502: float = 0.0
+    p503: float = 0.0
+    p429: float = 0.0
+    retry_after: int = 1
+    p_timeout: float = 0.0
+    timeout_seconds: float = 30.0  # how long a "timeout" fault sleeps; set above the client's timeout
+    p_drop: float = 0.0
+    latency_ms: float = 0.0
+    seed: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(p > 0 for p in (self.p500, self.p502, self.p503, self.p429, self.p_timeout, self.p_drop)) or (
+            self.latency_ms > 0
+        )
+
+
+@dataclass
+class SandboxConfig:
+    data_dir: Path = Path("data/sandbox")
+    db_url: str | None = None  # default: SQLite file <data_dir>/sandbox.sqlite
+    jwt_secret: bytes | None = None
+    password_key: str | None = None
+    jwt_ttl_seconds: int = 8 * 3600
+    expired_status: int = 401  # 501 imitates the production quirk some clients expect
+    rate_limit_per_minute: int = 120  # uploads per facility per minute; 0 = unlimited
+    agent_status_interval: float = 5.0
+    max_body_bytes: int = 20 * 1024 * 1024
+    lockout_failures: int = 5
+    lockout_seconds: int = 15 * 60
+    facility_token_days: int = 365
+    commit_batch_max: int = 256  # most writes grouped into one transaction (group commit)
+    commit_delay_ms: float = 1.0  # wait this long for more writes to join a transaction (0 = never wait)
+    sqlite_synchronous: str = "FULL"  # FULL: an acknowledged write survives power loss
+    access_log: bool = False  # one line per request, CIDs masked (logger phrsync.sandbox.access)
+    endpoint_ip: str = "127.0.0.1"
+    endpoint_port: int = 0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    clock: Callable[[], float] = time.time
+
+    @property
+    def url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(Path(self.data_dir) / 'sandbox.sqlite').resolve()}"
+
+    def secret(self) -> bytes:
+        """JWT signing secret: configured, else generated once and kept in the data dir."""
+        if self.jwt_secret is None:
+            self.jwt_secret = _persistent_secret(Path(self.data_dir) / "jwt_secret").encode()
+        return self.jwt_secret
+
+    def hash_key(self) -> str:
+        """Key for ``password_hash`` (HMAC-SHA256): configured, else generated once and kept in the data dir."""
+        if self.password_key is None:
+            self.password_key = _persistent_secret(Path(self.data_dir) / "password_key")
+        return self.password_key
+
+
+def _persistent_secret(path: Path) -> str:
+    if path.is_file():
+        return path.read_text(encoding="ascii").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:
+    """Build settings from ``[sandbox]`` of phrsync.toml and environment, then apply non-None overrides."""
+    sec = cfg.section("sandbox") if cfg else {}
+    data_dir = Path(sec.get("data_dir", (cfg.data_dir if cfg else Path("data")) / "sandbox"))
+    if cfg and cfg.source and not data_dir.is_absolute():
+        data_dir = cfg.source.parent / data_dir
+    sc = SandboxConfig(data_dir=data_dir)
+    sc.db_url = os.environ.get("PHRSYNC_SANDBOX_DB") or sec.get("db_url")
+    secret = os.environ.get("PHRSYNC_SANDBOX_SECRET") or sec.get("jwt_secret")
+    sc.jwt_secret = secret.encode() if secret else None
+    sc.password_key = os.environ.get("PHRSYNC_SANDBOX_PASSWORD_KEY") or sec.get("password_key")
+    for name in ("jwt_ttl_seconds", "expired_status", "rate_limit_per_minute", "max_body_bytes",
+                 "lockout_failures", "lockout_seconds", "facility_token_days", "commit_batch_max"):
+        if name in sec:
+            setattr(sc, name, int(sec[name]))
+    if "commit_delay_ms" in sec:
+        sc.commit_delay_ms = float(sec["commit_delay_ms"])
+    if "agent_status_interval" in sec:
+        sc.agent_status_interval = float(sec["agent_status_interval"])
+    if "sqlite_synchronous" in sec:
+        sc.sqlite_synchronous = str(sec["sqlite_synchronous"]).upper()
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        if k == "data_dir":
+            v = Path(v)
+        setattr(sc, k, v)
+    return sc

@@ -415,11 +415,16 @@ def build_api(sbx: Sandbox) -> FastAPI:
 
         return _accepted(request, await sbx.write(job), warns)
 
-    for _ep in ("ReferralRequest", "MedicationRequest", "DrugRelatedProblem", "CareGiver"):
-        async def _doc_route(request: Request, _endpoint: str = _ep) -> Response:
-            return await _documents(request, _endpoint)
+    def _doc_route_for(endpoint: str) -> Any:
+        # bound by closure, not a default argument: FastAPI would expose a defaulted parameter as a
+        # query parameter that a client could set (the schemathesis run found exactly that)
+        async def _doc_route(request: Request) -> Response:
+            return await _documents(request, endpoint)
 
-        app.add_api_route(f"/api/{_ep}", _doc_route, methods=["POST"], tags=["upload"], openapi_extra=_JSON_BODY,
+        return _doc_route
+
+    for _ep in ("ReferralRequest", "MedicationRequest", "DrugRelatedProblem", "CareGiver"):
+        app.add_api_route(f"/api/{_ep}", _doc_route_for(_ep), methods=["POST"], tags=["upload"], openapi_extra=_JSON_BODY,
                           operation_id=f"upload_{_ep}", summary=f"{_ep}: upsert ตามรหัสอ้างอิงของรายการ / by item key")
 
     @app.post("/api/SelfObservation", tags=["upload"], openapi_extra=_JSON_BODY,

@@ -31,11 +31,12 @@ def _step(title_th: str, title_en: str, quiet: bool) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data/demo", show_default=True,
               help="โฟลเดอร์ข้อมูลของการสาธิต / folder for everything the demo writes")
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable summary")
-def demo_cmd(encounters: int, seed: int, dirty: float, data_dir: str, as_json: bool) -> None:
+@click.pass_context
+def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_dir: str, as_json: bool) -> None:
     """สาธิตงานหลักทั้งหมดบนเครื่องนี้ / run the whole main job locally on synthetic data.
 
     \b
-    ขั้นตอน / steps: synth → import → build (→ sandbox → sync เมื่อมี / when available)
+    ขั้นตอน / steps: synth → import → build (→ sandbox → sync)
     """
     from phrsync.f43.importer import Importer
     from phrsync.f43.staging import Staging
@@ -70,13 +71,20 @@ def demo_cmd(encounters: int, seed: int, dirty: float, data_dir: str, as_json: b
         for rule, v in sorted(d["quarantine_by_reason"].items(), key=lambda kv: -kv[1]["total"])[:8]:
             click.echo(f"    {v['total']:>6,}  {rule}: {v['reason_th']} / {v['reason_en']}")
 
-    build = _optional("phrsync.phr.build", "run_build")
-    if build is not None:
-        _step("สร้างและตรวจ payload MOPH-PHR", "build and validate MOPH-PHR payloads", quiet)
-        res = build(staging_path, out=root / "payloads.ndjson", report=root / "report.html")
-        summary["build"] = res if isinstance(res, dict) else getattr(res, "as_dict", lambda: {})()
-        if not quiet:
-            click.echo(f"  {root / 'payloads.ndjson'}  {root / 'report.html'}")
+    _step("สร้างและตรวจ payload MOPH-PHR (ยังไม่ส่ง) พร้อมรายงานคุณภาพข้อมูล",
+          "build and validate MOPH-PHR payloads (dry run) with the data-quality report", quiet)
+    from phrsync.phr.cli import build_cmd
+
+    payloads, report = root / "payloads.ndjson", root / "report.html"
+    out = _invoke(ctx, build_cmd, out=str(payloads), report=str(report), staging=str(staging_path),
+                  facilities=(), date_from=None, date_to=None, only=(), workers=None, as_json=True)
+    built = json.loads(out)
+    summary["build"] = {k: built[k] for k in ("built", "refused", "skipped", "seconds", "encounters_per_second")}
+    summary["build"].update(payloads=str(payloads), report=str(report))
+    if not quiet:
+        click.echo(f"  สร้าง/built {built['built']:,}, ปฏิเสธ/refused {built['refused']:,}, "
+                   f"ข้าม/skipped {built['skipped']:,} ({built['seconds']:.1f} s)")
+        click.echo(f"  {payloads}\n  {report}")
 
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
@@ -86,11 +94,12 @@ def demo_cmd(encounters: int, seed: int, dirty: float, data_dir: str, as_json: b
                    f": phrsync quarantine summary --staging {staging_path}")
 
 
-def _optional(module: str, attr: str) -> Any:
-    """A later stage, when it is part of this build of phrsync."""
-    import importlib
+def _invoke(ctx: click.Context, cmd: click.Command, **params: Any) -> str:
+    """Run another phrsync command as the user would, capturing what it prints (its --json output)."""
+    import contextlib
+    import io
 
-    try:
-        return getattr(importlib.import_module(module), attr, None)
-    except ImportError:
-        return None
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        ctx.invoke(cmd, **params)
+    return buf.getvalue()

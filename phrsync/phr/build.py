@@ -1,0 +1,288 @@
+"""``phrsync build``: staging store → validated MOPH-PHR payloads in an NDJSON file, sending nothing.
+
+One line per payload that passed the shared validator: ``{"key", "endpoint", "hospcode", "payload"}``.
+Refused payloads are not written; they are counted and explained in the data-quality report together
+with every mapping note (estimates, unknown codes, skipped records) and the import's quarantine.
+The file is written to a temporary name and renamed at the end, so a crashed build never leaves a
+half file that a later ``sync`` could mistake for a complete one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import duckdb
+import orjson
+
+from phrsync.phr import extract, mapping
+from phrsync.phr.extract import Selection
+from phrsync.phr.mapping import MapContext, Note
+from phrsync.phr.report import Quality, example_label
+from phrsync.phr.validate import validate
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total or 0)
+Validator = Callable[[str, Any], list[Any]]
+
+STAGES = ("encounters", "immunization", "chronic", "allergy", "summary")
+
+
+@dataclass
+class BuildResult:
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # endpoint -> built/refused/skipped
+    seconds: float = 0.0
+    encounters_per_second: float = 0.0
+    out: str = ""
+    quality: Quality | None = None
+
+    def bump(self, endpoint: str, what: str) -> None:
+        c = self.counts.setdefault(endpoint, {"built": 0, "refused": 0, "skipped": 0})
+        c[what] += 1
+
+    def total(self, what: str) -> int:
+        return sum(c[what] for c in self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": self.out, "seconds": round(self.seconds, 3),
+                "encounters_per_second": round(self.encounters_per_second, 1),
+                "built": self.total("built"), "refused": self.total("refused"), "skipped": self.total("skipped"),
+                "by_endpoint": self.counts,
+                "facilities": self.quality.summary() if self.quality is not None else {}}
+
+
+def _person_ref(item: dict[str, Any]) -> str:
+    return f"{item['hospcode']}:PID {item['pid']}"
+
+
+def _sources(con: duckdb.DuckDBPyConnection, sel: Selection, stages: tuple[str, ...], window_days: int
+             ) -> Iterator[tuple[str, str, Callable[..., tuple[dict[str, Any] | None, list[Note]]], dict[str, Any], str,
+                                 str | None]]:
+    """(stage, endpoint, mapper, item, hospcode, example ref) for everything the build covers."""
+    if "encounters" in stages:
+        for b in extract.iter_bundles(con, sel, window_days=window_days):
+            svc = b["service"]
+            cid = mapping.patient_cid(b.get("person"), svc.get("CID"))
+            yield ("encounters", mapping.EP_ENCOUNTER, mapping.map_encounter, b, b["hospcode"],
+                   example_label(f"{b['hospcode']}:{b['ref']}", cid))
+    registers = (("immunization", mapping.EP_IMMUNIZATION, mapping.map_immunization_register,
+                  extract.iter_immunization_registers),
+                 ("chronic", mapping.EP_CHRONIC, mapping.map_chronic_register, extract.iter_chronic_registers),
+                 ("allergy", mapping.EP_ALLERGY, mapping.map_allergy, extract.iter_allergy_registers))
+    for stage, ep, fn, it in registers:
+        if stage not in stages:
+            continue
+        for reg in it(con, sel):
+            cid = mapping.patient_cid(reg.get("person"), *(r.get("CID") for r in reg["rows"]))
+            yield stage, ep, fn, reg, reg["hospcode"], example_label(_person_ref(reg), cid)
+    if "summary" in stages:
+        for month in extract.iter_daily_counts(con, sel):
+            yield ("summary", mapping.EP_SUMMARY, mapping.map_org_summary, month, month["hospcode"],
+                   f"{month['hospcode']} {month['month']}")
+
+
+def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: MapContext, *,
+             stages: tuple[str, ...] = STAGES, validator: Validator = validate, quality: Quality | None = None,
+             progress: ProgressFn | None = None, window_days: int = 7) -> BuildResult:
+    """Map, validate and write every payload of the selection to ``fh`` (NDJSON, one payload per line)."""
+    q = quality if quality is not None else Quality(dict(ctx.facility_names))
+    res = BuildResult(quality=q)
+    total = extract.count_encounters(con, sel) if "encounters" in stages else 0
+    t0 = time.perf_counter()
+    enc_done = 0
+    enc_seconds = 0.0
+    stage_now = ""
+    done = 0
+    dumps = orjson.dumps
+    write = fh.write
+    for stage, ep, fn, item, hcode, example in _sources(con, sel, stages, window_days):
+        if stage != stage_now:
+            if stage_now == "encounters":
+                enc_seconds = time.perf_counter() - t0
+            stage_now, done = stage, 0
+        done += 1
+        if progress is not None and (done % 500 == 0 or done == 1):
+            progress(stage, done, total if stage == "encounters" else 0)
+        if stage == "encounters":
+            enc_done += 1
+        if hcode not in q.facility_names:
+            name = mapping.facility_name(hcode, ctx)
+            if name:
+                q.facility_names[hcode] = name
+        payload, notes = fn(item, ctx)
+        if payload is None:
+            res.bump(ep, "skipped")
+            q.payload(hcode, ep, "skipped", example or "", (), notes)
+            continue
+        issues = validator(ep, payload)
+        if any(i.severity == "error" for i in issues):
+            res.bump(ep, "refused")
+            q.payload(hcode, ep, "refused", example or "", issues, notes)
+            continue
+        key = mapping.key_for(ep, payload)
+        write(dumps({"key": key, "endpoint": ep, "hospcode": hcode, "payload": payload}))
+        write(b"\n")
+        res.bump(ep, "built")
+        q.payload(hcode, ep, "built", example or "", issues, notes)
+    if stage_now == "encounters":
+        enc_seconds = time.perf_counter() - t0
+    if progress is not None and stage_now:
+        progress(stage_now, done, total if stage_now == "encounters" else 0)
+    res.seconds = time.perf_counter() - t0
+    res.encounters_per_second = enc_done / enc_seconds if enc_seconds > 0 else 0.0
+    return res
+
+
+PARALLEL_MIN = 20_000  # below this many encounters, starting worker processes costs more than it saves
+# DuckDB's buffer pool per connection: a build reads each window once, so a bigger cache buys nothing and
+# would only make memory grow with the size of the store
+WORKER_MEMORY = "512MB"
+MAIN_MEMORY = "1GB"
+
+
+def split_by_days(con: duckdb.DuckDBPyConnection, sel: Selection, parts: int) -> list[Selection]:
+    """Contiguous date ranges of the selection holding about equal numbers of encounters."""
+    hs, hp = sel.hosp_sql("t")
+    lo = sel.date_from or dt.date(1900, 1, 1)
+    hi = sel.date_to or dt.date(9999, 12, 31)
+    rows = con.execute(
+        f"""SELECT d, sum(n) FROM (
+              SELECT t."DATE_SERV" AS d, count(*) AS n FROM f43_service t
+               WHERE t."DATE_SERV" BETWEEN ? AND ?{hs} GROUP BY 1
+              UNION ALL SELECT CAST(t."DATETIME_ADMIT" AS DATE), count(*) FROM f43_admission t
+               WHERE CAST(t."DATETIME_ADMIT" AS DATE) BETWEEN ? AND ?{hs} GROUP BY 1) GROUP BY 1 ORDER BY 1""",
+        [lo, hi, *hp, lo, hi, *hp]).fetchall()
+    if not rows:
+        return []
+    total = sum(int(n) for _, n in rows)
+    out: list[Selection] = []
+    start = rows[0][0]
+    acc = 0
+    for i, (day, n) in enumerate(rows):
+        acc += int(n)
+        last = i == len(rows) - 1
+        if last or acc >= total * (len(out) + 1) / parts:
+            end = day if last else rows[i + 1][0] - dt.timedelta(days=1)
+            out.append(Selection(sel.facilities, start, end))
+            if not last:
+                start = rows[i + 1][0]
+    return out
+
+
+def _worker(job: tuple[str, str, Selection, MapContext, str | None, int]
+            ) -> tuple[dict[str, dict[str, int]], Quality, int]:
+    """One process's share of the encounters: its own read-only connection, its own part file."""
+    from phrsync.f43.staging import Staging
+    from phrsync.terminology import configure
+
+    staging_path, part, sel, ctx, codes_dir, threads = job
+    if codes_dir is not None:
+        configure(codes_dir)
+    mapping.reset_code_cache()
+    with Staging(staging_path, read_only=True, memory_limit=WORKER_MEMORY) as st, \
+            open(part, "wb", buffering=1 << 20) as fh:
+        st.con.execute(f"SET threads = {threads}")
+        st.con.execute("SET enable_progress_bar = false")
+        res = build_to(fh, st.con, sel, ctx, stages=("encounters",))
+    assert res.quality is not None
+    n = sum(res.counts.get(mapping.EP_ENCOUNTER, {}).values())
+    return res.counts, res.quality, n
+
+
+def _parallel_encounters(staging_path: Path, tmp: Path, fh: BinaryIO, con: duckdb.DuckDBPyConnection,
+                         sel: Selection, ctx: MapContext, workers: int, q: Quality, res: BuildResult,
+                         progress: ProgressFn | None) -> None:
+    import multiprocessing
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor
+
+    from phrsync.terminology import override_dir
+
+    chunks = split_by_days(con, sel, workers * 4)
+    total = extract.count_encounters(con, sel)
+    codes_dir = override_dir()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    parts = [tmp.with_name(f"{tmp.name}.{i}") for i in range(len(chunks))]
+    jobs = [(str(staging_path), str(p), c, ctx, str(codes_dir) if codes_dir else None, threads)
+            for p, c in zip(parts, chunks, strict=True)]
+    t0 = time.perf_counter()
+    done = 0
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            for part, (counts, wq, n) in zip(parts, ex.map(_worker, jobs), strict=True):
+                for ep, c in counts.items():
+                    for what, k in c.items():
+                        res.counts.setdefault(ep, {"built": 0, "refused": 0, "skipped": 0})[what] += k
+                q.merge(wq)
+                with open(part, "rb") as src:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+                part.unlink()
+                done += n
+                if progress is not None:
+                    progress("encounters", done, total)
+    finally:
+        for p in parts:
+            p.unlink(missing_ok=True)
+    secs = time.perf_counter() - t0
+    res.encounters_per_second = done / secs if secs > 0 else 0.0
+
+
+def build(staging_path: str | Path, out_path: str | Path, sel: Selection, ctx: MapContext, *,
+          stages: tuple[str, ...] = STAGES, validator: Validator = validate, progress: ProgressFn | None = None,
+          window_days: int = 7, with_quarantine: bool = True, workers: int | None = None) -> BuildResult:
+    """Open the staging store read-only, build into ``out_path`` atomically, and collect the report.
+
+    ``workers`` > 1 maps and validates the encounters in that many processes (each its own read-only
+    connection and date range); ``None`` = one per core when there are at least PARALLEL_MIN encounters."""
+    from phrsync.f43.staging import Staging
+
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    t0 = time.perf_counter()
+    with Staging(staging_path, read_only=True, memory_limit=MAIN_MEMORY) as st:
+        st.con.execute("SET enable_progress_bar = false")
+        q = Quality(dict(ctx.facility_names))
+        if workers is None:
+            big = "encounters" in stages and extract.count_encounters(st.con, sel) >= PARALLEL_MIN
+            workers = min(os.cpu_count() or 1, 4) if big else 1
+        parallel = workers > 1 and "encounters" in stages and validator is validate
+        try:
+            with open(tmp, "wb", buffering=1 << 20) as fh:
+                res = BuildResult(quality=q)
+                if parallel:
+                    _parallel_encounters(Path(staging_path), tmp, fh, st.con, sel, ctx, workers, q, res, progress)
+                    rest = tuple(s for s in stages if s != "encounters")
+                    more = build_to(fh, st.con, sel, ctx, stages=rest, validator=validator, quality=q,
+                                    progress=progress, window_days=window_days)
+                    for ep, c in more.counts.items():
+                        res.counts[ep] = c
+                else:
+                    res = build_to(fh, st.con, sel, ctx, stages=stages, validator=validator, quality=q,
+                                   progress=progress, window_days=window_days)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, out)
+        if with_quarantine:
+            q.add_quarantine(st.con, sel.facilities)
+            for h in q.totals:
+                name = mapping.facility_name(h, ctx)
+                if name:
+                    q.facility_names.setdefault(h, name)
+    res.seconds = time.perf_counter() - t0
+    res.out = str(out)
+    return res
+
+
+def parse_day(value: str | None) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as e:
+        raise ValueError(f"วันที่ต้องเป็น YYYY-MM-DD (ค.ศ.) ได้ {value!r} / a date must be YYYY-MM-DD, got {value!r}") from e

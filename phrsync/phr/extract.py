@@ -1,0 +1,390 @@
+"""Column-wise extraction of encounter "bundles" from the staging store.
+
+Why this shape: a hand-written agent runs one query per child table per visit (20+ round trips per
+visit). Here each child file is read ONCE per date window, aggregated per visit inside DuckDB
+(``list(struct_pack(...)) GROUP BY HOSPCODE, SEQ``), joined to SERVICE and the person registries, and
+streamed back as Arrow record batches. Memory is bounded by one window (``window_days`` of visits for
+the selected facilities), not by the size of the store.
+
+A bundle is a plain dict (no I/O left in it), ready for :mod:`phrsync.phr.mapping`::
+
+    {"kind": "OPD" | "IPD", "hospcode", "ref" (SEQ or AN), "service" (SERVICE or ADMISSION row),
+     "person", "addresses", "cards", "death", "diagnoses", "procedures", "drugs", "labs", "chronicfu",
+     "ncdscreen", "epi", "appointments", "last_update"}
+
+Dates come as ``YYYY-MM-DD`` text and date-times as ``YYYY-MM-DDTHH:MM:SS`` (local time, no zone), numbers
+as numbers, NULL as None. Rows without SEQ (EPI, NCDSCREEN done outside a visit record) are attached to the person's first visit
+of that day at that facility, when there is one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from phrsync.f43 import schema
+from phrsync.f43.staging import table_name
+
+
+def _t(name: str) -> str:
+    return table_name(schema.get(name))
+
+
+def _q(col: str) -> str:
+    return f'"{col}"'
+
+
+_KIND = {f.name: f.kind for spec in schema.FILES.values() for f in spec.fields}
+
+
+def _col(alias: str, col: str) -> str:
+    """A column as the bundle carries it: dates and date-times as ISO text, formatted by DuckDB in bulk
+    (half the cost of building Python date objects, and what the payload needs anyway)."""
+    kind = _KIND.get(col)
+    if kind == "D":
+        return f"strftime({alias}.{_q(col)}, '%Y-%m-%d')"
+    if kind == "DT":
+        return f"strftime({alias}.{_q(col)}, '%Y-%m-%dT%H:%M:%S')"
+    return f"{alias}.{_q(col)}"
+
+
+def _struct(alias: str, cols: Sequence[str]) -> str:
+    return "struct_pack(" + ", ".join(f"{_q(c)} := {_col(alias, c)}" for c in cols) + ")"
+
+
+SERVICE_COLS = ("HOSPCODE", "PID", "HN", "SEQ", "DATE_SERV", "TIME_SERV", "INSTYPE", "MAIN", "TYPEIN",
+                "CHIEFCOMP", "BTEMP", "SBP", "DBP", "PR", "RR", "TYPEOUT", "REFEROUTHOSP", "PRICE", "PAYPRICE",
+                "ACTUALPAY", "D_UPDATE", "CID")
+ADMISSION_COLS = ("HOSPCODE", "PID", "SEQ", "AN", "DATETIME_ADMIT", "WARDADMIT", "INSTYPE", "TYPEIN",
+                  "ADMITWEIGHT", "ADMITHEIGHT", "DATETIME_DISCH", "WARDDISCH", "DISCHSTATUS", "DISCHTYPE",
+                  "PRICE", "PAYPRICE", "ACTUALPAY", "PROVIDER", "D_UPDATE", "CID")
+PERSON_COLS = ("CID", "PID", "HN", "PRENAME", "NAME", "LNAME", "SEX", "BIRTH", "MSTATUS", "NATION",
+               "DISCHARGE", "DDISCHARGE", "TELEPHONE", "MOBILE", "D_UPDATE")
+ADDRESS_COLS = ("ADDRESSTYPE", "HOUSENO", "VILLAGE", "VILLANAME", "SOISUB", "SOIMAIN", "ROAD", "TAMBON", "AMPUR",
+                "CHANGWAT", "TELEPHONE", "MOBILE", "D_UPDATE")
+CARD_COLS = ("INSTYPE_NEW", "STARTDATE", "EXPIREDATE", "MAIN", "SUB", "D_UPDATE")
+DEATH_COLS = ("DDEATH", "CDEATH", "HOSPDEATH", "D_UPDATE")
+
+# child file -> (bundle key, columns, ORDER BY inside the list)
+OPD_CHILDREN: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "DIAGNOSIS_OPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "CLINIC", "PROVIDER", "D_UPDATE"),
+                      '"DIAGTYPE", "DIAGCODE"'),
+    "PROCEDURE_OPD": ("procedures", ("PROCEDCODE", "CLINIC", "DATE_SERV", "PROVIDER", "D_UPDATE"), '"PROCEDCODE"'),
+    "DRUG_OPD": ("drugs", ("DIDSTD", "DNAME", "AMOUNT", "UNIT", "UNIT_PACKING", "DRUGPRICE", "PROVIDER",
+                           "D_UPDATE"), '"DIDSTD"'),
+    "LABFU": ("labs", ("LABTEST", "LABRESULT", "DATE_SERV", "LABPLACE", "D_UPDATE"), '"LABTEST"'),
+    "CHRONICFU": ("chronicfu", ("WEIGHT", "HEIGHT", "WAIST_CM", "SBP", "DBP", "D_UPDATE"), '"D_UPDATE"'),
+    "NCDSCREEN": ("ncdscreen", ("DATE_SERV", "SMOKE", "ALCOHOL", "WEIGHT", "HEIGHT", "WAIST_CM", "SBP_1", "DBP_1",
+                                "SBP_2", "DBP_2", "BSLEVEL", "BSTEST", "D_UPDATE"), '"DATE_SERV"'),
+    "EPI": ("epi", ("VACCINETYPE", "DATE_SERV", "VACCINEPLACE", "PROVIDER", "D_UPDATE"), '"VACCINETYPE"'),
+    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "CLINIC", "D_UPDATE"), '"APDATE", "APTYPE"'),
+}
+# files whose SEQ may be empty: matched to the person's first visit that day
+SEQ_OPTIONAL = frozenset({"EPI", "NCDSCREEN"})
+
+IPD_CHILDREN: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "DIAGNOSIS_IPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "WARDDIAG", "PROVIDER", "D_UPDATE"),
+                      '"DIAGTYPE", "DIAGCODE"'),
+    "PROCEDURE_IPD": ("procedures", ("PROCEDCODE", "TIMESTART", "TIMEFINISH", "PROVIDER", "D_UPDATE"),
+                      '"TIMESTART", "PROCEDCODE"'),
+    "DRUG_IPD": ("drugs", ("DIDSTD", "DNAME", "TYPEDRUG", "DATESTART", "DATEFINISH", "AMOUNT", "UNIT",
+                           "UNIT_PACKING", "DRUGPRICE", "PROVIDER", "D_UPDATE"), '"DIDSTD", "TYPEDRUG"'),
+    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "CLINIC", "D_UPDATE"), '"APDATE", "APTYPE"'),
+}
+BUNDLE_LISTS = ("addresses", "cards", "diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen",
+                "epi", "appointments")
+
+EPI_COLS = ("SEQ", "VACCINETYPE", "DATE_SERV", "VACCINEPLACE", "PROVIDER", "D_UPDATE", "CID")
+CHRONIC_COLS = ("CHRONIC", "DATE_DIAG", "HOSP_DX", "HOSP_RX", "DATE_DISCH", "TYPEDISCH", "D_UPDATE", "CID")
+ALLERGY_COLS = ("DRUGALLERGY", "DNAME", "DATERECORD", "TYPEDX", "ALEVEL", "SYMPTOM", "INFORMANT", "INFORMHOSP",
+                "PROVIDER", "D_UPDATE", "CID")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which data a build covers: facilities (empty = all) and a service-date range (inclusive)."""
+
+    facilities: tuple[str, ...] = ()
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+
+    def hosp_sql(self, alias: str) -> tuple[str, list[Any]]:
+        if not self.facilities:
+            return "", []
+        marks = ", ".join("?" for _ in self.facilities)
+        return f" AND {alias}.\"HOSPCODE\" IN ({marks})", list(self.facilities)
+
+
+def _person_ctes(keys: str) -> str:
+    """CTEs per, addr, card, death keyed on (HOSPCODE, PID) of the CTE ``keys``."""
+    return f""",
+per AS (SELECT p."HOSPCODE", p."PID", {_struct('p', PERSON_COLS)} AS v
+        FROM {_t('PERSON')} p JOIN {keys} k ON k."HOSPCODE" = p."HOSPCODE" AND k."PID" = p."PID"),
+addr AS (SELECT a."HOSPCODE", a."PID", list({_struct('a', ADDRESS_COLS)} ORDER BY a."ADDRESSTYPE") AS v
+         FROM {_t('ADDRESS')} a JOIN {keys} k ON k."HOSPCODE" = a."HOSPCODE" AND k."PID" = a."PID" GROUP BY ALL),
+card AS (SELECT c."HOSPCODE", c."PID", list({_struct('c', CARD_COLS)} ORDER BY c."INSTYPE_NEW") AS v
+         FROM {_t('CARD')} c JOIN {keys} k ON k."HOSPCODE" = c."HOSPCODE" AND k."PID" = c."PID" GROUP BY ALL),
+death AS (SELECT d."HOSPCODE", d."PID", first({_struct('d', DEATH_COLS)} ORDER BY d."D_UPDATE" DESC) AS v
+          FROM {_t('DEATH')} d JOIN {keys} k ON k."HOSPCODE" = d."HOSPCODE" AND k."PID" = d."PID" GROUP BY ALL)"""
+
+
+_PERSON_JOINS = """
+LEFT JOIN per ON per."HOSPCODE" = {a}."HOSPCODE" AND per."PID" = {a}."PID"
+LEFT JOIN addr ON addr."HOSPCODE" = {a}."HOSPCODE" AND addr."PID" = {a}."PID"
+LEFT JOIN card ON card."HOSPCODE" = {a}."HOSPCODE" AND card."PID" = {a}."PID"
+LEFT JOIN death ON death."HOSPCODE" = {a}."HOSPCODE" AND death."PID" = {a}."PID"
+"""
+_PERSON_SELECT = "per.v AS person, addr.v AS addresses, card.v AS cards, death.v AS death"
+
+
+def opd_sql(sel: Selection) -> tuple[str, list[Any]]:
+    """One query: every OPD visit of a date window with all its child rows (params: window start, end)."""
+    hs, hp = sel.hosp_sql("s0")
+    params: list[Any] = ["$from", "$to", *hp]
+    ctes = [f"""s0 AS (SELECT * FROM {_t('SERVICE')} s0 WHERE s0."DATE_SERV" >= ? AND s0."DATE_SERV" < ?{hs}),
+s AS (SELECT {', '.join(_col('s0', c) + ' AS ' + _q(c) for c in SERVICE_COLS)} FROM s0),
+pd AS (SELECT "HOSPCODE", "PID", "DATE_SERV", min("SEQ") AS "SEQ" FROM s0 GROUP BY ALL),
+sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
+    joins = []
+    selects = []
+    for i, (file, (key, cols, order)) in enumerate(OPD_CHILDREN.items()):
+        a = f"c{i}"
+        hs_c, hp_c = sel.hosp_sql(a)
+        extra = f' AND {a}."AN" IS NULL' if file == "APPOINTMENT" else ""
+        order_sql = ", ".join(f"{a}.{o.strip()}" for o in order.split(","))
+        if file in SEQ_OPTIONAL:
+            ctes.append(
+                f"""{key} AS (SELECT {a}."HOSPCODE", coalesce({a}."SEQ", pd."SEQ") AS "SEQ",
+       list({_struct(a, cols)} ORDER BY {order_sql}) AS v
+       FROM {_t(file)} {a} LEFT JOIN pd ON {a}."SEQ" IS NULL AND pd."HOSPCODE" = {a}."HOSPCODE"
+            AND pd."PID" = {a}."PID" AND pd."DATE_SERV" = {a}."DATE_SERV"
+       WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c} GROUP BY ALL)""")
+        else:
+            ctes.append(
+                f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", list({_struct(a, cols)} ORDER BY {order_sql}) AS v
+       FROM {_t(file)} {a} WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c}{extra} GROUP BY ALL)""")
+        params += ["$from", "$to", *hp_c]
+        joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."SEQ" = s."SEQ"')
+        selects.append(f"{key}.v AS {key}")
+    sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
+           "SELECT 'OPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"SEQ\" AS ref, s AS service, "
+           + _PERSON_SELECT + ", " + ", ".join(selects) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATE_SERV", s."TIME_SERV", s."SEQ"')
+    return sql, params
+
+
+def ipd_sql(sel: Selection) -> tuple[str, list[Any]]:
+    """One query: every admission of a window (by admit date) with its IPD child rows."""
+    hs, hp = sel.hosp_sql("a0")
+    params: list[Any] = ["$from", "$to", *hp]
+    ctes = [f"""a0 AS (SELECT * FROM {_t('ADMISSION')} a0 WHERE a0."DATETIME_ADMIT" >= ? AND a0."DATETIME_ADMIT" < ?{hs}),
+s AS (SELECT {', '.join(_col('a0', c) + ' AS ' + _q(c) for c in ADMISSION_COLS)} FROM a0),
+sk AS (SELECT DISTINCT "HOSPCODE", "AN" FROM s),
+sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
+    joins = []
+    selects = []
+    for i, (file, (key, cols, order)) in enumerate(IPD_CHILDREN.items()):
+        a = f"c{i}"
+        order_sql = ", ".join(f"{a}.{o.strip()}" for o in order.split(","))
+        ctes.append(
+            f"""{key} AS (SELECT {a}."HOSPCODE", {a}."AN", list({_struct(a, cols)} ORDER BY {order_sql}) AS v
+       FROM {_t(file)} {a} JOIN sk ON sk."HOSPCODE" = {a}."HOSPCODE" AND sk."AN" = {a}."AN" GROUP BY ALL)""")
+        joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."AN" = s."AN"')
+        selects.append(f"{key}.v AS {key}")
+    sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
+           "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s AS service, "
+           + _PERSON_SELECT + ", " + ", ".join(selects) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
+    return sql, params
+
+
+def _bind(params: list[Any], start: Any, end: Any) -> list[Any]:
+    return [start if p == "$from" else end if p == "$to" else p for p in params]
+
+
+def _windows(lo: dt.date, hi: dt.date, days: int) -> Iterator[tuple[dt.date, dt.date]]:
+    d = lo
+    while d <= hi:
+        e = d + dt.timedelta(days=days)
+        yield d, e
+        d = e
+
+
+def _range(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection) -> tuple[dt.date, dt.date] | None:
+    hs, hp = sel.hosp_sql("t")
+    where = ["TRUE"]
+    params: list[Any] = []
+    if sel.date_from:
+        where.append(f't."{col}" >= ?')
+        params.append(sel.date_from)
+    if sel.date_to:
+        where.append(f't."{col}" < ?')
+        params.append(sel.date_to + dt.timedelta(days=1))
+    row = con.execute(f'SELECT min(CAST(t."{col}" AS DATE)), max(CAST(t."{col}" AS DATE)) FROM {table} t '
+                      f"WHERE {' AND '.join(where)}{hs}", params + hp).fetchall()[0]
+    if row[0] is None:
+        return None
+    lo, hi = row
+    if sel.date_from and lo < sel.date_from:
+        lo = sel.date_from
+    return lo, hi
+
+
+def _stream(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], batch_rows: int) -> Iterator[dict[str, Any]]:
+    reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
+    for batch in reader:
+        yield from batch.to_pylist()
+
+
+def _finish(b: dict[str, Any]) -> dict[str, Any]:
+    for k in BUNDLE_LISTS:
+        if b.get(k) is None:
+            b[k] = []
+    last = b["service"].get("D_UPDATE")
+    for k in ("diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen", "epi", "appointments"):
+        for r in b[k]:
+            u = r.get("D_UPDATE")
+            if u is not None and (last is None or u > last):
+                last = u
+    b["last_update"] = last
+    return b
+
+
+def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *, window_days: int = 7,
+                 batch_rows: int = 2048, include_ipd: bool = True) -> Iterator[dict[str, Any]]:
+    """Every encounter bundle of the selection: OPD visits by window, then admissions by window."""
+    plans = [("OPD", _t("SERVICE"), "DATE_SERV", opd_sql(sel))]
+    if include_ipd:
+        plans.append(("IPD", _t("ADMISSION"), "DATETIME_ADMIT", ipd_sql(sel)))
+    for _kind, table, col, (sql, params) in plans:
+        rng = _range(con, table, col, sel)
+        if rng is None:
+            continue
+        lo, hi = rng
+        for start, end in _windows(lo, hi, window_days):
+            if sel.date_to is not None and end > sel.date_to + dt.timedelta(days=1):
+                end = sel.date_to + dt.timedelta(days=1)
+            a: Any = start
+            b: Any = end
+            if col == "DATETIME_ADMIT":
+                a = dt.datetime.combine(start, dt.time())
+                b = dt.datetime.combine(end, dt.time())
+            for bundle in _stream(con, sql, _bind(params, a, b), batch_rows):
+                yield _finish(bundle)
+
+
+def count_encounters(con: duckdb.DuckDBPyConnection, sel: Selection = Selection()) -> int:
+    """How many bundles :func:`iter_bundles` will yield (for the progress bar)."""
+    total = 0
+    for table, col in ((_t("SERVICE"), "DATE_SERV"), (_t("ADMISSION"), "DATETIME_ADMIT")):
+        hs, hp = sel.hosp_sql("t")
+        where = ["TRUE"]
+        params: list[Any] = []
+        if sel.date_from:
+            where.append(f'CAST(t."{col}" AS DATE) >= ?')
+            params.append(sel.date_from)
+        if sel.date_to:
+            where.append(f'CAST(t."{col}" AS DATE) <= ?')
+            params.append(sel.date_to)
+        row = con.execute(f"SELECT count(*) FROM {table} t WHERE {' AND '.join(where)}{hs}", params + hp).fetchall()[0]
+        total += int(row[0])
+    return total
+
+
+# --- person-level registers -----------------------------------------------------------------------
+
+def _register_sql(file: str, cols: Sequence[str], order: str, date_col: str, sel: Selection,
+                  epi_visit_match: bool = False) -> tuple[str, list[Any]]:
+    """Persons with register rows changed (D_UPDATE) or dated in the range, with ALL their rows of that
+    file at that facility (registers are replaced or upserted as a whole). One query for the selection:
+    registers grow with the population, not with the number of visits."""
+    t = _t(file)
+    hs, hp = sel.hosp_sql("r")
+    where = ["TRUE"]
+    params: list[Any] = []
+    if sel.date_from or sel.date_to:
+        lo = sel.date_from or dt.date(1900, 1, 1)
+        hi = (sel.date_to or dt.date(9999, 12, 30)) + dt.timedelta(days=1)
+        where.append(f'((r."{date_col}" >= ? AND r."{date_col}" < ?) OR (r."D_UPDATE" >= ? AND r."D_UPDATE" < ?))')
+        params += [lo, hi, dt.datetime.combine(lo, dt.time()), dt.datetime.combine(hi, dt.time())]
+    params += hp
+    if epi_visit_match:
+        src = f"""(SELECT e.* REPLACE (coalesce(e."SEQ", v."SEQ") AS "SEQ") FROM {t} e
+                 JOIN sp ON sp."HOSPCODE" = e."HOSPCODE" AND sp."PID" = e."PID"
+                 LEFT JOIN (SELECT v0."HOSPCODE", v0."PID", v0."DATE_SERV", min(v0."SEQ") AS "SEQ"
+                            FROM {_t('SERVICE')} v0 JOIN sp ON sp."HOSPCODE" = v0."HOSPCODE" AND sp."PID" = v0."PID"
+                            GROUP BY ALL) v
+                 ON e."SEQ" IS NULL AND v."HOSPCODE" = e."HOSPCODE" AND v."PID" = e."PID"
+                    AND v."DATE_SERV" = e."DATE_SERV")"""
+    else:
+        src = t
+    sql = f"""WITH sp AS (SELECT DISTINCT r."HOSPCODE", r."PID" FROM {t} r WHERE {' AND '.join(where)}{hs}),
+rows AS (SELECT x."HOSPCODE", x."PID", list({_struct('x', cols)} ORDER BY {order}) AS v
+         FROM {src} x JOIN sp ON sp."HOSPCODE" = x."HOSPCODE" AND sp."PID" = x."PID" GROUP BY ALL){_person_ctes('sp')}
+SELECT sp."HOSPCODE" AS hospcode, sp."PID" AS pid, {_PERSON_SELECT}, rows.v AS rows
+FROM sp LEFT JOIN rows ON rows."HOSPCODE" = sp."HOSPCODE" AND rows."PID" = sp."PID"
+{_PERSON_JOINS.format(a='sp')}
+ORDER BY sp."HOSPCODE", sp."PID"
+"""
+    return sql, params
+
+
+def _iter_register(con: duckdb.DuckDBPyConnection, file: str, cols: Sequence[str], order: str, date_col: str,
+                   sel: Selection, batch_rows: int, epi_visit_match: bool = False) -> Iterator[dict[str, Any]]:
+    sql, params = _register_sql(file, cols, order, date_col, sel, epi_visit_match)
+    for row in _stream(con, sql, params, batch_rows):
+        for k in ("addresses", "cards", "rows"):
+            if row.get(k) is None:
+                row[k] = []
+        yield row
+
+
+def iter_immunization_registers(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *,
+                                batch_rows: int = 2048) -> Iterator[dict[str, Any]]:
+    """One dict per person and facility with EPI rows: ``{hospcode, pid, person, ..., rows}``; ``rows`` is the
+    person's WHOLE vaccination list there (ImmunizationRegisterv1 replaces it)."""
+    yield from _iter_register(con, "EPI", EPI_COLS, 'x."DATE_SERV", x."VACCINETYPE"', "DATE_SERV", sel,
+                              batch_rows, epi_visit_match=True)
+
+
+def iter_chronic_registers(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *,
+                           batch_rows: int = 2048) -> Iterator[dict[str, Any]]:
+    yield from _iter_register(con, "CHRONIC", CHRONIC_COLS, 'x."DATE_DIAG", x."CHRONIC"', "DATE_DIAG", sel,
+                              batch_rows)
+
+
+def iter_allergy_registers(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *,
+                           batch_rows: int = 2048) -> Iterator[dict[str, Any]]:
+    yield from _iter_register(con, "DRUGALLERGY", ALLERGY_COLS, 'x."DATERECORD", x."DRUGALLERGY"', "DATERECORD",
+                              sel, batch_rows)
+
+
+def iter_daily_counts(con: duckdb.DuckDBPyConnection, sel: Selection = Selection()) -> Iterator[dict[str, Any]]:
+    """Per facility and calendar month: ``{hospcode, month: "YYYY-MM", days: [{date, opd, ipd, disch}]}``
+    (OrgEncounterSummary takes at most one month per call)."""
+    hs_s, hp = sel.hosp_sql("t")
+    where = ""
+    params: list[Any] = []
+    if sel.date_from or sel.date_to:
+        where = " WHERE d >= ? AND d <= ?"
+        params = [sel.date_from or dt.date(1900, 1, 1), sel.date_to or dt.date(9999, 12, 31)]
+    sql = f"""SELECT "HOSPCODE", d, sum(opd)::BIGINT, sum(ipd)::BIGINT, sum(disch)::BIGINT FROM (
+    SELECT t."HOSPCODE", t."DATE_SERV" AS d, 1 AS opd, 0 AS ipd, 0 AS disch FROM {_t('SERVICE')} t WHERE TRUE{hs_s}
+    UNION ALL SELECT t."HOSPCODE", CAST(t."DATETIME_ADMIT" AS DATE), 0, 1, 0 FROM {_t('ADMISSION')} t WHERE TRUE{hs_s}
+    UNION ALL SELECT t."HOSPCODE", CAST(t."DATETIME_DISCH" AS DATE), 0, 0, 1 FROM {_t('ADMISSION')} t
+        WHERE t."DATETIME_DISCH" IS NOT NULL{hs_s}
+) u{where} GROUP BY ALL ORDER BY 1, 2"""
+    cur: dict[str, Any] | None = None
+    for hosp, d, opd, ipd, disch in con.execute(sql, hp * 3 + params).fetchall():
+        month = f"{d:%Y-%m}"
+        if cur is None or cur["hospcode"] != hosp or cur["month"] != month:
+            if cur is not None:
+                yield cur
+            cur = {"hospcode": hosp, "month": month, "days": []}
+        cur["days"].append({"date": d, "opd": int(opd), "ipd": int(ipd), "disch": int(disch)})
+    if cur is not None:
+        yield cur

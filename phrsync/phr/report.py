@@ -1,0 +1,372 @@
+"""Per-facility data-quality report of a build: what was sent, what the validator refused and why, what
+was estimated or unknown, and which rows the import quarantined — HTML for people, CSV for spreadsheets.
+
+Written for the provincial office that must tell each health centre what to fix: one table per facility,
+Thai first with English beside it, counts plus a few examples. Examples never show a full citizen ID
+(``phrsync.pdpa.mask_cid``); dates are shown the Thai way (``phrsync.thai.thai_date``).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import html
+import io
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from phrsync.f43 import schema
+from phrsync.pdpa import mask_cid, mask_text, mask_value
+from phrsync.thai import thai_date
+
+MAX_EXAMPLES = 3
+_INDEX_RE = re.compile(r"\[\d+\]")
+
+# category -> (Thai, English, sort order)
+CATEGORIES: dict[str, tuple[str, str, int]] = {
+    "refused": ("ถูกปฏิเสธโดยตัวตรวจสอบ (ไม่ส่ง)", "refused by the validator (not sent)", 0),
+    "skipped": ("ข้าม ไม่สร้างข้อมูลส่ง", "skipped, no payload built", 1),
+    "quarantine": ("แถวที่ถูกกักตอนนำเข้า (ไม่ได้นำเข้า)", "rows quarantined at import (not loaded)", 2),
+    "import_warning": ("คำเตือนตอนนำเข้า (นำเข้าแล้ว)", "import warnings (row loaded)", 7),
+    "unknown_code": ("รหัสที่ไม่รู้จัก/ยังไม่มีรหัส PHR", "unknown code / no PHR code yet", 3),
+    "missing": ("ข้อมูลขาด", "missing data", 4),
+    "estimate": ("ค่าประมาณตามนโยบาย", "estimated by policy", 5),
+    "warning": ("คำเตือนจากตัวตรวจสอบ", "validator warnings", 6),
+}
+
+
+# who fixes a problem and how: "facility" (the health centre, in its HIS), "province" (the provincial office:
+# code tables, settings), "none" (an estimate by policy: nothing to fix). Keyed by note code or validator rule.
+OWNERS: dict[str, tuple[str, str]] = {
+    "facility": ("หน่วยบริการ", "facility"),
+    "province": ("สสจ. (ตารางรหัส/ตั้งค่า)", "province (code tables, settings)"),
+    "none": ("ไม่ต้องแก้", "nothing to fix"),
+}
+FIXES: dict[str, tuple[str, str, str]] = {
+    "cid_missing": ("facility", "บันทึกเลขประจำตัวประชาชนใน HIS", "record the citizen ID in the HIS"),
+    "cid_invalid": ("facility", "แก้เลขประจำตัวประชาชนให้ถูกต้อง", "correct the citizen ID"),
+    "cid_checksum": ("facility", "แก้เลขประจำตัวประชาชนให้ถูกต้อง", "correct the citizen ID"),
+    "person_missing": ("facility", "ส่งออกแฟ้ม PERSON ของผู้รับบริการให้ครบ", "export the patient's PERSON row"),
+    "sex_unknown": ("facility", "บันทึกเพศ (1 ชาย 2 หญิง)", "record SEX (1 male, 2 female)"),
+    "birth_missing": ("facility", "บันทึกวันเกิด", "record the birth date"),
+    "time_missing": ("facility", "บันทึกเวลารับบริการ (TIME_SERV)", "record the visit time (TIME_SERV)"),
+    "vital_signs_missing": ("facility", "บันทึกสัญญาณชีพ", "record vital signs"),
+    "vital_dropped": ("facility", "แก้ค่าสัญญาณชีพที่บันทึกผิด", "correct the mistyped vital sign"),
+    "discharge_before_admit": ("facility", "แก้วันเวลารับไว้/จำหน่าย", "correct the admission/discharge times"),
+    "lab_unknown": ("facility", "ตรวจรหัส LABTEST (หรือ สสจ. เพิ่มใน lab_loinc)", "check LABTEST (or the province adds it to lab_loinc)"),
+    "lab_no_result": ("facility", "บันทึกผลแล็บ", "record the lab result"),
+    "prename_unknown": ("facility", "ตรวจรหัสคำนำหน้าชื่อ", "check the PRENAME code"),
+    "nation_unknown": ("facility", "ตรวจรหัสสัญชาติ", "check the NATION code"),
+    "instype_unknown": ("facility", "ตรวจรหัสสิทธิการรักษา INSTYPE", "check the INSTYPE code"),
+    "typedisch_unknown": ("facility", "ตรวจสถานะการจำหน่าย TYPEDISCH", "check TYPEDISCH"),
+    "typein_unmapped": ("province", "รอ/เติมรายการ encounter_type ของ PHR ใน typein_encounter", "add the PHR encounter_type codes to typein_encounter"),
+    "chronic_no_cd_code": ("province", "เติม cd_code ของ PHR ใน chronic_groups", "add PHR cd_codes to chronic_groups"),
+    "facility_name_unknown": ("province", "เพิ่มชื่อหน่วยบริการใน [facilities] หรือตารางรหัส", "add the facility name to [facilities] or the code table"),
+    "coding_system": ("province", "จัดทำตาราง drug_tmt (รหัส TMT) ของจังหวัด", "load the province's drug_tmt table (TMT codes)"),
+    "coding_system_local": ("province", "จัดทำ/ขอรายการรหัสมาตรฐาน (drug_tmt, encounter_type, lab_loinc)", "load the standard code lists (drug_tmt, encounter_type, lab_loinc)"),
+    "end_estimated": ("none", "ค่าประมาณตามนโยบาย", "estimated by policy"),
+    "end_from_last_update": ("none", "ค่าประมาณตามนโยบาย", "estimated by policy"),
+    "time_default": ("facility", "บันทึกเวลารับบริการ (TIME_SERV)", "record the visit time (TIME_SERV)"),
+    "lab_time_visit_start": ("none", "ค่าประมาณตามนโยบาย", "estimated by policy"),
+    "epi_no_visit": ("none", "ค่าประมาณตามนโยบาย", "estimated by policy"),
+}
+_CATEGORY_OWNER = {"quarantine": ("facility", "แก้แถวตามเหตุผลแล้วส่งออกใหม่", "fix the row as the reason says and re-export"),
+                   "import_warning": ("facility", "ตรวจแถวตามเหตุผล", "check the row as the reason says")}
+
+
+def fix_for(category: str, code: str) -> tuple[str, str, str]:
+    """(owner, Thai, English) of how to fix one report row."""
+    if code in FIXES:
+        return FIXES[code]
+    if category in _CATEGORY_OWNER:
+        return _CATEGORY_OWNER[category]
+    if category == "estimate":
+        return ("none", "ค่าประมาณตามนโยบาย", "estimated by policy")
+    return ("facility", "ดูรายละเอียดและแก้ข้อมูลใน HIS", "see the detail and correct the HIS data")
+
+
+@functools.lru_cache(maxsize=4096)
+def _norm_path(path: str) -> str:
+    """``Encounter[0].Medication[2].code`` → ``Encounter[].Medication[].code``: one report row per field."""
+    return _INDEX_RE.sub("[]", path)
+
+
+@dataclass
+class _Item:
+    count: int = 0
+    message_th: str = ""
+    message_en: str = ""
+    severity: str = ""
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FacilityTotals:
+    built: int = 0  # payloads written to the NDJSON
+    refused: int = 0
+    skipped: int = 0
+    by_endpoint: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def bump(self, endpoint: str, what: str) -> None:
+        setattr(self, what, getattr(self, what) + 1)
+        ep = self.by_endpoint.setdefault(endpoint, {"built": 0, "refused": 0, "skipped": 0})
+        ep[what] += 1
+
+
+class Quality:
+    """Collects the facts of one build, per facility; renders them with :func:`write_html` / :func:`write_csv`."""
+
+    def __init__(self, facility_names: dict[str, str] | None = None) -> None:
+        # (hospcode, category, endpoint or file, rule/note code, field, variant) -> counts and examples;
+        # variant keeps notes with different texts apart (TYPEIN 2 vs TYPEIN 3), "" for validator issues
+        self.items: dict[tuple[str, str, str, str, str, str], _Item] = {}
+        self.totals: dict[str, FacilityTotals] = {}
+        self.facility_names = dict(facility_names or {})
+        self.quarantined: dict[str, int] = {}
+
+    def _fac(self, hcode: str) -> FacilityTotals:
+        t = self.totals.get(hcode)
+        if t is None:
+            t = self.totals[hcode] = FacilityTotals()
+        return t
+
+    def _add(self, hcode: str, category: str, endpoint: str, code: str, path: str, th: str, en: str,
+             severity: str, example: str | None, n: int = 1, variant: str = "") -> None:
+        k = (hcode, category, endpoint, code, _norm_path(path), variant)
+        it = self.items.get(k)
+        if it is None:
+            it = self.items[k] = _Item(0, th, en, severity)
+        it.count += n
+        if example and len(it.examples) < MAX_EXAMPLES and example not in it.examples:
+            it.examples.append(example)
+        self._fac(hcode)
+
+    def payload(self, hcode: str, endpoint: str, outcome: str, example: str, issues: Iterable[Any] = (),
+                notes: Iterable[Any] = ()) -> None:
+        """Record one payload (``outcome`` built | refused | skipped), its validator issues and mapping notes."""
+        self._fac(hcode).bump(endpoint, outcome)
+        seen: set[tuple[str, str]] = set()
+        for i in issues:
+            cat = "refused" if i.severity == "error" else "warning"
+            key = (i.rule, _norm_path(i.path))
+            if key in seen:  # one count per payload and problem, however many items repeat it
+                continue
+            seen.add(key)
+            self._add(hcode, cat, endpoint, i.rule, i.path, i.message_th, i.message_en, i.severity, example)
+        for n in notes:
+            key = ("note:" + n.code, n.path + n.message_en)
+            if key in seen:
+                continue
+            seen.add(key)
+            self._add(hcode, n.kind, endpoint, n.code, n.path, n.message_th, n.message_en, "note", example,
+                      variant=n.message_en)
+
+    def add_quarantine(self, con: duckdb.DuckDBPyConnection, facilities: tuple[str, ...] = ()) -> None:
+        """The import's quarantine table (rows that never reached staging), grouped by file and rule."""
+        try:
+            where = ""
+            params: list[Any] = []
+            if facilities:
+                where = f" WHERE hospcode IN ({', '.join('?' for _ in facilities)})"
+                params = list(facilities)
+            rows = con.execute(
+                "SELECT coalesce(hospcode, ''), file, rule, severity, any_value(reason_th), any_value(reason_en), "
+                "count(*), list(struct_pack(source := source, line := line, field := field, value := value) "
+                f"ORDER BY line)[1:{MAX_EXAMPLES}] FROM quarantine{where} GROUP BY ALL", params).fetchall()
+        except duckdb.Error:
+            return
+        for hcode, file, rule, sev, th, en, n, examples in rows:
+            spec = schema.lookup(file or "")
+            cat = "quarantine" if sev == "error" else "import_warning"
+            fld = (examples[0].get("field") or "") if examples else ""
+            self._add(hcode, cat, file or "", rule or "", fld, th or "", en or "", sev or "", None, int(n))
+            it = self.items[(hcode, cat, file or "", rule or "", _norm_path(fld), "")]
+            for e in examples:
+                personal = bool(spec and e["field"] and spec.by_name.get(e["field"]) and
+                                spec.by_name[e["field"]].personal)
+                value = e["value"] if e["value"] is not None else ""
+                if personal and "xxx" not in value:  # the importer already masks CIDs; never mask twice
+                    value = mask_value(value, True)
+                value = mask_text(value)
+                label = f"{e['source'] or file}:{e['line']} {e['field'] or ''}={value}".strip()
+                if len(it.examples) < MAX_EXAMPLES and label not in it.examples:
+                    it.examples.append(label)
+            if cat == "quarantine":
+                self.quarantined[hcode] = self.quarantined.get(hcode, 0) + int(n)
+
+    def merge(self, other: Quality) -> None:
+        """Add another collector's facts (a parallel worker's) to this one."""
+        for k, it in other.items.items():
+            mine = self.items.get(k)
+            if mine is None:
+                self.items[k] = _Item(it.count, it.message_th, it.message_en, it.severity, list(it.examples))
+                continue
+            mine.count += it.count
+            for e in it.examples:
+                if len(mine.examples) < MAX_EXAMPLES and e not in mine.examples:
+                    mine.examples.append(e)
+        for h, t in other.totals.items():
+            mine_t = self._fac(h)
+            mine_t.built += t.built
+            mine_t.refused += t.refused
+            mine_t.skipped += t.skipped
+            for ep, c in t.by_endpoint.items():
+                d = mine_t.by_endpoint.setdefault(ep, {"built": 0, "refused": 0, "skipped": 0})
+                for what, n in c.items():
+                    d[what] += n
+        for h, name in other.facility_names.items():
+            self.facility_names.setdefault(h, name)
+        for h, n in other.quarantined.items():
+            self.quarantined[h] = self.quarantined.get(h, 0) + n
+
+    # -- views ------------------------------------------------------------------------------------
+    def facilities(self) -> list[str]:
+        """Facilities, the one with the most to fix (at the facility itself) first."""
+        def weight(h: str) -> tuple[int, int, str]:
+            return (-self.facility_fix_count(h), -self.problem_count(h), h)
+        return sorted(self.totals, key=weight)
+
+    def facility_fix_count(self, hcode: str) -> int:
+        """How many problems the health centre itself must fix (not code tables, not policy estimates)."""
+        return sum(it.count for k, it in self.items.items() if k[0] == hcode and fix_for(k[1], k[3])[0] == "facility")
+
+    def problem_count(self, hcode: str, categories: Iterable[str] | None = None) -> int:
+        cats = set(categories) if categories is not None else set(CATEGORIES)
+        return sum(it.count for k, it in self.items.items() if k[0] == hcode and k[1] in cats)
+
+    def rows(self, hcode: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for (h, cat, ep, code, path, _variant), it in self.items.items():
+            if hcode is not None and h != hcode:
+                continue
+            owner, fix_th, fix_en = fix_for(cat, code)
+            out.append({"hospcode": h, "facility_name": self.facility_names.get(h, ""), "category": cat,
+                        "owner": owner, "owner_th": OWNERS[owner][0], "fix_th": fix_th, "fix_en": fix_en,
+                        "category_th": CATEGORIES[cat][0], "category_en": CATEGORIES[cat][1],
+                        "endpoint_or_file": ep, "code": code, "path": path, "severity": it.severity,
+                        "count": it.count, "message_th": it.message_th, "message_en": it.message_en,
+                        "examples": list(it.examples)})
+        out.sort(key=lambda r: (r["hospcode"], CATEGORIES[r["category"]][2], -r["count"], r["code"], r["path"]))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {h: {"name": self.facility_names.get(h, ""), "built": t.built, "refused": t.refused,
+                    "skipped": t.skipped, "quarantined": self.quarantined.get(h, 0), "by_endpoint": t.by_endpoint,
+                    "to_fix_at_facility": self.facility_fix_count(h),
+                    "problems": {c: self.problem_count(h, [c]) for c in CATEGORIES if self.problem_count(h, [c])}}
+                for h, t in sorted(self.totals.items())}
+
+
+def example_label(ref: str | None, cid: str | None) -> str:
+    """How one payload is pointed at in the report: its visit reference and the MASKED CID."""
+    parts = [p for p in (ref, mask_cid(cid) if cid else None) if p]
+    return " ".join(parts)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("hospcode", "facility_name", "category", "category_th", "owner", "owner_th", "fix_th", "fix_en",
+               "endpoint_or_file", "code", "path", "severity", "count", "message_th", "message_en", "examples")
+
+
+def write_csv(q: Quality, path: str | Path) -> None:
+    """UTF-8 with BOM so Excel (the tool health offices use) opens the Thai text correctly."""
+    with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in q.rows():
+            w.writerow({**r, "examples": " | ".join(r["examples"])})
+
+
+_CSS = """
+body{font-family:'Sarabun','Noto Sans Thai',Tahoma,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.5rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:2px solid #2a6;padding-bottom:.2rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0} th,td{border:1px solid #ccc;padding:.3rem .5rem;
+vertical-align:top;font-size:.9rem} th{background:#eef6f0;text-align:left} td.n{text-align:right}
+.en{color:#666;font-size:.85em} .bad{background:#fde8e8} .warn{background:#fff6e0} .ok{background:#eaf7ea}
+.ex{font-family:monospace;font-size:.8rem;color:#444} .tag{display:inline-block;padding:0 .4rem;border-radius:.3rem}
+"""
+
+
+def _e(s: Any) -> str:
+    return html.escape(str(s), quote=True)
+
+
+def render_html(q: Quality, *, generated: dt.datetime, selection: dict[str, Any] | None = None,
+                policies: dict[str, Any] | None = None) -> str:
+    sel = selection or {}
+    out = io.StringIO()
+    w = out.write
+    w("<!DOCTYPE html><html lang='th'><head><meta charset='utf-8'>")
+    w("<title>รายงานคุณภาพข้อมูล 43 แฟ้ม → MOPH-PHR / Data-quality report</title>")
+    w(f"<style>{_CSS}</style></head><body>")
+    w("<h1>รายงานคุณภาพข้อมูล 43 แฟ้ม → MOPH-PHR <span class='en'>/ 43-file → MOPH-PHR data-quality report</span></h1>")
+    w(f"<p>สร้างเมื่อ {_e(thai_date(generated))} <span class='en'>/ generated {_e(generated.isoformat(timespec='seconds'))}"
+      "</span></p>")
+    d_from, d_to = sel.get("date_from"), sel.get("date_to")
+    rng = f"{thai_date(d_from)} ถึง {thai_date(d_to)}" if (d_from or d_to) else "ทั้งหมด"
+    rng_en = f"{d_from or '…'} to {d_to or '…'}" if (d_from or d_to) else "all dates"
+    facs = ", ".join(sel.get("facilities") or []) or "ทุกหน่วยบริการ"
+    w(f"<p>ช่วงวันที่รับบริการ: {_e(rng)} <span class='en'>/ service dates: {_e(rng_en)}</span><br>"
+      f"หน่วยบริการ: {_e(facs)} <span class='en'>/ facilities</span></p>")
+    # overview
+    w("<h2>สรุปรายหน่วยบริการ <span class='en'>/ summary by facility</span></h2>")
+    w("<p>เรียงจากหน่วยบริการที่ต้องแก้ไขมากที่สุด <span class='en'>/ facilities with the most to fix first</span></p>")
+    w("<table><tr><th>รหัส<br><span class='en'>code</span></th><th>หน่วยบริการ<br><span class='en'>facility</span></th>"
+      "<th>สร้างได้<br><span class='en'>built</span></th><th>ถูกปฏิเสธ<br><span class='en'>refused</span></th>"
+      "<th>ข้าม<br><span class='en'>skipped</span></th><th>แถวที่ถูกกัก<br><span class='en'>quarantined rows</span></th>"
+      "<th>ค่าประมาณ<br><span class='en'>estimates</span></th><th>รหัสไม่รู้จัก<br><span class='en'>unknown codes</span></th>"
+      "<th>คำเตือน<br><span class='en'>warnings</span></th>"
+      "<th>ต้องแก้ที่หน่วยบริการ<br><span class='en'>to fix at the facility</span></th></tr>")
+    for h in q.facilities():
+        t = q.totals[h]
+        cls = "bad" if (t.refused or t.skipped or q.quarantined.get(h)) else "ok"
+        w(f"<tr class='{cls}'><td><a href='#f{_e(h)}'>{_e(h)}</a></td><td>{_e(q.facility_names.get(h, ''))}</td>"
+          f"<td class='n'>{t.built:,}</td><td class='n'>{t.refused:,}</td><td class='n'>{t.skipped:,}</td>"
+          f"<td class='n'>{q.quarantined.get(h, 0):,}</td><td class='n'>{q.problem_count(h, ['estimate']):,}</td>"
+          f"<td class='n'>{q.problem_count(h, ['unknown_code']):,}</td>"
+          f"<td class='n'>{q.problem_count(h, ['warning', 'missing']):,}</td>"
+          f"<td class='n'><b>{q.facility_fix_count(h):,}</b></td></tr>")
+    w("</table>")
+    # per facility
+    for h in q.facilities():
+        t = q.totals[h]
+        w(f"<h2 id='f{_e(h)}'>{_e(h)} {_e(q.facility_names.get(h, ''))}</h2>")
+        eps = ", ".join(f"{ep}: {v['built']:,}/{v['refused']:,}/{v['skipped']:,}" for ep, v in sorted(t.by_endpoint.items()))
+        w(f"<p>สร้างได้/ถูกปฏิเสธ/ข้าม ต่อบริการ <span class='en'>/ built/refused/skipped per endpoint</span>: {_e(eps) or '-'}</p>")
+        rows = q.rows(h)
+        if not rows:
+            w("<p class='ok'>ไม่พบปัญหา <span class='en'>/ no problems found</span></p>")
+            continue
+        w("<table><tr><th>ประเภท<br><span class='en'>kind</span></th><th>ที่มา<br><span class='en'>endpoint/file</span></th>"
+          "<th>รหัสปัญหา<br><span class='en'>rule</span></th><th>ฟิลด์<br><span class='en'>field</span></th>"
+          "<th>จำนวน<br><span class='en'>count</span></th><th>รายละเอียด<br><span class='en'>detail</span></th>"
+          "<th>ใครแก้ / แก้อย่างไร<br><span class='en'>who fixes / how</span></th>"
+          "<th>ตัวอย่าง (ปกปิดเลขบัตร)<br><span class='en'>examples (CID masked)</span></th></tr>")
+        for r in rows:
+            cls = "bad" if r["category"] in ("refused", "skipped", "quarantine") else "warn"
+            ex = "<br>".join(_e(x) for x in r["examples"])
+            w(f"<tr class='{cls}'><td>{_e(r['category_th'])}<br><span class='en'>{_e(r['category_en'])}</span></td>"
+              f"<td>{_e(r['endpoint_or_file'])}</td><td>{_e(r['code'])}</td><td>{_e(r['path'])}</td>"
+              f"<td class='n'>{r['count']:,}</td><td>{_e(r['message_th'])}<br><span class='en'>{_e(r['message_en'])}</span></td>"
+              f"<td><b>{_e(r['owner_th'])}</b>: {_e(r['fix_th'])}<br><span class='en'>{_e(OWNERS[r['owner']][1])}: "
+              f"{_e(r['fix_en'])}</span></td>"
+              f"<td class='ex'>{ex}</td></tr>")
+        w("</table>")
+    if policies:
+        w("<h2>นโยบายที่ใช้กับข้อมูลที่ 43 แฟ้มไม่มี <span class='en'>/ missing-data policies in force</span></h2><table>")
+        for k, v in policies.items():
+            w(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>")
+        w("</table><p class='en'>See docs/mapping.md for what each policy does.</p>")
+    w("</body></html>")
+    return out.getvalue()
+
+
+def write_html(q: Quality, path: str | Path, **kw: Any) -> None:
+    Path(path).write_text(render_html(q, **kw), encoding="utf-8")

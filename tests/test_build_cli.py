@@ -1,0 +1,196 @@
+"""``phrsync build`` / ``phrsync validate`` end to end on the golden 43-file set, and the data-quality report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from f43files import cid
+from fixtures.golden import dataset as D
+
+from phrsync.cli import cli
+from phrsync.phr.policies import Policies, PolicyError
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return D.make_staging(tmp_path_factory.mktemp("cli"))
+
+
+def _run(args: list[str], config: Path | None = None) -> tuple[int, str]:
+    pre = ["--config", str(config)] if config else []
+    r = CliRunner().invoke(cli, pre + args, catch_exceptions=False)
+    return r.exit_code, r.output
+
+
+def test_build_json_summary_and_ndjson(staging: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.ndjson"
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--report", str(tmp_path / "q.html"),
+                       "--json"])
+    assert code == 0, text
+    s = json.loads(text)
+    assert s["by_endpoint"]["UpdatePHRv1"] == {"built": 4, "refused": 0, "skipped": 0}
+    assert s["by_endpoint"]["AllergyIntolerancev1"] == {"built": 0, "refused": 1, "skipped": 0}
+    assert s["built"] == 7 and s["refused"] == 1
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert len(lines) == 7
+    assert all(set(x) == {"key", "endpoint", "hospcode", "payload"} for x in lines)
+    assert not (tmp_path / "p.ndjson.part").exists()
+    assert s["facilities"]["10699"]["quarantined"] == 2  # person 4: PERSON and SERVICE rows
+    assert s["report"] == {"html": str(tmp_path / "q.html"), "csv": str(tmp_path / "q.csv")}
+
+
+def test_build_selection(staging: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.ndjson"
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--from", "2025-01-06",
+                       "--to", "2025-01-06", "--only", "encounters", "--json"])
+    assert code == 0, text
+    keys = [orjson.loads(x)["key"] for x in out.read_bytes().splitlines()]
+    assert keys == ["UpdatePHRv1|10699:V002"]
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--facility", "99999", "--json"])
+    assert code == 0 and json.loads(text)["built"] == 0
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--from", "2025-02-01",
+                       "--to", "2025-01-01"])
+    assert code != 0
+
+
+def test_build_policies_from_config(staging: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "phrsync.toml"
+    cfg.write_text('[policies]\nvisit_end = "estimate"\nvisit_minutes_opd = 30\nmissing_time = "default_time"\n'
+                   '[facilities]\n"10699" = "รพ.ทดสอบ"\n', encoding="utf-8")
+    out = tmp_path / "p.ndjson"
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--only", "encounters", "--json"], cfg)
+    assert code == 0, text
+    by = {x["key"]: x["payload"] for x in map(orjson.loads, out.read_bytes().splitlines())}
+    v1 = by["UpdatePHRv1|10699:V001"]
+    assert v1["Encounter"][0]["period"] == {"start": "2025-01-05T09:30:00+07:00", "end": "2025-01-05T10:00:00+07:00"}
+    assert v1["managingOrganization"]["display"] == "รพ.ทดสอบ"
+    assert by["UpdatePHRv1|10699:V002"]["Encounter"][0]["period"]["start"] == "2025-01-06T08:30:00+07:00"
+    cfg.write_text('[policies]\nvisit_ends = "estimate"\n', encoding="utf-8")
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out)], cfg)
+    assert code != 0 and "visit_ends" in text
+
+
+def test_report_html_and_csv(staging: Path, tmp_path: Path) -> None:
+    html_path = tmp_path / "q.html"
+    code, text = _run(["build", "--staging", str(staging), "--out", str(tmp_path / "p.ndjson"),
+                       "--report", str(html_path)])
+    assert code == 0, text
+    html = html_path.read_text(encoding="utf-8")
+    assert "รายงานคุณภาพข้อมูล" in html and "data-quality report" in html
+    assert "โรงพยาบาลสมเด็จพระยุพราชสระแก้ว" in html
+    for needle in ("coding_system", "cid_checksum", "time_missing", "typein_unmapped", "lab_unknown",
+                   "chronic_no_cd_code", "lab_time_visit_start"):
+        assert needle in html, needle
+    rows = list(csv.DictReader((tmp_path / "q.csv").open(encoding="utf-8-sig")))
+    by = {(r["category"], r["code"]): r for r in rows}
+    assert by[("refused", "coding_system")]["endpoint_or_file"] == "AllergyIntolerancev1"
+    q = [r for r in rows if r["category"] == "quarantine" and r["code"] == "cid_checksum"]
+    assert sorted((r["endpoint_or_file"], r["count"], r["path"]) for r in q) == [("PERSON", "1", "CID"),
+                                                                                 ("SERVICE", "1", "CID")]
+    assert by[("missing", "time_missing")]["count"] == "1"
+    assert "10699:V002" in by[("missing", "time_missing")]["examples"]
+    # PDPA: no full citizen ID anywhere in the report, only masked forms
+    everything = html + (tmp_path / "q.csv").read_text(encoding="utf-8-sig")
+    for n in (1, 2, 3):
+        assert cid(n) not in everything
+    assert D.BAD_CID not in everything
+    assert "1-2345-xxxxx-xx-3" in everything  # the quarantined CID, masked
+
+
+def test_report_dates_are_thai(staging: Path, tmp_path: Path) -> None:
+    html_path = tmp_path / "q.html"
+    code, _ = _run(["build", "--staging", str(staging), "--out", str(tmp_path / "p.ndjson"), "--report",
+                    str(html_path), "--from", "2025-01-05", "--to", "2025-01-31"])
+    assert code == 0
+    assert "5 ม.ค. 2568 ถึง 31 ม.ค. 2568" in html_path.read_text(encoding="utf-8")
+
+
+def test_validate_command(staging: Path, tmp_path: Path) -> None:
+    out = tmp_path / "p.ndjson"
+    assert _run(["build", "--staging", str(staging), "--out", str(out)])[0] == 0
+    code, text = _run(["validate", str(out), "--json"])
+    assert code == 0, text
+    s = json.loads(text)
+    assert s["ok"] and s["checked"] == 7
+    bad = tmp_path / "bad.json"
+    payload = orjson.loads(out.read_bytes().splitlines()[0])["payload"]
+    del payload["Patient"]["gender"]
+    bad.write_bytes(orjson.dumps(payload))
+    code, text = _run(["validate", str(bad), "--endpoint", "UpdatePHRv1"])
+    assert code == 1 and "Patient.gender" in text
+    assert cid(1) not in text
+
+
+def test_build_missing_staging(tmp_path: Path) -> None:
+    code, text = _run(["build", "--staging", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "p.ndjson")])
+    assert code != 0 and "staging" in text
+
+
+def test_policy_validation() -> None:
+    with pytest.raises(PolicyError):
+        Policies(visit_end="guess")
+    with pytest.raises(PolicyError):
+        Policies(default_time="8h30")
+    with pytest.raises(PolicyError):
+        Policies.from_mapping({"visit_minutes_opd": 0})
+    assert Policies.from_mapping({"visit_end": "estimate"}).visit_end == "estimate"
+
+
+def test_parallel_build_writes_the_same_payloads(staging: Path, tmp_path: Path) -> None:
+    outs = {}
+    for w in (1, 2):
+        out = tmp_path / f"p{w}.ndjson"
+        code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--workers", str(w), "--json"])
+        assert code == 0, text
+        outs[w] = (sorted(out.read_bytes().splitlines()), json.loads(text))
+    assert outs[1][0] == outs[2][0]
+    assert outs[1][1]["by_endpoint"] == outs[2][1]["by_endpoint"]
+    assert outs[1][1]["facilities"] == outs[2][1]["facilities"]
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_split_by_days_covers_the_range_once(staging: Path) -> None:
+    import datetime as dt
+
+    from phrsync.f43.staging import Staging
+    from phrsync.phr.build import split_by_days
+    from phrsync.phr.extract import Selection
+
+    with Staging(staging, read_only=True) as st:
+        parts = split_by_days(st.con, Selection(), 3)
+    assert parts[0].date_from == dt.date(2025, 1, 5) and parts[-1].date_to == dt.date(2025, 1, 7)
+    for a, b in zip(parts, parts[1:], strict=False):
+        assert a.date_to is not None and b.date_from is not None and a.date_to < b.date_from
+
+
+def test_report_keeps_different_notes_apart() -> None:
+    from phrsync.phr.mapping import Note
+    from phrsync.phr.report import Quality
+
+    q = Quality()
+    for typein in ("2", "3", "2"):
+        q.payload("10699", "UpdatePHRv1", "built", f"10699:V{typein}", (),
+                  [Note("typein_unmapped", "Encounter[0].type", f"TYPEIN {typein}", f"TYPEIN {typein}", "unknown_code")])
+    rows = {r["message_en"]: r["count"] for r in q.rows("10699")}
+    assert rows == {"TYPEIN 2": 2, "TYPEIN 3": 1}
+    assert q.totals["10699"].built == 3
+
+
+def test_report_says_who_fixes_what(staging: Path, tmp_path: Path) -> None:
+    code, _ = _run(["build", "--staging", str(staging), "--out", str(tmp_path / "p.ndjson"), "--report",
+                    str(tmp_path / "q.html")])
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "q.csv").open(encoding="utf-8-sig")))
+    owner = {(r["category"], r["code"]): r["owner"] for r in rows}
+    assert owner[("missing", "time_missing")] == "facility"
+    assert owner[("quarantine", "cid_checksum")] == "facility"
+    assert owner[("skipped", "chronic_no_cd_code")] == "province"
+    assert owner[("refused", "coding_system")] == "province"
+    assert owner[("estimate", "lab_time_visit_start")] == "none"
+    html = (tmp_path / "q.html").read_text(encoding="utf-8")
+    assert "ต้องแก้ที่หน่วยบริการ" in html and "to fix at the facility" in html

@@ -51,8 +51,9 @@ def main() -> None:
         write_zips(generate(SynthOptions(province="27", encounters=args.encounters, seed=args.seed)), zips)
         print(f"generated {args.encounters:,} encounters in {time.perf_counter() - t0:.1f} s → {zips}")
     size_mb = sum(p.stat().st_size for p in zips.glob("*.zip")) / 1e6
-    q: mp.Queue = mp.Queue()  # type: ignore[type-arg]
-    p = mp.get_context("spawn").Process(target=_import, args=(str(zips), str(work / "staging.duckdb"), q))
+    spawn = mp.get_context("spawn")
+    q = spawn.Queue()
+    p = spawn.Process(target=_import, args=(str(zips), str(work / "staging.duckdb"), q))
     p.start()
     res = q.get()
     p.join()
@@ -64,7 +65,7 @@ def main() -> None:
           f"({res['quarantined']:,} quarantined)")
     print(f"peak memory (importing process): {res['peak_rss_mb']:,.0f} MB; staging file {db_mb:,.0f} MB")
     print(json.dumps({"encounters": args.encounters, **res}))
-    shutil.rmtree(work / "staging.duckdb", ignore_errors=True)
+    (work / "staging.duckdb").unlink(missing_ok=True)
     if not args.cache:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -30,7 +30,10 @@ from phrsync.f43.staging import Staging, table_name
 from phrsync.pdpa import mask_value
 
 BufKey = tuple[str, "tuple[int, ...] | None", int]  # (43-file, field positions in the line, line width)
-CHECK_ROWS = 100_000  # rows gathered per 43-file before one check query runs
+# Rows gathered per 43-file layout before one check query runs. Above DuckDB's row-group size (122,880)
+# an insert is written straight to the table instead of through the WAL: measured ~1.7x faster.
+CHECK_ROWS = 250_000
+MAX_BUFFERED = 600_000  # all layouts together: the largest buffer is flushed beyond this (bounded memory)
 
 ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
 
@@ -218,6 +221,8 @@ class Importer:
         self._buf_rows[key] += n
         if self._buf_rows[key] >= CHECK_ROWS:
             self._flush(key)
+        elif sum(self._buf_rows.values()) > MAX_BUFFERED:
+            self._flush(max(self._buf_rows, key=self._buf_rows.__getitem__))
 
     def _flush(self, key: BufKey) -> None:
         rep = self.report

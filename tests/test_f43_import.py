@@ -230,3 +230,27 @@ def test_arbitrary_bytes_give_rows_or_quarantine_never_an_exception(tmp_path_fac
                                      "AND severity = 'error'", [file])[0][0]
             if not whole_file:
                 assert expected <= staged | quarantined
+
+
+def test_an_import_killed_before_compaction_is_recovered_by_the_next(tmp_path: Path) -> None:
+    from phrsync.f43.reader import iter_members, read_member
+
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2, TYPEIN="9"),
+                                        service("S3", "3", 3)]),
+    })
+    path = tmp_path / "s.duckdb"
+    with Staging(path) as st:  # first run: rows appended and problems stored, then the process "dies"
+        imp = Importer(st, today=TODAY)
+        imp._start("files", str(z))
+        for m in iter_members([z]):
+            for ch in read_member(m):  # type: ignore[arg-type]
+                imp._chunk(ch, "sha-of-zip", 1)
+        for key in list(imp._buf):
+            imp._flush(key)
+    with Staging(path) as st:  # the source was never marked imported: the next run reads it again
+        rep = Importer(st, today=TODAY).import_paths([z])
+        assert rep.sources == 1
+        assert sorted(r["SEQ"] for r in staged_rows(st, "SERVICE")) == ["S1", "S3"]
+        assert [(e["line"], e["rule"]) for e in quarantine(st) if e["severity"] == "error"] == [(3, "unknown_code")]
+        assert st.query("SELECT status FROM imports ORDER BY id") == [("interrupted",), ("done",)]

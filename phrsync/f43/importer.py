@@ -59,6 +59,7 @@ class ImportReport:
     files: dict[str, FileStats] = field(default_factory=lambda: defaultdict(FileStats))
     reasons: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (file, rule, severity) -> entries
     problems: int = 0
+    phases: Counter[str] = field(default_factory=Counter)  # seconds spent: read, check+load, compact
 
     @property
     def rows_read(self) -> int:
@@ -85,6 +86,7 @@ class ImportReport:
             "rows_read": self.rows_read,
             "rows_loaded": sum(s.accepted for s in self.files.values()),
             "rows_quarantined": self.rows_quarantined,
+            "seconds_by_phase": {k: round(v, 3) for k, v in self.phases.items()},
             "files": {k: vars(v) for k, v in sorted(self.files.items())},
             "quarantine_by_reason": per_reason,
         }
@@ -227,6 +229,15 @@ class Importer:
     def _flush(self, key: BufKey) -> None:
         rep = self.report
         assert rep is not None
+        t0 = time.perf_counter()
+        try:
+            self._flush_timed(key)
+        finally:
+            rep.phases["check_and_load"] += time.perf_counter() - t0
+
+    def _flush_timed(self, key: BufKey) -> None:
+        rep = self.report
+        assert rep is not None
         name, positions, width = key
         spec = schema.get(name)
         parts = self._buf.pop(key, [])
@@ -304,6 +315,7 @@ class Importer:
     def _compact(self, spec: FileSpec) -> None:
         rep = self.report
         assert rep is not None
+        t0 = time.perf_counter()
         r = RULES["duplicate_key"]
         dups = self.st.quarantine_duplicates(spec, rep.import_id, self._seq_sha, r.th, r.en)
         stats = rep.files[spec.name]
@@ -315,6 +327,7 @@ class Importer:
         stats.inserted += res["inserted"]
         stats.replaced += res["replaced"]
         stats.unchanged += res["unchanged"]
+        rep.phases["compact"] += time.perf_counter() - t0
 
     def _finish(self) -> ImportReport:
         rep = self.report

@@ -180,9 +180,13 @@ class Staging:
         t = table_name(spec)
         keys = ", ".join(q(k) for k in spec.key)
         c = self.con
+        # find repeated (file, key) pairs with one aggregate; rank only those rows
         c.execute(
-            f"CREATE OR REPLACE TEMP TABLE _dup AS SELECT rowid AS rid FROM {t} WHERE _import = ? "
-            f"QUALIFY row_number() OVER (PARTITION BY _seq, {keys} ORDER BY _line) > 1", [import_id])
+            f"CREATE OR REPLACE TEMP TABLE _dup AS WITH rep AS (SELECT _seq, {keys} FROM {t} WHERE _import = ? "
+            f"GROUP BY _seq, {keys} HAVING count(*) > 1) "
+            f"SELECT t.rowid AS rid FROM {t} t SEMI JOIN rep USING (_seq, {keys}) WHERE t._import = ? "
+            f"QUALIFY row_number() OVER (PARTITION BY t._seq, {', '.join('t.' + q(k) for k in spec.key)} "
+            f"ORDER BY t._line) > 1", [import_id, import_id])
         n = int(self.row("SELECT count(*) FROM _dup")[0])
         if n:
             seqsha = pa.table({"seq": pa.array(list(seq_sha), pa.int64()),
@@ -207,41 +211,44 @@ class Staging:
 
     def compact(self, spec: FileSpec, import_id: int) -> dict[str, int]:
         """Keep one version per key among the keys this import touched: the latest D_UPDATE wins;
-        an equal D_UPDATE goes to the newer import; a re-sent identical row keeps the old one."""
+        an equal D_UPDATE goes to the newer import; a re-sent identical row keeps the old one.
+
+        Only keys that now have more than one version are ranked (one hash aggregate finds them), so
+        a first import of millions of new rows costs one pass, not a sort."""
         t = table_name(spec)
         keys = [q(k) for k in spec.key]
         kl = ", ".join(keys)
         on = " AND ".join(f"o.{k} = n.{k}" for k in keys)
         c = self.con
         with self.transaction():
-            c.execute(f"CREATE OR REPLACE TEMP TABLE _k AS SELECT DISTINCT {kl} FROM {t} WHERE _import = ?",
-                      [import_id])
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _k AS SELECT {kl} FROM {t} GROUP BY {kl} "
+                      f"HAVING count(*) > 1 AND bool_or(_import = ?)", [import_id])
+            (total_new,) = self.row(f"SELECT count(*) FROM {t} WHERE _import = ?", [import_id])
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _v AS SELECT t.rowid AS rid, t.* FROM {t} t SEMI JOIN _k USING ({kl})")
+            (multi_new,) = self.row("SELECT count(*) FROM _v WHERE _import = ?", [import_id])
             # identical re-sends: drop the new copy, the stored row stays as it was
-            (same,) = self.row(
-                f"SELECT count(*) FROM {t} n WHERE n._import = ? AND EXISTS "
-                f"(SELECT 1 FROM {t} o WHERE o._import <> ? AND {on} AND o._hash = n._hash)",
-                [import_id, import_id])
-            if same:
-                c.execute(
-                    f"DELETE FROM {t} WHERE rowid IN (SELECT n.rowid FROM {t} n WHERE n._import = ? AND EXISTS "
-                    f"(SELECT 1 FROM {t} o WHERE o._import <> ? AND {on} AND o._hash = n._hash))",
-                    [import_id, import_id])
             c.execute(
-                f"CREATE OR REPLACE TEMP TABLE _r AS SELECT t.rowid AS rid, t._import = ? AS is_new, "
-                f"row_number() OVER w AS rn, "
-                f"count(*) FILTER (WHERE t._import <> ?) OVER (PARTITION BY {', '.join('t.' + k for k in keys)}) AS n_old "
-                f"FROM {t} t SEMI JOIN _k USING ({kl}) "
-                f"WINDOW w AS (PARTITION BY {', '.join('t.' + k for k in keys)} "
-                f"ORDER BY t.\"D_UPDATE\" DESC NULLS LAST, t._import DESC, t._seq DESC, t._line DESC)",
-                [import_id, import_id])
+                f"CREATE OR REPLACE TEMP TABLE _same AS SELECT n.rid FROM _v n WHERE n._import = ? AND EXISTS "
+                f"(SELECT 1 FROM _v o WHERE o._import <> ? AND {on} AND o._hash = n._hash)", [import_id, import_id])
+            (same,) = self.row("SELECT count(*) FROM _same")
+            if same:
+                c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _same)")
+                c.execute("DELETE FROM _v WHERE rid IN (SELECT rid FROM _same)")
+            c.execute(
+                "CREATE OR REPLACE TEMP TABLE _r AS SELECT rid, _import = ? AS is_new, row_number() OVER w AS rn, "
+                f"count(*) FILTER (WHERE _import <> ?) OVER (PARTITION BY {kl}) AS n_old FROM _v "
+                f"WINDOW w AS (PARTITION BY {kl} ORDER BY \"D_UPDATE\" DESC NULLS LAST, _import DESC, _seq DESC, "
+                "_line DESC)", [import_id, import_id])
             inserted, replaced, lost = self.row(
                 "SELECT count(*) FILTER (WHERE rn = 1 AND is_new AND n_old = 0), "
                 "count(*) FILTER (WHERE rn = 1 AND is_new AND n_old > 0), "
                 "count(*) FILTER (WHERE rn > 1 AND is_new) FROM _r")
             c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _r WHERE rn > 1)")
-            c.execute("DROP TABLE _r")
-            c.execute("DROP TABLE _k")
-        return {"inserted": int(inserted), "replaced": int(replaced), "unchanged": int(same) + int(lost)}
+            for tmp in ("_r", "_same", "_v", "_k"):
+                c.execute(f"DROP TABLE {tmp}")
+        single_new = int(total_new) - int(multi_new)
+        return {"inserted": single_new + int(inserted), "replaced": int(replaced),
+                "unchanged": int(same) + int(lost)}
 
     # -- read side (later stages) ---------------------------------------------------------------
     def counts(self) -> dict[str, int]:

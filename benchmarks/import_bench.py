@@ -31,6 +31,7 @@ def _import(zips: str, staging: str, out: mp.Queue) -> None:  # type: ignore[typ
         rep = Importer(st).import_paths([zips])
         secs = time.perf_counter() - t0
     out.put({"rows": rep.rows_read, "quarantined": rep.rows_quarantined, "seconds": secs,
+             "phases": {k: round(v, 1) for k, v in rep.phases.items()},
              "peak_rss_mb": peak_rss_mb(), "per_file": {k: v.read for k, v in rep.files.items()}})
 
 
@@ -63,6 +64,7 @@ def main() -> None:
           f"{res['rows']:,} rows in {len(res['per_file'])} files")
     print(f"import: {res['seconds']:.1f} s → {res['rows'] / res['seconds']:,.0f} rows/s into staging "
           f"({res['quarantined']:,} quarantined)")
+    print(f"time by phase (s): {res['phases']} (the rest is reading and splitting the zips)")
     print(f"peak memory (importing process): {res['peak_rss_mb']:,.0f} MB; staging file {db_mb:,.0f} MB")
     print(json.dumps({"encounters": args.encounters, **res}))
     (work / "staging.duckdb").unlink(missing_ok=True)

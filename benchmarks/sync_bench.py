@@ -1,0 +1,116 @@
+"""End-to-end sending speed: a build file → the agent (outbox, HTTP, reconcile) → the local PHR server on
+loopback. Prints encounters/s and CPU time per encounter of the agent beside the server's; asserts nothing.
+
+    .venv/bin/python benchmarks/sync_bench.py [--n 3000] [--concurrency 16] [--no-verify] [--state URL]
+
+The server runs as its own process (``phrsync sandbox serve``, rate limit off) so the two do not share a GIL;
+the agent runs in this process (``sync_payloads``), so its CPU is this process's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "payloads" / "valid" / "UpdatePHRv1.json"
+sys.path.insert(0, str(ROOT))
+
+from phrsync.delivery.agent import sync_payloads  # noqa: E402
+from phrsync.delivery.config import Credentials, password_hash  # noqa: E402
+from phrsync.pdpa import cid_check_digit  # noqa: E402
+
+HCODE = "99999"
+
+
+def build_file(path: Path, n: int) -> None:
+    base = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    with path.open("wb") as fh:
+        for i in range(n):
+            p = copy.deepcopy(base)
+            first12 = f"1{i // 3:011d}"
+            p["Patient"]["identifier"][0]["value"] = first12 + cid_check_digit(first12)
+            enc = p["Encounter"][0]
+            ref = f"{HCODE}:S{i:09d}"
+            enc["identifier"][0]["value"] = ref
+            day = 1 + i % 28
+            enc["period"] = {"start": f"2025-02-{day:02d}T09:{i % 60:02d}:00+07:00",
+                             "end": f"2025-02-{day:02d}T11:{i % 60:02d}:00+07:00"}
+            fh.write(orjson.dumps({"key": f"UpdatePHRv1|{ref}", "endpoint": "UpdatePHRv1", "hospcode": HCODE,
+                                   "payload": p}) + b"\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--no-verify", action="store_true", help="skip the OrganizationSummary pass")
+    ap.add_argument("--state", default=None, help="outbox URL (default: SQLite in a temp dir)")
+    a = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="sync-bench-"))
+    env = {**os.environ, "PHRSYNC_SANDBOX_PASSWORD_KEY": "bench-key", "PHRSYNC_SANDBOX_SECRET": "bench-secret"}
+    base = [sys.executable, "-m", "phrsync", "sandbox", "--data-dir", str(tmp / "sbx")]
+    subprocess.run([*base, "add-user", "bench", "--hospcode", HCODE, "--password-stdin"], input="pw\n", text=True,
+                   check=True, env=env, cwd=ROOT, capture_output=True)
+    port = free_port()
+    srv = subprocess.Popen([*base, "serve", "--port", str(port), "--rate-limit", "0"], env=env, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait(port)
+        nd = tmp / "payloads.ndjson"
+        build_file(nd, a.n)
+        sp = psutil.Process(srv.pid)
+        creds = Credentials("bench", password_hash("pw", "bench-key"))
+        state = a.state or str(tmp / "outbox.sqlite")
+        c0, s0, t0 = time.process_time(), sum(sp.cpu_times()[:2]), time.perf_counter()
+        res = sync_payloads(nd, f"http://127.0.0.1:{port}", creds, state, concurrency=a.concurrency,
+                            verify=not a.no_verify)
+        wall = time.perf_counter() - t0
+        agent_cpu, server_cpu = time.process_time() - c0, sum(sp.cpu_times()[:2]) - s0
+        done = res.sent + res.confirmed
+        print(f"payloads          {a.n} (delivered {done}, exit {res.exit_code}, requests {res.requests})")
+        print(f"wall              {wall:.2f} s  → {done / wall:.0f} encounters/s end to end (load + send + verify)")
+        print(f"agent CPU         {agent_cpu:.2f} s  → {1000 * agent_cpu / max(done, 1):.2f} ms/encounter")
+        print(f"server CPU        {server_cpu:.2f} s  → {1000 * server_cpu / max(done, 1):.2f} ms/encounter")
+        c0, t0 = time.process_time(), time.perf_counter()
+        res2 = sync_payloads(nd, f"http://127.0.0.1:{port}", creds, state, concurrency=a.concurrency,
+                             verify=not a.no_verify)
+        print(f"unchanged re-run  {time.perf_counter() - t0:.2f} s, sent {res2.sent + res2.confirmed}, "
+              f"agent CPU {time.process_time() - c0:.2f} s")
+        print(f"machine           {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

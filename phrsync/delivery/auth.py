@@ -1,0 +1,118 @@
+"""Bearer tokens for PHR: the MOPH Account Center JWT per facility, or the 1-year ``HCODE:TOKEN``.
+
+The JWT is renewed at least 15 minutes before its ``exp`` (spec Appendix C) and once more when PHR answers
+401/501 for it. A refused login is never retried within a run: repeated failures lock the account (15 min).
+Tokens and password hashes never reach a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+import orjson
+
+from phrsync.delivery.config import Credentials
+
+log = logging.getLogger("phrsync.delivery")
+RENEW_BEFORE = 15 * 60  # seconds before exp at which a JWT is replaced
+NO_EXP_LIFETIME = 10 * 60  # a token without a readable exp is reused for this long only
+FACILITY_TOKEN_ENDPOINTS = frozenset({"UpdatePHRv1"})  # the 1-year token works only there (Appendix จ)
+
+
+class AuthError(Exception):
+    """Login refused or impossible; the facility is skipped for the rest of the run."""
+
+    def __init__(self, hcode: str, message: str, transient: bool = False) -> None:
+        super().__init__(f"{hcode}: {message}")
+        self.hcode = hcode
+        self.transient = transient
+
+
+def jwt_exp(token: str) -> float | None:
+    """The ``exp`` claim of a JWT (not verified: only the issuer can, and PHR does)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+class TokenProvider:
+    """One cached JWT per facility; concurrent senders of a facility share one login."""
+
+    def __init__(self, client: httpx.AsyncClient, token_url: str, creds_for: Callable[[str], Credentials],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.token_url = token_url
+        self.creds_for = creds_for
+        self.clock = clock
+        self._tokens: dict[str, tuple[str, float]] = {}  # hcode -> (jwt, renew at)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._refused: dict[str, str] = {}
+        self.logins = 0
+
+    def _valid(self, hcode: str) -> str | None:
+        t = self._tokens.get(hcode)
+        return t[0] if t and self.clock() < t[1] else None
+
+    async def bearer(self, hcode: str, endpoint: str) -> str:
+        """The Authorization value for a call of ``endpoint`` on behalf of ``hcode``."""
+        creds = self.creds_for(hcode)
+        if not creds.has_jwt:
+            if creds.facility_token and endpoint in FACILITY_TOKEN_ENDPOINTS:
+                return f"Bearer {creds.facility_token}"
+            raise AuthError(hcode, "ไม่มีบัญชีผู้ใช้สำหรับหน่วยบริการนี้ / no account configured for this facility"
+                            if not creds.facility_token else
+                            f"โทเค็น 1 ปีใช้ได้กับ UpdatePHRv1 เท่านั้น / the 1-year token cannot call {endpoint}")
+        if hcode in self._refused:
+            raise AuthError(hcode, self._refused[hcode])
+        tok = self._valid(hcode)
+        if tok:
+            return f"Bearer {tok}"
+        lock = self._locks.setdefault(hcode, asyncio.Lock())
+        async with lock:
+            tok = self._valid(hcode)
+            if not tok:
+                tok = await self._login(hcode, creds)
+        return f"Bearer {tok}"
+
+    def invalidate(self, hcode: str, bearer: str) -> None:
+        """PHR refused ``bearer`` (401/501): forget it so the next call logs in again."""
+        t = self._tokens.get(hcode)
+        if t and f"Bearer {t[0]}" == bearer:
+            del self._tokens[hcode]
+
+    async def _login(self, hcode: str, creds: Credentials) -> str:
+        body = orjson.dumps({"user": creds.user, "password_hash": creds.password_hash, "hospital_code": hcode})
+        try:
+            r = await self.client.post(self.token_url, content=body,
+                                       headers={"Content-Type": "application/json"})
+        except httpx.HTTPError as e:
+            raise AuthError(hcode, f"ติดต่อผู้ออกโทเค็นไม่ได้ / token issuer unreachable: {type(e).__name__}",
+                            transient=True) from None
+        self.logins += 1
+        if r.status_code >= 500 or r.status_code == 429:
+            raise AuthError(hcode, f"ผู้ออกโทเค็นขัดข้อง / token issuer error HTTP {r.status_code}", transient=True)
+        text = r.text.strip()
+        if r.status_code != 200 or text.count(".") != 2:
+            msg = f"เข้าระบบไม่สำเร็จ / login refused (HTTP {r.status_code})"
+            self._refused[hcode] = msg  # never retry a refused login: the account would be locked
+            raise AuthError(hcode, msg)
+        exp = jwt_exp(text)
+        now = self.clock()
+        renew_at = exp - RENEW_BEFORE if exp else now + NO_EXP_LIFETIME
+        if renew_at <= now:  # a short-lived token: use it for at most half its remaining life
+            renew_at = now + max(0.0, ((exp or now) - now) / 2)
+        self._tokens[hcode] = (text, renew_at)
+        log.info("%s: เข้าระบบสำเร็จ ต่ออายุโทเค็นใน %.0f วินาที / logged in, token renewed in %.0f s", hcode,
+                 renew_at - now, renew_at - now)
+        return text

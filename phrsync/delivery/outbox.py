@@ -1,0 +1,479 @@
+"""The agent's state: one row per payload key, in SQLite (default, under the data dir) or PostgreSQL.
+
+Row life: ``pending`` → ``sending`` (committed *before* the request, attempts + 1) → ``sent`` (PHR answered
+200 for an encounter; becomes ``confirmed`` once OrganizationSummary lists it) or ``confirmed`` (other
+endpoints: the 200 is the only confirmation PHR offers) / ``refused`` (4xx with the server's reasons, not
+retried until the content changes or ``retry --refused``) / ``failed`` (gave up for this run; retried next
+run). ``removed``: reconcile deleted it from PHR because the HIS no longer has it.
+
+A row left ``sending`` by a crash is *in doubt*: the request may or may not have landed. It is simply sent
+again: every PHR upload is keyed (encounter ref, chronic_ref_code, person list per facility, day summary),
+so a second copy replaces the first instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine, make_url
+
+PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED = (
+    "pending", "sending", "sent", "confirmed", "refused", "failed", "removed")
+STATUSES = (PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED)
+TO_SEND = (PENDING, SENDING, FAILED)
+ENCOUNTER_EP = "UpdatePHRv1"
+_BKK = dt.timezone(dt.timedelta(hours=7))
+
+metadata = MetaData()
+outbox = Table(
+    "delivery_outbox", metadata,
+    Column("key", String(255), primary_key=True),
+    Column("endpoint", String(64), nullable=False),
+    Column("hospcode", String(5), nullable=False),
+    Column("ref", String(255), nullable=False),  # encounter ref (HCODE:VN) or the key's person/month part
+    Column("day", String(10)),  # encounter day (Asia/Bangkok) for reconcile; NULL for registers
+    Column("content_hash", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # zlib-compressed canonical JSON
+    Column("status", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("http_status", Integer),
+    Column("reason", String(120)),  # short reason (first rule / message) for "top reasons"
+    Column("last_error", Text),  # server reasons for a refusal, or the last transient error
+    Column("load_id", Integer, nullable=False),  # last build file that contained this key
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Index("ix_delivery_outbox_status", "status"),
+    Index("ix_delivery_outbox_hday", "hospcode", "day"),
+)
+loads = Table(
+    "delivery_loads", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("scope", Text, nullable=False),  # JSON {hospcode: [first day, last day]} the build covered
+)
+runs = Table(
+    "delivery_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("exit_code", Integer),
+    Column("summary", Text),  # JSON counts
+)
+
+
+def canonical(payload: Any) -> bytes:
+    """The bytes that are hashed, stored and sent: equal payloads give equal bytes."""
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+
+
+def content_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def encounter_day(payload: dict[str, Any]) -> str | None:
+    """The visit day in Asia/Bangkok, as PHR files it for OrganizationSummary."""
+    try:
+        start = payload["Encounter"][0]["period"]["start"]
+        t = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(_BKK)
+    return t.date().isoformat()
+
+
+def _ref(endpoint: str, key: str, payload: dict[str, Any]) -> str:
+    if endpoint == ENCOUNTER_EP:
+        try:
+            return str(payload["Encounter"][0]["identifier"][0]["value"])
+        except (KeyError, IndexError, TypeError):
+            pass
+    return key.split("|", 1)[-1]
+
+
+@dataclass
+class LoadResult:
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    total: int = 0
+    load_id: int = 0
+    changed_keys: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "total": self.total}
+
+
+@dataclass
+class Row:
+    key: str
+    endpoint: str
+    hospcode: str
+    ref: str
+    day: str | None
+    body: bytes
+    attempts: int
+
+
+def iter_ndjson(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Lines of a ``phrsync build`` file: {"key", "endpoint", "hospcode", "payload"}."""
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+                if not all(k in item for k in ("key", "endpoint", "hospcode", "payload")):
+                    raise ValueError("missing key/endpoint/hospcode/payload")
+            except (orjson.JSONDecodeError, ValueError, TypeError) as e:
+                raise ValueError(f"บรรทัด {n} ของ {path} ไม่ถูกต้อง / line {n} of {path} is invalid: {e}") from None
+            yield item
+
+
+def ndjson_facilities(path: str | Path) -> list[str]:
+    """The facility codes of a build file (e.g. to create one sandbox account per facility for a demo)."""
+    return sorted({str(i["hospcode"]) for i in iter_ndjson(path)})
+
+
+class Outbox:
+    """State store on SQLAlchemy Core; every method is one short transaction (crash-safe at any point)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        u = make_url(url)
+        self.is_sqlite = u.get_backend_name() == "sqlite"
+        if self.is_sqlite and u.database:
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        elif u.get_backend_name() == "postgresql":
+            _ensure_pg_database(u)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- loading a build -------------------------------------------------------------------
+    def load(self, items: Iterable[dict[str, Any]], path: str = "", facility: str | None = None,
+             since: str | None = None, chunk: int = 500) -> LoadResult:
+        """New or changed content (by hash) becomes pending; unchanged rows keep their status."""
+        res = LoadResult()
+        now = time.time()
+        scope: dict[str, list[str]] = {}
+        with self.engine.begin() as c:
+            res.load_id = int(c.execute(insert(loads).values(path=str(path), at=now, scope="{}")).inserted_primary_key[0])
+        batch: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            with self.engine.begin() as c:
+                keys = [b["key"] for b in batch]
+                have = {k: (h, st) for k, h, st in c.execute(
+                    select(outbox.c.key, outbox.c.content_hash, outbox.c.status).where(outbox.c.key.in_(keys)))}
+                new_rows, changed, same = [], [], []
+                for b in batch:
+                    old = have.get(b["key"])
+                    if old is None:
+                        new_rows.append(b)
+                    elif old[0] != b["content_hash"] or old[1] == REMOVED:  # changed, or back in the HIS
+                        changed.append(b)
+                    else:
+                        same.append(b["key"])
+                if new_rows:
+                    c.execute(insert(outbox), new_rows)
+                for b in changed:
+                    c.execute(update(outbox).where(outbox.c.key == b["key"]).values(
+                        content_hash=b["content_hash"], payload=b["payload"], status=PENDING, attempts=0,
+                        http_status=None, reason=None, last_error=None, load_id=res.load_id, updated_at=now,
+                        day=b["day"], ref=b["ref"]))
+                if same:
+                    c.execute(update(outbox).where(outbox.c.key.in_(same)).values(load_id=res.load_id))
+                res.new += len(new_rows)
+                res.changed += len(changed)
+                res.unchanged += len(same)
+                res.changed_keys.extend(b["key"] for b in changed)
+            batch.clear()
+
+        seen: set[str] = set()
+        for item in items:
+            hcode = str(item["hospcode"])
+            if facility and hcode != facility:
+                continue
+            ep = str(item["endpoint"])
+            payload = item["payload"]
+            day = encounter_day(payload) if ep == ENCOUNTER_EP else None
+            if since and day and day < since:
+                continue
+            key = str(item["key"])
+            if key in seen:
+                raise ValueError(f"คีย์ซ้ำในไฟล์ / duplicate key in build file: {key}")
+            seen.add(key)
+            body = canonical(payload)
+            res.total += 1
+            if day:
+                rng = scope.setdefault(hcode, [day, day])
+                rng[0], rng[1] = min(rng[0], day), max(rng[1], day)
+            batch.append({"key": key, "endpoint": ep, "hospcode": hcode, "ref": _ref(ep, key, payload), "day": day,
+                          "content_hash": content_hash(body), "payload": zlib.compress(body, 6),
+                          "status": PENDING, "attempts": 0, "load_id": res.load_id, "created_at": now,
+                          "updated_at": now})
+            if len(batch) >= chunk:
+                flush()
+        flush()
+        with self.engine.begin() as c:
+            c.execute(update(loads).where(loads.c.id == res.load_id).values(scope=orjson.dumps(scope).decode()))
+        return res
+
+    def plan(self, items: Iterable[dict[str, Any]], facility: str | None = None,
+             since: str | None = None) -> LoadResult:
+        """What :meth:`load` would do, without writing (``--dry-run``)."""
+        res = LoadResult()
+        batch: dict[str, str] = {}
+
+        def flush() -> None:
+            with self.engine.connect() as c:
+                have = {k: (h, st) for k, h, st in c.execute(
+                    select(outbox.c.key, outbox.c.content_hash, outbox.c.status).where(outbox.c.key.in_(list(batch))))}
+            for k, h in batch.items():
+                old = have.get(k)
+                if old is None:
+                    res.new += 1
+                elif old[0] != h or old[1] == REMOVED:
+                    res.changed += 1
+                else:
+                    res.unchanged += 1
+            batch.clear()
+
+        for item in items:
+            hcode = str(item["hospcode"])
+            if facility and hcode != facility:
+                continue
+            day = encounter_day(item["payload"]) if item["endpoint"] == ENCOUNTER_EP else None
+            if since and day and day < since:
+                continue
+            res.total += 1
+            batch[str(item["key"])] = content_hash(canonical(item["payload"]))
+            if len(batch) >= 500:
+                flush()
+        if batch:
+            flush()
+        return res
+
+    # ---- sending ---------------------------------------------------------------------------
+    def to_send(self, facility: str | None = None, statuses: tuple[str, ...] = TO_SEND,
+                page: int = 500) -> Iterator[Row]:
+        """Rows to send, facilities interleaved round-robin (PHR limits each facility's rate, so a province run
+        must not queue every worker behind one facility), each facility in key order, paged."""
+        if facility:
+            yield from self._to_send_one(facility, statuses, page)
+            return
+        with self.engine.connect() as c:
+            codes = [r[0] for r in c.execute(select(outbox.c.hospcode).where(outbox.c.status.in_(statuses))
+                                             .distinct().order_by(outbox.c.hospcode))]
+        gens = [self._to_send_one(h, statuses, max(20, page // max(1, len(codes)))) for h in codes]
+        while gens:
+            alive = []
+            for g in gens:
+                row = next(g, None)
+                if row is not None:
+                    yield row
+                    alive.append(g)
+            gens = alive
+
+    def _to_send_one(self, facility: str, statuses: tuple[str, ...], page: int) -> Iterator[Row]:
+        last = ""
+        while True:
+            cond = [outbox.c.status.in_(statuses), outbox.c.key > last, outbox.c.hospcode == facility]
+            with self.engine.connect() as c:
+                rows = c.execute(select(outbox.c.key, outbox.c.endpoint, outbox.c.hospcode, outbox.c.ref,
+                                        outbox.c.day, outbox.c.payload, outbox.c.attempts)
+                                 .where(and_(*cond)).order_by(outbox.c.key).limit(page)).all()
+            if not rows:
+                return
+            for r in rows:
+                yield Row(r.key, r.endpoint, r.hospcode, r.ref, r.day, zlib.decompress(r.payload), r.attempts)
+            last = rows[-1].key
+
+    def count_to_send(self, facility: str | None = None) -> int:
+        cond = [outbox.c.status.in_(TO_SEND)]
+        if facility:
+            cond.append(outbox.c.hospcode == facility)
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.count()).select_from(outbox).where(and_(*cond))).scalar() or 0)
+
+    def mark_sending(self, key: str) -> None:
+        """Committed before the request: a crash after this leaves the row in doubt, never forgotten."""
+        with self.engine.begin() as c:
+            c.execute(update(outbox).where(outbox.c.key == key).values(
+                status=SENDING, attempts=outbox.c.attempts + 1, updated_at=time.time()))
+
+    def mark_result(self, key: str, status: str, http_status: int | None = None, reason: str | None = None,
+                    error: str | None = None) -> None:
+        now = time.time()
+        values: dict[str, Any] = {"status": status, "http_status": http_status, "reason": reason,
+                                  "last_error": error, "updated_at": now}
+        if status in (SENT, CONFIRMED):
+            values["sent_at"] = now
+        with self.engine.begin() as c:
+            c.execute(update(outbox).where(outbox.c.key == key).values(**values))
+
+    def apply(self, sending: list[str], results: list[tuple[str, str, int | None, str | None, str | None]]) -> None:
+        """Many :meth:`mark_sending` / :meth:`mark_result` in one transaction (the sender's group commit)."""
+        now = time.time()
+        with self.engine.begin() as c:
+            if sending:
+                c.execute(update(outbox).where(outbox.c.key == bindparam("b_key")).values(
+                    status=SENDING, attempts=outbox.c.attempts + 1, updated_at=now),
+                    [{"b_key": k} for k in sending])
+            if results:
+                c.execute(update(outbox).where(outbox.c.key == bindparam("b_key")).values(
+                    status=bindparam("b_status"), http_status=bindparam("b_code"), reason=bindparam("b_reason"),
+                    last_error=bindparam("b_error"), updated_at=now,
+                    sent_at=func.coalesce(bindparam("b_sent", type_=Float), outbox.c.sent_at)),
+                    [{"b_key": k, "b_status": st, "b_code": code, "b_reason": reason, "b_error": err,
+                      "b_sent": now if st in (SENT, CONFIRMED) else None} for k, st, code, reason, err in results])
+
+    def set_status(self, keys: list[str], status: str, reset_attempts: bool = False) -> int:
+        if not keys:
+            return 0
+        values: dict[str, Any] = {"status": status, "updated_at": time.time()}
+        if reset_attempts:
+            values.update(attempts=0, http_status=None, reason=None, last_error=None)
+        n = 0
+        with self.engine.begin() as c:
+            for i in range(0, len(keys), 500):
+                n += c.execute(update(outbox).where(outbox.c.key.in_(keys[i:i + 500])).values(**values)).rowcount
+        return n
+
+    def requeue_refused(self, facility: str | None = None) -> int:
+        cond = [outbox.c.status == REFUSED]
+        if facility:
+            cond.append(outbox.c.hospcode == facility)
+        with self.engine.begin() as c:
+            return int(c.execute(update(outbox).where(and_(*cond)).values(
+                status=PENDING, attempts=0, updated_at=time.time())).rowcount)
+
+    # ---- reading ---------------------------------------------------------------------------
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{hospcode: {status: n}}."""
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as c:
+            for h, s, n in c.execute(select(outbox.c.hospcode, outbox.c.status, func.count())
+                                     .group_by(outbox.c.hospcode, outbox.c.status)):
+                out.setdefault(h, dict.fromkeys(STATUSES, 0))[s] = int(n)
+        return out
+
+    def top_reasons(self, hospcode: str, limit: int = 5) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(outbox.c.reason, func.count().label("n"), func.min(outbox.c.last_error))
+                             .where(and_(outbox.c.hospcode == hospcode, outbox.c.status == REFUSED))
+                             .group_by(outbox.c.reason).order_by(func.count().desc()).limit(limit)).all()
+        return [{"reason": r[0] or "", "count": int(r[1]), "example": r[2] or ""} for r in rows]
+
+    def row(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(select(outbox).where(outbox.c.key == key)).mappings().first()
+        return dict(r) if r else None
+
+    def encounter_days(self, hospcode: str, since: str | None = None) -> list[str]:
+        cond = [outbox.c.hospcode == hospcode, outbox.c.endpoint == ENCOUNTER_EP, outbox.c.day.is_not(None)]
+        if since:
+            cond.append(outbox.c.day >= since)
+        with self.engine.connect() as c:
+            return [r[0] for r in c.execute(select(outbox.c.day).where(and_(*cond)).distinct().order_by(outbox.c.day))]
+
+    def day_rows(self, hospcode: str, day: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(
+                select(outbox.c.key, outbox.c.ref, outbox.c.status, outbox.c.load_id)
+                .where(and_(outbox.c.hospcode == hospcode, outbox.c.day == day,
+                            outbox.c.endpoint == ENCOUNTER_EP))).mappings()]
+
+    def facilities(self) -> list[str]:
+        with self.engine.connect() as c:
+            return [r[0] for r in c.execute(select(outbox.c.hospcode).distinct().order_by(outbox.c.hospcode))]
+
+    def last_load(self) -> tuple[int, dict[str, list[str]]] | None:
+        with self.engine.connect() as c:
+            r = c.execute(select(loads.c.id, loads.c.scope).order_by(loads.c.id.desc()).limit(1)).first()
+        return (int(r[0]), orjson.loads(r[1])) if r else None
+
+    # ---- runs ------------------------------------------------------------------------------
+    def start_run(self, target: str) -> int:
+        with self.engine.begin() as c:
+            return int(c.execute(insert(runs).values(target=target, started_at=time.time())).inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, exit_code: int, summary: dict[str, Any]) -> None:
+        with self.engine.begin() as c:
+            c.execute(update(runs).where(runs.c.id == run_id).values(
+                finished_at=time.time(), exit_code=exit_code, summary=orjson.dumps(summary).decode()))
+
+    def last_run(self) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(select(runs).order_by(runs.c.id.desc()).limit(1)).mappings().first()
+        if not r:
+            return None
+        d = dict(r)
+        d["summary"] = orjson.loads(d["summary"]) if d.get("summary") else None
+        return d
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL + NORMAL: a committed transaction survives a killed process (kill -9); only an OS crash or power
+    # loss can drop the last few commits, which then are simply sent again (keyed uploads, see module doc).
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _ensure_pg_database(u: Any) -> None:
+    """Create the PostgreSQL database on first use (the service account may own its own database)."""
+    import psycopg
+
+    name = u.database
+    if not name:
+        return
+    try:
+        with psycopg.connect(host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username or "postgres",
+                             password=u.password or None, dbname="postgres", autocommit=True,
+                             connect_timeout=10) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.errors.DuplicateDatabase:
+        pass
+    except psycopg.OperationalError:
+        pass  # no right to list/create: assume the database exists; create_all reports the real error

@@ -1,0 +1,115 @@
+"""Reconcile with what PHR holds (spec Appendix C): per facility and day, ``OrganizationSummary`` lists the
+encounter refs PHR has. Rows PHR acknowledged become ``confirmed`` when listed; rows PHR lost are sent again;
+refs PHR holds that the HIS no longer has are removed with ``RemoveEncounter``, guarded: never more than
+``remove_max_fraction`` of a day's refs without ``force`` (a half-empty export must not wipe a facility).
+
+"The HIS no longer has it" is only decided for days the latest build covered for that facility (its first to
+last visit day); outside that window the agent does not know the HIS and removes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from phrsync.delivery import outbox as ob
+from phrsync.delivery.auth import AuthError
+from phrsync.delivery.sender import GaveUp, Sender, TargetDown
+
+log = logging.getLogger("phrsync.delivery")
+
+
+@dataclass
+class ReconcileResult:
+    days: int = 0
+    confirmed: int = 0
+    resend: int = 0  # acknowledged earlier but missing on PHR: pending again
+    removed: int = 0
+    guarded: list[dict[str, Any]] = field(default_factory=list)  # days whose removals were held back
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"days": self.days, "confirmed": self.confirmed, "resend": self.resend, "removed": self.removed,
+                "guarded": self.guarded, "errors": self.errors}
+
+
+def _full_ref(hcode: str, ref: str) -> str:
+    """PHR stores ``HCODE:<ref>``; a ref already starting with the facility code is kept as it is (§7.3)."""
+    return ref if ref.startswith(f"{hcode}:") else f"{hcode}:{ref}"
+
+
+async def reconcile(sender: Sender, facilities: list[str], since: str | None = None, remove: bool = True,
+                    force: bool = False, only_unconfirmed: bool = False) -> ReconcileResult:
+    """Compare outbox and PHR day by day; ``only_unconfirmed`` checks just the days holding ``sent`` rows."""
+    box = sender.box
+    res = ReconcileResult()
+    last = await sender.db(box.last_load)
+    load_id, scope = last if last else (0, {})
+    max_fraction = sender.s.remove_max_fraction
+    for hcode in facilities:
+        if hcode in sender.skipped or not await sender.facility_ok(hcode):
+            continue
+        window = scope.get(hcode)
+        days = await sender.db(box.encounter_days, hcode, since)
+        try:
+            for day in days:
+                rows = await sender.db(box.day_rows, hcode, day)
+                in_window = bool(window) and window[0] <= day <= window[1]
+                if not any(r["status"] == ob.SENT for r in rows) and (only_unconfirmed or not in_window):
+                    continue  # nothing to confirm, and outside the build: the HIS side is unknown
+                r = await sender.call("GET", "OrganizationSummary", hcode,
+                                      params={"data": "encounter_ref_code", "date": day, "hospital_code": hcode})
+                if r.status_code != 200:
+                    res.errors.append(f"{hcode} {day}: HTTP {r.status_code}")
+                    continue
+                held = r.json().get("result") or []
+                server = {str(x) for x in held} if isinstance(held, list) else set()
+                res.days += 1
+                confirm, resend, gone_rows, current = [], [], [], set()
+                for row in rows:
+                    full = _full_ref(hcode, row["ref"])
+                    in_his = row["load_id"] == load_id or not in_window  # outside the build: assume still there
+                    if row["status"] != ob.REMOVED and in_his:
+                        current.add(full)
+                    if row["status"] in (ob.SENT, ob.CONFIRMED):
+                        if full in server:
+                            if row["status"] == ob.SENT:
+                                confirm.append(row["key"])
+                        elif in_his:
+                            resend.append(row["key"])  # PHR lost it: send again
+                        else:
+                            gone_rows.append(row["key"])  # gone from both (e.g. a removal cut short by a crash)
+                res.confirmed += await sender.db(box.set_status, confirm, ob.CONFIRMED)
+                res.resend += await sender.db(box.set_status, resend, ob.PENDING)
+                await sender.db(box.set_status, gone_rows, ob.REMOVED)
+                if not remove or not in_window:
+                    continue
+                gone = sorted(server - current)
+                if not gone:
+                    continue
+                if len(gone) > max_fraction * len(server) and not force:
+                    res.guarded.append({"hospcode": hcode, "day": day, "would_remove": len(gone),
+                                        "held": len(server)})
+                    log.warning("%s %s: ไม่ลบ %d จาก %d รายการ (เกินสัดส่วนที่กำหนด ใช้ --force) / not removing %d of "
+                                "%d refs (over the limit; use --force)", hcode, day, len(gone), len(server),
+                                len(gone), len(server))
+                    continue
+                removed_keys = []
+                by_ref = {_full_ref(hcode, row["ref"]): row["key"] for row in rows}
+                for ref in gone:
+                    rr = await sender.call("GET", "RemoveEncounter", hcode,
+                                           params={"hospital_code": hcode, "encounter_ref_code": ref})
+                    if rr.status_code == 200:
+                        res.removed += 1
+                        if ref in by_ref:
+                            removed_keys.append(by_ref[ref])
+                    else:
+                        res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}")
+                await sender.db(box.set_status, removed_keys, ob.REMOVED)
+        except (AuthError, GaveUp, TargetDown) as e:
+            res.errors.append(f"{hcode}: {e}")
+            if isinstance(e, TargetDown):
+                sender.down = str(e)
+                break
+    return res

@@ -1,0 +1,473 @@
+"""Sending the outbox: asyncio + httpx, bounded concurrency, a rate limit per facility, retries with exponential
+backoff and full jitter on 5xx / timeouts / resets, 429 ``Retry-After`` honoured, 4xx refusals kept with the
+server's reasons and not retried, and a circuit breaker that pauses everyone while the target is down.
+
+Crash safety: each row is committed as ``sending`` (attempts + 1) before every request and committed again
+with the answer. A ``kill -9`` therefore leaves at most the in-flight rows ``sending``; the next run sends them
+again, which PHR treats as a replacement (uploads are keyed by encounter ref / register key), so nothing is
+lost and nothing is duplicated. The same reasoning covers a timeout whose request still landed on the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+
+from phrsync.delivery import outbox as ob
+from phrsync.delivery.auth import AuthError, TokenProvider
+from phrsync.delivery.config import DeliverySettings
+from phrsync.pdpa import mask_text
+
+log = logging.getLogger("phrsync.delivery")
+T = TypeVar("T")
+ProgressFn = Callable[[int, int], None]  # (done, total)
+AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
+
+
+class TargetDown(Exception):
+    """Nothing succeeded for ``give_up_seconds``: stop the run, keep every row for the next one."""
+
+
+class GaveUp(Exception):
+    """A request failed transiently ``max_attempts`` times."""
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    retries: int = 0
+    sent: int = 0  # 200 for an encounter, waiting for OrganizationSummary to confirm it
+    confirmed: int = 0
+    refused: int = 0
+    failed: int = 0
+    in_doubt: int = 0  # rows found "sending" at start (a crash or kill): sent again
+    status_codes: dict[str, int] = field(default_factory=dict)
+
+
+class CircuitBreaker:
+    """Opens after N consecutive transient failures; while open every worker waits for the cool-down."""
+
+    def __init__(self, failures: int, cooldown: float, give_up: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures, self.cooldown, self.give_up, self.clock = failures, cooldown, give_up, clock
+        self.consecutive = 0
+        self.open_until = 0.0
+        self.last_success = clock()
+        self.openings = 0
+
+    def success(self) -> None:
+        self.consecutive = 0
+        self.last_success = self.clock()
+
+    def failure(self) -> None:
+        self.consecutive += 1
+        if self.consecutive >= self.failures and self.clock() >= self.open_until:
+            self.open_until = self.clock() + self.cooldown
+            self.openings += 1
+            self.consecutive = 0
+            log.warning("ปลายทางล้มเหลวต่อเนื่อง หยุดส่ง %.0f วินาที / target failing, circuit open for %.0f s",
+                        self.cooldown, self.cooldown)
+
+    async def wait(self) -> None:
+        while True:
+            now = self.clock()
+            if now - self.last_success > self.give_up:
+                raise TargetDown(f"ไม่มีการส่งสำเร็จนาน {self.give_up:.0f} วินาที / nothing succeeded for "
+                                 f"{self.give_up:.0f} s")
+            if now >= self.open_until:
+                return
+            await asyncio.sleep(min(self.open_until - now, 1.0))
+
+
+class RateLimiter:
+    """At most ``per_minute`` uploads per facility, evenly spaced (0 = unlimited)."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gap = 60.0 / per_minute if per_minute > 0 else 0.0
+        self.clock = clock
+        self.next: dict[str, float] = {}
+        self.paused_until: dict[str, float] = {}
+
+    async def acquire(self, hcode: str) -> None:
+        now = self.clock()
+        t = max(now, self.next.get(hcode, 0.0), self.paused_until.get(hcode, 0.0))
+        self.next[hcode] = t + self.gap
+        if t > now:
+            await asyncio.sleep(t - now)
+
+    def pause(self, hcode: str, seconds: float) -> None:
+        """PHR said 429: hold this facility's uploads for Retry-After."""
+        self.paused_until[hcode] = max(self.paused_until.get(hcode, 0.0), self.clock() + seconds)
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Full jitter: uniform in [0, min(cap, base * 2^attempt)] so retrying clients do not move in step."""
+    return random.uniform(0, min(cap, base * (2 ** attempt)))
+
+
+def refusal_reasons(r: httpx.Response) -> tuple[str, str]:
+    """(short reason, full text) from PHR's error envelope; citizen IDs masked."""
+    try:
+        data = r.json()
+    except ValueError:
+        return f"HTTP {r.status_code}", mask_text(r.text[:300])
+    if not isinstance(data, dict):
+        return f"HTTP {r.status_code}", mask_text(str(data)[:300])
+    issues = [i for i in data.get("issues") or [] if isinstance(i, dict)]
+    msg = str(data.get("Message") or f"HTTP {r.status_code}")
+    if issues:
+        first = issues[0]
+        short = f"{first.get('path', '')}: {first.get('rule') or msg}" if first.get("path") else str(
+            first.get("rule") or msg)
+        full = "; ".join(f"{i.get('path', '')}: {i.get('message_th', '')} / {i.get('message_en', '')}"
+                         for i in issues[:20])
+    else:
+        short = msg
+        th = data.get("MessageTH")
+        full = f"{th} / {msg}" if th else msg
+    return mask_text(short)[:120], mask_text(f"HTTP {r.status_code}: {full}")[:4000]
+
+
+class Sender:
+    """One run against one target. All outbox calls go through one database thread (serialised writes)."""
+
+    def __init__(self, settings: DeliverySettings, box: ob.Outbox, progress: ProgressFn | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.s = settings
+        self.t = settings.target
+        self.box = box
+        self.progress = progress
+        self.transport = transport
+        self.counters = Counters()
+        self.skipped: dict[str, str] = {}  # hcode -> why this facility is not sent this run
+        self.skip_kind: dict[str, str] = {}  # hcode -> "auth" | "other_agent" | "error"
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._ops: list[tuple[str, tuple[str, str, int | None, str | None, str | None] | None,
+                              asyncio.Future[None]]] = []
+        self._flushing = False
+        self._checked: dict[str, asyncio.Future[bool]] = {}
+        self._last_status: dict[str, float] = {}
+        self.client: httpx.AsyncClient | None = None
+        self.lanes: list[httpx.AsyncClient] = []
+        self.tokens: TokenProvider | None = None
+        self.breaker = CircuitBreaker(self.t.breaker_failures, self.t.breaker_cooldown, self.t.give_up_seconds)
+        self.limiter = RateLimiter(self.t.rate_per_minute)
+        self.down: str | None = None
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kw))
+
+    async def mark_sending(self, key: str) -> None:
+        """Returns once the row is committed ``sending``: only then may its request go out."""
+        await self._write(key, None)
+
+    async def mark_result(self, key: str, status: str, code: int | None = None, reason: str | None = None,
+                          error: str | None = None) -> None:
+        await self._write(key, (key, status, code, reason, error))
+
+    async def _write(self, key: str, result: tuple[str, str, int | None, str | None, str | None] | None) -> None:
+        """Group commit: state changes of all workers that arrive while a transaction runs share the next one
+        (one commit per batch instead of two per payload), and each caller resumes only after its commit."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ops.append((key, result, fut))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        try:
+            while self._ops:
+                ops, self._ops = self._ops, []
+                sending = [k for k, res, _ in ops if res is None]
+                results = [res for _, res, _ in ops if res is not None]
+                try:
+                    await self.db(self.box.apply, sending, results)
+                except Exception as e:  # the callers see the database error; nothing was sent for them
+                    for _, _, f in ops:
+                        f.set_exception(e)
+                else:
+                    for _, _, f in ops:
+                        f.set_result(None)
+        finally:
+            self._flushing = False
+
+    def _new_client(self, connections: int, verify: ssl.SSLContext) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(base_url=self.t.base_url, timeout=self.t.timeout, verify=verify, limits=limits,
+                                 transport=self.transport, headers={"User-Agent": self.s.agent_version or "phrsync"})
+
+    async def __aenter__(self) -> Sender:
+        # TLS is always verified: the system/certifi roots, or the target's own CA bundle (UAT), never off.
+        import certifi
+
+        verify = ssl.create_default_context(cafile=self.t.ca_bundle or certifi.where())
+        self.client = self._new_client(4, verify)  # logins and utility calls
+        # One single-connection client per upload worker ("lane"): httpcore's shared pool rescans every
+        # connection on each request, which cost the agent more CPU than the server spent storing the payload.
+        self.lanes = [self._new_client(1, verify) for _ in range(self.t.concurrency)]
+        self.tokens = TokenProvider(self.client, self.t.token_url, self.s.credentials)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for c in [self.client, *self.lanes]:
+            if c is not None:
+                await c.aclose()
+        self._pool.shutdown(wait=True)
+
+    # ---- one HTTP call with auth, retries, breaker ------------------------------------------
+    async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
+                   body: bytes | None = None, upload: bool = False,
+                   before: Callable[[], Any] | None = None, max_attempts: int | None = None,
+                   wait_429: bool = True, client: httpx.AsyncClient | None = None) -> httpx.Response:
+        """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown."""
+        assert self.client is not None and self.tokens is not None
+        attempts = max_attempts or self.t.max_attempts
+        relogged = False
+        attempt = 0
+        while True:
+            trip = True  # does this failure count towards opening the circuit? (429 does not)
+            await self.breaker.wait()
+            if upload:
+                await self.limiter.acquire(hcode)
+            try:
+                bearer = await self.tokens.bearer(hcode, endpoint)
+            except AuthError as e:
+                if not e.transient:
+                    raise
+                last, wait = str(e), 0.0
+            else:
+                if before is not None:
+                    await before()
+                headers = {"Authorization": bearer}
+                if body is not None:
+                    headers["Content-Type"] = "application/json"
+                self.counters.requests += 1
+                try:
+                    r = await (client or self.client).request(method, f"/api/{endpoint}", params=params,
+                                                              content=body, headers=headers)
+                except httpx.TimeoutException:
+                    last, wait = "timeout / หมดเวลารอ", 0.0
+                except httpx.TransportError as e:
+                    last, wait = f"{type(e).__name__} / การเชื่อมต่อขัดข้อง", 0.0
+                else:
+                    code = r.status_code
+                    key = str(code)
+                    self.counters.status_codes[key] = self.counters.status_codes.get(key, 0) + 1
+                    if code in (401, 501):
+                        self.tokens.invalidate(hcode, bearer)  # expired or revoked: log in again, once
+                        if relogged:
+                            raise AuthError(hcode, f"PHR ไม่ยอมรับโทเค็น / PHR refused the token (HTTP {code})")
+                        relogged = True
+                        continue
+                    if code == 429 and not wait_429:
+                        return r
+                    if code == 429:
+                        ra = _retry_after(r)
+                        self.limiter.pause(hcode, ra)
+                        last, wait, trip = "HTTP 429 / ส่งถี่เกิน", ra, False
+                    elif code >= 500 or code == 408:
+                        last, wait = f"HTTP {code} / ปลายทางขัดข้อง", 0.0
+                    else:
+                        self.breaker.success()  # any real answer (even a refusal) means the target is up
+                        return r
+            if trip:
+                self.breaker.failure()
+            attempt += 1
+            if attempt >= attempts:
+                raise GaveUp(last)
+            self.counters.retries += 1
+            pause = max(wait, backoff(attempt, self.t.backoff_base, self.t.backoff_max))
+            log.info("%s %s: %s; ลองใหม่ครั้งที่ %d ใน %.2f วินาที / retry %d in %.2f s", hcode, endpoint, last,
+                     attempt, pause, attempt, pause)
+            await asyncio.sleep(pause)
+
+    # ---- facility guard and heartbeat ------------------------------------------------------
+    async def facility_ok(self, hcode: str) -> bool:
+        """Once per run per facility: is another computer sending for it right now (GetAgentComputerName)?"""
+        fut = self._checked.get(hcode)
+        if fut is None:
+            fut = self._checked[hcode] = asyncio.get_running_loop().create_future()
+            try:
+                ok = await self._check_facility(hcode)
+            except AuthError as e:
+                self.skip(hcode, "error" if e.transient else "auth", str(e))
+                ok = False
+            except (GaveUp, TargetDown) as e:
+                self.skip(hcode, "error", str(e))
+                ok = False
+            fut.set_result(ok)
+            return ok
+        return await fut
+
+    async def _check_facility(self, hcode: str) -> bool:
+        r = await self.call("POST", "GetAgentComputerName", hcode, body=orjson.dumps({"hospital_code": hcode}),
+                            max_attempts=4)
+        res = _result(r)
+        if isinstance(res, dict):
+            other = str(res.get("agent_computer_name") or "")
+            age = _age_seconds(res.get("last_update"))
+            if other and other != self.s.computer_name and age is not None and age < AGENT_STALE_SECONDS:
+                self.skip(hcode, "other_agent", f"เครื่อง {other} กำลังส่งข้อมูลของหน่วยบริการนี้ / computer "
+                          f"{other} is already sending for this facility ({age:.0f} s ago)")
+                return False
+        await self.agent_status(hcode, "starting", force=True)
+        return True
+
+    def checked_facilities(self) -> list[str]:
+        """Facilities this run reported itself for (and not skipped)."""
+        return [h for h, f in self._checked.items() if f.done() and f.result()]
+
+    def skip(self, hcode: str, kind: str, why: str) -> None:
+        """Stop sending for one facility this run (its rows stay as they are for the next run)."""
+        if hcode not in self.skipped:
+            self.skipped[hcode] = mask_text(why)
+            self.skip_kind[hcode] = kind
+            log.error("ข้ามหน่วยบริการ / skipping facility %s: %s", hcode, self.skipped[hcode])
+
+    async def agent_status(self, hcode: str, text: str, force: bool = False, error: bool = False) -> None:
+        """UpdateAgentStatus, never more often than ``status_interval`` (PHR refuses < 5 s); failures ignored."""
+        now = time.monotonic()
+        last = self._last_status.get(hcode)
+        if last is not None and now - last < max(5.0, self.t.status_interval if not force else 5.0):
+            return
+        self._last_status[hcode] = now
+        body = {"hospital_code": hcode, "agent_status": text[:200]}
+        if not error:
+            body.update(agent_computer_name=self.s.computer_name, agent_version=self.s.agent_version,
+                        most_client_version=self.s.agent_version)
+        with contextlib.suppress(AuthError, GaveUp, TargetDown):
+            await self.call("POST", "UpdateAgentStatus", hcode, body=orjson.dumps(body),
+                            params={"mode": "Error"} if error else None, max_attempts=2, wait_429=False)
+
+    # ---- the outbox run --------------------------------------------------------------------
+    async def send_outbox(self, facility: str | None = None,
+                          statuses: tuple[str, ...] = ob.TO_SEND) -> Counters:
+        total = await self.db(self.box.count_to_send, facility)
+        done = 0
+        queue: asyncio.Queue[ob.Row | None] = asyncio.Queue(maxsize=self.t.concurrency * 4)
+        gen = self.box.to_send(facility, statuses)
+
+        def next_page() -> list[ob.Row]:
+            out = []
+            for row in gen:
+                out.append(row)
+                if len(out) >= 200:
+                    break
+            return out
+
+        async def produce() -> None:
+            while self.down is None:
+                page = await self.db(next_page)
+                if not page:
+                    break
+                for row in page:
+                    await queue.put(row)
+            for _ in range(self.t.concurrency):
+                await queue.put(None)
+
+        async def work(lane: httpx.AsyncClient) -> None:
+            nonlocal done
+            while True:
+                row = await queue.get()
+                if row is None:
+                    return
+                if self.down is None:
+                    await self.deliver(row, lane)
+                done += 1
+                if self.progress:
+                    self.progress(done, total)
+
+        await asyncio.gather(produce(), *(work(lane) for lane in self.lanes))
+        return self.counters
+
+    async def deliver(self, row: ob.Row, lane: httpx.AsyncClient | None = None) -> None:
+        """Send one row and record the outcome; the row is committed ``sending`` before each request."""
+        h = row.hospcode
+        if h in self.skipped or not await self.facility_ok(h):
+            return
+        c = self.counters
+
+        async def before() -> None:
+            await self.mark_sending(row.key)
+
+        try:
+            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before, client=lane)
+        except AuthError as e:
+            self.skip(h, "error" if e.transient else "auth", str(e))
+            await self.mark_result(row.key, ob.FAILED, None, "auth", mask_text(str(e)))
+            c.failed += 1
+            return
+        except GaveUp as e:
+            await self.mark_result(row.key, ob.FAILED, None, "transient", mask_text(str(e)))
+            c.failed += 1
+            return
+        except TargetDown as e:
+            self.down = str(e)
+            await self.mark_result(row.key, ob.FAILED, None, "target down", str(e))
+            c.failed += 1
+            return
+        code = r.status_code
+        mc = _message_code(r)
+        if 200 <= code < 300 and mc in (None, 200):
+            status = ob.SENT if row.endpoint == ob.ENCOUNTER_EP else ob.CONFIRMED
+            await self.mark_result(row.key, status, code)
+            if status == ob.SENT:
+                c.sent += 1
+            else:
+                c.confirmed += 1
+            await self.agent_status(h, f"processing / กำลังส่ง: {c.sent + c.confirmed} sent")
+            return
+        reason, full = refusal_reasons(r)
+        await self.mark_result(row.key, ob.REFUSED, code, reason, full)
+        c.refused += 1
+        log.warning("ปฏิเสธ / refused %s: %s", row.key if row.endpoint == ob.ENCOUNTER_EP else row.endpoint, reason)
+
+
+def _retry_after(r: httpx.Response) -> float:
+    try:
+        return max(0.0, min(300.0, float(r.headers.get("Retry-After", "1"))))
+    except ValueError:
+        return 1.0
+
+
+def _result(r: httpx.Response) -> Any:
+    try:
+        data = r.json()
+    except ValueError:
+        return None
+    return data.get("result") if isinstance(data, dict) else None
+
+
+def _message_code(r: httpx.Response) -> int | None:
+    try:
+        data = orjson.loads(r.content) if r.content else None
+    except orjson.JSONDecodeError:
+        return None
+    mc = data.get("MessageCode") if isinstance(data, dict) else None
+    return int(mc) if isinstance(mc, int | float) else None
+
+
+def _age_seconds(iso: Any) -> float | None:
+    import datetime as dt
+
+    if not isinstance(iso, str) or not iso:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    return time.time() - t.timestamp()

@@ -1,0 +1,443 @@
+"""Delivery agent: configuration, tokens, outbox (SQLite and PostgreSQL), refusals in ``phrsync status``,
+``retry --refused``, reconcile (confirm, resend what PHR lost, guarded removal) against the local server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from click.testing import CliRunner
+from dbfixtures import (
+    postgres_server,  # noqa: F401  (fixture)
+    unique_name,
+)
+from sqlalchemy import select
+from test_sandbox_support import PASSWORD_KEY, make_cid, update_payload
+
+from phrsync.cli import cli
+from phrsync.config import Config, load_config
+from phrsync.delivery import outbox as ob
+from phrsync.delivery.agent import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNDELIVERED, sync_payloads
+from phrsync.delivery.auth import AuthError, TokenProvider, jwt_exp
+from phrsync.delivery.config import ConfigError, Credentials, load_delivery, password_hash
+from phrsync.phr.mapping import key_for
+from phrsync.sandbox import store
+from phrsync.sandbox.server import SandboxThread, running
+from phrsync.sandbox.settings import SandboxConfig
+
+H = "10699"
+
+
+def item(i: int, day: str = "2025-03-01", weight: float = 60, hcode: str = H) -> dict[str, Any]:
+    p = update_payload(hcode, make_cid(5000 + i), f"R{i:05d}", day=day, weight=weight)
+    return {"key": key_for("UpdatePHRv1", p), "endpoint": "UpdatePHRv1", "hospcode": hcode, "payload": p}
+
+
+def write(path: Path, items: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(i) + b"\n" for i in items))
+    return path
+
+
+def fake_jwt(exp: float) -> str:
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+    return f"{enc({'alg': 'HS256'})}.{enc({'exp': exp})}.sig"
+
+
+# ---- configuration --------------------------------------------------------------------------
+
+def test_config_targets_credentials_and_tls(tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("x")
+    (tmp_path / "phrsync.toml").write_text(
+        '[delivery]\ntarget = "uat"\nuser = "province"\n[delivery.facilities.10699]\nuser = "pcu"\n'
+        '[targets.uat]\nca_bundle = "ca.pem"\n', encoding="utf-8")
+    cfg = load_config(tmp_path / "phrsync.toml")
+    env = {"PHRSYNC_PHR_PASSWORD_KEY": "k", "PHRSYNC_PHR_PASSWORD": "pw-one-secret", "PHRSYNC_PHR_PASSWORD_10699": "p2"}
+    s = load_delivery(cfg, env=env)
+    assert s.target.base_url == "https://203.150.143.180" and s.target.verify == str(tmp_path / "ca.pem")
+    assert s.credentials("10699").user == "pcu" and s.credentials("10699").password_hash == password_hash("p2", "k")
+    assert s.credentials("12345").user == "province" and s.credentials("12345").password_hash == password_hash("pw-one-secret", "k")
+    assert "pw-one-secret" not in repr(s) and password_hash("pw-one-secret", "k") not in repr(s)
+    assert load_delivery(cfg, "production", env=env).target.verify is True
+    (tmp_path / "bad.toml").write_text('[targets.uat]\nverify = false\n', encoding="utf-8")
+    with pytest.raises(ConfigError):
+        load_delivery(load_config(tmp_path / "bad.toml"), "uat", env=env)
+    with pytest.raises(ConfigError):  # a password without the hash key cannot be turned into password_hash
+        load_delivery(cfg, env={"PHRSYNC_PHR_PASSWORD": "pw-one-secret"})
+
+
+def test_secret_file_must_be_private(tmp_path: Path) -> None:
+    f = tmp_path / "pw"
+    f.write_text("s3cret\n")
+    os.chmod(f, 0o644)
+    cfg = Config(data_dir=tmp_path, raw={"delivery": {"user": "u", "password_file": str(f)}})
+    with pytest.raises(ConfigError):
+        load_delivery(cfg, "sandbox", env={"PHRSYNC_PHR_PASSWORD_KEY": "k"})
+    os.chmod(f, 0o600)
+    s = load_delivery(cfg, "sandbox", env={"PHRSYNC_PHR_PASSWORD_KEY": "k"})
+    assert s.default_credentials.password_hash == password_hash("s3cret", "k")
+
+
+# ---- tokens ---------------------------------------------------------------------------------
+
+def test_token_renewed_15_minutes_before_exp_and_once_on_401() -> None:
+    now = [1_000_000.0]
+    issued: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        body = json.loads(req.content)
+        if body["password_hash"] != "H":
+            return httpx.Response(401, text="no")
+        tok = fake_jwt(now[0] + 3600)[:-3] + f"s{len(issued)}"
+        issued.append(tok)
+        return httpx.Response(200, text=tok + "\n")
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+            tp = TokenProvider(c, "http://x/token", lambda h: Credentials("u", "H"), clock=lambda: now[0])
+            b1 = await tp.bearer(H, "UpdatePHRv1")
+            assert b1 == f"Bearer {issued[0]}"
+            now[0] += 3600 - 15 * 60 - 1  # still > 15 min left
+            assert await tp.bearer(H, "UpdatePHRv1") == b1 and len(issued) == 1
+            now[0] += 2  # now within 15 minutes of exp
+            b2 = await tp.bearer(H, "UpdatePHRv1")
+            assert b2 != b1 and len(issued) == 2
+            tp.invalidate(H, b2)  # PHR said 401
+            assert await tp.bearer(H, "UpdatePHRv1") == f"Bearer {issued[2]}"
+            bad = TokenProvider(c, "http://x/token", lambda h: Credentials("u", "WRONG"), clock=lambda: now[0])
+            with pytest.raises(AuthError):
+                await bad.bearer(H, "UpdatePHRv1")
+            with pytest.raises(AuthError):  # a refused login is not tried again (account lockout)
+                await bad.bearer(H, "UpdatePHRv1")
+            assert bad.logins == 1
+            ft = TokenProvider(c, "http://x/token", lambda h: Credentials(facility_token="10699:{AB}"))
+            assert await ft.bearer(H, "UpdatePHRv1") == "Bearer 10699:{AB}"
+            with pytest.raises(AuthError):  # the 1-year token is for UpdatePHRv1 only
+                await ft.bearer(H, "OrganizationSummary")
+
+    asyncio.run(go())
+    assert jwt_exp(fake_jwt(123)) == 123 and jwt_exp("not-a-jwt") is None
+
+
+# ---- outbox ---------------------------------------------------------------------------------
+
+def outbox_roundtrip(url: str) -> None:
+    box = ob.Outbox(url)
+    try:
+        items = [item(i) for i in range(5)]
+        r = box.load(items, "a")
+        assert (r.new, r.changed, r.unchanged) == (5, 0, 0)
+        rows = list(box.to_send())
+        assert len(rows) == 5 and orjson.loads(rows[0].body) == items[0]["payload"]
+        assert rows[0].day == "2025-03-01" and rows[0].ref == f"{H}:R00000"
+        box.mark_sending(rows[0].key)
+        assert box.row(rows[0].key)["status"] == ob.SENDING and box.row(rows[0].key)["attempts"] == 1
+        for row in rows:
+            box.mark_result(row.key, ob.CONFIRMED, 200)
+        items[2] = item(2, weight=61)
+        r = box.load(items, "b")
+        assert (r.new, r.changed, r.unchanged) == (0, 1, 4) and r.changed_keys == [items[2]["key"]]
+        assert [x.key for x in box.to_send()] == [items[2]["key"]]
+        box.mark_result(items[2]["key"], ob.REFUSED, 400, "rule_x", "HTTP 400: bad")
+        assert box.counts()[H][ob.REFUSED] == 1 and box.top_reasons(H)[0]["reason"] == "rule_x"
+        assert box.requeue_refused() == 1 and box.count_to_send() == 1
+        assert box.plan(items).unchanged == 5
+    finally:
+        box.close()
+
+
+def test_outbox_sqlite(tmp_path: Path) -> None:
+    outbox_roundtrip(f"sqlite:///{tmp_path / 'o.sqlite'}")
+    nd = write(tmp_path / "b.ndjson", [item(1), item(2, hcode="10700")])
+    assert ob.ndjson_facilities(nd) == [H, "10700"]
+    (tmp_path / "bad.ndjson").write_bytes(b'{"key": "x"}\n')
+    with pytest.raises(ValueError):
+        list(ob.iter_ndjson(tmp_path / "bad.ndjson"))
+
+
+def test_outbox_postgres(postgres_server: str) -> None:  # noqa: F811
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = unique_name()
+    url = str(make_url(postgres_server).set(database=name).render_as_string(hide_password=False))
+    try:
+        outbox_roundtrip(url)
+    finally:
+        u = make_url(postgres_server)
+        with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---- against the local server ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxThread, str]]:
+    cfg = SandboxConfig(data_dir=tmp_path_factory.mktemp("sbx"), password_key=PASSWORD_KEY,
+                        rate_limit_per_minute=0, agent_status_interval=0)
+    with running(cfg) as st:
+        yield st, st.add_user("u10699", H, "pw-10699")
+
+
+def held(st: SandboxThread, hcode: str = H) -> set[str]:
+    return set(st.sandbox.store.read(lambda c: c.execute(
+        select(store.encounters.c.ref).where(store.encounters.c.hospital_code == hcode)).scalars().all()))
+
+
+def test_refused_reasons_in_status_and_retry(sbx: tuple[SandboxThread, str], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    st, pw_hash = sbx
+    good = [item(100 + i, day="2025-04-02") for i in range(3)]
+    bad = item(199, day="2025-04-02")
+    del bad["payload"]["Patient"]["birthDate"]
+    nd = write(tmp_path / "b.ndjson", [*good, bad])
+    (tmp_path / "phrsync.toml").write_text(
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\nuser = "u10699"\n'
+        f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\nbackoff_base = 0.01\n', encoding="utf-8")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD", "pw-10699")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD_KEY", PASSWORD_KEY)
+    run = CliRunner()
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    r = run.invoke(cli, [*conf, "sync", "-i", str(nd), "--json"])
+    assert r.exit_code == EXIT_REFUSED, r.output
+    res = json.loads(r.stdout)
+    assert res["refused"] == 1 and res["sent"] == 3
+    r = run.invoke(cli, [*conf, "status", "--json"])
+    assert r.exit_code == 0, r.output
+    fac = json.loads(r.stdout)["facilities"][H]
+    assert fac["confirmed"] == 3 and fac["refused"] == 1
+    top = fac["top_refusals"][0]
+    assert top["count"] == 1 and "birthDate" in top["example"]
+    assert make_cid(5199) not in r.output
+    r = run.invoke(cli, [*conf, "status"])
+    assert "birthDate" in r.output and "ถูกปฏิเสธ" in r.output
+    # retry without --refused leaves it alone; with --refused it is sent again (and refused again)
+    r = run.invoke(cli, [*conf, "retry", "--json"])
+    assert json.loads(r.stdout)["attempted"] == 0
+    r = run.invoke(cli, [*conf, "retry", "--refused", "--json"])
+    assert json.loads(r.stdout)["attempted"] == 1 and json.loads(r.stdout)["refused"] == 1
+    r = run.invoke(cli, [*conf, "sync", "-i", str(nd), "--dry-run", "--json"])
+    assert json.loads(r.stdout)["loaded"]["unchanged"] == 4
+    for cmd in ("sync", "status", "retry", "run"):
+        assert run.invoke(cli, [cmd, "--help"]).exit_code == 0
+
+
+def test_reconcile_resends_lost_and_guards_removal(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    st, pw_hash = sbx
+    day = "2025-05-03"
+    items = [item(300 + i, day=day) for i in range(20)]
+    state = tmp_path / "state.sqlite"
+    creds = Credentials("u10699", pw_hash)
+    run: Callable[..., Any] = lambda its, **kw: sync_payloads(  # noqa: E731
+        write(tmp_path / "b.ndjson", its), st.base_url, creds, state, backoff_base=0.01, **kw)
+    res = run(items)
+    assert res.exit_code == 0 and res.reconcile["confirmed"] == 20
+    refs = {i["payload"]["Encounter"][0]["identifier"][0]["value"] for i in items}
+    assert refs <= held(st)
+    # PHR lost one: the next run notices (OrganizationSummary) and sends it again
+    lost = sorted(refs)[0]
+    st.sandbox.store.write(lambda c: store.remove_encounter(c, H, lost))
+    res = run(items)
+    assert res.reconcile["resend"] == 1 and res.sent == 1 and lost in held(st)
+    # the HIS deleted 2 of 20 (10% ≤ 20%): removed from PHR
+    res = run(items[2:], remove=True)
+    assert res.reconcile["removed"] == 2 and res.exit_code == 0
+    kept = {i["payload"]["Encounter"][0]["identifier"][0]["value"] for i in items[2:]}
+    assert {r for r in held(st) if r.startswith(f"{H}:R003")} == kept
+    # the HIS "lost" 10 of 18 (> 20%): held back, nothing removed
+    res = run(items[12:], remove=True)
+    assert res.reconcile["removed"] == 0 and res.reconcile["guarded"][0]["would_remove"] == 10
+    assert {r for r in held(st) if r.startswith(f"{H}:R003")} == kept
+    # back in the HIS: a removed row is sent again
+    res = run(items, remove=True)
+    assert res.sent == 2 and {r for r in held(st) if r.startswith(f"{H}:R003")} == refs
+    # a removal cut short by a crash (gone from PHR, outbox still "confirmed"): not sent again
+    ref0 = items[0]["payload"]["Encounter"][0]["identifier"][0]["value"]
+    st.sandbox.store.write(lambda c: store.remove_encounter(c, H, ref0))
+    res = run(items[1:], remove=True)
+    assert res.sent == 0 and res.reconcile["resend"] == 0 and ref0 not in held(st)
+    box = ob.Outbox(f"sqlite:///{state}")
+    assert box.row(items[0]["key"])["status"] == ob.REMOVED
+    box.close()
+
+
+def test_kill_in_doubt_row_is_resent_without_duplicate(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    """A row left ``sending`` (the request landed, the answer was lost) is sent again and stays single."""
+    st, pw_hash = sbx
+    items = [item(400 + i, day="2025-06-01") for i in range(4)]
+    state = tmp_path / "s.sqlite"
+    creds = Credentials("u10699", pw_hash)
+    res = sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, creds, state)
+    assert res.exit_code == 0
+    box = ob.Outbox(f"sqlite:///{state}")
+    box.mark_sending(items[1]["key"])  # as if killed after sending, before recording the answer
+    box.close()
+    t0 = time.time()
+    res = sync_payloads(tmp_path / "b.ndjson", st.base_url, creds, state)
+    assert res.in_doubt == 1 and res.sent == 1 and res.exit_code == 0
+    refs = st.sandbox.store.read(lambda c: c.execute(
+        select(store.encounters.c.ref, store.encounters.c.received_at).where(store.encounters.c.day == "2025-06-01")
+    ).all())
+    assert len(refs) == 4 and sum(1 for _, t in refs if t >= t0) == 1
+
+
+def test_target_down_leaves_everything_for_next_run(tmp_path: Path) -> None:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: every connection is refused
+    items = [item(500 + i) for i in range(3)]
+    res = sync_payloads(write(tmp_path / "b.ndjson", items), f"http://127.0.0.1:{port}", Credentials("u", "H"),
+                        tmp_path / "s.sqlite", backoff_base=0.01, backoff_max=0.05, breaker_failures=3,
+                        breaker_cooldown=0.05, give_up_seconds=0.5)
+    assert res.exit_code == EXIT_UNDELIVERED and res.sent == 0
+    assert res.remaining() == 3 and H in res.skipped
+
+
+def test_another_computer_sending_for_the_facility(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    st, _ = sbx
+    h = "10701"
+    pw = st.add_user("u10701", h, "pw-10701")
+    c = httpx.Client(base_url=st.base_url)
+    tok = c.post("/token", params={"Action": "get_moph_access_token"},
+                 content=json.dumps({"user": "u10701", "password_hash": pw, "hospital_code": h})).text.strip()
+    r = c.post("/api/UpdateAgentStatus", headers={"Authorization": f"Bearer {tok}"},
+               json={"hospital_code": h, "agent_status": "processing", "agent_computer_name": "other-pc"})
+    assert r.status_code == 200, r.text
+    res = sync_payloads(write(tmp_path / "b.ndjson", [item(600, hcode=h)]), st.base_url,
+                        Credentials("u10701", pw), tmp_path / "s.sqlite")
+    assert res.exit_code == EXIT_LOCKED and res.skip_kind == {h: "other_agent"} and res.sent == 0
+    assert not held(st, h)
+
+
+def test_run_once_and_local_lock(sbx: tuple[SandboxThread, str], tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    st, _ = sbx
+    nd = write(tmp_path / "payloads.ndjson", [item(700 + i, day="2025-07-01") for i in range(2)])
+    (tmp_path / "phrsync.toml").write_text(
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\nuser = "u10699"\ninput = "{nd}"\n'
+        f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD", "pw-10699")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD_KEY", PASSWORD_KEY)
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    r = CliRunner().invoke(cli, [*conf, "run", "--once", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sent"] == 2
+    from phrsync.delivery.agent import AgentBusy, agent_lock
+
+    lock = tmp_path / "data" / "delivery" / "agent.lock"
+    with agent_lock(lock):
+        with pytest.raises(AgentBusy), agent_lock(lock):
+            pass
+        r = CliRunner().invoke(cli, [*conf, "sync", "--json"])
+        assert r.exit_code == EXIT_LOCKED
+
+
+def test_expired_token_answered_501_relogs_once(tmp_path: Path) -> None:
+    from test_sandbox_support import FakeClock
+
+    clock = FakeClock()
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        expired_status=501, clock=clock, agent_status_interval=0)
+    with running(cfg) as st:
+        creds = Credentials("u10699", st.add_user("u10699", H, "pw"))
+        nd = write(tmp_path / "a.ndjson", [item(800, day="2025-08-01")])
+        assert sync_payloads(nd, st.base_url, creds, tmp_path / "s.sqlite").exit_code == 0
+        # a long-running agent holds a token the server later calls expired (501): one re-login, then success
+        from phrsync.delivery.agent import run_blocking
+        from phrsync.delivery.config import DeliverySettings, Target
+        from phrsync.delivery.sender import Sender
+
+        settings = DeliverySettings(Target("t", st.base_url, rate_per_minute=0), f"sqlite:///{tmp_path / 't.sqlite'}",
+                                    default_credentials=creds)
+
+        async def two_runs() -> tuple[int, int]:
+            box = ob.Outbox(settings.state_url)
+            async with Sender(settings, box) as snd:
+                assert snd.tokens is not None
+                box.load([item(801, day="2025-08-01")])
+                await snd.send_outbox()
+                first = snd.tokens.logins
+                clock.advance(9 * 3600)  # server time passes the 8-hour JWT
+                box.load([item(802, day="2025-08-01")])
+                await snd.send_outbox()
+                res = (first, snd.tokens.logins)
+            box.close()
+            return res
+
+        first, after = run_blocking(two_runs())
+        assert (first, after) == (1, 2)
+        assert {f"{H}:R00801", f"{H}:R00802"} <= held(st)
+
+
+def test_sync_with_postgres_state(sbx: tuple[SandboxThread, str], tmp_path: Path,
+                                  postgres_server: str) -> None:  # noqa: F811
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    st, pw_hash = sbx
+    name = unique_name()
+    url = make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    items = [item(900 + i, day="2025-09-01") for i in range(6)]
+    try:
+        res = sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, Credentials("u10699", pw_hash), url)
+        assert res.exit_code == 0 and res.sent == 6 and res.outbox[H]["confirmed"] >= 6
+        res = sync_payloads(tmp_path / "b.ndjson", st.base_url, Credentials("u10699", pw_hash), url)
+        assert res.attempted == 0 and res.sent == 0
+    finally:
+        u = make_url(postgres_server)
+        with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_breaker_backoff_and_refusal_reasons() -> None:
+    from phrsync.delivery.sender import CircuitBreaker, TargetDown, backoff, refusal_reasons
+
+    now = [0.0]
+    br = CircuitBreaker(failures=3, cooldown=10, give_up=100, clock=lambda: now[0])
+    br.failure()
+    br.failure()
+    assert br.open_until == 0
+    br.failure()
+    assert br.open_until == 10 and br.openings == 1
+    br.success()
+    assert br.consecutive == 0
+    now[0] = 200.0  # nothing succeeded for 200 s > give_up
+
+    async def waiting() -> None:
+        await br.wait()
+
+    with pytest.raises(TargetDown):
+        asyncio.run(waiting())
+    for attempt in range(12):
+        assert 0 <= backoff(attempt, 0.5, 60) <= min(60, 0.5 * 2 ** attempt)
+    cid = make_cid(42)
+    r = httpx.Response(400, json={"result": None, "MessageCode": 400, "Message": "invalid payload",
+                                  "issues": [{"path": "Patient.identifier", "rule": "cid_checksum",
+                                              "message_th": f"เลข {cid} ผิด", "message_en": f"bad {cid}"}]})
+    short, full = refusal_reasons(r)
+    assert short == "Patient.identifier: cid_checksum" and cid not in full and "xxxxx" in full
+    assert refusal_reasons(httpx.Response(413, text="too big"))[0] == "HTTP 413"
+
+
+def test_since_and_facility_filters(tmp_path: Path) -> None:
+    box = ob.Outbox(f"sqlite:///{tmp_path / 'o.sqlite'}")
+    items = [item(1000, day="2025-01-01"), item(1001, day="2025-03-01"), item(1002, day="2025-03-01", hcode="10700")]
+    r = box.load(items, since="2025-02-01", facility=H)
+    assert r.total == 1 and [x.ref for x in box.to_send()] == [f"{H}:R01001"]
+    # facilities interleave, so workers do not all wait behind one facility's rate limit
+    box.load([item(1100 + i, hcode=h) for h in (H, "10700") for i in range(3)])
+    assert [x.hospcode for x in box.to_send()][:6] == ["10699", "10700"] * 3
+    box.close()

@@ -30,13 +30,17 @@ def _step(title_th: str, title_en: str, quiet: bool) -> None:
               help="สัดส่วนข้อมูลผิดที่ใส่เพื่อสาธิตการกักแถว / share of defective rows, to show quarantine")
 @click.option("--data-dir", type=click.Path(file_okay=False), default="data/demo", show_default=True,
               help="โฟลเดอร์ข้อมูลของการสาธิต / folder for everything the demo writes")
+@click.option("--faults", "fault_rate", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
+              help="สัดส่วนคำขอที่เซิร์ฟเวอร์จำลองตอบผิดพลาด / share of requests the local server fails on purpose")
+@click.option("--serve", is_flag=True, help="เปิดแดชบอร์ดต่อหลังสาธิต / keep serving the dashboard afterwards")
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable summary")
 @click.pass_context
-def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_dir: str, as_json: bool) -> None:
+def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_dir: str, fault_rate: float,
+             serve: bool, as_json: bool) -> None:
     """สาธิตงานหลักทั้งหมดบนเครื่องนี้ / run the whole main job locally on synthetic data.
 
     \b
-    ขั้นตอน / steps: synth → import → build (→ sandbox → sync)
+    ขั้นตอน / steps: synth → import → build → sandbox → sync (→ sync again: nothing to send)
     """
     from phrsync.f43.importer import Importer
     from phrsync.f43.staging import Staging
@@ -86,12 +90,66 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
                    f"ข้าม/skipped {built['skipped']:,} ({built['seconds']:.1f} s)")
         click.echo(f"  {payloads}\n  {report}")
 
+    _step("เปิดเซิร์ฟเวอร์ MOPH-PHR จำลองบนเครื่องนี้ แล้วส่งข้อมูล (มีข้อผิดพลาดเครือข่ายจำลอง)",
+          "start the local MOPH-PHR server and send (with injected network faults)", quiet)
+    summary["sync"], summary["sync_again"], url = _send(root, payloads, fault_rate, quiet)
+    sandbox_dir = root / "sandbox"
+    summary["sandbox"] = {"data_dir": str(sandbox_dir),
+                          "serve": f"phrsync sandbox --data-dir {sandbox_dir} serve --port 8787",
+                          "dashboard": "http://127.0.0.1:8787/dashboard"}
+
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
     else:
         click.secho("\n✔ " + bilingual("เสร็จ", "done"), bold=True)
         click.echo(bilingual("ดูแถวที่ถูกกัก", "see quarantined rows") +
                    f": phrsync quarantine summary --staging {staging_path}")
+        click.echo(bilingual("สถานะการส่งต่อหน่วยบริการ", "delivery status per facility") +
+                   f": phrsync status --state {root / 'outbox.sqlite'}")
+        click.echo(bilingual("ดูสิ่งที่ศูนย์ PHR เห็น (แดชบอร์ด)", "see what the PHR centre sees (dashboard)") +
+                   f": {summary['sandbox']['serve']}  →  {summary['sandbox']['dashboard']}")
+    if serve:
+        from phrsync.sandbox.server import serve as serve_forever
+        from phrsync.sandbox.settings import SandboxConfig
+
+        click.echo(bilingual("เปิดแดชบอร์ดที่", "dashboard at") + " http://127.0.0.1:8787/dashboard (Ctrl-C)")
+        serve_forever(SandboxConfig(data_dir=sandbox_dir, rate_limit_per_minute=0), port=8787, log_level="warning")
+
+
+def _send(root: Path, payloads: Path, fault_rate: float, quiet: bool) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Sandbox in a thread, one account per facility, the agent sends everything; then a second run
+    that must send nothing (nothing changed)."""
+    import secrets
+
+    from phrsync.delivery.agent import sync_payloads
+    from phrsync.delivery.config import Credentials
+    from phrsync.delivery.outbox import ndjson_facilities
+    from phrsync.sandbox.server import running
+    from phrsync.sandbox.settings import FaultConfig, SandboxConfig
+
+    each = fault_rate / 4
+    faults = FaultConfig(p500=each, p503=each, p429=each, p_drop=each, retry_after=1, seed=7)
+    cfg = SandboxConfig(data_dir=root / "sandbox", rate_limit_per_minute=0, faults=faults)
+    state = root / "outbox.sqlite"
+    with running(cfg) as srv:
+        password = secrets.token_urlsafe(16)  # demo accounts only; never printed
+        creds = {h: Credentials(f"demo{h}", srv.add_user(f"demo{h}", h, password))
+                 for h in ndjson_facilities(payloads)}
+        first = sync_payloads(payloads, srv.base_url, creds, state, concurrency=8, timeout=10,
+                              backoff_base=0.05).as_dict()
+        again = sync_payloads(payloads, srv.base_url, creds, state, concurrency=8, timeout=10,
+                              backoff_base=0.05).as_dict()
+        url = srv.base_url
+    if not quiet:
+        total = {k: sum(f.get(k, 0) for f in first["outbox"].values()) for k in ("confirmed", "refused", "failed")}
+        click.echo(f"  ส่ง/attempted {first['attempted']:,}; ในคิวหลังจบ (ยืนยันโดย PHR รวมการตรวจทาน) / outbox after "
+                   f"the run (confirmed by PHR, incl. reconciliation): ยืนยัน/confirmed {total['confirmed']:,}, "
+                   f"ปฏิเสธ/refused {total['refused']:,}, ล้มเหลว/failed {total['failed']:,}; "
+                   f"ลองซ้ำ/retries {first['retries']:,} ({first['seconds']:.1f} s)")
+        click.echo(f"  รหัสตอบกลับ/status codes: {first['status_codes']}")
+        click.echo("  " + bilingual(f"ส่งซ้ำโดยไม่มีอะไรเปลี่ยน: ส่ง {again['sent']} รายการ",
+                                    f"second run with nothing changed: sent {again['sent']}"))
+    return first, again, url
 
 
 def _invoke(ctx: click.Context, cmd: click.Command, **params: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,14 +83,29 @@ class SandboxConfig:
 
 
 def _persistent_secret(path: Path) -> str:
-    if path.is_file():
-        return path.read_text(encoding="ascii").strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(value + "\n")
-    return value
+    """A secret generated once and kept in a 0600 file. Safe when several threads or workers start at
+    once: the file appears atomically (link of a complete temporary file), and a loser reads the winner's."""
+    for _ in range(100):
+        if path.is_file():
+            value = path.read_text(encoding="ascii").strip()
+            if value:
+                return value
+            time.sleep(0.01)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(32)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(value + "\n")
+        try:
+            os.link(tmp, path)
+            return value
+        except FileExistsError:
+            continue  # another thread or worker won: read its secret
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise RuntimeError(f"cannot create or read {path}")
 
 
 def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:

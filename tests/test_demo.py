@@ -1,0 +1,25 @@
+"""`phrsync demo` — the README's first command — does the whole main job end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from phrsync.cli import cli
+
+
+def test_demo_runs_the_whole_main_job(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["demo", "-n", "300", "--data-dir", str(tmp_path / "demo"), "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output[res.output.index("{"):])
+    assert d["import"]["rows_loaded"] > 300 and d["import"]["rows_quarantined"] > 0  # the demo injects defects
+    assert d["build"]["built"] > 0
+    sync = d["sync"]
+    assert sync["attempted"] == d["build"]["built"]
+    outbox = {k: sum(f[k] for f in sync["outbox"].values()) for k in ("pending", "sending", "confirmed", "failed")}
+    assert outbox["pending"] == outbox["sending"] == outbox["failed"] == 0
+    assert outbox["confirmed"] + sum(f["refused"] for f in sync["outbox"].values()) == sync["attempted"]
+    assert d["sync_again"]["sent"] == 0  # nothing changed: nothing sent
+    assert (tmp_path / "demo" / "report.html").is_file()

@@ -55,6 +55,14 @@ class Staging:
         if not read_only:
             self.ensure_schema()
 
+    def cursor(self) -> Staging:
+        """Another handle on the same open database, for a second thread (DuckDB cursors run in
+        parallel; appends to one table from several cursors do not conflict)."""
+        other = Staging.__new__(Staging)
+        other.path = self.path
+        other.con = self.con.cursor()
+        return other
+
     # -- lifecycle ------------------------------------------------------------------------------
     def __enter__(self) -> Staging:
         return self

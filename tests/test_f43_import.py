@@ -248,6 +248,7 @@ def test_an_import_killed_before_compaction_is_recovered_by_the_next(tmp_path: P
                 imp._chunk(ch, "sha-of-zip", 1)
         for key in list(imp._buf):
             imp._flush(key)
+        imp._drain()  # the rows reached the store; then the process "dies" before compaction
     with Staging(path) as st:  # the source was never marked imported: the next run reads it again
         rep = Importer(st, today=TODAY).import_paths([z])
         assert rep.sources == 1

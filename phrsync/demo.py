@@ -105,7 +105,7 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
         click.echo(bilingual("ดูแถวที่ถูกกัก", "see quarantined rows") +
                    f": phrsync quarantine summary --staging {staging_path}")
         click.echo(bilingual("สถานะการส่งต่อหน่วยบริการ", "delivery status per facility") +
-                   f": phrsync status --state {root / 'outbox.sqlite'}")
+                   f": PHRSYNC_STATE_URL=sqlite:///{(root / 'outbox.sqlite').resolve()} phrsync status --target sandbox")
         click.echo(bilingual("ดูสิ่งที่ศูนย์ PHR เห็น (แดชบอร์ด)", "see what the PHR centre sees (dashboard)") +
                    f": {summary['sandbox']['serve']}  →  {summary['sandbox']['dashboard']}")
     if serve:

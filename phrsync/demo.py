@@ -23,7 +23,7 @@ def _step(title_th: str, title_en: str, quiet: bool) -> None:
 
 
 @click.command("demo")
-@click.option("--encounters", "-n", type=click.IntRange(min=100), default=5_000, show_default=True,
+@click.option("--encounters", "-n", type=click.IntRange(min=100), default=3_000, show_default=True,
               help="จำนวนครั้งบริการที่สร้าง / synthetic encounters to generate")
 @click.option("--seed", type=int, default=1, show_default=True, help="ค่าเริ่มสุ่ม / random seed")
 @click.option("--dirty", type=click.FloatRange(0, 1), default=0.01, show_default=True,

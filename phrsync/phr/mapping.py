@@ -22,24 +22,26 @@ from typing import Any
 from phrsync import AGENT_NAME
 from phrsync.pdpa import cid_is_valid
 from phrsync.phr.policies import Policies
+from phrsync.phr.systems import (  # noqa: F401 - re-exported: tests and docs name them here
+    PHR_CS,
+    SYS_ACTCODE,
+    SYS_ALLERGY_CLINICAL,
+    SYS_ALLERGY_VERIF,
+    SYS_CID,
+    SYS_COND_CLINICAL,
+    SYS_F43,
+    SYS_HCODE,
+    SYS_ICD10,
+    SYS_LOINC,
+    SYS_SNOMED,
+    SYS_TMT,
+    SYS_TYPEIN,
+    SYS_UCUM,
+    SYS_VACCINE,
+)
 from phrsync.terminology import chronic_group_for_icd10, get_table
 
 # --- systems (spec §6) ------------------------------------------------------------------------------
-SYS_HCODE = "https://bps.moph.go.th/hcode/5"
-SYS_CID = "https://www.dopa.go.th"
-PHR_CS = "https://phr1.moph.go.th/api/CodingSystem?System="
-SYS_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-SYS_LOINC = "http://loinc.org"
-SYS_ICD10 = "http://hl7.org/fhir/sid/icd-10"
-SYS_TMT = "https://www.this.or.th/tmt/gp"
-SYS_SNOMED = "http://snomed.info/sct"
-SYS_UCUM = "http://unitsofmeasure.org"
-SYS_VACCINE = "https://refcode.moph.go.th/vaccine"
-SYS_ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
-SYS_ALLERGY_VERIF = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
-SYS_COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-SYS_F43 = "urn:phrsync:f43:"  # local namespace: 43-file codes with no published URI
-SYS_TYPEIN = "https://terms.sil-th.org/core/CodeSystem/cs-thcc-admit-source"  # encounter_type.csv
 
 TZ = "+07:00"  # the 43 files carry no zone; every Thai facility is on Asia/Bangkok (UTC+7, no DST)
 

@@ -22,6 +22,25 @@ import orjson
 
 from phrsync.pdpa import cid_is_valid, mask_cid, mask_text
 from phrsync.phr.rules import RULES, Rule, Severity
+from phrsync.phr.systems import (  # noqa: F401 - re-exported for callers of the validator
+    PHR_CS,
+    SYS_ACTCODE,
+    SYS_ALLERGY_CLINICAL,
+    SYS_ALLERGY_VERIF,
+    SYS_CID,
+    SYS_COND_CLINICAL,
+    SYS_COND_VERIF,
+    SYS_EPRESCRIPTION,
+    SYS_HCODE,
+    SYS_HN,
+    SYS_ICD10,
+    SYS_LOINC,
+    SYS_MARITAL,
+    SYS_SNOMED,
+    SYS_TMT,
+    SYS_UCUM,
+    SYS_VACCINE,
+)
 
 __all__ = [
     "ENDPOINTS", "RULES", "Endpoint", "Issue", "Rule", "errors", "has_errors", "parse_and_validate",
@@ -29,23 +48,6 @@ __all__ = [
 ]
 
 # --- code systems (spec §6) -----------------------------------------------------------------------
-SYS_HCODE = "https://bps.moph.go.th/hcode/5"
-SYS_CID = "https://www.dopa.go.th"
-SYS_HN = "https://sil-th.org/hn"
-PHR_CS = "https://phr1.moph.go.th/api/CodingSystem?System="
-SYS_ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-SYS_MARITAL = "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus"
-SYS_LOINC = "http://loinc.org"
-SYS_ICD10 = "http://hl7.org/fhir/sid/icd-10"
-SYS_TMT = "https://www.this.or.th/tmt/gp"
-SYS_SNOMED = "http://snomed.info/sct"
-SYS_UCUM = "http://unitsofmeasure.org"
-SYS_VACCINE = "https://refcode.moph.go.th/vaccine"
-SYS_ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
-SYS_ALLERGY_VERIF = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
-SYS_COND_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-SYS_COND_VERIF = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-SYS_EPRESCRIPTION = "https://phr1.moph.go.th/eprescription"
 
 _VACCINE_SYSTEMS = frozenset({SYS_VACCINE, PHR_CS + "vaccine_code"})
 _ICD10_SYSTEMS = frozenset({SYS_ICD10})

@@ -13,6 +13,7 @@ number of zips, and re-importing the same export changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from phrsync.f43.checks import q
 from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import Problem
 
+DEFAULT_MEMORY_LIMIT = "1GB"
 META_COLS = {"_import": "INTEGER", "_source": "VARCHAR", "_line": "BIGINT", "_seq": "BIGINT", "_hash": "UBIGINT"}
 
 
@@ -40,7 +42,7 @@ class StagingError(RuntimeError):
 class Staging:
     """A handle on the staging DuckDB file. Use as a context manager."""
 
-    def __init__(self, path: str | Path, read_only: bool = False, memory_limit: str = "2GB") -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, memory_limit: str | None = None) -> None:
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,9 @@ class Staging:
             raise StagingError(
                 f"เปิดฐานข้อมูลพักข้อมูลไม่ได้ (อาจมีโปรแกรมอื่นใช้อยู่) / cannot open staging store {self.path}: {e}"
             ) from e
-        self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        # DuckDB's cache grows to this limit and spills beyond it: it bounds the import's memory
+        limit = memory_limit or os.environ.get("PHRSYNC_STAGING_MEMORY", DEFAULT_MEMORY_LIMIT)
+        self.con.execute(f"SET memory_limit = '{limit}'")
         self.con.execute("SET preserve_insertion_order = false")
         if not read_only:
             self.ensure_schema()

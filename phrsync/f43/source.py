@@ -73,10 +73,6 @@ class Chunk:
         return out
 
 
-def empty_columns(spec: FileSpec) -> dict[str, list[str | None]]:
-    return {name: [] for name in spec.field_names}
-
-
 def to_table(spec: FileSpec, columns: dict[str, list[str | None]], lines: list[int], raw: list[str]) -> pa.Table:
     """Build the chunk table from per-field text lists (all of equal length)."""
     n = len(lines)

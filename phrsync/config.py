@@ -50,3 +50,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         if c and c == path:
             raise FileNotFoundError(f"ไม่พบไฟล์ตั้งค่า / configuration file not found: {c}")
     return Config(data_dir=Path(os.environ.get("PHRSYNC_DATA", "data")))
+
+
+def config_from_context(ctx: Any) -> Config:
+    """The configuration the ``phrsync`` group loaded for this invocation (a click context), or the
+    default search when a command runs on its own (e.g. under CliRunner without the group)."""
+    obj = ctx.find_root().obj
+    cfg = obj.get("config") if isinstance(obj, dict) else None
+    return cfg if cfg is not None else load_config(None)

@@ -14,7 +14,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from phrsync.config import Config
+from phrsync.config import Config, config_from_context
 from phrsync.delivery import agent
 from phrsync.delivery import outbox as ob
 from phrsync.delivery.config import ConfigError, DeliverySettings, load_delivery
@@ -45,19 +45,9 @@ def _setup_logging(log_json: bool, verbose: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs (query strings)
 
 
-def _cfg(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj or {}
-    cfg = obj.get("config")
-    if cfg is None:
-        from phrsync.config import load_config
-
-        cfg = load_config(None)
-    return cfg
-
-
 def _settings(ctx: click.Context, target: str | None) -> DeliverySettings:
     try:
-        return load_delivery(_cfg(ctx), target)
+        return load_delivery(config_from_context(ctx), target)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
 
@@ -162,7 +152,7 @@ def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_
             dt.date.fromisoformat(since)
         except ValueError:
             raise click.BadParameter("ต้องเป็น YYYY-MM-DD / must be YYYY-MM-DD", param_hint="--since") from None
-    path = Path(input_path) if input_path else _default_input(_cfg(ctx))
+    path = Path(input_path) if input_path else _default_input(config_from_context(ctx))
     if not path.is_file():
         if input_path:
             raise click.BadParameter(f"ไม่พบไฟล์ / file not found: {path}", param_hint="--input")
@@ -251,7 +241,7 @@ def run_cmd(ctx: click.Context, input_path: str | None, every: float | None, onc
     / each round: load the build file if it changed, send, reconcile; SIGTERM finishes the round and exits.
     """
     _setup_logging(log_json, True)
-    cfg = _cfg(ctx)
+    cfg = config_from_context(ctx)
     settings = _settings(ctx, target)
     minutes = every or float(cfg.section("delivery").get("every_minutes", 60))
     path = Path(input_path) if input_path else _default_input(cfg)

@@ -13,25 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from phrsync.config import Config
+from phrsync.config import config_from_context
 from phrsync.f43.importer import Importer, ImportReport
 from phrsync.f43.staging import Staging, StagingError
 
 err = Console(stderr=True)
 
 
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj or {}
-    cfg = obj.get("config")
-    if cfg is None:
-        from phrsync.config import load_config
-
-        cfg = load_config(None)
-    return cfg
-
-
 def _staging_path(ctx: click.Context, staging: str | None) -> Path:
-    return Path(staging) if staging else _config(ctx).staging
+    return Path(staging) if staging else config_from_context(ctx).staging
 
 
 def _parse_since(value: str | None) -> dt.datetime | None:

@@ -13,7 +13,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from phrsync.config import Config
+from phrsync.config import Config, config_from_context
 from phrsync.thai import bilingual, thai_date
 
 err = Console(stderr=True)
@@ -21,16 +21,6 @@ err = Console(stderr=True)
 STAGE_TH = {"encounters": "การรับบริการ / encounters", "immunization": "ทะเบียนวัคซีน / immunization register",
             "chronic": "ทะเบียนโรคเรื้อรัง / chronic register", "allergy": "การแพ้ยา / allergies",
             "summary": "สรุปรายวัน / daily counts"}
-
-
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj or {}
-    cfg = obj.get("config")
-    if cfg is None:
-        from phrsync.config import load_config
-
-        cfg = load_config(None)
-    return cfg
 
 
 def _facility_names(cfg: Config) -> dict[str, str]:
@@ -77,7 +67,7 @@ def build_cmd(ctx: click.Context, facilities: tuple[str, ...], date_from: str | 
     from phrsync.phr.report import write_csv, write_html
     from phrsync.terminology import configure_from_config
 
-    cfg = _config(ctx)
+    cfg = config_from_context(ctx)
     configure_from_config(cfg)  # the province's own code tables (drug_tmt, facility names ...)
     reset_code_cache()
     try:

@@ -9,13 +9,12 @@ from typing import Any
 
 import click
 
-from phrsync.config import load_config
+from phrsync.config import config_from_context
 from phrsync.sandbox.settings import FaultConfig, SandboxConfig, from_config
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> SandboxConfig:
-    root = ctx.find_root().obj if isinstance(ctx.find_root().obj, dict) else {}
-    cfg = root.get("config") or load_config(None)
+    cfg = config_from_context(ctx)
     opts = ctx.find_object(dict) or {}
     return from_config(cfg, db_url=opts.get("db"), data_dir=opts.get("data_dir"), **overrides)
 

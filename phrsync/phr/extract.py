@@ -214,7 +214,9 @@ def _windows(lo: dt.date, hi: dt.date, days: int) -> Iterator[tuple[dt.date, dt.
         d = e
 
 
-def _range(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection) -> tuple[dt.date, dt.date] | None:
+def _selected(sel: Selection, col: str) -> tuple[str, list[Any]]:
+    """WHERE clause (alias ``t``) for a selection's facilities and inclusive service-date range on a DATE
+    or TIMESTAMP column, half-open on the upper side so a timestamp on the last day is included."""
     hs, hp = sel.hosp_sql("t")
     where = ["TRUE"]
     params: list[Any] = []
@@ -224,8 +226,13 @@ def _range(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection)
     if sel.date_to:
         where.append(f't."{col}" < ?')
         params.append(sel.date_to + dt.timedelta(days=1))
+    return " AND ".join(where) + hs, params + hp
+
+
+def _range(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection) -> tuple[dt.date, dt.date] | None:
+    where, params = _selected(sel, col)
     row = con.execute(f'SELECT min(CAST(t."{col}" AS DATE)), max(CAST(t."{col}" AS DATE)) FROM {table} t '
-                      f"WHERE {' AND '.join(where)}{hs}", params + hp).fetchall()[0]
+                      f"WHERE {where}", params).fetchall()[0]
     if row[0] is None:
         return None
     lo, hi = row
@@ -281,16 +288,8 @@ def count_encounters(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(
     """How many bundles :func:`iter_bundles` will yield (for the progress bar)."""
     total = 0
     for table, col in ((_t("SERVICE"), "DATE_SERV"), (_t("ADMISSION"), "DATETIME_ADMIT")):
-        hs, hp = sel.hosp_sql("t")
-        where = ["TRUE"]
-        params: list[Any] = []
-        if sel.date_from:
-            where.append(f'CAST(t."{col}" AS DATE) >= ?')
-            params.append(sel.date_from)
-        if sel.date_to:
-            where.append(f'CAST(t."{col}" AS DATE) <= ?')
-            params.append(sel.date_to)
-        row = con.execute(f"SELECT count(*) FROM {table} t WHERE {' AND '.join(where)}{hs}", params + hp).fetchall()[0]
+        where, params = _selected(sel, col)
+        row = con.execute(f"SELECT count(*) FROM {table} t WHERE {where}", params).fetchall()[0]
         total += int(row[0])
     return total
 

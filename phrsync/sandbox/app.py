@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,21 @@ def build_api(sbx: Sandbox) -> FastAPI:
                              "facility code must be 5 digits")])
         return hcode, payload, warns
 
+    async def _store(request: Request, payload: dict[str, Any], hcode: str, warns: list[dict[str, Any]],
+                     write: Callable[[Any, float], int], cid: str | None = None) -> Response:
+        """One write transaction for an accepted upload: the facility's name/agent/last-seen, the
+        person (registers that carry a Patient), then the endpoint's own rows."""
+        name, agent, now = payloads.org_name(payload), payloads.org_agent(payload), cfg.clock()
+        person = codec.pack(payload.get("Patient")) if cid is not None else None
+
+        def job(conn: Any) -> int:
+            store.touch_facility(conn, hcode, name, agent, now)
+            if cid is not None:
+                store.put_person(conn, cid, hcode, person, now)
+            return write(conn, now)
+
+        return _accepted(request, await sbx.write(job), warns)
+
     def _accepted(request: Request, n: int, warns: list[dict[str, Any]]) -> Response:
         pw = [f"{w['path']}: {w['message_th']} / {w['message_en']}" for w in warns]
         return envelope(request, {"received": n}, extra={"processing_warning": pw})
@@ -320,15 +336,8 @@ def build_api(sbx: Sandbox) -> FastAPI:
             out.append(row)
         if problems:
             raise Bad(problems)
-        person, name, agent, now = codec.pack(payload.get("Patient")), payloads.org_name(payload), \
-            payloads.org_agent(payload), cfg.clock()
-
-        def job(conn: Any) -> int:
-            store.touch_facility(conn, hcode, name, agent, now)
-            store.put_person(conn, cid, hcode, person, now)
-            return store.replace_list(conn, table, hcode, cid, out, now)
-
-        return _accepted(request, await sbx.write(job), warns)
+        return await _store(request, payload, hcode, warns,
+                            lambda conn, now: store.replace_list(conn, table, hcode, cid, out, now), cid=cid)
 
     @app.post("/api/ImmunizationRegisterv1", tags=["upload"], openapi_extra=_JSON_BODY,
               summary="ทะเบียนวัคซีน (แทนที่ทั้งรายการของบุคคลในหน่วยบริการ) / vaccination register, replace-all")
@@ -373,15 +382,8 @@ def build_api(sbx: Sandbox) -> FastAPI:
             rows.append({"chronic_ref_code": ref, "cd_code": cd, "data": codec.pack(it)})
         if problems:
             raise Bad(problems)
-        person, name, agent, now = codec.pack(payload.get("Patient")), payloads.org_name(payload), \
-            payloads.org_agent(payload), cfg.clock()
-
-        def job(conn: Any) -> int:
-            store.touch_facility(conn, hcode, name, agent, now)
-            store.put_person(conn, cid, hcode, person, now)
-            return store.upsert_chronic(conn, hcode, cid, rows, now)
-
-        return _accepted(request, await sbx.write(job), warns)
+        return await _store(request, payload, hcode, warns,
+                            lambda conn, now: store.upsert_chronic(conn, hcode, cid, rows, now), cid=cid)
 
     def _doc_key(endpoint: str, item: Any) -> Any:
         if not isinstance(item, dict):
@@ -407,13 +409,8 @@ def build_api(sbx: Sandbox) -> FastAPI:
             rows.append({"ref": payloads.clean(key.strip()), "data": codec.pack(it)})
         if problems:
             raise Bad(problems)
-        name, agent, now = payloads.org_name(payload), payloads.org_agent(payload), cfg.clock()
-
-        def job(conn: Any) -> int:
-            store.touch_facility(conn, hcode, name, agent, now)
-            return store.upsert_documents(conn, endpoint, hcode, cid, rows, now)
-
-        return _accepted(request, await sbx.write(job), warns)
+        return await _store(request, payload, hcode, warns,
+                            lambda conn, now: store.upsert_documents(conn, endpoint, hcode, cid, rows, now))
 
     def _doc_route_for(endpoint: str) -> Any:
         # bound by closure, not a default argument: FastAPI would expose a defaulted parameter as a
@@ -449,13 +446,8 @@ def build_api(sbx: Sandbox) -> FastAPI:
         if len({r["day"][:7] for r in rows}) > 1:
             raise Bad([issue("EncounterSummary", "one_month", "ส่งได้ครั้งละไม่เกิน 1 เดือน",
                              "send at most one month per call")])
-        name, agent, now = payloads.org_name(payload), payloads.org_agent(payload), cfg.clock()
-
-        def job(conn: Any) -> int:
-            store.touch_facility(conn, hcode, name, agent, now)
-            return store.put_org_summary(conn, hcode, rows, now)
-
-        return _accepted(request, await sbx.write(job), warns)
+        return await _store(request, payload, hcode, warns,
+                            lambda conn, now: store.put_org_summary(conn, hcode, rows, now))
 
     # ---- utility ----------------------------------------------------------------------------
     @app.get("/api/OrganizationSummary", tags=["utility"],

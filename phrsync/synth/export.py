@@ -179,7 +179,9 @@ def write_province(opts: SynthOptions, out_dir: str | Path, workers: int = 1) ->
     # largest facilities first so the pool finishes together
     facs = sorted(pl.province.facilities, key=lambda f: (-sum(pl.quotas[f.hospcode]), f.ordinal))
     jobs = [(opts, f.hospcode, str(out_dir)) for f in facs]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    # spawn, not fork: the caller may hold threads (DuckDB, a server, a test runner) whose locks a
+    # forked child would inherit locked, and then wait on forever.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
         states = sorted(pool.imap_unordered(_facility_job, jobs), key=lambda x: x[0])
     w = ZipWriter(out_dir)
     for _, st in states:

@@ -67,8 +67,12 @@ def main() -> None:
 
     all_zips = sorted(str(z) for z in zips.glob("*.zip"))
     months = sorted({z.rsplit("_", 1)[-1][:6] for z in all_zips})
-    first_quarter = [z for z in all_zips if z.rsplit("_", 1)[-1][:6] in months[: max(1, len(months) // 4)]]
-    part = run(first_quarter, "quarter.duckdb")
+    def first(frac: float) -> list[str]:
+        keep = set(months[: max(1, round(len(months) * frac))])
+        return [z for z in all_zips if z.rsplit("_", 1)[-1][:6] in keep]
+
+    # the same import on a quarter, a half and all of the months: peak memory must not follow the size
+    parts = [(label, run(first(frac), f"{label}.duckdb")) for label, frac in (("¼", 0.25), ("½", 0.5))]
     res = run(all_zips, "staging.duckdb")
     print(f"machine: {describe()}")
     print(f"data: {args.encounters:,} encounters, {len(all_zips):,} zips, {size_mb:,.1f} MB zipped, "
@@ -77,8 +81,9 @@ def main() -> None:
           f"({res['quarantined']:,} quarantined)")
     print(f"time by phase (s, summed over the checker threads): {res['phases']} "
           "(the rest is reading and splitting the zips)")
-    print(f"peak memory (importing process): {part['peak_rss_mb']:,.0f} MB for the first quarter of the months "
-          f"({part['rows']:,} rows) vs {res['peak_rss_mb']:,.0f} MB for all ({res['rows']:,} rows); "
+    sizes = ", ".join(f"{p['peak_rss_mb']:,.0f} MB for {label} of the months ({p['rows']:,} rows)"
+                      for label, p in parts)
+    print(f"peak memory (importing process): {sizes}, {res['peak_rss_mb']:,.0f} MB for all ({res['rows']:,} rows); "
           f"staging file {res['db_mb']:,.0f} MB")
     print(json.dumps({"encounters": args.encounters, **res}))
     if not args.cache:

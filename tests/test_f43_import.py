@@ -255,3 +255,30 @@ def test_an_import_killed_before_compaction_is_recovered_by_the_next(tmp_path: P
         assert sorted(r["SEQ"] for r in staged_rows(st, "SERVICE")) == ["S1", "S3"]
         assert [(e["line"], e["rule"]) for e in quarantine(st) if e["severity"] == "error"] == [(3, "unknown_code")]
         assert st.query("SELECT status FROM imports ORDER BY id") == [("interrupted",), ("done",)]
+
+
+def test_one_zip_open_at_a_time(store: Staging, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A province sends thousands of zips; holding each open would run out of file descriptors (1,024 by
+    default under systemd). The importer opens a container, reads it and closes it before the next."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for i in range(40):
+        write_zip(folder / f"F43_10699_2025{1 + i % 12:02d}_{i}.zip",
+                  {"PERSON.txt": text("PERSON", [person(f"{i}", i)])})
+    open_now, most = set(), [0]
+    real_init, real_close = zipfile.ZipFile.__init__, zipfile.ZipFile.close
+
+    def init(self, *a, **kw):  # type: ignore[no-untyped-def]
+        real_init(self, *a, **kw)
+        open_now.add(id(self))
+        most[0] = max(most[0], len(open_now))
+
+    def close(self):  # type: ignore[no-untyped-def]
+        open_now.discard(id(self))
+        real_close(self)
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", init)
+    monkeypatch.setattr(zipfile.ZipFile, "close", close)
+    rep = run(store, folder)
+    assert rep.sources == 40 and rep.files["PERSON"].accepted == 40
+    assert most[0] == 1 and not open_now

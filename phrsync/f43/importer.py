@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from phrsync.f43 import schema
 from phrsync.f43.checks import RULES, check_sql, load_code_sets
-from phrsync.f43.reader import Member, iter_members, read_member
+from phrsync.f43.reader import containers, opened, read_member
 from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import Chunk, Problem
 from phrsync.f43.staging import Staging, table_name
@@ -122,39 +122,43 @@ class Importer:
     def import_paths(self, paths: Iterable[str | Path]) -> ImportReport:
         paths = [Path(p) for p in paths]
         rep = self._start("files", ", ".join(str(p) for p in paths))
-        containers: dict[str, list[Member]] = defaultdict(list)
-        order: list[str] = []
-        for m in iter_members(paths):
-            if isinstance(m, Problem):
-                self._problems([m], "")
-                continue
-            key = m.container if m.container.lower().endswith(".zip") else f"{m.container}/{m.name}"
-            if key not in containers:
-                order.append(key)
-            containers[key].append(m)
-        total = len(order)
+        items = list(containers(paths))
+        total = sum(1 for c in items if not isinstance(c, Problem))
         done = self.st.imported_sources()
-        for i, key in enumerate(order):
-            members = containers[key]
-            path = Path(key)
+        i = 0
+        for path in items:
+            if isinstance(path, Problem):
+                self._problems([path], "")
+                continue
+            i += 1
             sha = _sha256(path)
             if sha in done and not self.force:
                 rep.skipped += 1
-                self._tick(path.name, i + 1, total)
+                self._tick(path.name, i, total)
                 continue
             if self.force:
                 self.st.forget_quarantine(sha)
-            rep.sources += 1
             rows = 0
-            for m in members:
-                self._seq += 1
-                self._seq_sha[self._seq] = sha
-                for chunk in read_member(m):
-                    rows += chunk.num_rows
-                    self._chunk(chunk, sha, self._seq)
+            hospcode = ""
+            with opened(path) as members:
+                if all(isinstance(m, Problem) for m in members):
+                    self._problems([m for m in members if isinstance(m, Problem)], "")
+                    self._tick(path.name, i, total)
+                    continue
+                rep.sources += 1
+                for m in members:
+                    if isinstance(m, Problem):
+                        self._problems([m], sha)
+                        continue
+                    hospcode = hospcode or m.hospcode
+                    self._seq += 1
+                    self._seq_sha[self._seq] = sha
+                    for chunk in read_member(m):
+                        rows += chunk.num_rows
+                        self._chunk(chunk, sha, self._seq)
             # marked imported only in _finish, after its rows are compacted: a crash re-reads it
-            self._sources.append((sha, str(path), members[0].hospcode if members else "", rows))
-            self._tick(path.name, i + 1, total)
+            self._sources.append((sha, str(path), hospcode, rows))
+            self._tick(path.name, i, total)
         return self._finish()
 
     def import_chunks(self, chunks: Iterable[Chunk], kind: str, target: str) -> ImportReport:
@@ -266,24 +270,27 @@ class Importer:
         spec = schema.get(name)
         st = self._cursor()
         con = st.con
+        tmp = f"_checked_{threading.get_ident()}"
         con.register("_chunk", table)
         try:
-            checked = con.sql(self._sql[key]).to_arrow_table()
+            # checked rows stay inside DuckDB (its memory, bounded by memory_limit): good ones go to
+            # staging with one INSERT ... SELECT, only the few flagged ones come back to Python
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {tmp} AS {self._sql[key]}")
         finally:
             con.unregister("_chunk")
-        n_err = pc.list_value_length(checked["_errs"])
-        n_warn = pc.list_value_length(checked["_warns"])
-        zero = pa.scalar(0, pa.int32())  # typed: a Python int makes pyarrow retry an import per call
-        good = checked.filter(pc.equal(n_err, zero)).select([*spec.field_names, "_line", "_src", "_seq"])
-        st.append(spec, good, rep.import_id)
-        flagged = checked.filter(pc.or_(pc.greater(n_err, zero), pc.greater(n_warn, zero)))
+        try:
+            n_good = st.append_from(spec, tmp, "len(_errs) = 0", rep.import_id)
+            flagged = con.sql(f"SELECT _src, _seq, _line, _n, _errs, _warns FROM {tmp} "
+                              "WHERE len(_errs) > 0 OR len(_warns) > 0").to_arrow_table()
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {tmp}")
         if flagged.num_rows:
             self._report_flagged(st, spec, table, flagged, positions, width)
         with self._lock:
             stats = rep.files[spec.name]
             stats.read += table.num_rows
-            stats.accepted += good.num_rows
-            stats.quarantined += table.num_rows - good.num_rows
+            stats.accepted += n_good
+            stats.quarantined += table.num_rows - n_good
             rep.phases["check_and_load"] += time.perf_counter() - t0
 
     def _report_flagged(self, st: Staging, spec: FileSpec, table: pa.Table, flagged: pa.Table,

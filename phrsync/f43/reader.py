@@ -55,35 +55,69 @@ def hospcode_from_name(name: str) -> str:
     return m.group(1) if m else ""
 
 
-def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | Problem]:
-    """Every ``.txt`` member of the given zips, folders and files, in a stable order.
-
-    A zip that cannot be opened yields a Problem instead of stopping the run."""
+def containers(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path | Problem]:
+    """The export containers (zips and loose ``.txt`` files) under the given paths, in a stable order,
+    without opening any: a province sends thousands, and an open zip holds a file descriptor."""
     for p in paths:
         path = Path(p)
         if not path.exists():
             yield _file_problem(str(path), "not_found", "ไม่พบไฟล์หรือโฟลเดอร์", "file or folder not found")
         elif path.is_dir():
             files = sorted(q for q in path.rglob("*") if q.is_file())
-            yield from iter_members(q for q in files if q.suffix.lower() in (".zip", ".txt"))
-        elif path.suffix.lower() == ".zip":
-            yield from _zip_members(path)
+            yield from containers(q for q in files if q.suffix.lower() in (".zip", ".txt"))
         else:
-            yield Member(
-                label=path.name,
-                name=path.name,
-                container=str(path.parent),
-                hospcode=hospcode_from_name(str(path.parent)),
-                open=lambda path=path: path.open("rb"),
-            )
+            yield path
 
 
-def _zip_members(path: Path) -> Iterator[Member | Problem]:
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[list[Member | Problem]]:
+    """The members of one container, readable inside the ``with`` block; the zip is closed after it.
+    A zip that cannot be opened gives a Problem instead of stopping the run."""
+    if path.suffix.lower() != ".zip":
+        yield [_file_member(path)]
+        return
     try:
         zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
+        yield [_bad_zip(path, e)]
+        return
+    try:
+        yield list(_zip_members(path, zf))
+    finally:
+        zf.close()
+
+
+def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | Problem]:
+    """Every ``.txt`` member of the given zips, folders and files (zips left open until collected:
+    for tools and tests; the importer goes container by container with :func:`opened`)."""
+    for c in containers(paths):
+        if isinstance(c, Problem):
+            yield c
+        elif c.suffix.lower() == ".zip":
+            try:
+                zf = zipfile.ZipFile(c)
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
+                yield _bad_zip(c, e)
+                continue
+            yield from _zip_members(c, zf)
+        else:
+            yield _file_member(c)
+
+
+def _file_member(path: Path) -> Member:
+    return Member(label=path.name, name=path.name, container=str(path.parent),
+                  hospcode=hospcode_from_name(str(path.parent)), open=lambda path=path: path.open("rb"))
+
+
+def _bad_zip(path: Path, e: BaseException) -> Problem:
+    return _file_problem(path.name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
+
+
+def _zip_members(path: Path, zf: zipfile.ZipFile) -> Iterator[Member | Problem]:
+    try:
         infos = [i for i in zf.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
-        yield _file_problem(path.name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
+        yield _bad_zip(path, e)
         return
     hosp = hospcode_from_name(path.name)
     for info in sorted(infos, key=lambda i: i.filename.lower()):

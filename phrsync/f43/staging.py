@@ -27,7 +27,7 @@ from phrsync.f43.checks import q
 from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import Problem
 
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "256MB"
 META_COLS = {"_import": "INTEGER", "_source": "VARCHAR", "_line": "BIGINT", "_seq": "BIGINT", "_hash": "UBIGINT"}
 
 
@@ -185,6 +185,14 @@ class Staging:
                 [import_id])
         finally:
             self.con.unregister("_rows")
+
+    def append_from(self, spec: FileSpec, relation: str, where: str, import_id: int) -> int:
+        """Append the checked rows of a table inside DuckDB that satisfy ``where``; returns how many."""
+        cols = ", ".join(q(f.name) for f in spec.fields)
+        rows = self.con.execute(
+            f"INSERT INTO {table_name(spec)} SELECT {cols}, ?, _src, _line, _seq, hash({cols}) FROM {relation} "
+            f"WHERE {where}", [import_id]).fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def quarantine_duplicates(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
                               reason_th: str, reason_en: str) -> int:

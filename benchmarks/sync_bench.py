@@ -34,7 +34,8 @@ from phrsync.pdpa import cid_check_digit  # noqa: E402
 HCODE = "99999"
 
 
-def build_file(path: Path, n: int) -> None:
+def build_file(path: Path, n: int, changed: frozenset[int] = frozenset()) -> None:
+    """``n`` encounters; those in ``changed`` carry a different visit end time (a changed payload)."""
     base = json.loads(FIXTURE.read_text(encoding="utf-8"))
     with path.open("wb") as fh:
         for i in range(n):
@@ -46,7 +47,7 @@ def build_file(path: Path, n: int) -> None:
             enc["identifier"][0]["value"] = ref
             day = 1 + i % 28
             enc["period"] = {"start": f"2025-02-{day:02d}T09:{i % 60:02d}:00+07:00",
-                             "end": f"2025-02-{day:02d}T11:{i % 60:02d}:00+07:00"}
+                             "end": f"2025-02-{day:02d}T{12 if i in changed else 11}:{i % 60:02d}:00+07:00"}
             fh.write(orjson.dumps({"key": f"UpdatePHRv1|{ref}", "endpoint": "UpdatePHRv1", "hospcode": HCODE,
                                    "payload": p}) + b"\n")
 
@@ -106,6 +107,18 @@ def main() -> None:
                              verify=not a.no_verify)
         print(f"unchanged re-run  {time.perf_counter() - t0:.2f} s, sent {res2.sent + res2.confirmed}, "
               f"agent CPU {time.process_time() - c0:.2f} s")
+        # 0.1% of the encounters change (spread over the file): only those are sent
+        step = 1000
+        changed = frozenset(range(step // 2, a.n, step)) or frozenset({0})
+        nd2 = tmp / "payloads-changed.ndjson"
+        build_file(nd2, a.n, changed)
+        c0, t0 = time.process_time(), time.perf_counter()
+        res3 = sync_payloads(nd2, f"http://127.0.0.1:{port}", creds, state, concurrency=a.concurrency,
+                             verify=not a.no_verify)
+        inc = time.perf_counter() - t0
+        print(f"0.1% changed      {len(changed)} payloads changed → sent {res3.sent + res3.confirmed} in {inc:.2f} s "
+              f"= {100 * inc / wall:.1f}% of the full run (agent CPU {time.process_time() - c0:.2f} s, "
+              f"{res3.requests} requests, {res3.reconcile['days']} days checked)")
         print(f"machine           {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     finally:
         srv.terminate()

@@ -240,14 +240,17 @@ def test_reconcile_resends_lost_and_guards_removal(sbx: tuple[SandboxThread, str
     run: Callable[..., Any] = lambda its, **kw: sync_payloads(  # noqa: E731
         write(tmp_path / "b.ndjson", its), st.base_url, creds, state, backoff_base=0.01, **kw)
     res = run(items)
-    assert res.exit_code == 0 and res.reconcile["confirmed"] == 20
+    assert res.exit_code == 0 and res.reconcile["confirmed"] == 20 and res.reconcile["full"]
     refs = {i["payload"]["Encounter"][0]["identifier"][0]["value"] for i in items}
     assert refs <= held(st)
-    # PHR lost one: the next run notices (OrganizationSummary) and sends it again
+    # PHR lost one. A run with nothing new asks PHR about no day at all (incremental runs stay cheap)...
     lost = sorted(refs)[0]
     st.sandbox.store.write(lambda c: store.remove_encounter(c, H, lost))
     res = run(items)
-    assert res.reconcile["resend"] == 1 and res.sent == 1 and lost in held(st)
+    assert res.reconcile["days"] == 0 and not res.reconcile["full"] and res.sent == 0
+    # ...the full check (every full_check_days, or asked for) notices and sends it again
+    res = run(items, full_check=True)
+    assert res.reconcile["full"] and res.reconcile["resend"] == 1 and res.sent == 1 and lost in held(st)
     # the HIS deleted 2 of 20 (10% ≤ 20%): removed from PHR
     res = run(items[2:], remove=True)
     assert res.reconcile["removed"] == 2 and res.exit_code == 0
@@ -441,3 +444,26 @@ def test_since_and_facility_filters(tmp_path: Path) -> None:
     box.load([item(1100 + i, hcode=h) for h in (H, "10700") for i in range(3)])
     assert [x.hospcode for x in box.to_send()][:6] == ["10699", "10700"] * 3
     box.close()
+
+
+def test_full_check_is_due_every_full_check_days(tmp_path: Path) -> None:
+    from phrsync.delivery.agent import FULL_CHECK_META, _full_check_due
+    from phrsync.delivery.config import DeliverySettings, Target
+
+    box = ob.Outbox(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    settings = DeliverySettings(target=Target(name="t", base_url="http://127.0.0.1:1"), state_url=box.url,
+                                full_check_days=7)
+    try:
+        assert _full_check_due(box, settings)  # never checked
+        box.set_meta(FULL_CHECK_META, str(time.time() - 6 * 86400))
+        assert not _full_check_due(box, settings)
+        box.set_meta(FULL_CHECK_META, str(time.time() - 7.5 * 86400))
+        assert _full_check_due(box, settings)
+        settings.full_check_days = 0  # every run
+        box.set_meta(FULL_CHECK_META, str(time.time()))
+        assert _full_check_due(box, settings)
+    finally:
+        box.close()
+    cfg = tmp_path / "phrsync.toml"
+    cfg.write_text('[delivery]\nfull_check_days = 2\n', encoding="utf-8")
+    assert load_delivery(load_config(cfg)).full_check_days == 2

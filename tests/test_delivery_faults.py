@@ -148,6 +148,8 @@ def test_faults_kill9_then_unchanged_then_one_change(env: tuple[SandboxThread, P
     assert code == 0, res
     assert res["attempted"] == 0 and res["sent"] == 0 and res["confirmed"] == 0
     assert res["loaded"]["unchanged"] == N
+    # the restart above did the full day-by-day check; this run has no news, so PHR is asked nothing
+    assert res["reconcile"]["days"] == 0 and not res["reconcile"]["full"]
 
     # 4. one payload of N changed (≈ 0.1–0.5%): exactly that one is sent
     changed = payloads(N, weight_of={7: 99.5})
@@ -155,6 +157,7 @@ def test_faults_kill9_then_unchanged_then_one_change(env: tuple[SandboxThread, P
     code, res = finish(agent(d, e, nd, log))
     assert code == 0, res
     assert res["loaded"]["changed"] == 1 and res["attempted"] == 1 and res["sent"] == 1
+    assert res["reconcile"]["days"] == 1 and res["reconcile"]["confirmed"] == 1  # only the changed day
     expect_server(st, changed)
     assert state_counts(d) == {"confirmed": N}
 

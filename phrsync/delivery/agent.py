@@ -92,6 +92,15 @@ def agent_lock(path: Path | None) -> Iterator[None]:
         os.close(fd)
 
 
+FULL_CHECK_META = "last_full_check"
+
+
+def _full_check_due(box: ob.Outbox, settings: DeliverySettings) -> bool:
+    """A complete day-by-day comparison with PHR once every ``full_check_days`` (0 = every run)."""
+    last = box.get_meta(FULL_CHECK_META)
+    return last is None or time.time() - float(last) >= settings.full_check_days * 86400
+
+
 def _exit_code(res: SyncResult) -> int:
     if "auth" in res.skip_kind.values():
         return EXIT_AUTH
@@ -107,8 +116,9 @@ def _exit_code(res: SyncResult) -> int:
 async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None, *, facility: str | None = None,
                    since: str | None = None, dry_run: bool = False, verify: bool = True, remove: bool = True,
                    force: bool = False, retry_refused: bool = False, progress: ProgressFn | None = None,
-                   box: ob.Outbox | None = None) -> SyncResult:
-    """The whole run; ``box`` may be passed to reuse an open state store."""
+                   box: ob.Outbox | None = None, full_check: bool | None = None) -> SyncResult:
+    """The whole run; ``box`` may be passed to reuse an open state store. ``full_check``: ask PHR about
+    every day of the build (None: when the last full check is older than ``settings.full_check_days``)."""
     t0 = time.perf_counter()
     own = box is None
     box = box or ob.Outbox(settings.state_url)
@@ -135,15 +145,19 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             rec = ReconcileResult()
             if verify and snd.down is None:
                 facilities = [facility] if facility else box.facilities()
+                full = _full_check_due(box, settings) if full_check is None else full_check
+                rec.full = full
                 for rnd in range(3):
                     r = await reconcile(snd, facilities, since, remove=remove and rnd == 0, force=force,
-                                        only_unconfirmed=rnd > 0)
+                                        only_unconfirmed=rnd > 0, full=full and rnd == 0)
                     rec.days += r.days
                     rec.confirmed += r.confirmed
                     rec.resend += r.resend
                     rec.removed += r.removed
                     rec.guarded += r.guarded
                     rec.errors += r.errors
+                    if rnd == 0 and full and not r.errors and not snd.down and not facility and not since:
+                        box.set_meta(FULL_CHECK_META, str(time.time()))
                     if not r.resend or snd.down:
                         break
                     await snd.send_outbox(facility)
@@ -174,7 +188,8 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
 def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credentials | dict[str, Credentials],
                   state_path: str | Path, *, concurrency: int = 8, rate_per_minute: int = 0, timeout: float = 30.0,
                   facility: str | None = None, verify: bool = True, remove: bool = False,
-                  progress: ProgressFn | None = None, **target_options: Any) -> SyncResult:
+                  progress: ProgressFn | None = None, full_check: bool | None = None,
+                  **target_options: Any) -> SyncResult:
     """Send a ``phrsync build`` file to ``target_url`` (e.g. a sandbox from ``running(...)``) with the state in
     ``state_path`` (SQLite file, or a database URL). ``credentials``: one account for every facility, or a
     ``{hcode: Credentials}`` map. Blocking; returns the :class:`SyncResult` (``as_dict()`` for JSON)."""
@@ -190,7 +205,7 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
     settings = DeliverySettings(target=tgt, state_url=state, default_credentials=default, facility_credentials=per,
                                 agent_version=f"phrsync {__version__}")
     return run_blocking(run_sync(settings, ndjson_path, facility=facility, verify=verify, remove=remove,
-                                 progress=progress))
+                                 progress=progress, full_check=full_check))
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

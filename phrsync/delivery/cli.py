@@ -132,11 +132,14 @@ def _common(f: Any) -> Any:
 @click.option("--no-verify", is_flag=True, help="ไม่ตรวจกับ OrganizationSummary / skip reconciliation")
 @click.option("--no-remove", is_flag=True, help="ไม่ลบรายการที่ HIS ลบไปแล้ว / never call RemoveEncounter")
 @click.option("--force", is_flag=True, help="ยอมลบเกินสัดส่วนที่กำหนดต่อวัน / allow removals over the limit")
+@click.option("--full-check", is_flag=True,
+              help="ตรวจกับ PHR ทุกวันในช่วงของ build (ปกติทำทุก [delivery].full_check_days วัน) / compare every day of "
+                   "the build with PHR (done every [delivery].full_check_days anyway)")
 @_common
 @click.pass_context
 def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_run: bool, no_verify: bool,
-             no_remove: bool, force: bool, target: str | None, facility: str | None, as_json: bool,
-             log_json: bool, verbose: bool) -> None:
+             no_remove: bool, force: bool, full_check: bool, target: str | None, facility: str | None,
+             as_json: bool, log_json: bool, verbose: bool) -> None:
     """ส่งข้อมูลที่ build แล้วเข้า MOPH-PHR / send built payloads to MOPH-PHR.
 
     \b
@@ -158,7 +161,7 @@ def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_
             raise click.BadParameter(f"ไม่พบไฟล์ / file not found: {path}", param_hint="--input")
         path = None  # no build file yet: send what the outbox holds
     ctx.exit(_run(settings, path, as_json, facility=facility, since=since, dry_run=dry_run, verify=not no_verify,
-                  remove=not no_remove, force=force))
+                  remove=not no_remove, force=force, full_check=True if full_check else None))
 
 
 @click.command("retry")

@@ -96,6 +96,7 @@ class DeliverySettings:
     default_credentials: Credentials = field(default_factory=Credentials)
     facility_credentials: dict[str, Credentials] = field(default_factory=dict)
     remove_max_fraction: float = 0.2  # reconcile never removes more than this share of a day without --force
+    full_check_days: float = 7.0  # ask PHR about every day of the build this often (else only days with news)
     computer_name: str = field(default_factory=socket.gethostname)
     agent_version: str = ""
     lock_path: Path | None = None
@@ -188,6 +189,7 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
     return DeliverySettings(
         target=tgt, state_url=str(state), default_credentials=default, facility_credentials=per,
         remove_max_fraction=float(dsec.get("remove_max_fraction", 0.2)),
+        full_check_days=float(dsec.get("full_check_days", 7)),
         computer_name=str(dsec.get("computer_name") or socket.gethostname()),
         agent_version=f"phrsync {__version__}",
         lock_path=(cfg.data_dir / "delivery" / "agent.lock"),

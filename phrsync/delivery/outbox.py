@@ -35,6 +35,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     create_engine,
     event,
     func,
@@ -79,6 +80,11 @@ loads = Table(
     Column("path", Text, nullable=False),
     Column("at", Float, nullable=False),
     Column("scope", Text, nullable=False),  # JSON {hospcode: [first day, last day]} the build covered
+)
+meta = Table(
+    "delivery_meta", metadata,  # small facts about the state itself (e.g. when PHR was last fully checked)
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 runs = Table(
     "delivery_runs", metadata,
@@ -186,7 +192,7 @@ class Outbox:
 
     # ---- loading a build -------------------------------------------------------------------
     def load(self, items: Iterable[dict[str, Any]], path: str = "", facility: str | None = None,
-             since: str | None = None, chunk: int = 500) -> LoadResult:
+             since: str | None = None, chunk: int = 5000) -> LoadResult:
         """New or changed content (by hash) becomes pending; unchanged rows keep their status."""
         res = LoadResult()
         now = time.time()
@@ -211,6 +217,8 @@ class Outbox:
                         changed.append(b)
                     else:
                         same.append(b["key"])
+                for b in (*new_rows, *changed):  # compressed only when stored: most rows of a re-run are unchanged
+                    b["payload"] = zlib.compress(b.pop("body"), 6)
                 if new_rows:
                     c.execute(insert(outbox), new_rows)
                 for b in changed:
@@ -246,7 +254,7 @@ class Outbox:
                 rng = scope.setdefault(hcode, [day, day])
                 rng[0], rng[1] = min(rng[0], day), max(rng[1], day)
             batch.append({"key": key, "endpoint": ep, "hospcode": hcode, "ref": _ref(ep, key, payload), "day": day,
-                          "content_hash": content_hash(body), "payload": zlib.compress(body, 6),
+                          "content_hash": content_hash(body), "body": body,
                           "status": PENDING, "attempts": 0, "load_id": res.load_id, "created_at": now,
                           "updated_at": now})
             if len(batch) >= chunk:
@@ -420,6 +428,27 @@ class Outbox:
                 select(outbox.c.key, outbox.c.ref, outbox.c.status, outbox.c.load_id)
                 .where(and_(outbox.c.hospcode == hospcode, outbox.c.day == day,
                             outbox.c.endpoint == ENCOUNTER_EP))).mappings()]
+
+    def day_flags(self, hospcode: str, load_id: int, since: str | None = None) -> dict[str, tuple[bool, bool]]:
+        """{day: (holds rows PHR has not confirmed yet, holds rows the latest build no longer has)} for one
+        facility in one query: reconcile asks PHR only about the days where either is true."""
+        cond = [outbox.c.hospcode == hospcode, outbox.c.endpoint == ENCOUNTER_EP, outbox.c.day.is_not(None)]
+        if since:
+            cond.append(outbox.c.day >= since)
+        sent = func.max(case((outbox.c.status == SENT, 1), else_=0))
+        stale = func.max(case((and_(outbox.c.status != REMOVED, outbox.c.load_id != load_id), 1), else_=0))
+        with self.engine.connect() as c:
+            return {r[0]: (bool(r[1]), bool(r[2])) for r in c.execute(
+                select(outbox.c.day, sent, stale).where(and_(*cond)).group_by(outbox.c.day).order_by(outbox.c.day))}
+
+    def get_meta(self, name: str) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(select(meta.c.value).where(meta.c.name == name)).scalar()
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self.engine.begin() as c:
+            if c.execute(update(meta).where(meta.c.name == name).values(value=value)).rowcount == 0:
+                c.execute(insert(meta).values(name=name, value=value))
 
     def facilities(self) -> list[str]:
         with self.engine.connect() as c:

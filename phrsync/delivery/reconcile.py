@@ -23,6 +23,7 @@ log = logging.getLogger("phrsync.delivery")
 @dataclass
 class ReconcileResult:
     days: int = 0
+    full: bool = False  # every day of the build window was checked, not only those with news
     confirmed: int = 0
     resend: int = 0  # acknowledged earlier but missing on PHR: pending again
     removed: int = 0
@@ -30,7 +31,7 @@ class ReconcileResult:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"days": self.days, "confirmed": self.confirmed, "resend": self.resend, "removed": self.removed,
+        return {"days": self.days, "full": self.full, "confirmed": self.confirmed, "resend": self.resend, "removed": self.removed,
                 "guarded": self.guarded, "errors": self.errors}
 
 
@@ -40,8 +41,12 @@ def _full_ref(hcode: str, ref: str) -> str:
 
 
 async def reconcile(sender: Sender, facilities: list[str], since: str | None = None, remove: bool = True,
-                    force: bool = False, only_unconfirmed: bool = False) -> ReconcileResult:
-    """Compare outbox and PHR day by day; ``only_unconfirmed`` checks just the days holding ``sent`` rows."""
+                    force: bool = False, only_unconfirmed: bool = False, full: bool = False) -> ReconcileResult:
+    """Compare outbox and PHR day by day. PHR is asked about a day only when the answer can change
+    something: it holds rows sent but not yet confirmed, or (inside the build's window) rows the HIS no
+    longer has. ``full`` also asks about every other day of the window, which finds what PHR lost or holds
+    beyond the HIS on its own (the agent does this every ``full_check_days``); ``only_unconfirmed`` asks
+    about the days holding ``sent`` rows only."""
     box = sender.box
     res = ReconcileResult()
     last = await sender.db(box.last_load)
@@ -51,13 +56,13 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         if hcode in sender.skipped or not await sender.facility_ok(hcode):
             continue
         window = scope.get(hcode)
-        days = await sender.db(box.encounter_days, hcode, since)
+        flags = await sender.db(box.day_flags, hcode, load_id, since)
         try:
-            for day in days:
-                rows = await sender.db(box.day_rows, hcode, day)
+            for day, (has_sent, has_stale) in flags.items():
                 in_window = bool(window) and window[0] <= day <= window[1]
-                if not any(r["status"] == ob.SENT for r in rows) and (only_unconfirmed or not in_window):
-                    continue  # nothing to confirm, and outside the build: the HIS side is unknown
+                if not has_sent and (only_unconfirmed or not in_window or not (full or (has_stale and remove))):
+                    continue  # nothing to confirm or remove (outside the build the HIS side is unknown)
+                rows = await sender.db(box.day_rows, hcode, day)
                 r = await sender.call("GET", "OrganizationSummary", hcode,
                                       params={"data": "encounter_ref_code", "date": day, "hospital_code": hcode})
                 if r.status_code != 200:
@@ -68,12 +73,12 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                 res.days += 1
                 confirm, resend, gone_rows, current = [], [], [], set()
                 for row in rows:
-                    full = _full_ref(hcode, row["ref"])
+                    phr_ref = _full_ref(hcode, row["ref"])
                     in_his = row["load_id"] == load_id or not in_window  # outside the build: assume still there
                     if row["status"] != ob.REMOVED and in_his:
-                        current.add(full)
+                        current.add(phr_ref)
                     if row["status"] in (ob.SENT, ob.CONFIRMED):
-                        if full in server:
+                        if phr_ref in server:
                             if row["status"] == ob.SENT:
                                 confirm.append(row["key"])
                         elif in_his:

@@ -467,3 +467,43 @@ def test_full_check_is_due_every_full_check_days(tmp_path: Path) -> None:
     cfg = tmp_path / "phrsync.toml"
     cfg.write_text('[delivery]\nfull_check_days = 2\n', encoding="utf-8")
     assert load_delivery(load_config(cfg)).full_check_days == 2
+
+
+def test_run_sigterm_finishes_the_round_and_exits(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    """``phrsync run`` under systemd: SIGTERM between rounds ends it promptly with exit 0, state intact."""
+    import signal
+    import subprocess
+    import sys
+
+    st, _ = sbx
+    items = [item(800 + i, day="2025-08-01") for i in range(3)]
+    nd = write(tmp_path / "payloads.ndjson", items)
+    (tmp_path / "phrsync.toml").write_text(
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\nuser = "u10699"\ninput = "{nd}"\n'
+        f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
+    env = {**os.environ, "PHRSYNC_PHR_PASSWORD": "pw-10699", "PHRSYNC_PHR_PASSWORD_KEY": PASSWORD_KEY}
+    env.pop("PHRSYNC_CONFIG", None)
+    log = tmp_path / "run.log"
+    p = subprocess.Popen([sys.executable, "-m", "phrsync", "--config", str(tmp_path / "phrsync.toml"), "run",
+                          "--every", "60", "--log-json"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                         stderr=log.open("wb"))
+    try:
+        deadline = time.monotonic() + 60
+        while "round done" not in log.read_text(encoding="utf-8"):  # first round finished, now waiting
+            assert p.poll() is None, log.read_text(encoding="utf-8")
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0
+        assert time.monotonic() - t0 < 5  # not the 60-minute wait
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert {i["payload"]["Encounter"][0]["identifier"][0]["value"] for i in items} <= held(st)
+    box = ob.Outbox(f"sqlite:///{tmp_path / 'data' / 'delivery' / 'outbox.sqlite'}")
+    try:
+        assert box.counts()[H]["confirmed"] == 3
+    finally:
+        box.close()
+    assert "pw-10699" not in log.read_text(encoding="utf-8")

@@ -150,12 +150,33 @@ def outbox_roundtrip(url: str) -> None:
         assert box.counts()[H][ob.REFUSED] == 1 and box.top_reasons(H)[0]["reason"] == "rule_x"
         assert box.requeue_refused() == 1 and box.count_to_send() == 1
         assert box.plan(items).unchanged == 5
+        # the HIS deleted item 4: it is marked missing; the unchanged rows are not rewritten at all
+        before = {i["key"]: box.row(i["key"]) for i in items}
+        r = box.load(items[:4], "c")
+        assert (r.unchanged, r.missing) == (4, 1) and box.row(items[4]["key"])["missing_load"] == r.load_id
+        assert all(box.row(i["key"]) == before[i["key"]] for i in items[:4])
+        assert box.day_flags(H) == {"2025-03-01": (False, True)}
+        r = box.load(items, "d")  # back in the HIS, unchanged
+        assert (r.unchanged, r.missing) == (5, 0) and box.row(items[4]["key"])["missing_load"] is None
+        assert box.day_flags(H) == {"2025-03-01": (False, False)}
     finally:
         box.close()
 
 
 def test_outbox_sqlite(tmp_path: Path) -> None:
     outbox_roundtrip(f"sqlite:///{tmp_path / 'o.sqlite'}")
+    # a state store made before the missing_load column existed is upgraded in place
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    box = ob.Outbox(url)
+    box.load([item(1)], "a")
+    with box.engine.begin() as c:
+        c.exec_driver_sql("ALTER TABLE delivery_outbox DROP COLUMN missing_load")
+    box.close()
+    box = ob.Outbox(url)
+    try:
+        assert box.row(item(1)["key"])["missing_load"] is None and box.load([item(1)], "b").unchanged == 1
+    finally:
+        box.close()
     nd = write(tmp_path / "b.ndjson", [item(1), item(2, hcode="10700")])
     assert ob.ndjson_facilities(nd) == [H, "10700"]
     (tmp_path / "bad.ndjson").write_bytes(b'{"key": "x"}\n')

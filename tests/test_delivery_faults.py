@@ -134,7 +134,7 @@ def test_faults_kill9_then_unchanged_then_one_change(env: tuple[SandboxThread, P
     # 2. restart: finishes everything
     code, res = finish(agent(d, e, nd, log))
     assert code == 0, res
-    assert res["loaded"] == {"new": 0, "changed": 0, "unchanged": N, "total": N}
+    assert res["loaded"] == {"new": 0, "changed": 0, "unchanged": N, "total": N, "missing": 0}
     assert res["in_doubt"] == killed_at.get("sending", 0)
     assert state_counts(d) == {"confirmed": N}
     codes = res["status_codes"]

@@ -67,7 +67,10 @@ outbox = Table(
     Column("http_status", Integer),
     Column("reason", String(120)),  # short reason (first rule / message) for "top reasons"
     Column("last_error", Text),  # server reasons for a refusal, or the last transient error
-    Column("load_id", Integer, nullable=False),  # last build file that contained this key
+    Column("load_id", Integer, nullable=False),  # the build that last brought new or changed content for this key
+    # the build (load id) that first lacked this encounter although it covered its day: the HIS deleted it.
+    # NULL = present. Present rows are never rewritten by a load (a row carries its compressed payload).
+    Column("missing_load", Integer),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("sent_at", Float),
@@ -110,6 +113,8 @@ def encounter_day(payload: dict[str, Any]) -> str | None:
     """The visit day in Asia/Bangkok, as PHR files it for OrganizationSummary."""
     try:
         start = payload["Encounter"][0]["period"]["start"]
+        if isinstance(start, str) and len(start) == 25 and start.endswith("+07:00") and start[10] == "T":
+            return start[:10]  # already Bangkok time, as phrsync builds it: no parsing needed
         t = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
     except (KeyError, IndexError, TypeError, ValueError):
         return None
@@ -133,11 +138,13 @@ class LoadResult:
     changed: int = 0
     unchanged: int = 0
     total: int = 0
+    missing: int = 0  # encounters on days the build covered that it no longer contains (HIS deleted them)
     load_id: int = 0
     changed_keys: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "total": self.total}
+        return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "total": self.total,
+                "missing": self.missing}
 
 
 @dataclass
@@ -186,6 +193,16 @@ class Outbox:
         elif u.get_backend_name() == "postgresql":
             _ensure_pg_database(u)
         metadata.create_all(self.engine)
+        self._upgrade()
+
+    def _upgrade(self) -> None:
+        """Columns added after a state store was created (create_all only adds missing tables)."""
+        from sqlalchemy import inspect, text
+
+        have = {c["name"] for c in inspect(self.engine).get_columns("delivery_outbox")}
+        if "missing_load" not in have:
+            with self.engine.begin() as c:
+                c.execute(text("ALTER TABLE delivery_outbox ADD COLUMN missing_load INTEGER"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -206,9 +223,10 @@ class Outbox:
                 return
             with self.engine.begin() as c:
                 keys = [b["key"] for b in batch]
-                have = {k: (h, st) for k, h, st in c.execute(
-                    select(outbox.c.key, outbox.c.content_hash, outbox.c.status).where(outbox.c.key.in_(keys)))}
-                new_rows, changed, same = [], [], []
+                have = {k: (h, st, m) for k, h, st, m in c.execute(
+                    select(outbox.c.key, outbox.c.content_hash, outbox.c.status, outbox.c.missing_load)
+                    .where(outbox.c.key.in_(keys)))}
+                new_rows, changed, same, back = [], [], 0, []
                 for b in batch:
                     old = have.get(b["key"])
                     if old is None:
@@ -216,21 +234,23 @@ class Outbox:
                     elif old[0] != b["content_hash"] or old[1] == REMOVED:  # changed, or back in the HIS
                         changed.append(b)
                     else:
-                        same.append(b["key"])
+                        same += 1
+                        if old[2] is not None:  # missing from an earlier build, back unchanged
+                            back.append(b["key"])
                 for b in (*new_rows, *changed):  # compressed only when stored: most rows of a re-run are unchanged
-                    b["payload"] = zlib.compress(b.pop("body"), 6)
+                    b["payload"] = zlib.compress(b.pop("body"), 1)  # level 1: ~5x faster than 6, JSON still ~4:1
                 if new_rows:
                     c.execute(insert(outbox), new_rows)
                 for b in changed:
                     c.execute(update(outbox).where(outbox.c.key == b["key"]).values(
                         content_hash=b["content_hash"], payload=b["payload"], status=PENDING, attempts=0,
                         http_status=None, reason=None, last_error=None, load_id=res.load_id, updated_at=now,
-                        day=b["day"], ref=b["ref"]))
-                if same:
-                    c.execute(update(outbox).where(outbox.c.key.in_(same)).values(load_id=res.load_id))
+                        day=b["day"], ref=b["ref"], missing_load=None))
+                if back:
+                    c.execute(update(outbox).where(outbox.c.key.in_(back)).values(missing_load=None))
                 res.new += len(new_rows)
                 res.changed += len(changed)
-                res.unchanged += len(same)
+                res.unchanged += same
                 res.changed_keys.extend(b["key"] for b in changed)
             batch.clear()
 
@@ -260,9 +280,24 @@ class Outbox:
             if len(batch) >= chunk:
                 flush()
         flush()
+        res.missing = self._mark_missing(res.load_id, scope, seen)
         with self.engine.begin() as c:
             c.execute(update(loads).where(loads.c.id == res.load_id).values(scope=orjson.dumps(scope).decode()))
         return res
+
+    def _mark_missing(self, load_id: int, scope: dict[str, list[str]], seen: set[str]) -> int:
+        """Encounters on days this build covered (per facility, first to last visit day) that it lacks."""
+        gone: list[str] = []
+        with self.engine.connect() as c:
+            for hcode, (first, last) in scope.items():
+                gone.extend(k for (k,) in c.execute(select(outbox.c.key).where(and_(
+                    outbox.c.hospcode == hcode, outbox.c.endpoint == ENCOUNTER_EP, outbox.c.day >= first,
+                    outbox.c.day <= last, outbox.c.status != REMOVED, outbox.c.missing_load.is_(None))))
+                    if k not in seen)
+        with self.engine.begin() as c:
+            for i in range(0, len(gone), 500):
+                c.execute(update(outbox).where(outbox.c.key.in_(gone[i:i + 500])).values(missing_load=load_id))
+        return len(gone)
 
     def plan(self, items: Iterable[dict[str, Any]], facility: str | None = None,
              since: str | None = None) -> LoadResult:
@@ -425,18 +460,18 @@ class Outbox:
     def day_rows(self, hospcode: str, day: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(
-                select(outbox.c.key, outbox.c.ref, outbox.c.status, outbox.c.load_id)
+                select(outbox.c.key, outbox.c.ref, outbox.c.status, outbox.c.missing_load)
                 .where(and_(outbox.c.hospcode == hospcode, outbox.c.day == day,
                             outbox.c.endpoint == ENCOUNTER_EP))).mappings()]
 
-    def day_flags(self, hospcode: str, load_id: int, since: str | None = None) -> dict[str, tuple[bool, bool]]:
+    def day_flags(self, hospcode: str, since: str | None = None) -> dict[str, tuple[bool, bool]]:
         """{day: (holds rows PHR has not confirmed yet, holds rows the latest build no longer has)} for one
         facility in one query: reconcile asks PHR only about the days where either is true."""
         cond = [outbox.c.hospcode == hospcode, outbox.c.endpoint == ENCOUNTER_EP, outbox.c.day.is_not(None)]
         if since:
             cond.append(outbox.c.day >= since)
         sent = func.max(case((outbox.c.status == SENT, 1), else_=0))
-        stale = func.max(case((and_(outbox.c.status != REMOVED, outbox.c.load_id != load_id), 1), else_=0))
+        stale = func.max(case((and_(outbox.c.status != REMOVED, outbox.c.missing_load.is_not(None)), 1), else_=0))
         with self.engine.connect() as c:
             return {r[0]: (bool(r[1]), bool(r[2])) for r in c.execute(
                 select(outbox.c.day, sent, stale).where(and_(*cond)).group_by(outbox.c.day).order_by(outbox.c.day))}

@@ -50,13 +50,13 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
     box = sender.box
     res = ReconcileResult()
     last = await sender.db(box.last_load)
-    load_id, scope = last if last else (0, {})
+    scope = last[1] if last else {}
     max_fraction = sender.s.remove_max_fraction
     for hcode in facilities:
         if hcode in sender.skipped or not await sender.facility_ok(hcode):
             continue
         window = scope.get(hcode)
-        flags = await sender.db(box.day_flags, hcode, load_id, since)
+        flags = await sender.db(box.day_flags, hcode, since)
         try:
             for day, (has_sent, has_stale) in flags.items():
                 in_window = bool(window) and window[0] <= day <= window[1]
@@ -74,7 +74,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                 confirm, resend, gone_rows, current = [], [], [], set()
                 for row in rows:
                     phr_ref = _full_ref(hcode, row["ref"])
-                    in_his = row["load_id"] == load_id or not in_window  # outside the build: assume still there
+                    in_his = row["missing_load"] is None or not in_window  # outside the build: assume still there
                     if row["status"] != ob.REMOVED and in_his:
                         current.add(phr_ref)
                     if row["status"] in (ob.SENT, ob.CONFIRMED):

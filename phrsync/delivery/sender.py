@@ -27,6 +27,7 @@ import orjson
 from phrsync.delivery import outbox as ob
 from phrsync.delivery.auth import AuthError, TokenProvider
 from phrsync.delivery.config import DeliverySettings
+from phrsync.delivery.lane import Lane, proxy_for
 from phrsync.pdpa import mask_text
 
 log = logging.getLogger("phrsync.delivery")
@@ -159,7 +160,7 @@ class Sender:
         self._checked: dict[str, asyncio.Future[bool]] = {}
         self._last_status: dict[str, float] = {}
         self.client: httpx.AsyncClient | None = None
-        self.lanes: list[httpx.AsyncClient] = []
+        self.lanes: list[httpx.AsyncClient | Lane] = []
         self.tokens: TokenProvider | None = None
         self.breaker = CircuitBreaker(self.t.breaker_failures, self.t.breaker_cooldown, self.t.give_up_seconds)
         self.limiter = RateLimiter(self.t.rate_per_minute)
@@ -214,9 +215,13 @@ class Sender:
 
         verify = ssl.create_default_context(cafile=self.t.ca_bundle or certifi.where())
         self.client = self._new_client(4, verify)  # logins and utility calls
-        # One single-connection client per upload worker ("lane"): httpcore's shared pool rescans every
-        # connection on each request, which cost the agent more CPU than the server spent storing the payload.
-        self.lanes = [self._new_client(1, verify) for _ in range(self.t.concurrency)]
+        # One connection per upload worker ("lane"). Through httpx's client and pool each upload cost the agent
+        # more CPU than the server spent storing it, so a lane speaks HTTP/1.1 itself (see lane.py); behind a
+        # proxy, or with a test transport, single-connection httpx clients do the same job.
+        direct = self.transport is None and proxy_for(self.t.base_url) is None
+        ua = {"User-Agent": self.s.agent_version or "phrsync"}
+        self.lanes = [Lane(self.t.base_url, verify, self.t.timeout, ua) if direct else self._new_client(1, verify)
+                      for _ in range(self.t.concurrency)]
         self.tokens = TokenProvider(self.client, self.t.token_url, self.s.credentials)
         return self
 
@@ -230,7 +235,7 @@ class Sender:
     async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
                    body: bytes | None = None, upload: bool = False,
                    before: Callable[[], Any] | None = None, max_attempts: int | None = None,
-                   wait_429: bool = True, client: httpx.AsyncClient | None = None) -> httpx.Response:
+                   wait_429: bool = True, client: httpx.AsyncClient | Lane | None = None) -> httpx.Response:
         """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown."""
         assert self.client is not None and self.tokens is not None
         attempts = max_attempts or self.t.max_attempts
@@ -377,7 +382,7 @@ class Sender:
             for _ in range(self.t.concurrency):
                 await queue.put(None)
 
-        async def work(lane: httpx.AsyncClient) -> None:
+        async def work(lane: httpx.AsyncClient | Lane) -> None:
             nonlocal done
             while True:
                 row = await queue.get()
@@ -392,7 +397,7 @@ class Sender:
         await asyncio.gather(produce(), *(work(lane) for lane in self.lanes))
         return self.counters
 
-    async def deliver(self, row: ob.Row, lane: httpx.AsyncClient | None = None) -> None:
+    async def deliver(self, row: ob.Row, lane: httpx.AsyncClient | Lane | None = None) -> None:
         """Send one row and record the outcome; the row is committed ``sending`` before each request."""
         h = row.hospcode
         if h in self.skipped or not await self.facility_ok(h):

@@ -279,9 +279,9 @@ class Importer:
         finally:
             con.unregister("_chunk")
         try:
-            n_good = st.append_from(spec, tmp, "len(_errs) = 0", rep.import_id)
+            n_good = st.append_from(spec, tmp, "_errs = ''", rep.import_id)
             flagged = con.sql(f"SELECT _src, _seq, _line, _n, _errs, _warns FROM {tmp} "
-                              "WHERE len(_errs) > 0 OR len(_warns) > 0").to_arrow_table()
+                              "WHERE _errs <> '' OR _warns <> ''").to_arrow_table()
         finally:
             con.execute(f"DROP TABLE IF EXISTS {tmp}")
         if flagged.num_rows:
@@ -306,7 +306,7 @@ class Importer:
         batch: list[Problem] = []
         for src, seq, line, n, errs, warns in zip(
                 flagged["_src"].to_pylist(), flagged["_seq"].to_pylist(), flagged["_line"].to_pylist(),
-                flagged["_n"].to_pylist(), flagged["_errs"].to_pylist(), flagged["_warns"].to_pylist(), strict=True):
+                flagged["_n"].to_pylist(), _items(flagged["_errs"]), _items(flagged["_warns"]), strict=True):
             row = rows.get((src, line), {})
             raw = row.get("_raw") or ""
             if positions is not None:
@@ -372,6 +372,11 @@ class Importer:
         rep.seconds = time.perf_counter() - self._t0
         self.st.finish_import(rep.import_id, "done", json.dumps(rep.as_dict(), ensure_ascii=False))
         return rep
+
+
+def _items(column: pa.ChunkedArray) -> list[list[str]]:
+    """The check query's "FIELD:rule,FIELD:rule" strings as lists."""
+    return [v.split(",") if v else [] for v in column.to_pylist()]
 
 
 def _reason_th(base: str, f: schema.Field) -> str:

@@ -185,13 +185,17 @@ _Path = str | tuple[Any, str | int]
 
 def _path_str(path: _Path) -> str:
     """``(("Encounter", 0), "period")`` → ``Encounter[0].period``; a plain string is already a path."""
-    if type(path) is str:
-        return path
-    parent, key = path
-    head = _path_str(parent)
-    if type(key) is int:
-        return f"{head}[{key}]"
-    return f"{head}.{key}" if head else key
+    keys = []
+    while type(path) is not str:
+        path, key = path
+        keys.append(key)
+    out = path
+    for key in reversed(keys):
+        if type(key) is int:
+            out = f"{out}[{key}]"
+        else:
+            out = f"{out}.{key}" if out else key
+    return out
 
 @functools.cache
 def _vaccine_codes() -> frozenset[str]:
@@ -201,23 +205,25 @@ def _vaccine_codes() -> frozenset[str]:
         return frozenset(row["vaccinetype"].strip() for row in csv.DictReader(f) if row.get("vaccinetype"))
 
 
-# (rule, detail th, detail en) -> (message th, message en, severity). Most issues of a build repeat the
-# same few messages (e.g. a facility's local drug codes), so each is formatted and masked once. Only
-# messages that masking leaves unchanged are kept, so no citizen ID is held here; the size is bounded.
-_MESSAGES: dict[tuple[str, str, str], tuple[str, str, Severity]] = {}
-_MESSAGES_MAX = 4096
+# (path, rule, detail th, detail en) -> Issue. Most issues of a build repeat the same few (e.g. a
+# facility's local drug codes at Encounter[0].Medication[0]), so each is formatted and masked once
+# (issues are immutable, so one object can be shared). Only issues that masking leaves unchanged are
+# kept, so no citizen ID is held here; the size is bounded.
+_ISSUES: dict[tuple[_Path, str, str, str], Issue] = {}
+_ISSUES_MAX = 4096
 
 
-def _message(code: str, th: str, en: str) -> tuple[str, str, Severity]:
+def _issue(key: tuple[_Path, str, str, str]) -> Issue:
+    path, code, th, en = key
     rule = RULES[code]
     raw_th = f"{rule.title_th}: {th}" if th else rule.title_th
     raw_en = f"{rule.title_en}: {en}" if en else rule.title_en
-    msg = (mask_text(raw_th), mask_text(raw_en), rule.severity)
-    if msg[0] == raw_th and msg[1] == raw_en:
-        if len(_MESSAGES) >= _MESSAGES_MAX:
-            _MESSAGES.clear()
-        _MESSAGES[(code, th, en)] = msg
-    return msg
+    issue = Issue(_path_str(path) or "$", code, mask_text(raw_th), mask_text(raw_en), rule.severity)
+    if issue.message_th == raw_th and issue.message_en == raw_en and mask_text(issue.path) == issue.path:
+        if len(_ISSUES) >= _ISSUES_MAX:
+            _ISSUES.clear()
+        _ISSUES[key] = issue
+    return issue
 
 
 class _Ctx:
@@ -246,10 +252,8 @@ class _Ctx:
         self.birth_near = (birth + dt.timedelta(days=1)).isoformat() if birth is not None else None
 
     def add(self, path: _Path, code: str, th: str, en: str) -> None:
-        msg = _MESSAGES.get((code, th, en))
-        if msg is None:
-            msg = _message(code, th, en)
-        self.issues.append(Issue(_path_str(path) or "$", code, *msg))
+        key = (path, code, th, en)
+        self.issues.append(_ISSUES.get(key) or _issue(key))
 
     def duplicate(self, path: _Path, first: _Path) -> None:
         self.add(path, "duplicate_key", f"ซ้ำกับ {_path_str(first)}", f"same as {_path_str(first)}")
@@ -314,11 +318,9 @@ def _arr(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = Fal
 def _objs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = False) -> list[tuple[_Path, dict]]:
     """The object items of an array field, each with its path; non-object items are reported."""
     arr = o.get(k)
-    if arr is None and not req:
-        return []
     if type(arr) is not list or not arr:
-        arr = _arr(c, o, p, k, req, min1)
-    if not arr:
+        if (arr is not None or req) and (arr != [] or min1):  # [] and an absent optional array: nothing
+            _arr(c, o, p, k, req, min1)
         return []
     base = (p, k)
     out = []
@@ -527,18 +529,24 @@ def _date(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, future_ok: bool
 def _datetime(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, future_ok: bool = False,
               birth_check: bool = True, date_ok: bool = False) -> dt.datetime | None:
     v = o.get(k)
-    # fast path: 'yyyy-mm-ddThh:mm:ss' + 'Z' or '±hh:mm' (fromisoformat checks the digits) and clearly
-    # plausible; every other form goes through the full checks below, which name the problem
-    if type(v) is str and ((len(v) == 25 and v[22] == ":" and (v[19] == "+" or v[19] == "-"))
-                           or (len(v) == 20 and v[19] == "Z")) \
-            and v[10] == "T" and v[4] == "-" and v[7] == "-" and v[13] == ":" and v[16] == ":":
-        day = v[:10]
-        if "1900" <= day < "2400" and day != "1970-01-01" and (future_ok or day < c.near) \
-                and (not birth_check or c.birth_near is None or day > c.birth_near):
-            try:
-                return dt.datetime.fromisoformat(v)
-            except ValueError:
-                pass
+    # fast path: 'yyyy-mm-ddThh:mm:ss' + 'Z' or '±hh:mm' (fromisoformat checks the digits), or a plain
+    # 'yyyy-mm-dd' where a date is allowed, and clearly plausible; every other form goes through the full
+    # checks below, which name the problem
+    if type(v) is str:
+        n = len(v)
+        full = ((n == 25 and v[22] == ":" and (v[19] == "+" or v[19] == "-")) or (n == 20 and v[19] == "Z")) \
+            and v[10] == "T" and v[13] == ":" and v[16] == ":"
+        if (full or (n == 10 and date_ok and v[5] != "W")) and v[4] == "-" and v[7] == "-":
+            day = v[:10]
+            if "1900" <= day < "2400" and day != "1970-01-01" and (future_ok or day < c.near) \
+                    and (not birth_check or c.birth_near is None or day > c.birth_near):
+                try:
+                    if full:
+                        return dt.datetime.fromisoformat(v)
+                    d = dt.date.fromisoformat(v)
+                    return dt.datetime(d.year, d.month, d.day, tzinfo=_BKK)
+                except ValueError:
+                    pass
     v = _str(c, o, p, k, req)
     if v is None:
         return None
@@ -578,14 +586,18 @@ def _coding(c: _Ctx, co: dict, path: _Path) -> tuple[str | None, str | None]:
     return system, code
 
 
-def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True) -> list[tuple[str | None, str | None]]:
+def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True, systems: frozenset[str] | None = None,
+             strict: bool = False, codes: frozenset[str] | None = None) -> list[tuple[str | None, str | None]]:
     """The codings of a CodeableConcept as (system, code), one per item in order (an item that is not an
-    object gives (None, None)); well-formed codings take a fast path."""
+    object gives (None, None)); well-formed codings take a fast path. With ``systems``, the codings are
+    then checked by :func:`_check_systems`, skipped when the fast path already saw them pass."""
     arr = cc.get("coding")
     if type(arr) is not list or not arr:
         _arr(c, cc, path, "coding", req, req)
         return []
     out: list[tuple[str | None, str | None]] = []
+    hit = False  # a well-formed coding from ``systems`` with an allowed code
+    plain = True  # every coding of a system in ``systems`` took the fast path with an allowed code
     for i, co in enumerate(arr):
         if type(co) is not dict:
             c.bad_type(((path, "coding"), i), "object", co)
@@ -597,8 +609,16 @@ def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True) -> list[tuple[str
         if (type(s) is str and type(code) is str and s and code and not s.isspace() and not code.isspace()
                 and (d is None or (type(d) is str and d and not d.isspace())) and "version" not in co):
             out.append((s, code))
+            if systems is not None and s in systems:
+                if codes is None or code in codes:
+                    hit = True
+                else:
+                    plain = False
         else:
             out.append(_coding(c, co, ((path, "coding"), i)))
+            plain = False
+    if systems is not None and not (hit and plain):
+        _check_systems(c, path, out, systems, strict, codes)
     return out
 
 
@@ -613,13 +633,18 @@ def _concept(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, systems: fro
         _obj(c, o, p, k, req)
         return None
     path = (p, k)
-    text = _str(c, cc, path, "text") if "text" in cc else None
+    text = cc.get("text")
+    if text is not None and not (type(text) is str and text and not text.isspace()):
+        text = _str(c, cc, path, "text")
     if text_ok and text is not None and "coding" not in cc:
         return []
-    cods = _codings(c, cc, path, True)
-    if systems is not None:
-        _check_systems(c, path, cods, systems, strict, codes)
-    return cods
+    return _codings(c, cc, path, True, systems, strict, codes)
+
+
+@functools.cache
+def _systems_text(systems: frozenset[str]) -> tuple[str, str]:
+    """The code systems as named in a message (Thai, English); a validator uses only a few sets."""
+    return " หรือ ".join(sorted(systems)), " or ".join(sorted(systems))
 
 
 def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None]],
@@ -634,8 +659,7 @@ def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None
                 c.add((((path, "coding"), i), "code"), "enum", f"'{_short(code)}' ต้องเป็นหนึ่งใน {', '.join(sorted(codes))}",
                       f"'{_short(code)}' is not one of {', '.join(sorted(codes))}")
     if not hit and any(s is not None for s, _ in cods):
-        want = " หรือ ".join(sorted(systems))
-        want_en = " or ".join(sorted(systems))
+        want, want_en = _systems_text(systems)
         if strict:
             c.add((path, "coding"), "coding_system", f"ต้องมี coding ระบบ {want}",
                   f"needs a coding from {want_en}")
@@ -1181,12 +1205,11 @@ def _loinc_code(c: _Ctx, path: _Path, code: str) -> None:
 
 def _condition(c: _Ctx, o: dict, p: _Path) -> None:
     code_obj = o.get("code")
-    cods = _concept(c, o, p, "code", True, text_ok=True)
+    cods = _concept(c, o, p, "code", True, _ICD10_SYSTEMS, True, text_ok=True)
     if cods is not None and not cods and type(code_obj) is dict and "coding" not in code_obj:
         c.add((p, "code.coding"), "coding_system_local", "มีแต่ข้อความ ไม่มีรหัส ICD-10",
               "text only, no ICD-10 code")
     elif cods:
-        _check_systems(c, (p, "code"), cods, _ICD10_SYSTEMS, True, None)
         for i, (s, code) in enumerate(cods):
             if s == SYS_ICD10 and code is not None and _ICD10_RE.fullmatch(code) is None:
                 c.add((((p, "code.coding"), i), "code"), "code_format", f"ICD-10 ได้ '{_short(code)}'", f"ICD-10, got '{_short(code)}'")
@@ -1207,8 +1230,7 @@ def _condition(c: _Ctx, o: dict, p: _Path) -> None:
 
 
 def _medication(c: _Ctx, o: dict, p: _Path) -> None:
-    cods = _concept(c, o, p, "code", True)
-    _check_systems(c, (p, "code"), cods or [], _TMT_SYSTEMS, False, None)
+    cods = _concept(c, o, p, "code", True, _TMT_SYSTEMS)
     for i, (s, code) in enumerate(cods or ()):
         if s == SYS_TMT and code is not None and not (code.isascii() and code.isdigit()):
             c.add((((p, "code.coding"), i), "code"), "code_unusual", f"รหัส TMT เป็นตัวเลข ได้ '{_short(code)}'",
@@ -1378,7 +1400,7 @@ def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
         if not typ:
             c.add((ep, "type"), "min_items", "'type' ว่าง", "'type' is empty")
         for tp, t in _objs(c, enc, ep, "type"):
-            _check_systems(c, tp, _codings(c, t, tp), etype, False, None)
+            _codings(c, t, tp, True, etype)
     elif type(typ) is dict:
         c.add((ep, "type"), "shape_variant", "ออบเจ็กต์เดียว (ควรเป็นอาร์เรย์)", "single object (an array is preferred)")
         _concept(c, enc, ep, "type", systems=etype)
@@ -1459,7 +1481,7 @@ def _allergy(c: _Ctx, o: dict, p: _Path, expect_org: bool) -> None:
     _practitioner(c, o, p, "recordOfficer")
     for rp, r in _objs(c, o, p, "reaction"):
         for mp, m in _objs(c, r, rp, "manifestation"):
-            _check_systems(c, mp, _codings(c, m, mp), _ONE_SNOMED, False, None)
+            _codings(c, m, mp, True, _ONE_SNOMED)
 
 
 # --- endpoints ------------------------------------------------------------------------------------

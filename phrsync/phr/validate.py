@@ -193,8 +193,10 @@ def _path_str(path: _Path) -> str:
     for key in reversed(keys):
         if type(key) is int:
             out = f"{out}[{key}]"
+        elif out:
+            out = f"{out}.{key}"
         else:
-            out = f"{out}.{key}" if out else key
+            out = key
     return out
 
 @functools.cache

@@ -396,6 +396,10 @@ def _int(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> int | None:
 
 def _nonneg(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: bool = False,
             integer: bool = False) -> float | None:
+    v = o.get(k)
+    t = type(v)
+    if (t is int or (t is float and not integer)) and (v > 0 if positive else v >= 0):
+        return v  # fast path: a number of the right kind in range
     v = _int(c, o, p, k, req) if integer else _num(c, o, p, k, req)
     if v is not None and (v <= 0 if positive else v < 0):
         want = "มากกว่า 0" if positive else "ไม่ติดลบ"
@@ -654,13 +658,16 @@ def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None
     if not cods or systems is None:
         return
     hit = False
+    named = False  # some coding has a system at all
     for i, (s, code) in enumerate(cods):
+        if s is not None:
+            named = True
         if s in systems:
             hit = True
             if codes is not None and code is not None and code not in codes:
                 c.add((((path, "coding"), i), "code"), "enum", f"'{_short(code)}' ต้องเป็นหนึ่งใน {', '.join(sorted(codes))}",
                       f"'{_short(code)}' is not one of {', '.join(sorted(codes))}")
-    if not hit and any(s is not None for s, _ in cods):
+    if not hit and named:
         want, want_en = _systems_text(systems)
         if strict:
             c.add((path, "coding"), "coding_system", f"ต้องมี coding ระบบ {want}",
@@ -845,11 +852,15 @@ def _assigner(c: _Ctx, ident: dict, ip: _Path) -> None:
 
 def _period(c: _Ctx, o: dict, p: _Path, k: str, req: bool, start_req: bool = False,
             future_ok: bool = False) -> tuple[dt.datetime | None, dt.datetime | None]:
-    per = _obj(c, o, p, k, req)
-    if per is None:
-        return None, None
+    per = o.get(k)
+    if type(per) is not dict:
+        per = _obj(c, o, p, k, req)
+        if per is None:
+            return None, None
     path = (p, k)
     start = _datetime(c, per, path, "start", start_req, future_ok, date_ok=not start_req)
+    if "end" not in per:  # the usual case: an open period
+        return start, None
     end = _datetime(c, per, path, "end", False, future_ok, date_ok=not start_req)
     _order(c, (path, "end"), start, end)
     return start, end
@@ -895,8 +906,9 @@ def _patient(c: _Ctx, o: dict) -> str | None:
     _bool(c, pt, p, "deceasedBoolean")
     if "deceasedDateTime" in pt:
         _datetime(c, pt, p, "deceasedDateTime", date_ok=True)
-    for tp, t in _objs(c, pt, p, "telecom"):
-        _telecom(c, t, tp)
+    if "telecom" in pt:
+        for tp, t in _objs(c, pt, p, "telecom"):
+            _telecom(c, t, tp)
     if "maritalStatus" in pt:
         _concept(c, pt, p, "maritalStatus", systems=_ONE_MARITAL, codes=_MARITAL, text_ok=True)
     for ap, a in _objs(c, pt, p, "address"):
@@ -907,8 +919,9 @@ def _patient(c: _Ctx, o: dict) -> str | None:
             if s == PHR_CS + "nationality" and code is not None and not (len(code) == 3 and code.isascii() and code.isdigit()):
                 c.add(f"Patient.nationality.coding[{i}].code", "code_unusual", f"'{_short(code)}' (รหัส 3 หลัก เช่น 099)",
                       f"'{_short(code)}' (3 digits, e.g. 099)")
-    for cp, ct in _objs(c, pt, p, "contact"):
-        _contact(c, ct, cp)
+    if "contact" in pt:
+        for cp, ct in _objs(c, pt, p, "contact"):
+            _contact(c, ct, cp)
     return cid
 
 
@@ -1241,19 +1254,22 @@ def _medication(c: _Ctx, o: dict, p: _Path) -> None:
         _enum(c, o, p, "status", _MED_STATUS)
     cat = o.get("category")
     if type(cat) is str:
-        _str(c, o, p, "category")
+        if not cat or cat.isspace():
+            _str(c, o, p, "category")
     elif type(cat) is dict:
         _concept(c, o, p, "category", text_ok=True)
     elif cat is not None:
         c.bad_type((p, "category"), "string", cat)
     if "form" in o:
         _concept(c, o, p, "form", text_ok=True)
-    fin = _obj(c, o, p, "finance")
+    fin = o.get("finance")
+    if type(fin) is not dict:
+        fin = _obj(c, o, p, "finance")
     if fin is not None:
         fp = (p, "finance")
         _nonneg(c, fin, fp, "qty")
         _nonneg(c, fin, fp, "unitPrice")
-    st = _obj(c, o, p, "statement")
+    st = _obj(c, o, p, "statement") if "statement" in o else None
     if st is not None:
         sp = (p, "statement")
         if "status" in st:
@@ -1271,8 +1287,9 @@ def _medication(c: _Ctx, o: dict, p: _Path) -> None:
 def _appointment(c: _Ctx, o: dict, p: _Path) -> None:
     _enum(c, o, p, "status", _APPT_STATUS, True)
     start = _datetime(c, o, p, "start", True, future_ok=True, birth_check=False, date_ok=True)
-    end = _datetime(c, o, p, "end", future_ok=True, birth_check=False, date_ok=True)
-    _order(c, (p, "end"), start, end)
+    if "end" in o:
+        end = _datetime(c, o, p, "end", future_ok=True, birth_check=False, date_ok=True)
+        _order(c, (p, "end"), start, end)
     if "created" in o:
         _datetime(c, o, p, "created", date_ok=True)
     if "description" in o:
@@ -1288,10 +1305,11 @@ def _appointment(c: _Ctx, o: dict, p: _Path) -> None:
             if "coding" in s or "text" not in s:
                 _codings(c, s, sp)
     _notes(c, o, p)
-    _arr(c, o, p, "participant")
+    if "participant" in o:
+        _arr(c, o, p, "participant")
 
 
-def _immunization(c: _Ctx, o: dict, p: _Path, register: bool, refs: dict[str, _Path] | None) -> None:
+def _immunization(c: _Ctx, o: dict, p: _Path, register: bool = False) -> None:
     _item_org(c, o, p, register)
     _enum(c, o, p, "status", _IMM_STATUS, True)
     cods = _concept(c, o, p, "vaccineCode", True, systems=_VACCINE_SYSTEMS, strict=True)
@@ -1299,7 +1317,7 @@ def _immunization(c: _Ctx, o: dict, p: _Path, register: bool, refs: dict[str, _P
         if s in _VACCINE_SYSTEMS and code is not None and code not in _vaccine_codes():
             c.add((((p, "vaccineCode.coding"), i), "code"), "code_unusual", f"'{_short(code)}' ไม่อยู่ในรายการวัคซีน 43 แฟ้ม",
                   f"'{_short(code)}' is not a 43-file vaccine code")
-    _ref_field(c, o, p, "encounterRefCode", register, refs)
+    _ref_field(c, o, p, "encounterRefCode", register, None)
     given = _datetime(c, o, p, "occurrenceDateTime", True, date_ok=True)
     _bool(c, o, p, "primarySource")
     for key in ("location", "manufacturer", "lotNumber"):
@@ -1352,14 +1370,20 @@ def _coverage(c: _Ctx, o: dict, p: _Path) -> None:
         _period(c, o, p, "period", False, future_ok=True)
     if "reimbursementAmount" in o:
         _nonneg(c, o, p, "reimbursementAmount")
-    for ip, ident in _objs(c, o, p, "identifier"):
-        _str(c, ident, ip, "system")
-        _str(c, ident, ip, "value", True)
+    if "identifier" in o:
+        for ip, ident in _objs(c, o, p, "identifier"):
+            _str(c, ident, ip, "system")
+            _str(c, ident, ip, "value", True)
     for key in ("payor", "contract"):
-        for rp, r in _objs(c, o, p, key):
-            for sub in ("reference", "display"):
-                if sub in r:
-                    _str(c, r, rp, sub)
+        if key in o:
+            for rp, r in _objs(c, o, p, key):
+                _opt_strs(c, r, rp, ("reference", "display"))
+
+
+# the resource arrays of an encounter, in the order their items are checked
+_ENCOUNTER_ITEMS: tuple[tuple[str, Callable[[_Ctx, dict, _Path], None]], ...] = (
+    ("Observation", _observation), ("Condition", _condition), ("Medication", _medication),
+    ("Appointment", _appointment), ("Immunization", _immunization))
 
 
 def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
@@ -1423,28 +1447,24 @@ def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
         if key in enc:
             _nonneg(c, enc, ep, key)
     for rp, r in _objs(c, enc, ep, "reason"):
-        _str(c, r, rp, "text")
-    _arr(c, enc, ep, "participant")
+        _opt_strs(c, r, rp, ("text",))
+    if "participant" in enc:
+        _arr(c, enc, ep, "participant")
     if "subject" in enc:
         _obj(c, enc, ep, "subject")
-    cov = enc.get("Coverage")
-    if cov is None:
+    if enc.get("Coverage") is None:
         c.add((ep, "Coverage"), "recommended", "ควรระบุสิทธิการรักษาของการรับบริการ",
               "the insurance scheme of the visit is expected")
     for cp, item in _objs(c, enc, ep, "Coverage"):
         _coverage(c, item, cp)
     _vital_signs(c, enc, ep)
-    for op, item in _objs(c, enc, ep, "Observation"):
-        _observation(c, item, op)
-    for op, item in _objs(c, enc, ep, "Condition"):
-        _condition(c, item, op)
-    for op, item in _objs(c, enc, ep, "Medication"):
-        _medication(c, item, op)
-    for op, item in _objs(c, enc, ep, "Appointment"):
-        _appointment(c, item, op)
-    for op, item in _objs(c, enc, ep, "Immunization"):
-        _immunization(c, item, op, False, None)
-    _objs(c, enc, ep, "DiagnosticReport")
+    for key, check in _ENCOUNTER_ITEMS:
+        items = enc.get(key)
+        if items is not None and items != []:  # absent or empty (the usual case): nothing to check
+            for ip, item in _objs(c, enc, ep, key):
+                check(c, item, ip)
+    if "DiagnosticReport" in enc:
+        _objs(c, enc, ep, "DiagnosticReport")
     claims = _arr(c, enc, ep, "Claim")
     if claims:
         c.add((ep, "Claim"), "unspecified_content", "ส่ง []", "send []")
@@ -1570,7 +1590,7 @@ def _v_immunization(c: _Ctx, payload: dict) -> None:
         c.add("Immunization", "replace_all_empty", "ประวัติวัคซีนของบุคคลนี้ที่สถานพยาบาลจะถูกลบทั้งหมด",
               "all of this person's vaccinations at the facility will be deleted")
     for p, o in items:
-        _immunization(c, o, p, True, None)
+        _immunization(c, o, p, True)
 
 
 _SUMMARY_ALIASES = {"opd_count": "opd_encounter_count", "ipd_count": "ipd_encounter_count",

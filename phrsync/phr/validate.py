@@ -100,6 +100,7 @@ _PRACT_RE = re.compile(r"Practitioner/\S+")
 _WS_RE = re.compile(r"\s")
 _BKK = dt.timezone(dt.timedelta(hours=7))
 _EPOCH_EMPTY = dt.date(1970, 1, 1)
+_ONE_DAY = dt.timedelta(days=1)
 
 # single-system / single-value sets, built once
 _ONE_ORGANIZATION = frozenset({"Organization"})
@@ -251,7 +252,7 @@ class _Ctx:
 
     def set_birth(self, birth: dt.date | None) -> None:
         self.birth = birth
-        self.birth_near = (birth + dt.timedelta(days=1)).isoformat() if birth is not None else None
+        self.birth_near = (birth + _ONE_DAY).isoformat() if birth is not None else None
 
     def add(self, path: _Path, code: str, th: str, en: str) -> None:
         key = (path, code, th, en)
@@ -648,9 +649,13 @@ def _concept(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, systems: fro
 
 
 @functools.cache
-def _systems_text(systems: frozenset[str]) -> tuple[str, str]:
-    """The code systems as named in a message (Thai, English); a validator uses only a few sets."""
-    return " หรือ ".join(sorted(systems)), " or ".join(sorted(systems))
+def _systems_text(systems: frozenset[str], strict: bool) -> tuple[str, str, str]:
+    """Rule and message (Thai, English) for codings without one of ``systems``; built once per set (a
+    validator uses only a few), which keeps the common local-code warning cheap."""
+    want, want_en = " หรือ ".join(sorted(systems)), " or ".join(sorted(systems))
+    if strict:
+        return "coding_system", f"ต้องมี coding ระบบ {want}", f"needs a coding from {want_en}"
+    return "coding_system_local", f"ไม่มี coding ระบบ {want}", f"no coding from {want_en}"
 
 
 def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None]],
@@ -668,13 +673,7 @@ def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None
                 c.add((((path, "coding"), i), "code"), "enum", f"'{_short(code)}' ต้องเป็นหนึ่งใน {', '.join(sorted(codes))}",
                       f"'{_short(code)}' is not one of {', '.join(sorted(codes))}")
     if not hit and named:
-        want, want_en = _systems_text(systems)
-        if strict:
-            c.add((path, "coding"), "coding_system", f"ต้องมี coding ระบบ {want}",
-                  f"needs a coding from {want_en}")
-        else:
-            c.add((path, "coding"), "coding_system_local", f"ไม่มี coding ระบบ {want}",
-                  f"no coding from {want_en}")
+        c.add((path, "coding"), *_systems_text(systems, strict))
 
 
 def _quantity(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: bool = False,
@@ -712,6 +711,25 @@ def _hcode(c: _Ctx, path: _Path, v: str) -> bool:
 def _organization(c: _Ctx, o: dict, p: _Path, k: str, req: bool, sender: bool = False,
                   agent: bool = False) -> str | None:
     """A managingOrganization block (§2.0); returns its valid HCODE."""
+    org = o.get(k)
+    if type(org) is dict:
+        # fast path: the usual block (every field as the spec shows it, the sender's HCODE) has nothing
+        # to report; anything else goes through the checks below, which name the problem
+        ident = org.get("identifier")
+        if type(ident) is dict:
+            hcode = ident.get("value")
+            display = org.get("display")
+            ag = org.get("agent")
+            scope = org.get("scope")
+            if (org.get("type") == "Organization" and ident.get("use") == "official"
+                    and ident.get("system") == SYS_HCODE and type(hcode) is str
+                    and (hcode == c.hcode or _HCODE_RE.fullmatch(hcode))
+                    and type(display) is str and display and not display.isspace()
+                    and ((ag is None and not agent) or (type(ag) is str and ag and not ag.isspace()))
+                    and (scope is None or type(scope) is str) and (sender or c.hcode is None or hcode == c.hcode)):
+                if sender:
+                    c.hcode = hcode
+                return hcode
     org = _obj(c, o, p, k, req)
     if org is None:
         return None
@@ -981,7 +999,7 @@ def _ref_code(c: _Ctx, path: _Path, v: str) -> str:
     if _WS_RE.search(v):
         c.add(path, "encounter_ref_format", "ห้ามมีช่องว่าง", "must not contain spaces")
     head, sep, tail = v.partition(":")
-    if sep and _HCODE_RE.fullmatch(head):
+    if sep and (head == c.hcode or _HCODE_RE.fullmatch(head)):
         if not tail:
             c.add(path, "encounter_ref_format", "ไม่มีรหัสการรับบริการหลัง ':'", "no visit reference after ':'")
         elif c.hcode is not None and head != c.hcode:
@@ -1344,7 +1362,9 @@ def _immunization(c: _Ctx, o: dict, p: _Path, register: bool = False) -> None:
 
 
 def _coverage(c: _Ctx, o: dict, p: _Path) -> None:
-    cg = _obj(c, o, p, "class_group")
+    cg = o.get("class_group")
+    if type(cg) is not dict:
+        cg = _obj(c, o, p, "class_group")
     if cg is not None:
         _str(c, cg, (p, "class_group"), "value", True)
         _str(c, cg, (p, "class_group"), "name")
@@ -1352,7 +1372,7 @@ def _coverage(c: _Ctx, o: dict, p: _Path) -> None:
         sg = _obj(c, o, p, "class_subgroup")
         if sg is not None:
             _str(c, sg, (p, "class_subgroup"), "value", True)
-    classes = _objs(c, o, p, "class")
+    classes = _objs(c, o, p, "class") if "class" in o else []
     for cp, cl in classes:
         _str(c, cl, cp, "value", True)
         if "name" in cl:

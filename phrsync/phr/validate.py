@@ -326,6 +326,8 @@ def _objs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = Fa
             _arr(c, o, p, k, req, min1)
         return []
     base = (p, k)
+    if len(arr) == 1 and type(arr[0]) is dict:  # the usual case
+        return [((base, 0), arr[0])]
     out = []
     for i, item in enumerate(arr):
         if type(item) is dict:
@@ -1400,6 +1402,8 @@ def _coverage(c: _Ctx, o: dict, p: _Path) -> None:
                 _opt_strs(c, r, rp, ("reference", "display"))
 
 
+# optional coded fields of an encounter (a Coding or a CodeableConcept each), in the order they are checked
+_ENCOUNTER_CODED = ("priority", "subclass", "division", "screen_allergy", "screen_smoking", "screen_drinking")
 # the resource arrays of an encounter, in the order their items are checked
 _ENCOUNTER_ITEMS: tuple[tuple[str, Callable[[_Ctx, dict, _Path], None]], ...] = (
     ("Observation", _observation), ("Condition", _condition), ("Medication", _medication),
@@ -1453,7 +1457,7 @@ def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
     else:
         c.bad_type((ep, "type"), "array", typ)
     _period(c, enc, ep, "period", True, start_req=True)
-    for key in ("priority", "subclass", "division", "screen_allergy", "screen_smoking", "screen_drinking"):
+    for key in _ENCOUNTER_CODED if not enc.keys().isdisjoint(_ENCOUNTER_CODED) else ():
         v = enc.get(key)
         if v is None:
             continue

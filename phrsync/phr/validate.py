@@ -1105,12 +1105,11 @@ def _vital_signs(c: _Ctx, enc: dict, ep: _Path) -> None:
             c.add(path, "empty_value", "ไม่มีค่าใดเลย (ไม่ต้องส่ง)", "no values (leave it out)")
         for key, v in vs.items():
             bounds = _VITALS.get(key)
+            if bounds is not None and (type(v) is int or type(v) is float) and bounds[2] <= v <= bounds[3]:
+                values[key] = (path, key, v)  # usual range: nothing to say
+                continue
             if bounds is None:
                 c.add((path, key), "unknown_key", key, key)
-                continue
-            t = type(v)
-            if (t is int or t is float) and bounds[2] <= v <= bounds[3]:  # usual range: nothing to say
-                values[key] = (path, key, v)
                 continue
             num = _num(c, vs, path, key)
             if num is not None and _vital(c, (path, key), key, num):
@@ -1533,6 +1532,8 @@ def _allergy(c: _Ctx, o: dict, p: _Path, expect_org: bool) -> None:
 # --- endpoints ------------------------------------------------------------------------------------
 
 def _top_keys(c: _Ctx, payload: dict, known: frozenset[str]) -> None:
+    if payload.keys() <= known:
+        return
     for key in payload:
         if key not in known:
             c.add(key, "unknown_key", key, key)

@@ -200,6 +200,7 @@ def _path_str(path: _Path) -> str:
             out = key
     return out
 
+
 @functools.cache
 def _vaccine_codes() -> frozenset[str]:
     """43-file EPI VACCINETYPE codes shipped with phrsync (complete per the THCC list, see codes README)."""
@@ -1099,7 +1100,7 @@ def _vital_signs(c: _Ctx, enc: dict, ep: _Path) -> None:
     if vs is None:
         return
     path = (ep, "vital_signs")
-    values: dict[str, tuple[str, str, float]] = {}  # name -> (parent path, key path, value)
+    values: dict[str, tuple[_Path, str, float]] = {}  # name -> (parent path, key path, value)
     if type(vs) is dict:
         if not vs:
             c.add(path, "empty_value", "ไม่มีค่าใดเลย (ไม่ต้องส่ง)", "no values (leave it out)")
@@ -1402,7 +1403,7 @@ def _coverage(c: _Ctx, o: dict, p: _Path) -> None:
 
 
 # optional coded fields of an encounter (a Coding or a CodeableConcept each), in the order they are checked
-_ENCOUNTER_CODED = ("priority", "subclass", "division", "screen_allergy", "screen_smoking", "screen_drinking")
+_ENCOUNTER_CODED: tuple[str, ...] = ("priority", "subclass", "division", "screen_allergy", "screen_smoking", "screen_drinking")
 # the resource arrays of an encounter, in the order their items are checked
 _ENCOUNTER_ITEMS: tuple[tuple[str, Callable[[_Ctx, dict, _Path], None]], ...] = (
     ("Observation", _observation), ("Condition", _condition), ("Medication", _medication),
@@ -1456,16 +1457,17 @@ def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
     else:
         c.bad_type((ep, "type"), "array", typ)
     _period(c, enc, ep, "period", True, start_req=True)
-    for key in _ENCOUNTER_CODED if not enc.keys().isdisjoint(_ENCOUNTER_CODED) else ():
-        v = enc.get(key)
-        if v is None:
-            continue
-        if type(v) is not dict:
-            c.bad_type((ep, key), "object", v)
-        elif "coding" in v:
-            _codings(c, v, (ep, key))
-        else:
-            _coding(c, v, (ep, key))
+    if not enc.keys().isdisjoint(_ENCOUNTER_CODED):  # usually none of them is sent
+        for key in _ENCOUNTER_CODED:
+            v = enc.get(key)
+            if v is None:
+                continue
+            if type(v) is not dict:
+                c.bad_type((ep, key), "object", v)
+            elif "coding" in v:
+                _codings(c, v, (ep, key))
+            else:
+                _coding(c, v, (ep, key))
     for key in ("financeTotalAmount", "financeReimbursementAmount", "financePaidAmount"):
         if key in enc:
             _nonneg(c, enc, ep, key)

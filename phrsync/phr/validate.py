@@ -607,11 +607,12 @@ def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True, systems: frozense
         return []
     out: list[tuple[str | None, str | None]] = []
     hit = False  # a well-formed coding from ``systems`` with an allowed code
-    plain = True  # every coding of a system in ``systems`` took the fast path with an allowed code
+    plain = True  # every coding took the fast path, with an allowed code where its system is in ``systems``
     for i, co in enumerate(arr):
         if type(co) is not dict:
             c.bad_type(((path, "coding"), i), "object", co)
             out.append((None, None))
+            plain = False
             continue
         s = co.get("system")
         code = co.get("code")
@@ -628,7 +629,10 @@ def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True, systems: frozense
             out.append(_coding(c, co, ((path, "coding"), i)))
             plain = False
     if systems is not None and not (hit and plain):
-        _check_systems(c, path, out, systems, strict, codes)
+        if plain:  # every coding well-formed, none from ``systems``: the one thing to say
+            _no_system(c, path, systems, strict)
+        else:
+            _check_systems(c, path, out, systems, strict, codes)
     return out
 
 
@@ -649,6 +653,11 @@ def _concept(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, systems: fro
     if text_ok and text is not None and "coding" not in cc:
         return []
     return _codings(c, cc, path, True, systems, strict, codes)
+
+
+def _no_system(c: _Ctx, path: _Path, systems: frozenset[str], strict: bool) -> None:
+    """No coding of the concept at ``path`` is from ``systems`` (an error when ``strict``)."""
+    c.add((path, "coding"), *_systems_text(systems, strict))
 
 
 @functools.cache
@@ -676,7 +685,7 @@ def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None
                 c.add((((path, "coding"), i), "code"), "enum", f"'{_short(code)}' ต้องเป็นหนึ่งใน {', '.join(sorted(codes))}",
                       f"'{_short(code)}' is not one of {', '.join(sorted(codes))}")
     if not hit and named:
-        c.add((path, "coding"), *_systems_text(systems, strict))
+        _no_system(c, path, systems, strict)
 
 
 def _quantity(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: bool = False,
@@ -1256,8 +1265,9 @@ def _condition(c: _Ctx, o: dict, p: _Path) -> None:
         _codings(c, cat, cp, False)
     if "severity" in o:
         _concept(c, o, p, "severity")
-    for bp, b in _objs(c, o, p, "bodySite"):
-        _codings(c, b, bp, False)
+    if "bodySite" in o:
+        for bp, b in _objs(c, o, p, "bodySite"):
+            _codings(c, b, bp, False)
     if "recordedDate" in o:
         _datetime(c, o, p, "recordedDate", date_ok=True)
     if "onsetDateTime" in o:

@@ -1163,6 +1163,11 @@ def _vital_signs(c: _Ctx, enc: dict, ep: _Path) -> None:
                   f"{bmi[2]} but computed {calc:.1f}")
 
 
+# result forms of an Observation besides valueQuantity, in the order they are checked
+_OBS_OTHER_VALUES: tuple[str, ...] = ("valueString", "valueCodeableConcept", "valueBoolean", "valueInteger",
+                                      "dataAbsentReason")
+
+
 def _observation(c: _Ctx, o: dict, p: _Path) -> None:
     cods = _concept(c, o, p, "code", True)
     if cods:
@@ -1183,17 +1188,18 @@ def _observation(c: _Ctx, o: dict, p: _Path) -> None:
         q = o.get("valueQuantity")
         if type(q) is dict and q.get("value") is not None and q.get("unit") is None and q.get("code") is None:
             c.add((p, "valueQuantity.unit"), "recommended", "ควรระบุหน่วย", "a unit is expected")
-    for key in ("valueString", "valueCodeableConcept", "valueBoolean", "valueInteger", "dataAbsentReason"):
-        if key in o and o[key] is not None:
-            has_value = True
-            if key == "valueString":
-                _str(c, o, p, key)
-            elif key == "valueBoolean":
-                _bool(c, o, p, key)
-            elif key == "valueInteger":
-                _int(c, o, p, key)
-            else:
-                _obj(c, o, p, key)
+    if not o.keys().isdisjoint(_OBS_OTHER_VALUES):  # usually only valueQuantity is sent
+        for key in _OBS_OTHER_VALUES:
+            if key in o and o[key] is not None:
+                has_value = True
+                if key == "valueString":
+                    _str(c, o, p, key)
+                elif key == "valueBoolean":
+                    _bool(c, o, p, key)
+                elif key == "valueInteger":
+                    _int(c, o, p, key)
+                else:
+                    _obj(c, o, p, key)
     if not has_value and o.get("valueQuantity") is None:
         c.add((p, "valueQuantity"), "required", "ต้องมีผลตรวจ (valueQuantity หรือ valueString)",
               "a result is required (valueQuantity or valueString)")
@@ -1210,12 +1216,13 @@ def _observation(c: _Ctx, o: dict, p: _Path) -> None:
             for cp, cc in _objs(c, o, p, key):
                 if "coding" in cc or "text" not in cc:
                     _codings(c, cc, cp)
-    for rp, rr in _objs(c, o, p, "referenceRange"):
-        for key in ("low", "high"):
-            if key in rr:
-                _quantity(c, rr, rp, key)
-        if "text" in rr:
-            _str(c, rr, rp, "text")
+    if "referenceRange" in o:
+        for rp, rr in _objs(c, o, p, "referenceRange"):
+            for key in ("low", "high"):
+                if key in rr:
+                    _quantity(c, rr, rp, key)
+            if "text" in rr:
+                _str(c, rr, rp, "text")
     _notes(c, o, p)
     if "specimen" in o:
         _obj(c, o, p, "specimen")

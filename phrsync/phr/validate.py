@@ -179,7 +179,8 @@ def _short(v: Any) -> str:
     return mask_text(s)
 
 
-# A JSON path is built lazily: ``(parent, key)`` pairs (an int key is an array index) are only turned
+# A JSON path is built lazily: ``(parent, key)`` pairs (an int key is an array index, so an object key
+# that is not a string, possible only in a payload built in Python, goes in as str(key)) are only turned
 # into text when an issue is recorded, so a valid payload never pays for formatting its paths.
 _Path = str | tuple[Any, str | int]
 
@@ -187,7 +188,7 @@ _Path = str | tuple[Any, str | int]
 def _path_str(path: _Path) -> str:
     """``(("Encounter", 0), "period")`` → ``Encounter[0].period``; a plain string is already a path."""
     keys = []
-    while type(path) is not str:
+    while type(path) is tuple:
         path, key = path
         keys.append(key)
     out = path
@@ -223,7 +224,8 @@ def _issue(key: tuple[_Path, str, str, str]) -> Issue:
     raw_th = f"{rule.title_th}: {th}" if th else rule.title_th
     raw_en = f"{rule.title_en}: {en}" if en else rule.title_en
     issue = Issue(_path_str(path) or "$", code, mask_text(raw_th), mask_text(raw_en), rule.severity)
-    if issue.message_th == raw_th and issue.message_en == raw_en and mask_text(issue.path) == issue.path:
+    if issue.message_th == raw_th and issue.message_en == raw_en and type(issue.path) is str \
+            and mask_text(issue.path) == issue.path:
         if len(_ISSUES) >= _ISSUES_MAX:
             _ISSUES.clear()
         _ISSUES[key] = issue
@@ -1119,7 +1121,7 @@ def _vital_signs(c: _Ctx, enc: dict, ep: _Path) -> None:
                 values[key] = (path, key, v)  # usual range: nothing to say
                 continue
             if bounds is None:
-                c.add((path, key), "unknown_key", key, key)
+                c.add((path, str(key)), "unknown_key", key, key)
                 continue
             num = _num(c, vs, path, key)
             if num is not None and _vital(c, (path, key), key, num):
@@ -1130,7 +1132,7 @@ def _vital_signs(c: _Ctx, enc: dict, ep: _Path) -> None:
             for key, v in item.items():
                 name = _VITAL_ARRAY_NAMES.get(key)
                 if name is None:
-                    c.add((ip, key), "unknown_key", key, key)
+                    c.add((ip, str(key)), "unknown_key", key, key)
                     continue
                 if type(v) is not dict:
                     c.bad_type((ip, key), "object", v)
@@ -1431,7 +1433,7 @@ def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
     if not enc.keys() <= _ENCOUNTER_KEYS:
         for key in enc:
             if key not in _ENCOUNTER_KEYS:
-                c.add((ep, key), "unknown_key", key, key)
+                c.add((ep, str(key)), "unknown_key", key, key)
     if "managingOrganization" in enc:
         _organization(c, enc, ep, "managingOrganization", False)
     ref_found = False
@@ -1652,7 +1654,7 @@ def _v_org_summary(c: _Ctx, payload: dict) -> None:
                     c.add((p, key), "alias_key", f"ใช้ '{_SUMMARY_ALIASES[key]}' ตามสเปก",
                           f"use the spec's '{_SUMMARY_ALIASES[key]}'")
             elif key not in _SUMMARY_KEYS:
-                c.add((p, key), "unknown_key", key, key)
+                c.add((p, str(key)), "unknown_key", key, key)
         day_key = "period_start" if "period_start" in o or "period_end" not in o else "period_end"
         day = _date(c, o, p, day_key, True, birth_check=False)
         if day is not None:

@@ -100,6 +100,7 @@ _PRACT_RE = re.compile(r"Practitioner/\S+")
 _WS_RE = re.compile(r"\s")
 _BKK = dt.timezone(dt.timedelta(hours=7))
 _EPOCH_EMPTY = dt.date(1970, 1, 1)
+_ONE_DAY = dt.timedelta(days=1)
 
 # single-system / single-value sets, built once
 _ONE_ORGANIZATION = frozenset({"Organization"})
@@ -178,8 +179,27 @@ def _short(v: Any) -> str:
     return mask_text(s)
 
 
-def _jp(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+# A JSON path is built lazily: ``(parent, key)`` pairs (an int key is an array index, so an object key
+# that is not a string, possible only in a payload built in Python, goes in as str(key)) are only turned
+# into text when an issue is recorded, so a valid payload never pays for formatting its paths.
+_Path = str | tuple[Any, str | int]
+
+
+def _path_str(path: _Path) -> str:
+    """``(("Encounter", 0), "period")`` → ``Encounter[0].period``; a plain string is already a path."""
+    keys = []
+    while type(path) is tuple:
+        path, key = path
+        keys.append(key)
+    out = path
+    for key in reversed(keys):
+        if type(key) is int:
+            out = f"{out}[{key}]"
+        elif out:
+            out = f"{out}.{key}"
+        else:
+            out = key
+    return out
 
 
 @functools.cache
@@ -188,6 +208,28 @@ def _vaccine_codes() -> frozenset[str]:
     data = resources.files("phrsync.terminology").joinpath("data/vaccines.csv")
     with data.open(encoding="utf-8") as f:
         return frozenset(row["vaccinetype"].strip() for row in csv.DictReader(f) if row.get("vaccinetype"))
+
+
+# (path, rule, detail th, detail en) -> Issue. Most issues of a build repeat the same few (e.g. a
+# facility's local drug codes at Encounter[0].Medication[0]), so each is formatted and masked once
+# (issues are immutable, so one object can be shared). Only issues that masking leaves unchanged are
+# kept, so no citizen ID is held here; the size is bounded.
+_ISSUES: dict[tuple[_Path, str, str, str], Issue] = {}
+_ISSUES_MAX = 4096
+
+
+def _issue(key: tuple[_Path, str, str, str]) -> Issue:
+    path, code, th, en = key
+    rule = RULES[code]
+    raw_th = f"{rule.title_th}: {th}" if th else rule.title_th
+    raw_en = f"{rule.title_en}: {en}" if en else rule.title_en
+    issue = Issue(_path_str(path) or "$", code, mask_text(raw_th), mask_text(raw_en), rule.severity)
+    if issue.message_th == raw_th and issue.message_en == raw_en and type(issue.path) is str \
+            and mask_text(issue.path) == issue.path:
+        if len(_ISSUES) >= _ISSUES_MAX:
+            _ISSUES.clear()
+        _ISSUES[key] = issue
+    return issue
 
 
 class _Ctx:
@@ -209,21 +251,23 @@ class _Ctx:
         self.birth: dt.date | None = None
         self.birth_near: str | None = None
         self.hcode: str | None = None
-        self.refs: dict[str, str] = {}
+        self.refs: dict[str, _Path] = {}
 
     def set_birth(self, birth: dt.date | None) -> None:
         self.birth = birth
-        self.birth_near = (birth + dt.timedelta(days=1)).isoformat() if birth is not None else None
+        self.birth_near = (birth + _ONE_DAY).isoformat() if birth is not None else None
 
-    def add(self, path: str, code: str, th: str, en: str) -> None:
-        rule = RULES[code]
-        self.issues.append(Issue(path or "$", code, mask_text(f"{rule.title_th}: {th}" if th else rule.title_th),
-                                 mask_text(f"{rule.title_en}: {en}" if en else rule.title_en), rule.severity))
+    def add(self, path: _Path, code: str, th: str, en: str) -> None:
+        key = (path, code, th, en)
+        self.issues.append(_ISSUES.get(key) or _issue(key))
 
-    def required(self, path: str, key: str) -> None:
-        self.add(_jp(path, key), "required", f"ต้องมีฟิลด์ '{key}'", f"'{key}' is required")
+    def duplicate(self, path: _Path, first: _Path) -> None:
+        self.add(path, "duplicate_key", f"ซ้ำกับ {_path_str(first)}", f"same as {_path_str(first)}")
 
-    def bad_type(self, path: str, expected: str, v: Any) -> None:
+    def required(self, path: _Path, key: str) -> None:
+        self.add((path, key), "required", f"ต้องมีฟิลด์ '{key}'", f"'{key}' is required")
+
+    def bad_type(self, path: _Path, expected: str, v: Any) -> None:
         got = _json_type(v)
         self.add(path, "type", f"ต้องเป็น{_TYPE_TH[expected]} ({expected}) แต่ได้ {_TYPE_TH.get(got, got)}",
                  f"expected {expected}, got {got}")
@@ -231,7 +275,7 @@ class _Ctx:
 
 # --- primitive getters: each returns the value when usable, else None, and records what is wrong ----
 
-def _str(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> str | None:
+def _str(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> str | None:
     v = o.get(k)
     if type(v) is str and v and not v.isspace():
         return v
@@ -240,63 +284,63 @@ def _str(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> str | None:
             c.required(p, k)
         return None
     if type(v) is not str:
-        c.bad_type(_jp(p, k), "string", v)
+        c.bad_type((p, k), "string", v)
         return None
     if not v or v.isspace():
         if req:
-            c.add(_jp(p, k), "not_empty", "", "")
+            c.add((p, k), "not_empty", "", "")
         else:
-            c.add(_jp(p, k), "empty_value", "", "")
+            c.add((p, k), "empty_value", "", "")
         return None
     return v
 
 
-def _obj(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> dict | None:
+def _obj(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> dict | None:
     v = o.get(k)
     if v is None:
         if req:
             c.required(p, k)
         return None
     if type(v) is not dict:
-        c.bad_type(_jp(p, k), "object", v)
+        c.bad_type((p, k), "object", v)
         return None
     return v
 
 
-def _arr(c: _Ctx, o: dict, p: str, k: str, req: bool = False, min1: bool = False) -> list | None:
+def _arr(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = False) -> list | None:
     v = o.get(k)
     if v is None:
         if req:
             c.required(p, k)
         return None
     if type(v) is not list:
-        c.bad_type(_jp(p, k), "array", v)
+        c.bad_type((p, k), "array", v)
         return None
     if min1 and not v:
-        c.add(_jp(p, k), "min_items", f"'{k}' ว่าง", f"'{k}' is empty")
+        c.add((p, k), "min_items", f"'{k}' ว่าง", f"'{k}' is empty")
     return v
 
 
-def _objs(c: _Ctx, o: dict, p: str, k: str, req: bool = False, min1: bool = False) -> list[tuple[str, dict]]:
+def _objs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = False) -> list[tuple[_Path, dict]]:
     """The object items of an array field, each with its path; non-object items are reported."""
     arr = o.get(k)
-    if arr is None and not req:
-        return []
     if type(arr) is not list or not arr:
-        arr = _arr(c, o, p, k, req, min1)
-    if not arr:
+        if (arr is not None or req) and (arr != [] or min1):  # [] and an absent optional array: nothing
+            _arr(c, o, p, k, req, min1)
         return []
-    base = _jp(p, k)
+    base = (p, k)
+    if len(arr) == 1 and type(arr[0]) is dict:  # the usual case
+        return [((base, 0), arr[0])]
     out = []
     for i, item in enumerate(arr):
         if type(item) is dict:
-            out.append((f"{base}[{i}]", item))
+            out.append(((base, i), item))
         else:
-            c.bad_type(f"{base}[{i}]", "object", item)
+            c.bad_type((base, i), "object", item)
     return out
 
 
-def _opt_strs(c: _Ctx, o: dict, p: str, keys: tuple[str, ...]) -> None:
+def _opt_strs(c: _Ctx, o: dict, p: _Path, keys: tuple[str, ...]) -> None:
     """Several optional string fields at once (one call instead of one per field)."""
     for k in keys:
         v = o.get(k)
@@ -304,7 +348,7 @@ def _opt_strs(c: _Ctx, o: dict, p: str, keys: tuple[str, ...]) -> None:
             _str(c, o, p, k)
 
 
-def _strs(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> list[str]:
+def _strs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> list[str]:
     arr = o.get(k)
     if type(arr) is list and arr:
         for item in arr:
@@ -323,13 +367,13 @@ def _strs(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> list[str]:
             if item and not item.isspace():
                 out.append(item)
             else:
-                c.add(f"{_jp(p, k)}[{i}]", "empty_value", "", "")
+                c.add(((p, k), i), "empty_value", "", "")
         else:
-            c.bad_type(f"{_jp(p, k)}[{i}]", "string", item)
+            c.bad_type(((p, k), i), "string", item)
     return out
 
 
-def _num(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> float | None:
+def _num(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> float | None:
     v = o.get(k)
     if v is None:
         if req:
@@ -338,11 +382,11 @@ def _num(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> float | None:
     t = type(v)
     if t is int or t is float:
         return v
-    c.bad_type(_jp(p, k), "number", v)
+    c.bad_type((p, k), "number", v)
     return None
 
 
-def _int(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> int | None:
+def _int(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> int | None:
     v = o.get(k)
     if v is None:
         if req:
@@ -352,45 +396,49 @@ def _int(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> int | None:
         return v
     if type(v) is float and v.is_integer():
         return int(v)
-    c.bad_type(_jp(p, k), "integer", v)
+    c.bad_type((p, k), "integer", v)
     return None
 
 
-def _nonneg(c: _Ctx, o: dict, p: str, k: str, req: bool = False, positive: bool = False,
+def _nonneg(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: bool = False,
             integer: bool = False) -> float | None:
+    v = o.get(k)
+    t = type(v)
+    if (t is int or (t is float and not integer)) and (v > 0 if positive else v >= 0):
+        return v  # fast path: a number of the right kind in range
     v = _int(c, o, p, k, req) if integer else _num(c, o, p, k, req)
     if v is not None and (v <= 0 if positive else v < 0):
         want = "มากกว่า 0" if positive else "ไม่ติดลบ"
-        c.add(_jp(p, k), "number_range", f"ต้อง{want} ได้ {v}", f"must be {'> 0' if positive else '≥ 0'}, got {v}")
+        c.add((p, k), "number_range", f"ต้อง{want} ได้ {v}", f"must be {'> 0' if positive else '≥ 0'}, got {v}")
         return None
     return v
 
 
-def _bool(c: _Ctx, o: dict, p: str, k: str, req: bool = False) -> bool | None:
+def _bool(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> bool | None:
     v = o.get(k)
     if v is None:
         if req:
             c.required(p, k)
         return None
     if type(v) is not bool:
-        c.bad_type(_jp(p, k), "boolean", v)
+        c.bad_type((p, k), "boolean", v)
         return None
     return v
 
 
-def _enum(c: _Ctx, o: dict, p: str, k: str, allowed: frozenset[str], req: bool = False) -> str | None:
+def _enum(c: _Ctx, o: dict, p: _Path, k: str, allowed: frozenset[str], req: bool = False) -> str | None:
     v = o.get(k)
     if type(v) is str and v in allowed:
         return v
     v = _str(c, o, p, k, req)
     if v is not None and v not in allowed:
-        c.add(_jp(p, k), "enum", f"'{_short(v)}' ต้องเป็นหนึ่งใน {', '.join(sorted(allowed))}",
+        c.add((p, k), "enum", f"'{_short(v)}' ต้องเป็นหนึ่งใน {', '.join(sorted(allowed))}",
               f"'{_short(v)}' is not one of {', '.join(sorted(allowed))}")
         return None
     return v
 
 
-def _year_checks(c: _Ctx, path: str, d: dt.date, future_ok: bool, birth_check: bool) -> bool:
+def _year_checks(c: _Ctx, path: _Path, d: dt.date, future_ok: bool, birth_check: bool) -> bool:
     """Plausibility of a parsed (local) date; False when the year is unusable."""
     y = d.year
     if y >= 2400:
@@ -414,7 +462,7 @@ def _needs_checks(c: _Ctx, day: str, future_ok: bool, birth_check: bool) -> bool
             or (birth_check and c.birth_near is not None and day <= c.birth_near))
 
 
-def _parse_dt(c: _Ctx, path: str, v: str, future_ok: bool, birth_check: bool,
+def _parse_dt(c: _Ctx, path: _Path, v: str, future_ok: bool, birth_check: bool,
               date_only_code: str | None = "datetime_date_only") -> dt.datetime | None:
     m = _DT_RE.fullmatch(v)
     if m is None:
@@ -447,7 +495,7 @@ def _parse_dt(c: _Ctx, path: str, v: str, future_ok: bool, birth_check: bool,
     return value
 
 
-def _parse_date(c: _Ctx, path: str, v: str, future_ok: bool, birth_check: bool,
+def _parse_date(c: _Ctx, path: _Path, v: str, future_ok: bool, birth_check: bool,
                 with_time_code: str | None = "date_has_time") -> dt.date | None:
     if _DATE_RE.fullmatch(v) is None:
         if with_time_code and _DT_RE.fullmatch(v):
@@ -472,7 +520,7 @@ def _parse_date(c: _Ctx, path: str, v: str, future_ok: bool, birth_check: bool,
     return d
 
 
-def _date(c: _Ctx, o: dict, p: str, k: str, req: bool = False, future_ok: bool = False,
+def _date(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, future_ok: bool = False,
           birth_check: bool = True) -> dt.date | None:
     v = o.get(k)
     # fast path: 'yyyy-mm-dd' (fromisoformat checks the digits) and clearly plausible; anything else
@@ -487,31 +535,37 @@ def _date(c: _Ctx, o: dict, p: str, k: str, req: bool = False, future_ok: bool =
     v = _str(c, o, p, k, req)
     if v is None:
         return None
-    return _parse_date(c, _jp(p, k), v, future_ok, birth_check)
+    return _parse_date(c, (p, k), v, future_ok, birth_check)
 
 
-def _datetime(c: _Ctx, o: dict, p: str, k: str, req: bool = False, future_ok: bool = False,
+def _datetime(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, future_ok: bool = False,
               birth_check: bool = True, date_ok: bool = False) -> dt.datetime | None:
     v = o.get(k)
-    # fast path: 'yyyy-mm-ddThh:mm:ss' + 'Z' or '±hh:mm' (fromisoformat checks the digits) and clearly
-    # plausible; every other form goes through the full checks below, which name the problem
-    if type(v) is str and ((len(v) == 25 and v[22] == ":" and (v[19] == "+" or v[19] == "-"))
-                           or (len(v) == 20 and v[19] == "Z")) \
-            and v[10] == "T" and v[4] == "-" and v[7] == "-" and v[13] == ":" and v[16] == ":":
-        day = v[:10]
-        if "1900" <= day < "2400" and day != "1970-01-01" and (future_ok or day < c.near) \
-                and (not birth_check or c.birth_near is None or day > c.birth_near):
-            try:
-                return dt.datetime.fromisoformat(v)
-            except ValueError:
-                pass
+    # fast path: 'yyyy-mm-ddThh:mm:ss' + 'Z' or '±hh:mm' (fromisoformat checks the digits), or a plain
+    # 'yyyy-mm-dd' where a date is allowed, and clearly plausible; every other form goes through the full
+    # checks below, which name the problem
+    if type(v) is str:
+        n = len(v)
+        full = ((n == 25 and v[22] == ":" and (v[19] == "+" or v[19] == "-")) or (n == 20 and v[19] == "Z")) \
+            and v[10] == "T" and v[13] == ":" and v[16] == ":"
+        if (full or (n == 10 and date_ok and v[5] != "W")) and v[4] == "-" and v[7] == "-":
+            day = v[:10]
+            if "1900" <= day < "2400" and day != "1970-01-01" and (future_ok or day < c.near) \
+                    and (not birth_check or c.birth_near is None or day > c.birth_near):
+                try:
+                    if full:
+                        return dt.datetime.fromisoformat(v)
+                    d = dt.date.fromisoformat(v)
+                    return dt.datetime(d.year, d.month, d.day, tzinfo=_BKK)
+                except ValueError:
+                    pass
     v = _str(c, o, p, k, req)
     if v is None:
         return None
-    return _parse_dt(c, _jp(p, k), v, future_ok, birth_check, None if date_ok else "datetime_date_only")
+    return _parse_dt(c, (p, k), v, future_ok, birth_check, None if date_ok else "datetime_date_only")
 
 
-def _order(c: _Ctx, path: str, start: dt.date | dt.datetime | None, end: dt.date | dt.datetime | None) -> None:
+def _order(c: _Ctx, path: _Path, start: dt.date | dt.datetime | None, end: dt.date | dt.datetime | None) -> None:
     if start is None or end is None:
         return
     if isinstance(start, dt.datetime) != isinstance(end, dt.datetime):
@@ -524,17 +578,17 @@ def _order(c: _Ctx, path: str, start: dt.date | dt.datetime | None, end: dt.date
 
 # --- codings --------------------------------------------------------------------------------------
 
-def _coding(c: _Ctx, co: dict, path: str) -> tuple[str | None, str | None]:
+def _coding(c: _Ctx, co: dict, path: _Path) -> tuple[str | None, str | None]:
     """Check one Coding; returns (system, code)."""
     system = co.get("system")
     if system is None:
-        c.add(_jp(path, "system"), "coding_system", "coding ต้องมี 'system'", "a coding needs a 'system'")
+        c.add((path, "system"), "coding_system", "coding ต้องมี 'system'", "a coding needs a 'system'")
         system = None
     elif type(system) is not str:
-        c.bad_type(_jp(path, "system"), "string", system)
+        c.bad_type((path, "system"), "string", system)
         system = None
     elif not system or system.isspace():
-        c.add(_jp(path, "system"), "coding_system", "'system' ว่าง", "'system' is empty")
+        c.add((path, "system"), "coding_system", "'system' ว่าง", "'system' is empty")
         system = None
     code = _str(c, co, path, "code", True)
     if "display" in co:
@@ -544,18 +598,23 @@ def _coding(c: _Ctx, co: dict, path: str) -> tuple[str | None, str | None]:
     return system, code
 
 
-def _codings(c: _Ctx, cc: dict, path: str, req: bool = True) -> list[tuple[str | None, str | None]]:
+def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True, systems: frozenset[str] | None = None,
+             strict: bool = False, codes: frozenset[str] | None = None) -> list[tuple[str | None, str | None]]:
     """The codings of a CodeableConcept as (system, code), one per item in order (an item that is not an
-    object gives (None, None)); well-formed codings take a fast path."""
+    object gives (None, None)); well-formed codings take a fast path. With ``systems``, the codings are
+    then checked by :func:`_check_systems`, skipped when the fast path already saw them pass."""
     arr = cc.get("coding")
     if type(arr) is not list or not arr:
         _arr(c, cc, path, "coding", req, req)
         return []
     out: list[tuple[str | None, str | None]] = []
+    hit = False  # a well-formed coding from ``systems`` with an allowed code
+    plain = True  # every coding took the fast path, with an allowed code where its system is in ``systems``
     for i, co in enumerate(arr):
         if type(co) is not dict:
-            c.bad_type(f"{path}.coding[{i}]", "object", co)
+            c.bad_type(((path, "coding"), i), "object", co)
             out.append((None, None))
+            plain = False
             continue
         s = co.get("system")
         code = co.get("code")
@@ -563,12 +622,23 @@ def _codings(c: _Ctx, cc: dict, path: str, req: bool = True) -> list[tuple[str |
         if (type(s) is str and type(code) is str and s and code and not s.isspace() and not code.isspace()
                 and (d is None or (type(d) is str and d and not d.isspace())) and "version" not in co):
             out.append((s, code))
+            if systems is not None and s in systems:
+                if codes is None or code in codes:
+                    hit = True
+                else:
+                    plain = False
         else:
-            out.append(_coding(c, co, f"{path}.coding[{i}]"))
+            out.append(_coding(c, co, ((path, "coding"), i)))
+            plain = False
+    if systems is not None and not (hit and plain):
+        if plain:  # every coding well-formed, none from ``systems``: the one thing to say
+            _no_system(c, path, systems, strict)
+        else:
+            _check_systems(c, path, out, systems, strict, codes)
     return out
 
 
-def _concept(c: _Ctx, o: dict, p: str, k: str, req: bool = False, systems: frozenset[str] | None = None,
+def _concept(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, systems: frozenset[str] | None = None,
              strict: bool = False, codes: frozenset[str] | None = None,
              text_ok: bool = False) -> list[tuple[str | None, str | None]] | None:
     """A CodeableConcept ``{coding: [...], text}``; returns its (system, code) pairs in coding order.
@@ -578,39 +648,49 @@ def _concept(c: _Ctx, o: dict, p: str, k: str, req: bool = False, systems: froze
     if type(cc) is not dict:
         _obj(c, o, p, k, req)
         return None
-    path = f"{p}.{k}" if p else k
-    text = _str(c, cc, path, "text") if "text" in cc else None
+    path = (p, k)
+    text = cc.get("text")
+    if text is not None and not (type(text) is str and text and not text.isspace()):
+        text = _str(c, cc, path, "text")
     if text_ok and text is not None and "coding" not in cc:
         return []
-    cods = _codings(c, cc, path, True)
-    if systems is not None:
-        _check_systems(c, path, cods, systems, strict, codes)
-    return cods
+    return _codings(c, cc, path, True, systems, strict, codes)
 
 
-def _check_systems(c: _Ctx, path: str, cods: list[tuple[str | None, str | None]],
+def _no_system(c: _Ctx, path: _Path, systems: frozenset[str], strict: bool) -> None:
+    """No coding of the concept at ``path`` is from ``systems`` (an error when ``strict``)."""
+    c.add((path, "coding"), *_systems_text(systems, strict))
+
+
+@functools.cache
+def _systems_text(systems: frozenset[str], strict: bool) -> tuple[str, str, str]:
+    """Rule and message (Thai, English) for codings without one of ``systems``; built once per set (a
+    validator uses only a few), which keeps the common local-code warning cheap."""
+    want, want_en = " หรือ ".join(sorted(systems)), " or ".join(sorted(systems))
+    if strict:
+        return "coding_system", f"ต้องมี coding ระบบ {want}", f"needs a coding from {want_en}"
+    return "coding_system_local", f"ไม่มี coding ระบบ {want}", f"no coding from {want_en}"
+
+
+def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None]],
                    systems: frozenset[str] | None, strict: bool, codes: frozenset[str] | None) -> None:
     if not cods or systems is None:
         return
     hit = False
+    named = False  # some coding has a system at all
     for i, (s, code) in enumerate(cods):
+        if s is not None:
+            named = True
         if s in systems:
             hit = True
             if codes is not None and code is not None and code not in codes:
-                c.add(f"{path}.coding[{i}].code", "enum", f"'{_short(code)}' ต้องเป็นหนึ่งใน {', '.join(sorted(codes))}",
+                c.add((((path, "coding"), i), "code"), "enum", f"'{_short(code)}' ต้องเป็นหนึ่งใน {', '.join(sorted(codes))}",
                       f"'{_short(code)}' is not one of {', '.join(sorted(codes))}")
-    if not hit and any(s is not None for s, _ in cods):
-        want = " หรือ ".join(sorted(systems))
-        want_en = " or ".join(sorted(systems))
-        if strict:
-            c.add(_jp(path, "coding"), "coding_system", f"ต้องมี coding ระบบ {want}",
-                  f"needs a coding from {want_en}")
-        else:
-            c.add(_jp(path, "coding"), "coding_system_local", f"ไม่มี coding ระบบ {want}",
-                  f"no coding from {want_en}")
+    if not hit and named:
+        _no_system(c, path, systems, strict)
 
 
-def _quantity(c: _Ctx, o: dict, p: str, k: str, req: bool = False, positive: bool = False,
+def _quantity(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: bool = False,
               value_req: bool = True) -> float | None:
     q = o.get(k)
     if type(q) is dict:
@@ -625,7 +705,7 @@ def _quantity(c: _Ctx, o: dict, p: str, k: str, req: bool = False, positive: boo
     q = _obj(c, o, p, k, req)
     if q is None:
         return None
-    path = _jp(p, k)
+    path = (p, k)
     v = _nonneg(c, q, path, "value", value_req, positive) if positive else _num(c, q, path, "value", value_req)
     for key in ("unit", "system", "code", "comparator"):
         if key in q:
@@ -635,68 +715,87 @@ def _quantity(c: _Ctx, o: dict, p: str, k: str, req: bool = False, positive: boo
 
 # --- shared blocks ----------------------------------------------------------------------------------
 
-def _hcode(c: _Ctx, path: str, v: str) -> bool:
+def _hcode(c: _Ctx, path: _Path, v: str) -> bool:
     if _HCODE_RE.fullmatch(v) is None:
         c.add(path, "hcode_format", f"ได้ '{_short(v)}'", f"got '{_short(v)}'")
         return False
     return True
 
 
-def _organization(c: _Ctx, o: dict, p: str, k: str, req: bool, sender: bool = False,
+def _organization(c: _Ctx, o: dict, p: _Path, k: str, req: bool, sender: bool = False,
                   agent: bool = False) -> str | None:
     """A managingOrganization block (§2.0); returns its valid HCODE."""
+    org = o.get(k)
+    if type(org) is dict:
+        # fast path: the usual block (every field as the spec shows it, the sender's HCODE) has nothing
+        # to report; anything else goes through the checks below, which name the problem
+        ident = org.get("identifier")
+        if type(ident) is dict:
+            hcode = ident.get("value")
+            display = org.get("display")
+            ag = org.get("agent")
+            scope = org.get("scope")
+            if (org.get("type") == "Organization" and ident.get("use") == "official"
+                    and ident.get("system") == SYS_HCODE and type(hcode) is str
+                    and (hcode == c.hcode or _HCODE_RE.fullmatch(hcode))
+                    and type(display) is str and display and not display.isspace()
+                    and ((ag is None and not agent) or (type(ag) is str and ag and not ag.isspace()))
+                    and (scope is None or type(scope) is str) and (sender or c.hcode is None or hcode == c.hcode)):
+                if sender:
+                    c.hcode = hcode
+                return hcode
     org = _obj(c, o, p, k, req)
     if org is None:
         return None
-    path = _jp(p, k)
+    path = (p, k)
     _enum(c, org, path, "type", _ONE_ORGANIZATION, True)
     hcode = None
     ident = org.get("identifier")
     if type(ident) is list and len(ident) == 1 and type(ident[0]) is dict:
-        c.add(_jp(path, "identifier"), "shape_variant", "identifier ควรเป็นออบเจ็กต์เดียว",
+        c.add((path, "identifier"), "shape_variant", "identifier ควรเป็นออบเจ็กต์เดียว",
               "identifier should be a single object")
         ident = ident[0]
-        ipath = _jp(path, "identifier[0]")
+        ipath = (path, "identifier[0]")
     else:
         ident = _obj(c, org, path, "identifier", True)
-        ipath = _jp(path, "identifier")
+        ipath = (path, "identifier")
     if ident is not None:
         _enum(c, ident, ipath, "use", _ONE_OFFICIAL, True)
         system = _str(c, ident, ipath, "system", True)
         if system is not None and system != SYS_HCODE:
-            c.add(_jp(ipath, "system"), "identifier_system", f"ต้องเป็น {SYS_HCODE} ได้ '{_short(system)}'",
+            c.add((ipath, "system"), "identifier_system", f"ต้องเป็น {SYS_HCODE} ได้ '{_short(system)}'",
                   f"must be {SYS_HCODE}, got '{_short(system)}'")
         value = _str(c, ident, ipath, "value", True)
-        if value is not None and _hcode(c, _jp(ipath, "value"), value):
+        if value is not None and _hcode(c, (ipath, "value"), value):
             hcode = value
     _str(c, org, path, "display", True)
     if agent:
         if org.get("agent") is None:
-            c.add(_jp(path, "agent"), "recommended", "ควรระบุชื่อและรุ่นของโปรแกรมที่ส่ง",
+            c.add((path, "agent"), "recommended", "ควรระบุชื่อและรุ่นของโปรแกรมที่ส่ง",
                   "name and version of the sending software")
         else:
             _str(c, org, path, "agent")
     elif "agent" in org:
         _str(c, org, path, "agent")
     if "scope" in org and org["scope"] is not None and type(org["scope"]) is not str:
-        c.bad_type(_jp(path, "scope"), "string", org["scope"])
+        c.bad_type((path, "scope"), "string", org["scope"])
     if sender:
         c.hcode = hcode
     elif hcode is not None and c.hcode is not None and hcode != c.hcode:
-        c.add(_jp(ipath, "value"), "org_mismatch", f"{hcode} ≠ ผู้ส่ง {c.hcode}", f"{hcode} ≠ sender {c.hcode}")
+        c.add((ipath, "value"), "org_mismatch", f"{hcode} ≠ ผู้ส่ง {c.hcode}", f"{hcode} ≠ sender {c.hcode}")
     return hcode
 
 
-def _item_org(c: _Ctx, item: dict, p: str, expected: bool) -> None:
+def _item_org(c: _Ctx, item: dict, p: _Path, expected: bool) -> None:
     if item.get("managingOrganization") is None:
         if expected:
-            c.add(_jp(p, "managingOrganization"), "recommended", "ตัวอย่างในสเปกใส่สถานพยาบาลในทุกรายการ",
+            c.add((p, "managingOrganization"), "recommended", "ตัวอย่างในสเปกใส่สถานพยาบาลในทุกรายการ",
                   "the spec samples repeat the facility in every item")
         return
     _organization(c, item, p, "managingOrganization", False)
 
 
-def _cid(c: _Ctx, path: str, v: Any) -> str | None:
+def _cid(c: _Ctx, path: _Path, v: Any) -> str | None:
     """Check a CID value; messages carry only the masked form."""
     if type(v) is not str:
         if v is None:
@@ -713,7 +812,7 @@ def _cid(c: _Ctx, path: str, v: Any) -> str | None:
     return v
 
 
-def _identifiers(c: _Ctx, o: dict, p: str, need_cid: bool) -> str | None:
+def _identifiers(c: _Ctx, o: dict, p: _Path, need_cid: bool) -> str | None:
     """Patient/CareGiver identifier[]: the CID entry is required (§3.1); returns the valid CID."""
     found = False
     cid = None
@@ -727,26 +826,26 @@ def _identifiers(c: _Ctx, o: dict, p: str, need_cid: bool) -> str | None:
             if system != SYS_CID:
                 s = _str(c, ident, ip, "system", True)
                 if s is not None:
-                    c.add(_jp(ip, "system"), "identifier_system", f"CID ต้องใช้ {SYS_CID}",
+                    c.add((ip, "system"), "identifier_system", f"CID ต้องใช้ {SYS_CID}",
                           f"a CID uses {SYS_CID}")
             if typ is not None and typ != "CID":
-                c.add(_jp(ip, "type"), "enum", "identifier ระบบ dopa ต้องมี type 'CID'",
+                c.add((ip, "type"), "enum", "identifier ระบบ dopa ต้องมี type 'CID'",
                       "a dopa identifier has type 'CID'")
-            value = _cid(c, _jp(ip, "value"), ident.get("value"))
+            value = _cid(c, (ip, "value"), ident.get("value"))
             if value is not None:
                 if cid is not None and cid != value:
-                    c.add(_jp(ip, "value"), "duplicate_key", "มีเลขประจำตัวประชาชนมากกว่า 1 เลข",
+                    c.add((ip, "value"), "duplicate_key", "มีเลขประจำตัวประชาชนมากกว่า 1 เลข",
                           "more than one different CID")
                 cid = value
         else:
             _other_identifier(c, ident, ip, False)
     if need_cid and not found and type(o.get("identifier")) is list:
-        c.add(_jp(p, "identifier"), "cid_missing", f"ต้องมี identifier ระบบ {SYS_CID} type CID",
+        c.add((p, "identifier"), "cid_missing", f"ต้องมี identifier ระบบ {SYS_CID} type CID",
               f"needs an identifier with system {SYS_CID} and type CID")
     return cid
 
 
-def _other_identifier(c: _Ctx, ident: dict, ip: str, check_use: bool = True) -> None:
+def _other_identifier(c: _Ctx, ident: dict, ip: _Path, check_use: bool = True) -> None:
     """An identifier that is not the CID or the visit key (HN, local IDs): shape only."""
     _str(c, ident, ip, "system", True)
     _str(c, ident, ip, "value", True)
@@ -754,7 +853,7 @@ def _other_identifier(c: _Ctx, ident: dict, ip: str, check_use: bool = True) -> 
         _enum(c, ident, ip, "use", _IDENT_USE)
     typ = ident.get("type")
     if type(typ) is dict:
-        c.add(_jp(ip, "type"), "shape_variant", "CodeableConcept (สเปกใช้ข้อความ เช่น 'HN')",
+        c.add((ip, "type"), "shape_variant", "CodeableConcept (สเปกใช้ข้อความ เช่น 'HN')",
               "a CodeableConcept (the spec uses a string such as 'HN')")
     elif typ is not None:
         _str(c, ident, ip, "type")
@@ -764,45 +863,49 @@ def _other_identifier(c: _Ctx, ident: dict, ip: str, check_use: bool = True) -> 
         _period(c, ident, ip, "period", False)
 
 
-def _assigner(c: _Ctx, ident: dict, ip: str) -> None:
+def _assigner(c: _Ctx, ident: dict, ip: _Path) -> None:
     a = _obj(c, ident, ip, "assigner")
     if a is None:
         return
-    ap = _jp(ip, "assigner")
+    ap = (ip, "assigner")
     sub = a.get("identifier")
     if type(sub) is dict:
-        s = _str(c, sub, _jp(ap, "identifier"), "system")
+        s = _str(c, sub, (ap, "identifier"), "system")
         if s is not None and s != SYS_HCODE:
-            c.add(_jp(ap, "identifier.system"), "identifier_system", f"ต้องเป็น {SYS_HCODE}", f"must be {SYS_HCODE}")
-        v = _str(c, sub, _jp(ap, "identifier"), "value")
+            c.add((ap, "identifier.system"), "identifier_system", f"ต้องเป็น {SYS_HCODE}", f"must be {SYS_HCODE}")
+        v = _str(c, sub, (ap, "identifier"), "value")
         if v is not None:
-            _hcode(c, _jp(ap, "identifier.value"), v)
+            _hcode(c, (ap, "identifier.value"), v)
     elif sub is not None:
-        c.bad_type(_jp(ap, "identifier"), "object", sub)
+        c.bad_type((ap, "identifier"), "object", sub)
     if "display" in a:
         _str(c, a, ap, "display")
 
 
-def _period(c: _Ctx, o: dict, p: str, k: str, req: bool, start_req: bool = False,
+def _period(c: _Ctx, o: dict, p: _Path, k: str, req: bool, start_req: bool = False,
             future_ok: bool = False) -> tuple[dt.datetime | None, dt.datetime | None]:
-    per = _obj(c, o, p, k, req)
-    if per is None:
-        return None, None
-    path = _jp(p, k)
+    per = o.get(k)
+    if type(per) is not dict:
+        per = _obj(c, o, p, k, req)
+        if per is None:
+            return None, None
+    path = (p, k)
     start = _datetime(c, per, path, "start", start_req, future_ok, date_ok=not start_req)
+    if "end" not in per:  # the usual case: an open period
+        return start, None
     end = _datetime(c, per, path, "end", False, future_ok, date_ok=not start_req)
-    _order(c, _jp(path, "end"), start, end)
+    _order(c, (path, "end"), start, end)
     return start, end
 
 
-def _human_name(c: _Ctx, n: dict, path: str) -> None:
+def _human_name(c: _Ctx, n: dict, path: _Path) -> None:
     if "use" in n:
         _enum(c, n, path, "use", _NAME_USE)
     lang = n.get("languageCode")
     if lang is not None and lang not in ("TH", "EN"):
         lang = _str(c, n, path, "languageCode")
         if lang is not None and lang.upper() not in ("TH", "EN"):
-            c.add(_jp(path, "languageCode"), "code_unusual", f"'{_short(lang)}' (ใช้ TH หรือ EN)",
+            c.add((path, "languageCode"), "code_unusual", f"'{_short(lang)}' (ใช้ TH หรือ EN)",
                   f"'{_short(lang)}' (use TH or EN)")
     _opt_strs(c, n, path, ("text", "family"))
     text = n.get("text")
@@ -814,7 +917,7 @@ def _human_name(c: _Ctx, n: dict, path: str) -> None:
         _strs(c, n, path, "suffix")
     if text is None and family is None and not given and "text" not in n and "family" not in n \
             and "given" not in n:
-        c.add(_jp(path, "text"), "required", "ชื่อต้องมี text, given หรือ family",
+        c.add((path, "text"), "required", "ชื่อต้องมี text, given หรือ family",
               "a name needs text, given or family")
     if "period" in n:
         _period(c, n, path, "period", False)
@@ -835,8 +938,9 @@ def _patient(c: _Ctx, o: dict) -> str | None:
     _bool(c, pt, p, "deceasedBoolean")
     if "deceasedDateTime" in pt:
         _datetime(c, pt, p, "deceasedDateTime", date_ok=True)
-    for tp, t in _objs(c, pt, p, "telecom"):
-        _telecom(c, t, tp)
+    if "telecom" in pt:
+        for tp, t in _objs(c, pt, p, "telecom"):
+            _telecom(c, t, tp)
     if "maritalStatus" in pt:
         _concept(c, pt, p, "maritalStatus", systems=_ONE_MARITAL, codes=_MARITAL, text_ok=True)
     for ap, a in _objs(c, pt, p, "address"):
@@ -847,12 +951,13 @@ def _patient(c: _Ctx, o: dict) -> str | None:
             if s == PHR_CS + "nationality" and code is not None and not (len(code) == 3 and code.isascii() and code.isdigit()):
                 c.add(f"Patient.nationality.coding[{i}].code", "code_unusual", f"'{_short(code)}' (รหัส 3 หลัก เช่น 099)",
                       f"'{_short(code)}' (3 digits, e.g. 099)")
-    for cp, ct in _objs(c, pt, p, "contact"):
-        _contact(c, ct, cp)
+    if "contact" in pt:
+        for cp, ct in _objs(c, pt, p, "contact"):
+            _contact(c, ct, cp)
     return cid
 
 
-def _telecom(c: _Ctx, t: dict, tp: str) -> None:
+def _telecom(c: _Ctx, t: dict, tp: _Path) -> None:
     _enum(c, t, tp, "system", _TELECOM_SYSTEM)
     _str(c, t, tp, "value", True)
     _enum(c, t, tp, "use", _TELECOM_USE)
@@ -862,7 +967,7 @@ def _telecom(c: _Ctx, t: dict, tp: str) -> None:
         _period(c, t, tp, "period", False)
 
 
-def _address(c: _Ctx, a: dict, ap: str) -> None:
+def _address(c: _Ctx, a: dict, ap: _Path) -> None:
     _opt_strs(c, a, ap, ("use", "type", "text", "city", "district", "state", "postalCode", "country"))
     if "line" in a:
         _strs(c, a, ap, "line")
@@ -872,18 +977,18 @@ def _address(c: _Ctx, a: dict, ap: str) -> None:
     if code is None:
         return
     if type(code) is int:
-        c.add(_jp(ap, "address_code"), "shape_variant", "ส่งเป็นตัวเลข ควรเป็นข้อความ 6 หลัก",
+        c.add((ap, "address_code"), "shape_variant", "ส่งเป็นตัวเลข ควรเป็นข้อความ 6 หลัก",
               "sent as a number; a 6-digit string is preferred")
         code = f"{code:06d}"
     elif type(code) is not str:
-        c.bad_type(_jp(ap, "address_code"), "string", code)
+        c.bad_type((ap, "address_code"), "string", code)
         return
     if not (len(code) == 6 and code.isascii() and code.isdigit()):
-        c.add(_jp(ap, "address_code"), "code_unusual", f"'{_short(code)}' (รหัสตำบล 6 หลัก)",
+        c.add((ap, "address_code"), "code_unusual", f"'{_short(code)}' (รหัสตำบล 6 หลัก)",
               f"'{_short(code)}' (6-digit tambon code)")
 
 
-def _contact(c: _Ctx, ct: dict, cp: str) -> None:
+def _contact(c: _Ctx, ct: dict, cp: _Path) -> None:
     for rp, r in _objs(c, ct, cp, "relationship"):
         if "coding" in r:
             _codings(c, r, rp)
@@ -891,7 +996,7 @@ def _contact(c: _Ctx, ct: dict, cp: str) -> None:
             _str(c, r, rp, "text")
     name = ct.get("name")
     if type(name) is dict:
-        _human_name(c, name, _jp(cp, "name"))
+        _human_name(c, name, (cp, "name"))
     else:
         for np, n in _objs(c, ct, cp, "name"):
             _human_name(c, n, np)
@@ -903,12 +1008,12 @@ def _contact(c: _Ctx, ct: dict, cp: str) -> None:
         _enum(c, ct, cp, "gender", _GENDER)
 
 
-def _ref_code(c: _Ctx, path: str, v: str) -> str:
+def _ref_code(c: _Ctx, path: _Path, v: str) -> str:
     """An encounter reference (§7.3): 'HCODE:VN'; returns the value as the server will store it."""
     if _WS_RE.search(v):
         c.add(path, "encounter_ref_format", "ห้ามมีช่องว่าง", "must not contain spaces")
     head, sep, tail = v.partition(":")
-    if sep and _HCODE_RE.fullmatch(head):
+    if sep and (head == c.hcode or _HCODE_RE.fullmatch(head)):
         if not tail:
             c.add(path, "encounter_ref_format", "ไม่มีรหัสการรับบริการหลัง ':'", "no visit reference after ':'")
         elif c.hcode is not None and head != c.hcode:
@@ -921,43 +1026,43 @@ def _ref_code(c: _Ctx, path: str, v: str) -> str:
     return v
 
 
-def _ref_field(c: _Ctx, o: dict, p: str, k: str, req: bool, unique_in: dict[str, str] | None) -> str | None:
+def _ref_field(c: _Ctx, o: dict, p: _Path, k: str, req: bool, unique_in: dict[str, _Path] | None) -> str | None:
     v = _str(c, o, p, k, req)
     if v is None:
         return None
-    stored = _ref_code(c, _jp(p, k), v)
+    stored = _ref_code(c, (p, k), v)
     if unique_in is not None:
         first = unique_in.get(stored)
         if first is not None:
-            c.add(_jp(p, k), "duplicate_key", f"ซ้ำกับ {first}", f"same as {first}")
+            c.duplicate((p, k), first)
         else:
-            unique_in[stored] = _jp(p, k)
+            unique_in[stored] = (p, k)
     return stored
 
 
-def _practitioner(c: _Ctx, o: dict, p: str, k: str, req: bool = False, ref_req: bool = False) -> None:
+def _practitioner(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, ref_req: bool = False) -> None:
     r = _obj(c, o, p, k, req)
     if r is None:
         return
-    path = _jp(p, k)
+    path = (p, k)
     ref = _str(c, r, path, "reference", ref_req)
     if ref is not None and _PRACT_RE.fullmatch(ref) is None:
-        c.add(_jp(path, "reference"), "reference_format", f"ได้ '{_short(ref)}'", f"got '{_short(ref)}'")
+        c.add((path, "reference"), "reference_format", f"ได้ '{_short(ref)}'", f"got '{_short(ref)}'")
     _str(c, r, path, "display", ref_req)
     for key in ("identifier", "providerToken"):
         if key in r:
             _str(c, r, path, key)
 
 
-def _notes(c: _Ctx, o: dict, p: str, k: str = "note") -> None:
+def _notes(c: _Ctx, o: dict, p: _Path, k: str = "note") -> None:
     v = o.get(k)
     if v is None:
         return
     if type(v) is str:
-        c.add(_jp(p, k), "shape_variant", "ข้อความเดียว (ควรเป็น {text})", "a plain string ({text} is preferred)")
+        c.add((p, k), "shape_variant", "ข้อความเดียว (ควรเป็น {text})", "a plain string ({text} is preferred)")
         _str(c, o, p, k)
     elif type(v) is dict:
-        _str(c, v, _jp(p, k), "text", True)
+        _str(c, v, (p, k), "text", True)
     else:
         for np, n in _objs(c, o, p, k):
             _str(c, n, np, "text", True)
@@ -990,7 +1095,7 @@ _VITAL_ARRAY_NAMES = {"body_weight": "body_weight_kg", "body_height": "body_heig
                       "bmi": "body_mass_index", "respiratory_rate": "respiratory_rate", "pulse": "pulse"}
 
 
-def _vital(c: _Ctx, path: str, name: str, v: float) -> bool:
+def _vital(c: _Ctx, path: _Path, name: str, v: float) -> bool:
     """Range check of one vital sign; False when the value is impossible (so it is not cross-checked)."""
     lo, hi, ulo, uhi, th = _VITALS[name]
     if v < lo or v > hi:
@@ -1001,26 +1106,25 @@ def _vital(c: _Ctx, path: str, name: str, v: float) -> bool:
     return True
 
 
-def _vital_signs(c: _Ctx, enc: dict, ep: str) -> None:
+def _vital_signs(c: _Ctx, enc: dict, ep: _Path) -> None:
     vs = enc.get("vital_signs")
     if vs is None:
         return
-    path = _jp(ep, "vital_signs")
-    values: dict[str, tuple[str, str, float]] = {}  # name -> (parent path, key path, value)
+    path = (ep, "vital_signs")
+    values: dict[str, tuple[_Path, str, float]] = {}  # name -> (parent path, key path, value)
     if type(vs) is dict:
         if not vs:
             c.add(path, "empty_value", "ไม่มีค่าใดเลย (ไม่ต้องส่ง)", "no values (leave it out)")
         for key, v in vs.items():
             bounds = _VITALS.get(key)
-            if bounds is None:
-                c.add(_jp(path, key), "unknown_key", key, key)
+            if bounds is not None and (type(v) is int or type(v) is float) and bounds[2] <= v <= bounds[3]:
+                values[key] = (path, key, v)  # usual range: nothing to say
                 continue
-            t = type(v)
-            if (t is int or t is float) and bounds[2] <= v <= bounds[3]:  # usual range: nothing to say
-                values[key] = (path, key, v)
+            if bounds is None:
+                c.add((path, str(key)), "unknown_key", key, key)
                 continue
             num = _num(c, vs, path, key)
-            if num is not None and _vital(c, f"{path}.{key}", key, num):
+            if num is not None and _vital(c, (path, key), key, num):
                 values[key] = (path, key, num)
     elif type(vs) is list:
         c.add(path, "shape_variant", "แบบอาร์เรย์ (ควรเป็นออบเจ็กต์แบน)", "array form (the flat object is preferred)")
@@ -1028,20 +1132,20 @@ def _vital_signs(c: _Ctx, enc: dict, ep: str) -> None:
             for key, v in item.items():
                 name = _VITAL_ARRAY_NAMES.get(key)
                 if name is None:
-                    c.add(_jp(ip, key), "unknown_key", key, key)
+                    c.add((ip, str(key)), "unknown_key", key, key)
                     continue
                 if type(v) is not dict:
-                    c.bad_type(_jp(ip, key), "object", v)
+                    c.bad_type((ip, key), "object", v)
                     continue
-                num = _quantity(c, v, _jp(ip, key), "valueQuantity", True)
+                num = _quantity(c, v, (ip, key), "valueQuantity", True)
                 if "status" in v:
-                    _str(c, v, _jp(ip, key), "status")
+                    _str(c, v, (ip, key), "status")
                 interp = v.get("interpretation")
                 if type(interp) is dict:
-                    _concept(c, v, _jp(ip, key), "interpretation", text_ok=True)
+                    _concept(c, v, (ip, key), "interpretation", text_ok=True)
                 elif interp is not None:
-                    _str(c, v, _jp(ip, key), "interpretation")
-                qpath = f"{ip}.{key}.valueQuantity.value"
+                    _str(c, v, (ip, key), "interpretation")
+                qpath = (ip, f"{key}.valueQuantity.value")
                 if num is not None and _vital(c, qpath, name, num):
                     values[name] = (ip, f"{key}.valueQuantity.value", num)
     else:
@@ -1050,18 +1154,23 @@ def _vital_signs(c: _Ctx, enc: dict, ep: str) -> None:
     sys_ = values.get("bp_systolic_mmhg")
     dia = values.get("bp_diastolic_mmhg")
     if sys_ and dia and dia[2] >= sys_[2]:
-        c.add(f"{dia[0]}.{dia[1]}", "bp_order", f"{dia[2]} ≥ {sys_[2]}", f"{dia[2]} ≥ {sys_[2]}")
+        c.add((dia[0], dia[1]), "bp_order", f"{dia[2]} ≥ {sys_[2]}", f"{dia[2]} ≥ {sys_[2]}")
     w = values.get("body_weight_kg")
     h = values.get("body_height_cm")
     bmi = values.get("body_mass_index")
     if w and h and bmi:
         calc = w[2] / (h[2] / 100) ** 2
         if abs(calc - bmi[2]) > max(1.0, 0.05 * bmi[2]):
-            c.add(f"{bmi[0]}.{bmi[1]}", "bmi_mismatch", f"{bmi[2]} แต่คำนวณได้ {calc:.1f}",
+            c.add((bmi[0], bmi[1]), "bmi_mismatch", f"{bmi[2]} แต่คำนวณได้ {calc:.1f}",
                   f"{bmi[2]} but computed {calc:.1f}")
 
 
-def _observation(c: _Ctx, o: dict, p: str) -> None:
+# result forms of an Observation besides valueQuantity, in the order they are checked
+_OBS_OTHER_VALUES: tuple[str, ...] = ("valueString", "valueCodeableConcept", "valueBoolean", "valueInteger",
+                                      "dataAbsentReason")
+
+
+def _observation(c: _Ctx, o: dict, p: _Path) -> None:
     cods = _concept(c, o, p, "code", True)
     if cods:
         loinc = False
@@ -1069,9 +1178,9 @@ def _observation(c: _Ctx, o: dict, p: str) -> None:
             if s == SYS_LOINC:
                 loinc = True
                 if code is not None:
-                    _loinc_code(c, f"{p}.code.coding[{i}].code", code)
+                    _loinc_code(c, (((p, "code.coding"), i), "code"), code)
         if not loinc and any(s is not None for s, _ in cods):
-            c.add(_jp(p, "code.coding"), "coding_system_local", "ไม่มีรหัส LOINC (จะไม่แสดงในสรุปผลแล็บ)",
+            c.add((p, "code.coding"), "coding_system_local", "ไม่มีรหัส LOINC (จะไม่แสดงในสรุปผลแล็บ)",
                   "no LOINC code (not mapped to PHR lab summary)")
     if "status" in o:
         _enum(c, o, p, "status", _OBS_STATUS)
@@ -1080,40 +1189,42 @@ def _observation(c: _Ctx, o: dict, p: str) -> None:
         has_value = _quantity(c, o, p, "valueQuantity", False) is not None or has_value
         q = o.get("valueQuantity")
         if type(q) is dict and q.get("value") is not None and q.get("unit") is None and q.get("code") is None:
-            c.add(_jp(p, "valueQuantity.unit"), "recommended", "ควรระบุหน่วย", "a unit is expected")
-    for key in ("valueString", "valueCodeableConcept", "valueBoolean", "valueInteger", "dataAbsentReason"):
-        if key in o and o[key] is not None:
-            has_value = True
-            if key == "valueString":
-                _str(c, o, p, key)
-            elif key == "valueBoolean":
-                _bool(c, o, p, key)
-            elif key == "valueInteger":
-                _int(c, o, p, key)
-            else:
-                _obj(c, o, p, key)
+            c.add((p, "valueQuantity.unit"), "recommended", "ควรระบุหน่วย", "a unit is expected")
+    if not o.keys().isdisjoint(_OBS_OTHER_VALUES):  # usually only valueQuantity is sent
+        for key in _OBS_OTHER_VALUES:
+            if key in o and o[key] is not None:
+                has_value = True
+                if key == "valueString":
+                    _str(c, o, p, key)
+                elif key == "valueBoolean":
+                    _bool(c, o, p, key)
+                elif key == "valueInteger":
+                    _int(c, o, p, key)
+                else:
+                    _obj(c, o, p, key)
     if not has_value and o.get("valueQuantity") is None:
-        c.add(_jp(p, "valueQuantity"), "required", "ต้องมีผลตรวจ (valueQuantity หรือ valueString)",
+        c.add((p, "valueQuantity"), "required", "ต้องมีผลตรวจ (valueQuantity หรือ valueString)",
               "a result is required (valueQuantity or valueString)")
     eff = _datetime(c, o, p, "effectiveDateTime") if "effectiveDateTime" in o else None
     issued = _datetime(c, o, p, "issued") if "issued" in o else None
     if eff is None and issued is None and o.get("effectiveDateTime") is None and o.get("issued") is None:
-        c.add(_jp(p, "effectiveDateTime"), "recommended", "ควรระบุเวลาที่ตรวจ", "the time of the test is expected")
+        c.add((p, "effectiveDateTime"), "recommended", "ควรระบุเวลาที่ตรวจ", "the time of the test is expected")
     for key in ("category", "interpretation"):
         v = o.get(key)
         if type(v) is dict:
-            c.add(_jp(p, key), "shape_variant", "ออบเจ็กต์เดียว (ควรเป็นอาร์เรย์)", "single object (an array is preferred)")
+            c.add((p, key), "shape_variant", "ออบเจ็กต์เดียว (ควรเป็นอาร์เรย์)", "single object (an array is preferred)")
             _concept(c, o, p, key, text_ok=True)
         elif v is not None:
             for cp, cc in _objs(c, o, p, key):
                 if "coding" in cc or "text" not in cc:
                     _codings(c, cc, cp)
-    for rp, rr in _objs(c, o, p, "referenceRange"):
-        for key in ("low", "high"):
-            if key in rr:
-                _quantity(c, rr, rp, key)
-        if "text" in rr:
-            _str(c, rr, rp, "text")
+    if "referenceRange" in o:
+        for rp, rr in _objs(c, o, p, "referenceRange"):
+            for key in ("low", "high"):
+                if key in rr:
+                    _quantity(c, rr, rp, key)
+            if "text" in rr:
+                _str(c, rr, rp, "text")
     _notes(c, o, p)
     if "specimen" in o:
         _obj(c, o, p, "specimen")
@@ -1136,7 +1247,7 @@ def _loinc_status(code: str) -> int:
     return 0 if (10 - total % 10) % 10 == int(code[-1]) else 2
 
 
-def _loinc_code(c: _Ctx, path: str, code: str) -> None:
+def _loinc_code(c: _Ctx, path: _Path, code: str) -> None:
     status = _loinc_status(code)
     if status == 1:
         c.add(path, "code_format", f"LOINC ต้องเป็น nnnnn-n ได้ '{_short(code)}'",
@@ -1145,17 +1256,16 @@ def _loinc_code(c: _Ctx, path: str, code: str) -> None:
         c.add(path, "code_format", f"เลขตรวจสอบ LOINC ผิด '{_short(code)}'", f"wrong LOINC check digit '{_short(code)}'")
 
 
-def _condition(c: _Ctx, o: dict, p: str) -> None:
+def _condition(c: _Ctx, o: dict, p: _Path) -> None:
     code_obj = o.get("code")
-    cods = _concept(c, o, p, "code", True, text_ok=True)
+    cods = _concept(c, o, p, "code", True, _ICD10_SYSTEMS, True, text_ok=True)
     if cods is not None and not cods and type(code_obj) is dict and "coding" not in code_obj:
-        c.add(_jp(p, "code.coding"), "coding_system_local", "มีแต่ข้อความ ไม่มีรหัส ICD-10",
+        c.add((p, "code.coding"), "coding_system_local", "มีแต่ข้อความ ไม่มีรหัส ICD-10",
               "text only, no ICD-10 code")
     elif cods:
-        _check_systems(c, _jp(p, "code"), cods, _ICD10_SYSTEMS, True, None)
         for i, (s, code) in enumerate(cods):
             if s == SYS_ICD10 and code is not None and _ICD10_RE.fullmatch(code) is None:
-                c.add(f"{p}.code.coding[{i}].code", "code_format", f"ICD-10 ได้ '{_short(code)}'", f"ICD-10, got '{_short(code)}'")
+                c.add((((p, "code.coding"), i), "code"), "code_format", f"ICD-10 ได้ '{_short(code)}'", f"ICD-10, got '{_short(code)}'")
     if "clinicalStatus" in o:
         _concept(c, o, p, "clinicalStatus", systems=_ONE_COND_CLINICAL, strict=True, codes=_COND_CLINICAL)
     if "verificationStatus" in o:
@@ -1164,40 +1274,43 @@ def _condition(c: _Ctx, o: dict, p: str) -> None:
         _codings(c, cat, cp, False)
     if "severity" in o:
         _concept(c, o, p, "severity")
-    for bp, b in _objs(c, o, p, "bodySite"):
-        _codings(c, b, bp, False)
+    if "bodySite" in o:
+        for bp, b in _objs(c, o, p, "bodySite"):
+            _codings(c, b, bp, False)
     if "recordedDate" in o:
         _datetime(c, o, p, "recordedDate", date_ok=True)
     if "onsetDateTime" in o:
         _datetime(c, o, p, "onsetDateTime", date_ok=True)
 
 
-def _medication(c: _Ctx, o: dict, p: str) -> None:
-    cods = _concept(c, o, p, "code", True)
-    _check_systems(c, _jp(p, "code"), cods or [], _TMT_SYSTEMS, False, None)
+def _medication(c: _Ctx, o: dict, p: _Path) -> None:
+    cods = _concept(c, o, p, "code", True, _TMT_SYSTEMS)
     for i, (s, code) in enumerate(cods or ()):
         if s == SYS_TMT and code is not None and not (code.isascii() and code.isdigit()):
-            c.add(f"{p}.code.coding[{i}].code", "code_unusual", f"รหัส TMT เป็นตัวเลข ได้ '{_short(code)}'",
+            c.add((((p, "code.coding"), i), "code"), "code_unusual", f"รหัส TMT เป็นตัวเลข ได้ '{_short(code)}'",
                   f"TMT codes are numeric, got '{_short(code)}'")
     if "status" in o:
         _enum(c, o, p, "status", _MED_STATUS)
     cat = o.get("category")
     if type(cat) is str:
-        _str(c, o, p, "category")
+        if not cat or cat.isspace():
+            _str(c, o, p, "category")
     elif type(cat) is dict:
         _concept(c, o, p, "category", text_ok=True)
     elif cat is not None:
-        c.bad_type(_jp(p, "category"), "string", cat)
+        c.bad_type((p, "category"), "string", cat)
     if "form" in o:
         _concept(c, o, p, "form", text_ok=True)
-    fin = _obj(c, o, p, "finance")
+    fin = o.get("finance")
+    if type(fin) is not dict:
+        fin = _obj(c, o, p, "finance")
     if fin is not None:
-        fp = _jp(p, "finance")
+        fp = (p, "finance")
         _nonneg(c, fin, fp, "qty")
         _nonneg(c, fin, fp, "unitPrice")
-    st = _obj(c, o, p, "statement")
+    st = _obj(c, o, p, "statement") if "statement" in o else None
     if st is not None:
-        sp = _jp(p, "statement")
+        sp = (p, "statement")
         if "status" in st:
             _enum(c, st, sp, "status", _MED_STATUS)
         if "category" in st:
@@ -1210,18 +1323,19 @@ def _medication(c: _Ctx, o: dict, p: str) -> None:
         _arr(c, o, p, "dosage")
 
 
-def _appointment(c: _Ctx, o: dict, p: str) -> None:
+def _appointment(c: _Ctx, o: dict, p: _Path) -> None:
     _enum(c, o, p, "status", _APPT_STATUS, True)
     start = _datetime(c, o, p, "start", True, future_ok=True, birth_check=False, date_ok=True)
-    end = _datetime(c, o, p, "end", future_ok=True, birth_check=False, date_ok=True)
-    _order(c, _jp(p, "end"), start, end)
+    if "end" in o:
+        end = _datetime(c, o, p, "end", future_ok=True, birth_check=False, date_ok=True)
+        _order(c, (p, "end"), start, end)
     if "created" in o:
         _datetime(c, o, p, "created", date_ok=True)
     if "description" in o:
         _str(c, o, p, "description")
     st = o.get("serviceType")
     if type(st) is dict:
-        c.add(_jp(p, "serviceType"), "shape_variant", "ออบเจ็กต์เดียว (ควรเป็นอาร์เรย์)", "single object (an array is preferred)")
+        c.add((p, "serviceType"), "shape_variant", "ออบเจ็กต์เดียว (ควรเป็นอาร์เรย์)", "single object (an array is preferred)")
         _concept(c, o, p, "serviceType", text_ok=True)
     else:
         for sp, s in _objs(c, o, p, "serviceType"):
@@ -1230,18 +1344,19 @@ def _appointment(c: _Ctx, o: dict, p: str) -> None:
             if "coding" in s or "text" not in s:
                 _codings(c, s, sp)
     _notes(c, o, p)
-    _arr(c, o, p, "participant")
+    if "participant" in o:
+        _arr(c, o, p, "participant")
 
 
-def _immunization(c: _Ctx, o: dict, p: str, register: bool, refs: dict[str, str] | None) -> None:
+def _immunization(c: _Ctx, o: dict, p: _Path, register: bool = False) -> None:
     _item_org(c, o, p, register)
     _enum(c, o, p, "status", _IMM_STATUS, True)
     cods = _concept(c, o, p, "vaccineCode", True, systems=_VACCINE_SYSTEMS, strict=True)
     for i, (s, code) in enumerate(cods or ()):
         if s in _VACCINE_SYSTEMS and code is not None and code not in _vaccine_codes():
-            c.add(f"{p}.vaccineCode.coding[{i}].code", "code_unusual", f"'{_short(code)}' ไม่อยู่ในรายการวัคซีน 43 แฟ้ม",
+            c.add((((p, "vaccineCode.coding"), i), "code"), "code_unusual", f"'{_short(code)}' ไม่อยู่ในรายการวัคซีน 43 แฟ้ม",
                   f"'{_short(code)}' is not a 43-file vaccine code")
-    _ref_field(c, o, p, "encounterRefCode", register, refs)
+    _ref_field(c, o, p, "encounterRefCode", register, None)
     given = _datetime(c, o, p, "occurrenceDateTime", True, date_ok=True)
     _bool(c, o, p, "primarySource")
     for key in ("location", "manufacturer", "lotNumber"):
@@ -1249,7 +1364,7 @@ def _immunization(c: _Ctx, o: dict, p: str, register: bool, refs: dict[str, str]
             _str(c, o, p, key)
     exp = _date(c, o, p, "expirationDate", future_ok=True, birth_check=False) if "expirationDate" in o else None
     if exp is not None and given is not None and given.astimezone(_BKK).date() > exp:
-        c.add(_jp(p, "expirationDate"), "period_order", "ฉีดหลังวันหมดอายุของวัคซีน",
+        c.add((p, "expirationDate"), "period_order", "ฉีดหลังวันหมดอายุของวัคซีน",
               "given after the lot's expiry date")
     if "site" in o:
         _concept(c, o, p, "site")
@@ -1264,19 +1379,21 @@ def _immunization(c: _Ctx, o: dict, p: str, register: bool, refs: dict[str, str]
     if perf is not None:
         for key in ("license_no", "name"):
             if key in perf:
-                _str(c, perf, _jp(p, "performer"), key)
+                _str(c, perf, (p, "performer"), key)
 
 
-def _coverage(c: _Ctx, o: dict, p: str) -> None:
-    cg = _obj(c, o, p, "class_group")
+def _coverage(c: _Ctx, o: dict, p: _Path) -> None:
+    cg = o.get("class_group")
+    if type(cg) is not dict:
+        cg = _obj(c, o, p, "class_group")
     if cg is not None:
-        _str(c, cg, _jp(p, "class_group"), "value", True)
-        _str(c, cg, _jp(p, "class_group"), "name")
+        _str(c, cg, (p, "class_group"), "value", True)
+        _str(c, cg, (p, "class_group"), "name")
     if "class_subgroup" in o:
         sg = _obj(c, o, p, "class_subgroup")
         if sg is not None:
-            _str(c, sg, _jp(p, "class_subgroup"), "value", True)
-    classes = _objs(c, o, p, "class")
+            _str(c, sg, (p, "class_subgroup"), "value", True)
+    classes = _objs(c, o, p, "class") if "class" in o else []
     for cp, cl in classes:
         _str(c, cl, cp, "value", True)
         if "name" in cl:
@@ -1284,7 +1401,7 @@ def _coverage(c: _Ctx, o: dict, p: str) -> None:
         if "type" in cl:
             _concept(c, cl, cp, "type")
     if cg is None and not classes and "class_group" not in o and "class" not in o:
-        c.add(_jp(p, "class_group"), "required", "ต้องมี class_group หรือ class[] (สิทธิการรักษา)",
+        c.add((p, "class_group"), "required", "ต้องมี class_group หรือ class[] (สิทธิการรักษา)",
               "needs class_group or class[] (the insurance scheme)")
     if "status" in o:
         _str(c, o, p, "status")
@@ -1294,21 +1411,29 @@ def _coverage(c: _Ctx, o: dict, p: str) -> None:
         _period(c, o, p, "period", False, future_ok=True)
     if "reimbursementAmount" in o:
         _nonneg(c, o, p, "reimbursementAmount")
-    for ip, ident in _objs(c, o, p, "identifier"):
-        _str(c, ident, ip, "system")
-        _str(c, ident, ip, "value", True)
+    if "identifier" in o:
+        for ip, ident in _objs(c, o, p, "identifier"):
+            _str(c, ident, ip, "system")
+            _str(c, ident, ip, "value", True)
     for key in ("payor", "contract"):
-        for rp, r in _objs(c, o, p, key):
-            for sub in ("reference", "display"):
-                if sub in r:
-                    _str(c, r, rp, sub)
+        if key in o:
+            for rp, r in _objs(c, o, p, key):
+                _opt_strs(c, r, rp, ("reference", "display"))
 
 
-def _encounter(c: _Ctx, enc: dict, ep: str) -> None:
+# optional coded fields of an encounter (a Coding or a CodeableConcept each), in the order they are checked
+_ENCOUNTER_CODED: tuple[str, ...] = ("priority", "subclass", "division", "screen_allergy", "screen_smoking", "screen_drinking")
+# the resource arrays of an encounter, in the order their items are checked
+_ENCOUNTER_ITEMS: tuple[tuple[str, Callable[[_Ctx, dict, _Path], None]], ...] = (
+    ("Observation", _observation), ("Condition", _condition), ("Medication", _medication),
+    ("Appointment", _appointment), ("Immunization", _immunization))
+
+
+def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
     if not enc.keys() <= _ENCOUNTER_KEYS:
         for key in enc:
             if key not in _ENCOUNTER_KEYS:
-                c.add(_jp(ep, key), "unknown_key", key, key)
+                c.add((ep, str(key)), "unknown_key", key, key)
     if "managingOrganization" in enc:
         _organization(c, enc, ep, "managingOrganization", False)
     ref_found = False
@@ -1324,17 +1449,17 @@ def _encounter(c: _Ctx, enc: dict, ep: str) -> None:
         else:
             _other_identifier(c, ident, ip)
     if not ref_found and type(enc.get("identifier")) is list:
-        c.add(_jp(ep, "identifier"), "identifier_system", f"ต้องมี identifier ระบบ {SYS_HCODE} ค่า 'HCODE:VN'",
+        c.add((ep, "identifier"), "identifier_system", f"ต้องมี identifier ระบบ {SYS_HCODE} ค่า 'HCODE:VN'",
               f"needs an identifier with system {SYS_HCODE} and value 'HCODE:VN'")
     _enum(c, enc, ep, "status", _ENCOUNTER_STATUS, True)
     cls = _obj(c, enc, ep, "class", True)
     if cls is not None:
-        cp = _jp(ep, "class")
+        cp = (ep, "class")
         s, code = _coding(c, cls, cp)
         if s is not None and s != SYS_ACTCODE:
-            c.add(_jp(cp, "system"), "coding_system", f"ต้องเป็น {SYS_ACTCODE}", f"must be {SYS_ACTCODE}")
+            c.add((cp, "system"), "coding_system", f"ต้องเป็น {SYS_ACTCODE}", f"must be {SYS_ACTCODE}")
         if code is not None and code not in _ENCOUNTER_CLASS:
-            c.add(_jp(cp, "code"), "enum", f"'{_short(code)}' (AMB ผู้ป่วยนอก, IMP ผู้ป่วยใน, EMER ฉุกเฉิน ...)",
+            c.add((cp, "code"), "enum", f"'{_short(code)}' (AMB ผู้ป่วยนอก, IMP ผู้ป่วยใน, EMER ฉุกเฉิน ...)",
                   f"'{_short(code)}' (AMB outpatient, IMP inpatient, EMER emergency ...)")
     typ = enc.get("type")
     etype = _ONE_PHR_ENCOUNTER_TYPE
@@ -1342,57 +1467,54 @@ def _encounter(c: _Ctx, enc: dict, ep: str) -> None:
         c.required(ep, "type")
     elif type(typ) is list:
         if not typ:
-            c.add(_jp(ep, "type"), "min_items", "'type' ว่าง", "'type' is empty")
+            c.add((ep, "type"), "min_items", "'type' ว่าง", "'type' is empty")
         for tp, t in _objs(c, enc, ep, "type"):
-            _check_systems(c, tp, _codings(c, t, tp), etype, False, None)
+            _codings(c, t, tp, True, etype)
     elif type(typ) is dict:
-        c.add(_jp(ep, "type"), "shape_variant", "ออบเจ็กต์เดียว (ควรเป็นอาร์เรย์)", "single object (an array is preferred)")
+        c.add((ep, "type"), "shape_variant", "ออบเจ็กต์เดียว (ควรเป็นอาร์เรย์)", "single object (an array is preferred)")
         _concept(c, enc, ep, "type", systems=etype)
     else:
-        c.bad_type(_jp(ep, "type"), "array", typ)
+        c.bad_type((ep, "type"), "array", typ)
     _period(c, enc, ep, "period", True, start_req=True)
-    for key in ("priority", "subclass", "division", "screen_allergy", "screen_smoking", "screen_drinking"):
-        v = enc.get(key)
-        if v is None:
-            continue
-        if type(v) is not dict:
-            c.bad_type(_jp(ep, key), "object", v)
-        elif "coding" in v:
-            _codings(c, v, _jp(ep, key))
-        else:
-            _coding(c, v, _jp(ep, key))
+    if not enc.keys().isdisjoint(_ENCOUNTER_CODED):  # usually none of them is sent
+        for key in _ENCOUNTER_CODED:
+            v = enc.get(key)
+            if v is None:
+                continue
+            if type(v) is not dict:
+                c.bad_type((ep, key), "object", v)
+            elif "coding" in v:
+                _codings(c, v, (ep, key))
+            else:
+                _coding(c, v, (ep, key))
     for key in ("financeTotalAmount", "financeReimbursementAmount", "financePaidAmount"):
         if key in enc:
             _nonneg(c, enc, ep, key)
     for rp, r in _objs(c, enc, ep, "reason"):
-        _str(c, r, rp, "text")
-    _arr(c, enc, ep, "participant")
+        _opt_strs(c, r, rp, ("text",))
+    if "participant" in enc:
+        _arr(c, enc, ep, "participant")
     if "subject" in enc:
         _obj(c, enc, ep, "subject")
-    cov = enc.get("Coverage")
-    if cov is None:
-        c.add(_jp(ep, "Coverage"), "recommended", "ควรระบุสิทธิการรักษาของการรับบริการ",
+    if enc.get("Coverage") is None:
+        c.add((ep, "Coverage"), "recommended", "ควรระบุสิทธิการรักษาของการรับบริการ",
               "the insurance scheme of the visit is expected")
     for cp, item in _objs(c, enc, ep, "Coverage"):
         _coverage(c, item, cp)
     _vital_signs(c, enc, ep)
-    for op, item in _objs(c, enc, ep, "Observation"):
-        _observation(c, item, op)
-    for op, item in _objs(c, enc, ep, "Condition"):
-        _condition(c, item, op)
-    for op, item in _objs(c, enc, ep, "Medication"):
-        _medication(c, item, op)
-    for op, item in _objs(c, enc, ep, "Appointment"):
-        _appointment(c, item, op)
-    for op, item in _objs(c, enc, ep, "Immunization"):
-        _immunization(c, item, op, False, None)
-    _objs(c, enc, ep, "DiagnosticReport")
+    for key, check in _ENCOUNTER_ITEMS:
+        items = enc.get(key)
+        if items is not None and items != []:  # absent or empty (the usual case): nothing to check
+            for ip, item in _objs(c, enc, ep, key):
+                check(c, item, ip)
+    if "DiagnosticReport" in enc:
+        _objs(c, enc, ep, "DiagnosticReport")
     claims = _arr(c, enc, ep, "Claim")
     if claims:
-        c.add(_jp(ep, "Claim"), "unspecified_content", "ส่ง []", "send []")
+        c.add((ep, "Claim"), "unspecified_content", "ส่ง []", "send []")
 
 
-def _allergy(c: _Ctx, o: dict, p: str, expect_org: bool) -> None:
+def _allergy(c: _Ctx, o: dict, p: _Path, expect_org: bool) -> None:
     _item_org(c, o, p, expect_org)
     for ip, ident in _objs(c, o, p, "identifier"):
         _str(c, ident, ip, "system")
@@ -1403,13 +1525,13 @@ def _allergy(c: _Ctx, o: dict, p: str, expect_org: bool) -> None:
     cats = o.get("category")
     categories: list[str] = []
     if type(cats) is str:
-        c.add(_jp(p, "category"), "shape_variant", "ข้อความเดียว (ควรเป็นอาร์เรย์)", "a single string (an array is preferred)")
+        c.add((p, "category"), "shape_variant", "ข้อความเดียว (ควรเป็นอาร์เรย์)", "a single string (an array is preferred)")
         categories = [cats]
     else:
         categories = _strs(c, o, p, "category", True)
     for i, cat in enumerate(categories):
         if cat not in _ALLERGY_CATEGORY:
-            c.add(f"{_jp(p, 'category')}[{i}]", "enum", f"'{_short(cat)}' (medication, food, environment, biologic)",
+            c.add(((p, "category"), i), "enum", f"'{_short(cat)}' (medication, food, environment, biologic)",
                   f"'{_short(cat)}' (medication, food, environment, biologic)")
     if "criticality" in o:
         _enum(c, o, p, "criticality", _ALLERGY_CRIT)
@@ -1425,12 +1547,14 @@ def _allergy(c: _Ctx, o: dict, p: str, expect_org: bool) -> None:
     _practitioner(c, o, p, "recordOfficer")
     for rp, r in _objs(c, o, p, "reaction"):
         for mp, m in _objs(c, r, rp, "manifestation"):
-            _check_systems(c, mp, _codings(c, m, mp), _ONE_SNOMED, False, None)
+            _codings(c, m, mp, True, _ONE_SNOMED)
 
 
 # --- endpoints ------------------------------------------------------------------------------------
 
 def _top_keys(c: _Ctx, payload: dict, known: frozenset[str]) -> None:
+    if payload.keys() <= known:
+        return
     for key in payload:
         if key not in known:
             c.add(key, "unknown_key", key, key)
@@ -1473,26 +1597,26 @@ def _v_allergy(c: _Ctx, payload: dict) -> None:
 def _v_chronic(c: _Ctx, payload: dict) -> None:
     _organization(c, payload, "", "managingOrganization", True, sender=True)
     _patient(c, payload)
-    seen: dict[str, str] = {}
+    seen: dict[str, _Path] = {}
     for p, o in _objs(c, payload, "", "ChronicDiseaseRegister", True, True):
         _item_org(c, o, p, True)
         cods = _concept(c, o, p, "code", True, _ONE_PHR_CHRONIC_DISEASE)
         for i, (_s, code) in enumerate(cods or ()):
             if code is not None and not (len(code) == 3 and code.isascii() and code.isdigit()):
-                c.add(f"{p}.code.coding[{i}].code", "code_unusual", f"cd_code '{_short(code)}' (3 หลัก เช่น 001)",
+                c.add((((p, "code.coding"), i), "code"), "code_unusual", f"cd_code '{_short(code)}' (3 หลัก เช่น 001)",
                       f"cd_code '{_short(code)}' (3 digits, e.g. 001)")
         _concept(c, o, p, "clinicalStatus", True)
         ref = _str(c, o, p, "chronic_ref_code", True)
         if ref is not None:
             if ref in seen:
-                c.add(_jp(p, "chronic_ref_code"), "duplicate_key", f"ซ้ำกับ {seen[ref]}", f"same as {seen[ref]}")
+                c.duplicate((p, "chronic_ref_code"), seen[ref])
             else:
-                seen[ref] = _jp(p, "chronic_ref_code")
+                seen[ref] = (p, "chronic_ref_code")
         if "clinicalText" in o:
             _str(c, o, p, "clinicalText")
         reg = _date(c, o, p, "registerDate", True)
         dis = _date(c, o, p, "dischargeDate") if "dischargeDate" in o else None
-        _order(c, _jp(p, "dischargeDate"), reg, dis)
+        _order(c, (p, "dischargeDate"), reg, dis)
         if "recordedDate" in o:
             _datetime(c, o, p, "recordedDate", date_ok=True)
         _strs(c, o, p, "description")
@@ -1512,7 +1636,7 @@ def _v_immunization(c: _Ctx, payload: dict) -> None:
         c.add("Immunization", "replace_all_empty", "ประวัติวัคซีนของบุคคลนี้ที่สถานพยาบาลจะถูกลบทั้งหมด",
               "all of this person's vaccinations at the facility will be deleted")
     for p, o in items:
-        _immunization(c, o, p, True, None)
+        _immunization(c, o, p, True)
 
 
 _SUMMARY_ALIASES = {"opd_count": "opd_encounter_count", "ipd_count": "ipd_encounter_count",
@@ -1522,22 +1646,22 @@ _SUMMARY_KEYS = frozenset({"period_start", "opd_encounter_count", "ipd_encounter
 
 def _v_org_summary(c: _Ctx, payload: dict) -> None:
     _organization(c, payload, "", "managingOrganization", True, sender=True)
-    days: dict[dt.date, str] = {}
+    days: dict[dt.date, _Path] = {}
     for p, o in _objs(c, payload, "", "EncounterSummary", True, True):
         for key in o:
             if key in _SUMMARY_ALIASES:
                 if _SUMMARY_ALIASES[key] not in o:
-                    c.add(_jp(p, key), "alias_key", f"ใช้ '{_SUMMARY_ALIASES[key]}' ตามสเปก",
+                    c.add((p, key), "alias_key", f"ใช้ '{_SUMMARY_ALIASES[key]}' ตามสเปก",
                           f"use the spec's '{_SUMMARY_ALIASES[key]}'")
             elif key not in _SUMMARY_KEYS:
-                c.add(_jp(p, key), "unknown_key", key, key)
+                c.add((p, str(key)), "unknown_key", key, key)
         day_key = "period_start" if "period_start" in o or "period_end" not in o else "period_end"
         day = _date(c, o, p, day_key, True, birth_check=False)
         if day is not None:
             if day in days:
-                c.add(_jp(p, day_key), "duplicate_key", f"ซ้ำกับ {days[day]}", f"same as {days[day]}")
+                c.duplicate((p, day_key), days[day])
             else:
-                days[day] = _jp(p, day_key)
+                days[day] = (p, day_key)
         for key, alias in (("opd_encounter_count", "opd_count"), ("ipd_encounter_count", "ipd_count"),
                            ("ipd_discharge_count", None)):
             use = key if key in o or alias is None or alias not in o else alias
@@ -1550,21 +1674,21 @@ def _v_org_summary(c: _Ctx, payload: dict) -> None:
 def _v_referral(c: _Ctx, payload: dict) -> None:
     sender = _organization(c, payload, "", "managingOrganization", True, sender=True)
     _patient(c, payload)
-    seen: dict[str, str] = {}
+    seen: dict[str, _Path] = {}
     for p, o in _objs(c, payload, "", "ReferralRequest", True, True):
         _organization(c, o, p, "managingOrganization", True)
         saved, c.hcode = c.hcode, None  # the recipient is another facility by design
         rec = _organization(c, o, p, "recipientOrganization", True)
         c.hcode = saved
         if rec is not None and rec == sender:
-            c.add(_jp(p, "recipientOrganization.identifier.value"), "org_mismatch", "ส่งต่อไปยังสถานพยาบาลเดียวกัน",
+            c.add((p, "recipientOrganization.identifier.value"), "org_mismatch", "ส่งต่อไปยังสถานพยาบาลเดียวกัน",
                   "referral to the same facility")
         _ref_field(c, o, p, "encounterRefCode", True, None)
         ref = _str(c, o, p, "referralRefCode", True)
         if ref is not None:
             if ref in seen:
-                c.add(_jp(p, "referralRefCode"), "duplicate_key", f"ซ้ำกับ {seen[ref]}", f"same as {seen[ref]}")
-            seen.setdefault(ref, _jp(p, "referralRefCode"))
+                c.duplicate((p, "referralRefCode"), seen[ref])
+            seen.setdefault(ref, (p, "referralRefCode"))
         _enum(c, o, p, "status", _REFERRAL_STATUS, True)
         _enum(c, o, p, "intent", _REQ_INTENT, True)
         if "priority" in o:
@@ -1574,18 +1698,18 @@ def _v_referral(c: _Ctx, payload: dict) -> None:
                 _concept(c, o, p, key, text_ok=True)
         ctx = _obj(c, o, p, "context")
         if ctx is not None:
-            _str(c, ctx, _jp(p, "context"), "display")
+            _str(c, ctx, (p, "context"), "display")
         occ = _datetime(c, o, p, "occurrenceDateTime", future_ok=True, date_ok=True) if "occurrenceDateTime" in o \
             else None
         op = _obj(c, o, p, "occurrencePeriod")
         if op is not None:
-            end = _datetime(c, op, _jp(p, "occurrencePeriod"), "end", future_ok=True, birth_check=False, date_ok=True)
-            _order(c, _jp(p, "occurrencePeriod.end"), occ, end)
+            end = _datetime(c, op, (p, "occurrencePeriod"), "end", future_ok=True, birth_check=False, date_ok=True)
+            _order(c, (p, "occurrencePeriod.end"), occ, end)
         if "authoredOn" in o:
             _datetime(c, o, p, "authoredOn", date_ok=True)
         req = _obj(c, o, p, "requester")
         if req is not None:
-            _practitioner(c, req, _jp(p, "requester"), "agent")
+            _practitioner(c, req, (p, "requester"), "agent")
         for key in ("description", "note", "supporting_info_diagnosis", "supporting_info_vital_sign",
                     "supporting_info_medication", "supporting_info_observation", "supporting_info_social_problem",
                     "supporting_info_present_illness"):
@@ -1647,23 +1771,23 @@ def _v_caregiver(c: _Ctx, payload: dict) -> None:
     for p, o in _objs(c, payload, "", "CareGiver", True, True):
         cid = _identifiers(c, o, p, True)
         if cid is not None and cid == patient_cid:
-            c.add(_jp(p, "identifier"), "duplicate_key", "ผู้ดูแลเป็นคนเดียวกับผู้ป่วย", "the caregiver is the patient")
+            c.add((p, "identifier"), "duplicate_key", "ผู้ดูแลเป็นคนเดียวกับผู้ป่วย", "the caregiver is the patient")
         _bool(c, o, p, "active", True)
         if "intent" in o:
             _str(c, o, p, "intent")
         name = o.get("name")
         if type(name) is list:
-            c.bad_type(_jp(p, "name"), "object", name)
+            c.bad_type((p, "name"), "object", name)
         else:
             n = _obj(c, o, p, "name", True)
             if n is not None:
-                _human_name(c, n, _jp(p, "name"))
+                _human_name(c, n, (p, "name"))
         if "telecom_phone" in o:
             _str(c, o, p, "telecom_phone")
         _concept(c, o, p, "qualification", True, _ONE_PHR_CAREGIVER_TYPE)
         alias = o.get("care_giver_name")
         if alias is not None and type(alias) not in (str, dict):
-            c.bad_type(_jp(p, "care_giver_name"), "string", alias)
+            c.bad_type((p, "care_giver_name"), "string", alias)
 
 
 def _v_medication_request(c: _Ctx, payload: dict) -> None:
@@ -1675,7 +1799,7 @@ def _v_medication_request(c: _Ctx, payload: dict) -> None:
             _other_identifier(c, ident, ip)
             s = ident.get("system")
             if type(s) is str and s and s != SYS_EPRESCRIPTION:
-                c.add(_jp(ip, "system"), "coding_system_local", f"สเปกใช้ {SYS_EPRESCRIPTION}",
+                c.add((ip, "system"), "coding_system_local", f"สเปกใช้ {SYS_EPRESCRIPTION}",
                       f"the spec uses {SYS_EPRESCRIPTION}")
         _enum(c, o, p, "status", _MEDREQ_STATUS, True)
         _enum(c, o, p, "intent", _REQ_INTENT, True)
@@ -1692,9 +1816,9 @@ def _v_medication_request(c: _Ctx, payload: dict) -> None:
                     _str(c, d, dp, key)
             timing = _obj(c, d, dp, "timing")
             if timing is not None:
-                rep = _obj(c, timing, _jp(dp, "timing"), "repeat")
+                rep = _obj(c, timing, (dp, "timing"), "repeat")
                 if rep is not None:
-                    rp = _jp(dp, "timing.repeat")
+                    rp = (dp, "timing.repeat")
                     _nonneg(c, rep, rp, "frequency", positive=True, integer=True)
                     _nonneg(c, rep, rp, "period", positive=True)
                     _enum(c, rep, rp, "periodUnit", _PERIOD_UNIT)
@@ -1704,7 +1828,7 @@ def _v_medication_request(c: _Ctx, payload: dict) -> None:
                 _quantity(c, r, rp, "doseQuantity", positive=True)
         disp = _obj(c, o, p, "dispenseRequest")
         if disp is not None:
-            dp = _jp(p, "dispenseRequest")
+            dp = (p, "dispenseRequest")
             _period(c, disp, dp, "validityPeriod", False, future_ok=True)
             _nonneg(c, disp, dp, "numberOfRepeatsAllowed", integer=True)
             _quantity(c, disp, dp, "quantity", positive=True)
@@ -1714,13 +1838,13 @@ def _v_medication_request(c: _Ctx, payload: dict) -> None:
 def _v_drp(c: _Ctx, payload: dict) -> None:
     _organization(c, payload, "", "managingOrganization", True, sender=True)
     _patient(c, payload)
-    seen: dict[str, str] = {}
+    seen: dict[str, _Path] = {}
     for p, o in _objs(c, payload, "", "DrugRelatedProblem", True, True):
         ref = _str(c, o, p, "drp_ref_code", True)
         if ref is not None:
             if ref in seen:
-                c.add(_jp(p, "drp_ref_code"), "duplicate_key", f"ซ้ำกับ {seen[ref]}", f"same as {seen[ref]}")
-            seen.setdefault(ref, _jp(p, "drp_ref_code"))
+                c.duplicate((p, "drp_ref_code"), seen[ref])
+            seen.setdefault(ref, (p, "drp_ref_code"))
         _bool(c, o, p, "active")
         if "intent" in o:
             _str(c, o, p, "intent")

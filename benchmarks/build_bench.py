@@ -132,7 +132,7 @@ def naive_bundle(con: duckdb.DuckDBPyConnection, hosp: str, seq: str) -> dict[st
         "cards": _rows(con, 'SELECT * FROM f43_card WHERE "HOSPCODE" = ? AND "PID" = ?', key),
         "death": death[0] if death else None,
     }
-    for file, (k, _cols, _order) in E.OPD_CHILDREN.items():
+    for file, (k, _cols) in E.OPD_CHILDREN.items():
         b[k] = _rows(con, f'SELECT * FROM f43_{file.lower()} WHERE "HOSPCODE" = ? AND "SEQ" = ?', [hosp, seq])
     return E._finish(b)
 

@@ -2,8 +2,8 @@
 
 Why this shape: a hand-written agent runs one query per child table per visit (20+ round trips per
 visit). Here each child file is read ONCE per date window, aggregated per visit inside DuckDB
-(``list(struct_pack(...)) GROUP BY HOSPCODE, SEQ``), joined to SERVICE and the person registries, and
-streamed back as Arrow record batches. Memory is bounded by one window (``window_days`` of visits for
+(``list_sort(list(struct_pack(...))) GROUP BY HOSPCODE, SEQ``), joined to SERVICE and the person registries,
+and streamed back as Arrow record batches that become the bundles as they are (no Python pass over the rows). Memory is bounded by one window (``window_days`` of visits for
 the selected facilities), not by the size of the store.
 
 A bundle is a plain dict (no I/O left in it), ready for :mod:`phrsync.phr.mapping`::
@@ -97,8 +97,7 @@ IPD_CHILDREN: dict[str, tuple[str, tuple[str, ...]]] = {
                            "UNIT_PACKING", "DRUGPRICE", "PROVIDER", "D_UPDATE")),
     "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "CLINIC", "D_UPDATE")),
 }
-BUNDLE_LISTS = ("addresses", "cards", "diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen",
-                "epi", "appointments")
+VISIT_LISTS = ("diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen", "epi", "appointments")
 
 EPI_COLS = ("SEQ", "VACCINETYPE", "DATE_SERV", "VACCINEPLACE", "PROVIDER", "D_UPDATE", "CID")
 CHRONIC_COLS = ("CHRONIC", "DATE_DIAG", "HOSP_DX", "HOSP_RX", "DATE_DISCH", "TYPEDISCH", "D_UPDATE", "CID")
@@ -140,7 +139,21 @@ LEFT JOIN addr ON addr."HOSPCODE" = {a}."HOSPCODE" AND addr."PID" = {a}."PID"
 LEFT JOIN card ON card."HOSPCODE" = {a}."HOSPCODE" AND card."PID" = {a}."PID"
 LEFT JOIN death ON death."HOSPCODE" = {a}."HOSPCODE" AND death."PID" = {a}."PID"
 """
-_PERSON_SELECT = "per.v AS person, addr.v AS addresses, card.v AS cards, death.v AS death"
+_PERSON_SELECT = "per.v AS person, coalesce(addr.v, []) AS addresses, coalesce(card.v, []) AS cards, death.v AS death"
+
+
+def _latest(alias: str) -> str:
+    """A visit's latest child D_UPDATE (text, which sorts in time order), for the bundle's last_update."""
+    return f"max({_col(alias, 'D_UPDATE')})"
+
+
+def _visit_select(children: dict[str, tuple[str, tuple[str, ...]]]) -> str:
+    """Every visit list of a bundle ([] when the visit has none or the kind has no such file) and last_update:
+    the visit's latest D_UPDATE over the service row and its child rows (greatest() skips NULLs)."""
+    keys = [key for key, _cols in children.values()]
+    lists = [f"coalesce({k}.v, []) AS {k}" if k in keys else f"[] AS {k}" for k in VISIT_LISTS]
+    latest = ", ".join(['s."D_UPDATE"', *(f"{k}.u" for k in keys)])
+    return ", ".join(lists) + f", greatest({latest}) AS last_update"
 
 
 def opd_sql(sel: Selection) -> tuple[str, list[Any]]:
@@ -152,7 +165,6 @@ s AS (SELECT {', '.join(_col('s0', c) + ' AS ' + _q(c) for c in SERVICE_COLS)} F
 pd AS (SELECT "HOSPCODE", "PID", "DATE_SERV", min("SEQ") AS "SEQ" FROM s0 GROUP BY ALL),
 sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     joins = []
-    selects = []
     for i, (file, (key, cols)) in enumerate(OPD_CHILDREN.items()):
         a = f"c{i}"
         hs_c, hp_c = sel.hosp_sql(a)
@@ -160,20 +172,19 @@ sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
         if file in SEQ_OPTIONAL:
             ctes.append(
                 f"""{key} AS (SELECT {a}."HOSPCODE", coalesce({a}."SEQ", pd."SEQ") AS "SEQ",
-       {_sorted_list(a, cols)} AS v
+       {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
        FROM {_t(file)} {a} LEFT JOIN pd ON {a}."SEQ" IS NULL AND pd."HOSPCODE" = {a}."HOSPCODE"
             AND pd."PID" = {a}."PID" AND pd."DATE_SERV" = {a}."DATE_SERV"
        WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c} GROUP BY ALL)""")
         else:
             ctes.append(
-                f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", {_sorted_list(a, cols)} AS v
+                f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
        FROM {_t(file)} {a} WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c}{extra} GROUP BY ALL)""")
         params += ["$from", "$to", *hp_c]
         joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."SEQ" = s."SEQ"')
-        selects.append(f"{key}.v AS {key}")
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
            "SELECT 'OPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"SEQ\" AS ref, s AS service, "
-           + _PERSON_SELECT + ", " + ", ".join(selects) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + _PERSON_SELECT + ", " + _visit_select(OPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
            + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATE_SERV", s."TIME_SERV", s."SEQ"')
     return sql, params
 
@@ -187,17 +198,15 @@ s AS (SELECT {', '.join(_col('a0', c) + ' AS ' + _q(c) for c in ADMISSION_COLS)}
 sk AS (SELECT DISTINCT "HOSPCODE", "AN" FROM s),
 sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     joins = []
-    selects = []
     for i, (file, (key, cols)) in enumerate(IPD_CHILDREN.items()):
         a = f"c{i}"
         ctes.append(
-            f"""{key} AS (SELECT {a}."HOSPCODE", {a}."AN", {_sorted_list(a, cols)} AS v
+            f"""{key} AS (SELECT {a}."HOSPCODE", {a}."AN", {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
        FROM {_t(file)} {a} JOIN sk ON sk."HOSPCODE" = {a}."HOSPCODE" AND sk."AN" = {a}."AN" GROUP BY ALL)""")
         joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."AN" = s."AN"')
-        selects.append(f"{key}.v AS {key}")
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
            "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s AS service, "
-           + _PERSON_SELECT + ", " + ", ".join(selects) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + _PERSON_SELECT + ", " + _visit_select(IPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
            + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
     return sql, params
 
@@ -247,20 +256,6 @@ def _stream(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], batch_r
         yield from batch.to_pylist()
 
 
-def _finish(b: dict[str, Any]) -> dict[str, Any]:
-    for k in BUNDLE_LISTS:
-        if b.get(k) is None:
-            b[k] = []
-    last = b["service"].get("D_UPDATE")
-    for k in ("diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen", "epi", "appointments"):
-        for r in b[k]:
-            u = r.get("D_UPDATE")
-            if u is not None and (last is None or u > last):
-                last = u
-    b["last_update"] = last
-    return b
-
-
 def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *, window_days: int = 7,
                  batch_rows: int = 2048, include_ipd: bool = True) -> Iterator[dict[str, Any]]:
     """Every encounter bundle of the selection: OPD visits by window, then admissions by window."""
@@ -280,8 +275,7 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *
             if col == "DATETIME_ADMIT":
                 a = dt.datetime.combine(start, dt.time())
                 b = dt.datetime.combine(end, dt.time())
-            for bundle in _stream(con, sql, _bind(params, a, b), batch_rows):
-                yield _finish(bundle)
+            yield from _stream(con, sql, _bind(params, a, b), batch_rows)
 
 
 def count_encounters(con: duckdb.DuckDBPyConnection, sel: Selection = Selection()) -> int:
@@ -336,9 +330,8 @@ def _iter_register(con: duckdb.DuckDBPyConnection, file: str, cols: Sequence[str
                    sel: Selection, batch_rows: int, epi_visit_match: bool = False) -> Iterator[dict[str, Any]]:
     sql, params = _register_sql(file, cols, order, date_col, sel, epi_visit_match)
     for row in _stream(con, sql, params, batch_rows):
-        for k in ("addresses", "cards", "rows"):
-            if row.get(k) is None:
-                row[k] = []
+        if row["rows"] is None:
+            row["rows"] = []
         yield row
 
 

@@ -61,41 +61,41 @@ def _sorted_list(alias: str, cols: Sequence[str]) -> str:
     return f"list_sort(list({_struct(alias, cols)}))"
 
 
-SERVICE_COLS = ("HOSPCODE", "PID", "HN", "SEQ", "DATE_SERV", "TIME_SERV", "INSTYPE", "MAIN", "TYPEIN",
-                "CHIEFCOMP", "BTEMP", "SBP", "DBP", "PR", "RR", "TYPEOUT", "REFEROUTHOSP", "PRICE", "PAYPRICE",
-                "ACTUALPAY", "D_UPDATE", "CID")
-ADMISSION_COLS = ("HOSPCODE", "PID", "SEQ", "AN", "DATETIME_ADMIT", "WARDADMIT", "INSTYPE", "TYPEIN",
-                  "ADMITWEIGHT", "ADMITHEIGHT", "DATETIME_DISCH", "WARDDISCH", "DISCHSTATUS", "DISCHTYPE",
-                  "PRICE", "PAYPRICE", "ACTUALPAY", "PROVIDER", "D_UPDATE", "CID")
-PERSON_COLS = ("CID", "PID", "HN", "PRENAME", "NAME", "LNAME", "SEX", "BIRTH", "MSTATUS", "NATION",
-               "DISCHARGE", "DDISCHARGE", "TELEPHONE", "MOBILE", "D_UPDATE")
+# The columns a bundle carries are the ones phrsync.phr.mapping reads (plus the keys a list is sorted by):
+# every column costs DuckDB and the Arrow -> Python conversion work for every encounter. A mapping rule
+# that needs another column adds it here.
+SERVICE_COLS = ("HOSPCODE", "PID", "SEQ", "DATE_SERV", "TIME_SERV", "INSTYPE", "TYPEIN", "CHIEFCOMP", "BTEMP", "SBP",
+                "DBP", "PR", "RR", "PRICE", "ACTUALPAY", "D_UPDATE", "CID")
+ADMISSION_COLS = ("HOSPCODE", "PID", "AN", "DATETIME_ADMIT", "INSTYPE", "TYPEIN", "ADMITWEIGHT", "ADMITHEIGHT",
+                  "DATETIME_DISCH", "PRICE", "ACTUALPAY", "D_UPDATE", "CID")
+PERSON_COLS = ("CID", "PRENAME", "NAME", "LNAME", "SEX", "BIRTH", "MSTATUS", "NATION", "DISCHARGE", "TELEPHONE",
+               "MOBILE")
 ADDRESS_COLS = ("ADDRESSTYPE", "HOUSENO", "VILLAGE", "VILLANAME", "SOISUB", "SOIMAIN", "ROAD", "TAMBON", "AMPUR",
-                "CHANGWAT", "TELEPHONE", "MOBILE", "D_UPDATE")
-CARD_COLS = ("INSTYPE_NEW", "STARTDATE", "EXPIREDATE", "MAIN", "SUB", "D_UPDATE")
-DEATH_COLS = ("DDEATH", "CDEATH", "HOSPDEATH", "D_UPDATE")
+                "CHANGWAT", "TELEPHONE", "MOBILE")
+CARD_COLS = ("INSTYPE_NEW", "STARTDATE", "EXPIREDATE")
+DEATH_COLS = ("DDEATH",)
 
 # child file -> (bundle key, columns); each visit's list is sorted by these columns in this order, so the
-# ones it is ordered by come first (a plain list_sort: several times cheaper than list(... ORDER BY ...))
+# ones it is ordered by come first (a plain list_sort: several times cheaper than list(... ORDER BY ...)).
+# Every child row's D_UPDATE counts for the bundle's last_update whether or not its list carries it.
 OPD_CHILDREN: dict[str, tuple[str, tuple[str, ...]]] = {
-    "DIAGNOSIS_OPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "CLINIC", "PROVIDER", "D_UPDATE")),
-    "PROCEDURE_OPD": ("procedures", ("PROCEDCODE", "CLINIC", "DATE_SERV", "PROVIDER", "D_UPDATE")),
-    "DRUG_OPD": ("drugs", ("DIDSTD", "DNAME", "AMOUNT", "UNIT", "UNIT_PACKING", "DRUGPRICE", "PROVIDER", "D_UPDATE")),
-    "LABFU": ("labs", ("LABTEST", "LABRESULT", "DATE_SERV", "LABPLACE", "D_UPDATE")),
-    "CHRONICFU": ("chronicfu", ("D_UPDATE", "WEIGHT", "HEIGHT", "WAIST_CM", "SBP", "DBP")),
-    "NCDSCREEN": ("ncdscreen", ("DATE_SERV", "SMOKE", "ALCOHOL", "WEIGHT", "HEIGHT", "WAIST_CM", "SBP_1", "DBP_1",
-                                "SBP_2", "DBP_2", "BSLEVEL", "BSTEST", "D_UPDATE")),
-    "EPI": ("epi", ("VACCINETYPE", "DATE_SERV", "VACCINEPLACE", "PROVIDER", "D_UPDATE")),
-    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "CLINIC", "D_UPDATE")),
+    "DIAGNOSIS_OPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "D_UPDATE")),
+    "PROCEDURE_OPD": ("procedures", ("PROCEDCODE",)),
+    "DRUG_OPD": ("drugs", ("DIDSTD", "DNAME", "AMOUNT", "DRUGPRICE")),
+    "LABFU": ("labs", ("LABTEST", "LABRESULT", "DATE_SERV")),
+    "CHRONICFU": ("chronicfu", ("D_UPDATE", "WEIGHT", "HEIGHT", "SBP", "DBP")),
+    "NCDSCREEN": ("ncdscreen", ("DATE_SERV", "WEIGHT", "HEIGHT", "SBP_1", "DBP_1")),
+    "EPI": ("epi", ("VACCINETYPE", "DATE_SERV", "VACCINEPLACE")),
+    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "D_UPDATE")),
 }
 # files whose SEQ may be empty: matched to the person's first visit that day
 SEQ_OPTIONAL = frozenset({"EPI", "NCDSCREEN"})
 
 IPD_CHILDREN: dict[str, tuple[str, tuple[str, ...]]] = {
-    "DIAGNOSIS_IPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "WARDDIAG", "PROVIDER", "D_UPDATE")),
-    "PROCEDURE_IPD": ("procedures", ("TIMESTART", "PROCEDCODE", "TIMEFINISH", "PROVIDER", "D_UPDATE")),
-    "DRUG_IPD": ("drugs", ("DIDSTD", "TYPEDRUG", "DNAME", "DATESTART", "DATEFINISH", "AMOUNT", "UNIT",
-                           "UNIT_PACKING", "DRUGPRICE", "PROVIDER", "D_UPDATE")),
-    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "CLINIC", "D_UPDATE")),
+    "DIAGNOSIS_IPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "D_UPDATE")),
+    "PROCEDURE_IPD": ("procedures", ("TIMESTART", "PROCEDCODE")),
+    "DRUG_IPD": ("drugs", ("DIDSTD", "TYPEDRUG", "DNAME", "AMOUNT", "DRUGPRICE")),
+    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "D_UPDATE")),
 }
 VISIT_LISTS = ("diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen", "epi", "appointments")
 

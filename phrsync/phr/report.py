@@ -151,6 +151,8 @@ class Quality:
                 notes: Iterable[Any] = ()) -> None:
         """Record one payload (``outcome`` built | refused | skipped), its validator issues and mapping notes."""
         self._fac(hcode).bump(endpoint, outcome)
+        if not issues and not notes:  # the common case: nothing to report beyond the count
+            return
         seen: set[tuple[str, str]] = set()
         for i in issues:
             cat = "refused" if i.severity == "error" else "warning"

@@ -10,6 +10,7 @@ half file that a later ``sync`` could mistake for a complete one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -74,7 +75,7 @@ def _summary_example(month: dict[str, Any]) -> str:
 def _sources(con: duckdb.DuckDBPyConnection, sel: Selection, stages: tuple[str, ...], window_days: int
              ) -> Iterator[tuple[str, str, Mapper, dict[str, Any], str, Callable[[dict[str, Any]], str]]]:
     """(stage, endpoint, mapper, item, hospcode, example label of an item) for everything the build covers.
-    The label (which masks a CID) is only worked out for the payloads the report shows: those with notes."""
+    The label (which masks a CID) is only worked out for the few payloads the report shows as examples."""
     if "encounters" in stages:
         for b in extract.iter_bundles(con, sel, window_days=window_days):
             yield "encounters", mapping.EP_ENCOUNTER, mapping.map_encounter, b, b["hospcode"], _encounter_example
@@ -134,7 +135,7 @@ def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: 
                 write(dumps({"key": mapping.key_for(ep, payload), "endpoint": ep, "hospcode": hcode,
                              "payload": payload}, option=line))
         res.bump(ep, outcome)
-        q.payload(hcode, ep, outcome, label(item) if issues or notes else "", issues, notes)
+        q.payload(hcode, ep, outcome, functools.partial(label, item), issues, notes)
     if stage_now == "encounters":
         enc_seconds = time.perf_counter() - t0
     if progress is not None and stage_now:

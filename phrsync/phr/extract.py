@@ -207,12 +207,14 @@ sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
            "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s AS service, "
            + _PERSON_SELECT + ", " + _visit_select(IPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
-           + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
-    return sql, params
+           + "\n".join(joins) + "\nORDER BY (CAST(s.\"DATETIME_ADMIT\"[:10] AS DATE) - CAST(? AS DATE)) // ?, "
+           's."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
+    return sql, [*params, "$lo", "$days"]
 
 
-def _bind(params: list[Any], start: Any, end: Any) -> list[Any]:
-    return [start if p == "$from" else end if p == "$to" else p for p in params]
+def _bind(params: list[Any], start: Any, end: Any, lo: dt.date | None = None, days: int = 0) -> list[Any]:
+    named = {"$from": start, "$to": end, "$lo": lo, "$days": days}
+    return [named.get(p, p) if isinstance(p, str) else p for p in params]
 
 
 def _windows(lo: dt.date, hi: dt.date, days: int) -> Iterator[tuple[dt.date, dt.date]]:
@@ -221,6 +223,31 @@ def _windows(lo: dt.date, hi: dt.date, days: int) -> Iterator[tuple[dt.date, dt.
         e = d + dt.timedelta(days=days)
         yield d, e
         d = e
+
+
+# admissions are few next to visits: their windows are read several at a time, up to this many admissions
+# per query, in window order (the ORDER BY puts each window's admissions where its own query would)
+IPD_ROWS_PER_QUERY = 20_000
+
+
+def _window_groups(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection, lo: dt.date, hi: dt.date,
+                   days: int, max_rows: int) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive windows merged into date ranges holding at most ``max_rows`` rows (one window at least):
+    each window is one full read of every child table, so a few hundred admissions should not pay for one."""
+    where, params = _selected(sel, col)
+    counts = dict(con.execute(f'SELECT (CAST(t."{col}" AS DATE) - CAST(? AS DATE)) // ?, count(*) FROM {table} t '
+                              f"WHERE {where} GROUP BY 1", [lo, days, *params]).fetchall())
+    groups: list[tuple[dt.date, dt.date]] = []
+    rows = 0
+    for i, (start, end) in enumerate(_windows(lo, hi, days)):
+        n = int(counts.get(i, 0))
+        if groups and rows + n <= max_rows:
+            groups[-1] = (groups[-1][0], end)
+            rows += n
+        else:
+            groups.append((start, end))
+            rows = n
+    return groups
 
 
 def _selected(sel: Selection, col: str) -> tuple[str, list[Any]]:
@@ -262,12 +289,14 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *
     plans = [("OPD", _t("SERVICE"), "DATE_SERV", opd_sql(sel))]
     if include_ipd:
         plans.append(("IPD", _t("ADMISSION"), "DATETIME_ADMIT", ipd_sql(sel)))
-    for _kind, table, col, (sql, params) in plans:
+    for kind, table, col, (sql, params) in plans:
         rng = _range(con, table, col, sel)
         if rng is None:
             continue
         lo, hi = rng
-        for start, end in _windows(lo, hi, window_days):
+        ranges = (_window_groups(con, table, col, sel, lo, hi, window_days, IPD_ROWS_PER_QUERY) if kind == "IPD"
+                  else _windows(lo, hi, window_days))
+        for start, end in ranges:
             if sel.date_to is not None and end > sel.date_to + dt.timedelta(days=1):
                 end = sel.date_to + dt.timedelta(days=1)
             a: Any = start
@@ -275,7 +304,7 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *
             if col == "DATETIME_ADMIT":
                 a = dt.datetime.combine(start, dt.time())
                 b = dt.datetime.combine(end, dt.time())
-            yield from _stream(con, sql, _bind(params, a, b), batch_rows)
+            yield from _stream(con, sql, _bind(params, a, b, lo, window_days), batch_rows)
 
 
 def count_encounters(con: duckdb.DuckDBPyConnection, sel: Selection = Selection()) -> int:

@@ -152,16 +152,26 @@ def _visit_select(children: dict[str, tuple[str, tuple[str, ...]]]) -> str:
     the visit's latest D_UPDATE over the service row and its child rows (greatest() skips NULLs)."""
     keys = [key for key, _cols in children.values()]
     lists = [f"coalesce({k}.v, []) AS {k}" if k in keys else f"[] AS {k}" for k in VISIT_LISTS]
-    latest = ", ".join(['s."D_UPDATE"', *(f"{k}.u" for k in keys)])
+    latest = ", ".join(['s.service."D_UPDATE"', *(f"{k}.u" for k in keys)])
     return ", ".join(lists) + f", greatest({latest}) AS last_update"
 
 
+_WINDOW_PARAMS = ("$lo", "$days")
+
+
+def _window(alias: str, col: str) -> str:
+    """Which window of a query's range a row falls in (params: first window's start, window length in days)."""
+    return f'(CAST({alias}."{col}" AS DATE) - CAST(? AS DATE)) // ?'
+
+
 def opd_sql(sel: Selection) -> tuple[str, list[Any]]:
-    """One query: every OPD visit of a date window with all its child rows (params: window start, end)."""
+    """One query: every OPD visit of a date range (one or more whole windows) with all its child rows. Rows
+    are matched within their window (``_w``) and come out window by window, as one query per window would."""
     hs, hp = sel.hosp_sql("s0")
-    params: list[Any] = ["$from", "$to", *hp]
-    ctes = [f"""s0 AS (SELECT * FROM {_t('SERVICE')} s0 WHERE s0."DATE_SERV" >= ? AND s0."DATE_SERV" < ?{hs}),
-s AS (SELECT {', '.join(_col('s0', c) + ' AS ' + _q(c) for c in SERVICE_COLS)} FROM s0),
+    params: list[Any] = [*_WINDOW_PARAMS, "$from", "$to", *hp]
+    ctes = [f"""s0 AS (SELECT *, {_window('s0', 'DATE_SERV')} AS "_w" FROM {_t('SERVICE')} s0
+       WHERE s0."DATE_SERV" >= ? AND s0."DATE_SERV" < ?{hs}),
+s AS (SELECT "_w", "HOSPCODE", "PID", "SEQ", "DATE_SERV", "TIME_SERV", {_struct('s0', SERVICE_COLS)} AS service FROM s0),
 pd AS (SELECT "HOSPCODE", "PID", "DATE_SERV", min("SEQ") AS "SEQ" FROM s0 GROUP BY ALL),
 sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     joins = []
@@ -172,29 +182,32 @@ sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
         if file in SEQ_OPTIONAL:
             ctes.append(
                 f"""{key} AS (SELECT {a}."HOSPCODE", coalesce({a}."SEQ", pd."SEQ") AS "SEQ",
-       {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
+       {_window(a, 'DATE_SERV')} AS "_w", {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
        FROM {_t(file)} {a} LEFT JOIN pd ON {a}."SEQ" IS NULL AND pd."HOSPCODE" = {a}."HOSPCODE"
             AND pd."PID" = {a}."PID" AND pd."DATE_SERV" = {a}."DATE_SERV"
        WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c} GROUP BY ALL)""")
         else:
             ctes.append(
-                f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
-       FROM {_t(file)} {a} WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c}{extra} GROUP BY ALL)""")
-        params += ["$from", "$to", *hp_c]
-        joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."SEQ" = s."SEQ"')
+                f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", {_window(a, 'DATE_SERV')} AS "_w",
+       {_sorted_list(a, cols)} AS v, {_latest(a)} AS u FROM {_t(file)} {a} WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c}{extra} GROUP BY ALL)""")
+        params += [*_WINDOW_PARAMS, "$from", "$to", *hp_c]
+        joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."SEQ" = s."SEQ" '
+                     f'AND {key}."_w" = s."_w"')
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
-           "SELECT 'OPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"SEQ\" AS ref, s AS service, "
+           "SELECT 'OPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"SEQ\" AS ref, s.service, "
            + _PERSON_SELECT + ", " + _visit_select(OPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
-           + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATE_SERV", s."TIME_SERV", s."SEQ"')
+           + "\n".join(joins) + '\nORDER BY s."_w", s."HOSPCODE", s."DATE_SERV", s."TIME_SERV", s."SEQ"')
     return sql, params
 
 
 def ipd_sql(sel: Selection) -> tuple[str, list[Any]]:
-    """One query: every admission of a window (by admit date) with its IPD child rows."""
+    """One query: every admission of a date range (one or more whole windows, by admit date) with its IPD
+    child rows, window by window."""
     hs, hp = sel.hosp_sql("a0")
-    params: list[Any] = ["$from", "$to", *hp]
-    ctes = [f"""a0 AS (SELECT * FROM {_t('ADMISSION')} a0 WHERE a0."DATETIME_ADMIT" >= ? AND a0."DATETIME_ADMIT" < ?{hs}),
-s AS (SELECT {', '.join(_col('a0', c) + ' AS ' + _q(c) for c in ADMISSION_COLS)} FROM a0),
+    params: list[Any] = [*_WINDOW_PARAMS, "$from", "$to", *hp]
+    ctes = [f"""a0 AS (SELECT *, {_window('a0', 'DATETIME_ADMIT')} AS "_w" FROM {_t('ADMISSION')} a0
+       WHERE a0."DATETIME_ADMIT" >= ? AND a0."DATETIME_ADMIT" < ?{hs}),
+s AS (SELECT "_w", "HOSPCODE", "PID", "AN", "DATETIME_ADMIT", {_struct('a0', ADMISSION_COLS)} AS service FROM a0),
 sk AS (SELECT DISTINCT "HOSPCODE", "AN" FROM s),
 sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     joins = []
@@ -205,11 +218,10 @@ sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
        FROM {_t(file)} {a} JOIN sk ON sk."HOSPCODE" = {a}."HOSPCODE" AND sk."AN" = {a}."AN" GROUP BY ALL)""")
         joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."AN" = s."AN"')
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
-           "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s AS service, "
+           "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s.service, "
            + _PERSON_SELECT + ", " + _visit_select(IPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
-           + "\n".join(joins) + "\nORDER BY (CAST(s.\"DATETIME_ADMIT\"[:10] AS DATE) - CAST(? AS DATE)) // ?, "
-           's."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
-    return sql, [*params, "$lo", "$days"]
+           + "\n".join(joins) + '\nORDER BY s."_w", s."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
+    return sql, params
 
 
 def _bind(params: list[Any], start: Any, end: Any, lo: dt.date | None = None, days: int = 0) -> list[Any]:
@@ -225,9 +237,10 @@ def _windows(lo: dt.date, hi: dt.date, days: int) -> Iterator[tuple[dt.date, dt.
         d = e
 
 
-# admissions are few next to visits: their windows are read several at a time, up to this many admissions
-# per query, in window order (the ORDER BY puts each window's admissions where its own query would)
-IPD_ROWS_PER_QUERY = 20_000
+# Every query reads each child file and person registry in full (the store is not ordered by date), so
+# consecutive windows are read together while they hold at most this many encounters: a few hundred
+# admissions or a quiet week do not pay a full read each. It bounds what DuckDB holds for one query.
+ROWS_PER_QUERY = 40_000
 
 
 def _window_groups(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection, lo: dt.date, hi: dt.date,
@@ -289,14 +302,12 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *
     plans = [("OPD", _t("SERVICE"), "DATE_SERV", opd_sql(sel))]
     if include_ipd:
         plans.append(("IPD", _t("ADMISSION"), "DATETIME_ADMIT", ipd_sql(sel)))
-    for kind, table, col, (sql, params) in plans:
+    for _kind, table, col, (sql, params) in plans:
         rng = _range(con, table, col, sel)
         if rng is None:
             continue
         lo, hi = rng
-        ranges = (_window_groups(con, table, col, sel, lo, hi, window_days, IPD_ROWS_PER_QUERY) if kind == "IPD"
-                  else _windows(lo, hi, window_days))
-        for start, end in ranges:
+        for start, end in _window_groups(con, table, col, sel, lo, hi, window_days, ROWS_PER_QUERY):
             if sel.date_to is not None and end > sel.date_to + dt.timedelta(days=1):
                 end = sel.date_to + dt.timedelta(days=1)
             a: Any = start

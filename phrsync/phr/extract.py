@@ -1,14 +1,16 @@
 """Column-wise extraction of encounter "bundles" from the staging store.
 
 Why this shape: a hand-written agent runs one query per child table per visit (20+ round trips per
-visit). Here each child file is read ONCE per date window, aggregated per visit inside DuckDB
+visit). Here each child file is read ONCE per query, aggregated per visit inside DuckDB
 (``list_sort(list(struct_pack(...))) GROUP BY HOSPCODE, SEQ``), joined to SERVICE and the person registries,
-and streamed back as Arrow record batches that become the bundles as they are (no Python pass over the rows). Memory is bounded by one window (``window_days`` of visits for
-the selected facilities), not by the size of the store.
+and streamed back as Arrow record batches that are the bundles as they are (no Python pass over the rows).
+A query covers one date window (``window_days``) or several consecutive ones holding at most
+``ROWS_PER_QUERY`` encounters, so memory is bounded by that, not by the size of the store.
 
 A bundle is a plain dict (no I/O left in it), ready for :mod:`phrsync.phr.mapping`::
 
-    {"kind": "OPD" | "IPD", "hospcode", "ref" (SEQ or AN), "service" (SERVICE or ADMISSION row),
+    {"kind": "OPD" | "IPD", "hospcode", "ref" (SEQ or AN), "service" (SERVICE or ADMISSION row; every row carries
+     the columns the mapping reads, see SERVICE_COLS),
      "person", "addresses", "cards", "death", "diagnoses", "procedures", "drugs", "labs", "chronicfu",
      "ncdscreen", "epi", "appointments", "last_update"}
 
@@ -171,7 +173,8 @@ def opd_sql(sel: Selection) -> tuple[str, list[Any]]:
     params: list[Any] = [*_WINDOW_PARAMS, "$from", "$to", *hp]
     ctes = [f"""s0 AS (SELECT *, {_window('s0', 'DATE_SERV')} AS "_w" FROM {_t('SERVICE')} s0
        WHERE s0."DATE_SERV" >= ? AND s0."DATE_SERV" < ?{hs}),
-s AS (SELECT "_w", "HOSPCODE", "PID", "SEQ", "DATE_SERV", "TIME_SERV", {_struct('s0', SERVICE_COLS)} AS service FROM s0),
+s AS (SELECT "_w", "HOSPCODE", "PID", "SEQ", "DATE_SERV", "TIME_SERV", {_struct('s0', SERVICE_COLS)} AS service
+      FROM s0),
 pd AS (SELECT "HOSPCODE", "PID", "DATE_SERV", min("SEQ") AS "SEQ" FROM s0 GROUP BY ALL),
 sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     joins = []
@@ -189,7 +192,8 @@ sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
         else:
             ctes.append(
                 f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", {_window(a, 'DATE_SERV')} AS "_w",
-       {_sorted_list(a, cols)} AS v, {_latest(a)} AS u FROM {_t(file)} {a} WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c}{extra} GROUP BY ALL)""")
+       {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
+       FROM {_t(file)} {a} WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c}{extra} GROUP BY ALL)""")
         params += [*_WINDOW_PARAMS, "$from", "$to", *hp_c]
         joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."SEQ" = s."SEQ" '
                      f'AND {key}."_w" = s."_w"')
@@ -245,11 +249,10 @@ ROWS_PER_QUERY = 40_000
 
 def _window_groups(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection, lo: dt.date, hi: dt.date,
                    days: int, max_rows: int) -> list[tuple[dt.date, dt.date]]:
-    """Consecutive windows merged into date ranges holding at most ``max_rows`` rows (one window at least):
-    each window is one full read of every child table, so a few hundred admissions should not pay for one."""
+    """Consecutive windows merged into date ranges holding at most ``max_rows`` rows (one window at least)."""
     where, params = _selected(sel, col)
-    counts = dict(con.execute(f'SELECT (CAST(t."{col}" AS DATE) - CAST(? AS DATE)) // ?, count(*) FROM {table} t '
-                              f"WHERE {where} GROUP BY 1", [lo, days, *params]).fetchall())
+    counts = dict(con.execute(f"SELECT {_window('t', col)}, count(*) FROM {table} t WHERE {where} GROUP BY 1",
+                              [lo, days, *params]).fetchall())
     groups: list[tuple[dt.date, dt.date]] = []
     rows = 0
     for i, (start, end) in enumerate(_windows(lo, hi, days)):
@@ -298,7 +301,8 @@ def _stream(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], batch_r
 
 def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *, window_days: int = 7,
                  batch_rows: int = 2048, include_ipd: bool = True) -> Iterator[dict[str, Any]]:
-    """Every encounter bundle of the selection: OPD visits by window, then admissions by window."""
+    """Every encounter bundle of the selection: OPD visits by window, then admissions by window (in each
+    window by facility, then time)."""
     plans = [("OPD", _t("SERVICE"), "DATE_SERV", opd_sql(sel))]
     if include_ipd:
         plans.append(("IPD", _t("ADMISSION"), "DATETIME_ADMIT", ipd_sql(sel)))

@@ -132,9 +132,12 @@ def naive_bundle(con: duckdb.DuckDBPyConnection, hosp: str, seq: str) -> dict[st
         "cards": _rows(con, 'SELECT * FROM f43_card WHERE "HOSPCODE" = ? AND "PID" = ?', key),
         "death": death[0] if death else None,
     }
-    for file, (k, _cols, _order) in E.OPD_CHILDREN.items():
+    last = svc.get("D_UPDATE")
+    for file, (k, _cols) in E.OPD_CHILDREN.items():
         b[k] = _rows(con, f'SELECT * FROM f43_{file.lower()} WHERE "HOSPCODE" = ? AND "SEQ" = ?', [hosp, seq])
-    return E._finish(b)
+        last = max([last, *(r["D_UPDATE"] for r in b[k])], key=lambda u: (u is not None, u))
+    b["last_update"] = last
+    return b
 
 
 def run_naive(con: duckdb.DuckDBPyConnection, sample: int) -> dict[str, Any]:

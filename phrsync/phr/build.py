@@ -10,6 +10,7 @@ half file that a later ``sync`` could mistake for a complete one.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -55,20 +56,29 @@ class BuildResult:
                 "facilities": self.quality.summary() if self.quality is not None else {}}
 
 
-def _person_ref(item: dict[str, Any]) -> str:
-    return f"{item['hospcode']}:PID {item['pid']}"
+Mapper = Callable[[Any, MapContext], tuple[dict[str, Any] | None, list[Note]]]
+
+
+def _encounter_example(b: dict[str, Any]) -> str:
+    return example_label(f"{b['hospcode']}:{b['ref']}", mapping.patient_cid(b.get("person"), b["service"].get("CID")))
+
+
+def _register_example(reg: dict[str, Any]) -> str:
+    cid = mapping.patient_cid(reg.get("person"), *(r.get("CID") for r in reg["rows"]))
+    return example_label(f"{reg['hospcode']}:PID {reg['pid']}", cid)
+
+
+def _summary_example(month: dict[str, Any]) -> str:
+    return f"{month['hospcode']} {month['month']}"
 
 
 def _sources(con: duckdb.DuckDBPyConnection, sel: Selection, stages: tuple[str, ...], window_days: int
-             ) -> Iterator[tuple[str, str, Callable[..., tuple[dict[str, Any] | None, list[Note]]], dict[str, Any], str,
-                                 str | None]]:
-    """(stage, endpoint, mapper, item, hospcode, example ref) for everything the build covers."""
+             ) -> Iterator[tuple[str, str, Mapper, dict[str, Any], str, Callable[[dict[str, Any]], str]]]:
+    """(stage, endpoint, mapper, item, hospcode, example label of an item) for everything the build covers.
+    The label (which masks a CID) is only worked out for the few payloads the report shows as examples."""
     if "encounters" in stages:
         for b in extract.iter_bundles(con, sel, window_days=window_days):
-            svc = b["service"]
-            cid = mapping.patient_cid(b.get("person"), svc.get("CID"))
-            yield ("encounters", mapping.EP_ENCOUNTER, mapping.map_encounter, b, b["hospcode"],
-                   example_label(f"{b['hospcode']}:{b['ref']}", cid))
+            yield "encounters", mapping.EP_ENCOUNTER, mapping.map_encounter, b, b["hospcode"], _encounter_example
     registers = (("immunization", mapping.EP_IMMUNIZATION, mapping.map_immunization_register,
                   extract.iter_immunization_registers),
                  ("chronic", mapping.EP_CHRONIC, mapping.map_chronic_register, extract.iter_chronic_registers),
@@ -77,12 +87,10 @@ def _sources(con: duckdb.DuckDBPyConnection, sel: Selection, stages: tuple[str, 
         if stage not in stages:
             continue
         for reg in it(con, sel):
-            cid = mapping.patient_cid(reg.get("person"), *(r.get("CID") for r in reg["rows"]))
-            yield stage, ep, fn, reg, reg["hospcode"], example_label(_person_ref(reg), cid)
+            yield stage, ep, fn, reg, reg["hospcode"], _register_example
     if "summary" in stages:
         for month in extract.iter_daily_counts(con, sel):
-            yield ("summary", mapping.EP_SUMMARY, mapping.map_org_summary, month, month["hospcode"],
-                   f"{month['hospcode']} {month['month']}")
+            yield "summary", mapping.EP_SUMMARY, mapping.map_org_summary, month, month["hospcode"], _summary_example
 
 
 def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: MapContext, *,
@@ -98,8 +106,9 @@ def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: 
     stage_now = ""
     done = 0
     dumps = orjson.dumps
+    line = orjson.OPT_APPEND_NEWLINE
     write = fh.write
-    for stage, ep, fn, item, hcode, example in _sources(con, sel, stages, window_days):
+    for stage, ep, fn, item, hcode, label in _sources(con, sel, stages, window_days):
         if stage != stage_now:
             if stage_now == "encounters":
                 enc_seconds = time.perf_counter() - t0
@@ -114,20 +123,19 @@ def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: 
             if name:
                 q.facility_names[hcode] = name
         payload, notes = fn(item, ctx)
+        issues: list[Any] = []
         if payload is None:
-            res.bump(ep, "skipped")
-            q.payload(hcode, ep, "skipped", example or "", (), notes)
-            continue
-        issues = validator(ep, payload)
-        if any(i.severity == "error" for i in issues):
-            res.bump(ep, "refused")
-            q.payload(hcode, ep, "refused", example or "", issues, notes)
-            continue
-        key = mapping.key_for(ep, payload)
-        write(dumps({"key": key, "endpoint": ep, "hospcode": hcode, "payload": payload}))
-        write(b"\n")
-        res.bump(ep, "built")
-        q.payload(hcode, ep, "built", example or "", issues, notes)
+            outcome = "skipped"
+        else:
+            issues = validator(ep, payload)
+            if issues and any(i.severity == "error" for i in issues):
+                outcome = "refused"
+            else:
+                outcome = "built"
+                write(dumps({"key": mapping.key_for(ep, payload), "endpoint": ep, "hospcode": hcode,
+                             "payload": payload}, option=line))
+        res.bump(ep, outcome)
+        q.payload(hcode, ep, outcome, functools.partial(label, item), issues, notes)
     if stage_now == "encounters":
         enc_seconds = time.perf_counter() - t0
     if progress is not None and stage_now:

@@ -1,14 +1,16 @@
 """Column-wise extraction of encounter "bundles" from the staging store.
 
 Why this shape: a hand-written agent runs one query per child table per visit (20+ round trips per
-visit). Here each child file is read ONCE per date window, aggregated per visit inside DuckDB
-(``list(struct_pack(...)) GROUP BY HOSPCODE, SEQ``), joined to SERVICE and the person registries, and
-streamed back as Arrow record batches. Memory is bounded by one window (``window_days`` of visits for
-the selected facilities), not by the size of the store.
+visit). Here each child file is read ONCE per query, aggregated per visit inside DuckDB
+(``list_sort(list(struct_pack(...))) GROUP BY HOSPCODE, SEQ``), joined to SERVICE and the person registries,
+and streamed back as Arrow record batches that are the bundles as they are (no Python pass over the rows).
+A query covers one date window (``window_days``) or several consecutive ones holding at most
+``ROWS_PER_QUERY`` encounters, so memory is bounded by that, not by the size of the store.
 
 A bundle is a plain dict (no I/O left in it), ready for :mod:`phrsync.phr.mapping`::
 
-    {"kind": "OPD" | "IPD", "hospcode", "ref" (SEQ or AN), "service" (SERVICE or ADMISSION row),
+    {"kind": "OPD" | "IPD", "hospcode", "ref" (SEQ or AN), "service" (SERVICE or ADMISSION row; every row carries
+     the columns the mapping reads, see SERVICE_COLS),
      "person", "addresses", "cards", "death", "diagnoses", "procedures", "drugs", "labs", "chronicfu",
      "ncdscreen", "epi", "appointments", "last_update"}
 
@@ -56,47 +58,48 @@ def _struct(alias: str, cols: Sequence[str]) -> str:
     return "struct_pack(" + ", ".join(f"{_q(c)} := {_col(alias, c)}" for c in cols) + ")"
 
 
-SERVICE_COLS = ("HOSPCODE", "PID", "HN", "SEQ", "DATE_SERV", "TIME_SERV", "INSTYPE", "MAIN", "TYPEIN",
-                "CHIEFCOMP", "BTEMP", "SBP", "DBP", "PR", "RR", "TYPEOUT", "REFEROUTHOSP", "PRICE", "PAYPRICE",
-                "ACTUALPAY", "D_UPDATE", "CID")
-ADMISSION_COLS = ("HOSPCODE", "PID", "SEQ", "AN", "DATETIME_ADMIT", "WARDADMIT", "INSTYPE", "TYPEIN",
-                  "ADMITWEIGHT", "ADMITHEIGHT", "DATETIME_DISCH", "WARDDISCH", "DISCHSTATUS", "DISCHTYPE",
-                  "PRICE", "PAYPRICE", "ACTUALPAY", "PROVIDER", "D_UPDATE", "CID")
-PERSON_COLS = ("CID", "PID", "HN", "PRENAME", "NAME", "LNAME", "SEX", "BIRTH", "MSTATUS", "NATION",
-               "DISCHARGE", "DDISCHARGE", "TELEPHONE", "MOBILE", "D_UPDATE")
-ADDRESS_COLS = ("ADDRESSTYPE", "HOUSENO", "VILLAGE", "VILLANAME", "SOISUB", "SOIMAIN", "ROAD", "TAMBON", "AMPUR",
-                "CHANGWAT", "TELEPHONE", "MOBILE", "D_UPDATE")
-CARD_COLS = ("INSTYPE_NEW", "STARTDATE", "EXPIREDATE", "MAIN", "SUB", "D_UPDATE")
-DEATH_COLS = ("DDEATH", "CDEATH", "HOSPDEATH", "D_UPDATE")
+def _sorted_list(alias: str, cols: Sequence[str]) -> str:
+    """The rows of a group as a list of structs sorted by their fields in order (NULLs last, as ORDER BY)."""
+    return f"list_sort(list({_struct(alias, cols)}))"
 
-# child file -> (bundle key, columns, ORDER BY inside the list)
-OPD_CHILDREN: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "DIAGNOSIS_OPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "CLINIC", "PROVIDER", "D_UPDATE"),
-                      '"DIAGTYPE", "DIAGCODE"'),
-    "PROCEDURE_OPD": ("procedures", ("PROCEDCODE", "CLINIC", "DATE_SERV", "PROVIDER", "D_UPDATE"), '"PROCEDCODE"'),
-    "DRUG_OPD": ("drugs", ("DIDSTD", "DNAME", "AMOUNT", "UNIT", "UNIT_PACKING", "DRUGPRICE", "PROVIDER",
-                           "D_UPDATE"), '"DIDSTD"'),
-    "LABFU": ("labs", ("LABTEST", "LABRESULT", "DATE_SERV", "LABPLACE", "D_UPDATE"), '"LABTEST"'),
-    "CHRONICFU": ("chronicfu", ("WEIGHT", "HEIGHT", "WAIST_CM", "SBP", "DBP", "D_UPDATE"), '"D_UPDATE"'),
-    "NCDSCREEN": ("ncdscreen", ("DATE_SERV", "SMOKE", "ALCOHOL", "WEIGHT", "HEIGHT", "WAIST_CM", "SBP_1", "DBP_1",
-                                "SBP_2", "DBP_2", "BSLEVEL", "BSTEST", "D_UPDATE"), '"DATE_SERV"'),
-    "EPI": ("epi", ("VACCINETYPE", "DATE_SERV", "VACCINEPLACE", "PROVIDER", "D_UPDATE"), '"VACCINETYPE"'),
-    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "CLINIC", "D_UPDATE"), '"APDATE", "APTYPE"'),
+
+# The columns a bundle carries are the ones phrsync.phr.mapping reads (plus the keys a list is sorted by):
+# every column costs DuckDB and the Arrow -> Python conversion work for every encounter. A mapping rule
+# that needs another column adds it here.
+SERVICE_COLS = ("HOSPCODE", "PID", "SEQ", "DATE_SERV", "TIME_SERV", "INSTYPE", "TYPEIN", "CHIEFCOMP", "BTEMP", "SBP",
+                "DBP", "PR", "RR", "PRICE", "ACTUALPAY", "D_UPDATE", "CID")
+ADMISSION_COLS = ("HOSPCODE", "PID", "AN", "DATETIME_ADMIT", "INSTYPE", "TYPEIN", "ADMITWEIGHT", "ADMITHEIGHT",
+                  "DATETIME_DISCH", "PRICE", "ACTUALPAY", "D_UPDATE", "CID")
+PERSON_COLS = ("CID", "PRENAME", "NAME", "LNAME", "SEX", "BIRTH", "MSTATUS", "NATION", "DISCHARGE", "TELEPHONE",
+               "MOBILE")
+ADDRESS_COLS = ("ADDRESSTYPE", "HOUSENO", "VILLAGE", "VILLANAME", "SOISUB", "SOIMAIN", "ROAD", "TAMBON", "AMPUR",
+                "CHANGWAT", "TELEPHONE", "MOBILE")
+CARD_COLS = ("INSTYPE_NEW", "STARTDATE", "EXPIREDATE")
+DEATH_COLS = ("DDEATH",)
+
+# child file -> (bundle key, columns); each visit's list is sorted by these columns in this order, so the
+# ones it is ordered by come first (a plain list_sort: several times cheaper than list(... ORDER BY ...)).
+# Every child row's D_UPDATE counts for the bundle's last_update whether or not its list carries it.
+OPD_CHILDREN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "DIAGNOSIS_OPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "D_UPDATE")),
+    "PROCEDURE_OPD": ("procedures", ("PROCEDCODE",)),
+    "DRUG_OPD": ("drugs", ("DIDSTD", "DNAME", "AMOUNT", "DRUGPRICE")),
+    "LABFU": ("labs", ("LABTEST", "LABRESULT", "DATE_SERV")),
+    "CHRONICFU": ("chronicfu", ("D_UPDATE", "WEIGHT", "HEIGHT", "SBP", "DBP")),
+    "NCDSCREEN": ("ncdscreen", ("DATE_SERV", "WEIGHT", "HEIGHT", "SBP_1", "DBP_1")),
+    "EPI": ("epi", ("VACCINETYPE", "DATE_SERV", "VACCINEPLACE")),
+    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "D_UPDATE")),
 }
 # files whose SEQ may be empty: matched to the person's first visit that day
 SEQ_OPTIONAL = frozenset({"EPI", "NCDSCREEN"})
 
-IPD_CHILDREN: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "DIAGNOSIS_IPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "WARDDIAG", "PROVIDER", "D_UPDATE"),
-                      '"DIAGTYPE", "DIAGCODE"'),
-    "PROCEDURE_IPD": ("procedures", ("PROCEDCODE", "TIMESTART", "TIMEFINISH", "PROVIDER", "D_UPDATE"),
-                      '"TIMESTART", "PROCEDCODE"'),
-    "DRUG_IPD": ("drugs", ("DIDSTD", "DNAME", "TYPEDRUG", "DATESTART", "DATEFINISH", "AMOUNT", "UNIT",
-                           "UNIT_PACKING", "DRUGPRICE", "PROVIDER", "D_UPDATE"), '"DIDSTD", "TYPEDRUG"'),
-    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "CLINIC", "D_UPDATE"), '"APDATE", "APTYPE"'),
+IPD_CHILDREN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "DIAGNOSIS_IPD": ("diagnoses", ("DIAGTYPE", "DIAGCODE", "D_UPDATE")),
+    "PROCEDURE_IPD": ("procedures", ("TIMESTART", "PROCEDCODE")),
+    "DRUG_IPD": ("drugs", ("DIDSTD", "TYPEDRUG", "DNAME", "AMOUNT", "DRUGPRICE")),
+    "APPOINTMENT": ("appointments", ("APDATE", "APTYPE", "APDIAG", "D_UPDATE")),
 }
-BUNDLE_LISTS = ("addresses", "cards", "diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen",
-                "epi", "appointments")
+VISIT_LISTS = ("diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen", "epi", "appointments")
 
 EPI_COLS = ("SEQ", "VACCINETYPE", "DATE_SERV", "VACCINEPLACE", "PROVIDER", "D_UPDATE", "CID")
 CHRONIC_COLS = ("CHRONIC", "DATE_DIAG", "HOSP_DX", "HOSP_RX", "DATE_DISCH", "TYPEDISCH", "D_UPDATE", "CID")
@@ -124,9 +127,9 @@ def _person_ctes(keys: str) -> str:
     return f""",
 per AS (SELECT p."HOSPCODE", p."PID", {_struct('p', PERSON_COLS)} AS v
         FROM {_t('PERSON')} p JOIN {keys} k ON k."HOSPCODE" = p."HOSPCODE" AND k."PID" = p."PID"),
-addr AS (SELECT a."HOSPCODE", a."PID", list({_struct('a', ADDRESS_COLS)} ORDER BY a."ADDRESSTYPE") AS v
+addr AS (SELECT a."HOSPCODE", a."PID", {_sorted_list('a', ADDRESS_COLS)} AS v
          FROM {_t('ADDRESS')} a JOIN {keys} k ON k."HOSPCODE" = a."HOSPCODE" AND k."PID" = a."PID" GROUP BY ALL),
-card AS (SELECT c."HOSPCODE", c."PID", list({_struct('c', CARD_COLS)} ORDER BY c."INSTYPE_NEW") AS v
+card AS (SELECT c."HOSPCODE", c."PID", {_sorted_list('c', CARD_COLS)} AS v
          FROM {_t('CARD')} c JOIN {keys} k ON k."HOSPCODE" = c."HOSPCODE" AND k."PID" = c."PID" GROUP BY ALL),
 death AS (SELECT d."HOSPCODE", d."PID", first({_struct('d', DEATH_COLS)} ORDER BY d."D_UPDATE" DESC) AS v
           FROM {_t('DEATH')} d JOIN {keys} k ON k."HOSPCODE" = d."HOSPCODE" AND k."PID" = d."PID" GROUP BY ALL)"""
@@ -138,72 +141,96 @@ LEFT JOIN addr ON addr."HOSPCODE" = {a}."HOSPCODE" AND addr."PID" = {a}."PID"
 LEFT JOIN card ON card."HOSPCODE" = {a}."HOSPCODE" AND card."PID" = {a}."PID"
 LEFT JOIN death ON death."HOSPCODE" = {a}."HOSPCODE" AND death."PID" = {a}."PID"
 """
-_PERSON_SELECT = "per.v AS person, addr.v AS addresses, card.v AS cards, death.v AS death"
+_PERSON_SELECT = "per.v AS person, coalesce(addr.v, []) AS addresses, coalesce(card.v, []) AS cards, death.v AS death"
+
+
+def _latest(alias: str) -> str:
+    """A visit's latest child D_UPDATE (text, which sorts in time order), for the bundle's last_update."""
+    return f"max({_col(alias, 'D_UPDATE')})"
+
+
+def _visit_select(children: dict[str, tuple[str, tuple[str, ...]]]) -> str:
+    """Every visit list of a bundle ([] when the visit has none or the kind has no such file) and last_update:
+    the visit's latest D_UPDATE over the service row and its child rows (greatest() skips NULLs)."""
+    keys = [key for key, _cols in children.values()]
+    lists = [f"coalesce({k}.v, []) AS {k}" if k in keys else f"[] AS {k}" for k in VISIT_LISTS]
+    latest = ", ".join(['s.service."D_UPDATE"', *(f"{k}.u" for k in keys)])
+    return ", ".join(lists) + f", greatest({latest}) AS last_update"
+
+
+_WINDOW_PARAMS = ("$lo", "$days")
+
+
+def _window(alias: str, col: str) -> str:
+    """Which window of a query's range a row falls in (params: first window's start, window length in days)."""
+    return f'(CAST({alias}."{col}" AS DATE) - CAST(? AS DATE)) // ?'
 
 
 def opd_sql(sel: Selection) -> tuple[str, list[Any]]:
-    """One query: every OPD visit of a date window with all its child rows (params: window start, end)."""
+    """One query: every OPD visit of a date range (one or more whole windows) with all its child rows. Rows
+    are matched within their window (``_w``) and come out window by window, as one query per window would."""
     hs, hp = sel.hosp_sql("s0")
-    params: list[Any] = ["$from", "$to", *hp]
-    ctes = [f"""s0 AS (SELECT * FROM {_t('SERVICE')} s0 WHERE s0."DATE_SERV" >= ? AND s0."DATE_SERV" < ?{hs}),
-s AS (SELECT {', '.join(_col('s0', c) + ' AS ' + _q(c) for c in SERVICE_COLS)} FROM s0),
+    params: list[Any] = [*_WINDOW_PARAMS, "$from", "$to", *hp]
+    ctes = [f"""s0 AS (SELECT *, {_window('s0', 'DATE_SERV')} AS "_w" FROM {_t('SERVICE')} s0
+       WHERE s0."DATE_SERV" >= ? AND s0."DATE_SERV" < ?{hs}),
+s AS (SELECT "_w", "HOSPCODE", "PID", "SEQ", "DATE_SERV", "TIME_SERV", {_struct('s0', SERVICE_COLS)} AS service
+      FROM s0),
 pd AS (SELECT "HOSPCODE", "PID", "DATE_SERV", min("SEQ") AS "SEQ" FROM s0 GROUP BY ALL),
 sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     joins = []
-    selects = []
-    for i, (file, (key, cols, order)) in enumerate(OPD_CHILDREN.items()):
+    for i, (file, (key, cols)) in enumerate(OPD_CHILDREN.items()):
         a = f"c{i}"
         hs_c, hp_c = sel.hosp_sql(a)
         extra = f' AND {a}."AN" IS NULL' if file == "APPOINTMENT" else ""
-        order_sql = ", ".join(f"{a}.{o.strip()}" for o in order.split(","))
         if file in SEQ_OPTIONAL:
             ctes.append(
                 f"""{key} AS (SELECT {a}."HOSPCODE", coalesce({a}."SEQ", pd."SEQ") AS "SEQ",
-       list({_struct(a, cols)} ORDER BY {order_sql}) AS v
+       {_window(a, 'DATE_SERV')} AS "_w", {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
        FROM {_t(file)} {a} LEFT JOIN pd ON {a}."SEQ" IS NULL AND pd."HOSPCODE" = {a}."HOSPCODE"
             AND pd."PID" = {a}."PID" AND pd."DATE_SERV" = {a}."DATE_SERV"
        WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c} GROUP BY ALL)""")
         else:
             ctes.append(
-                f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", list({_struct(a, cols)} ORDER BY {order_sql}) AS v
+                f"""{key} AS (SELECT {a}."HOSPCODE", {a}."SEQ", {_window(a, 'DATE_SERV')} AS "_w",
+       {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
        FROM {_t(file)} {a} WHERE {a}."DATE_SERV" >= ? AND {a}."DATE_SERV" < ?{hs_c}{extra} GROUP BY ALL)""")
-        params += ["$from", "$to", *hp_c]
-        joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."SEQ" = s."SEQ"')
-        selects.append(f"{key}.v AS {key}")
+        params += [*_WINDOW_PARAMS, "$from", "$to", *hp_c]
+        joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."SEQ" = s."SEQ" '
+                     f'AND {key}."_w" = s."_w"')
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
-           "SELECT 'OPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"SEQ\" AS ref, s AS service, "
-           + _PERSON_SELECT + ", " + ", ".join(selects) + "\nFROM s" + _PERSON_JOINS.format(a="s")
-           + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATE_SERV", s."TIME_SERV", s."SEQ"')
+           "SELECT 'OPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"SEQ\" AS ref, s.service, "
+           + _PERSON_SELECT + ", " + _visit_select(OPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + "\n".join(joins) + '\nORDER BY s."_w", s."HOSPCODE", s."DATE_SERV", s."TIME_SERV", s."SEQ"')
     return sql, params
 
 
 def ipd_sql(sel: Selection) -> tuple[str, list[Any]]:
-    """One query: every admission of a window (by admit date) with its IPD child rows."""
+    """One query: every admission of a date range (one or more whole windows, by admit date) with its IPD
+    child rows, window by window."""
     hs, hp = sel.hosp_sql("a0")
-    params: list[Any] = ["$from", "$to", *hp]
-    ctes = [f"""a0 AS (SELECT * FROM {_t('ADMISSION')} a0 WHERE a0."DATETIME_ADMIT" >= ? AND a0."DATETIME_ADMIT" < ?{hs}),
-s AS (SELECT {', '.join(_col('a0', c) + ' AS ' + _q(c) for c in ADMISSION_COLS)} FROM a0),
+    params: list[Any] = [*_WINDOW_PARAMS, "$from", "$to", *hp]
+    ctes = [f"""a0 AS (SELECT *, {_window('a0', 'DATETIME_ADMIT')} AS "_w" FROM {_t('ADMISSION')} a0
+       WHERE a0."DATETIME_ADMIT" >= ? AND a0."DATETIME_ADMIT" < ?{hs}),
+s AS (SELECT "_w", "HOSPCODE", "PID", "AN", "DATETIME_ADMIT", {_struct('a0', ADMISSION_COLS)} AS service FROM a0),
 sk AS (SELECT DISTINCT "HOSPCODE", "AN" FROM s),
 sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
     joins = []
-    selects = []
-    for i, (file, (key, cols, order)) in enumerate(IPD_CHILDREN.items()):
+    for i, (file, (key, cols)) in enumerate(IPD_CHILDREN.items()):
         a = f"c{i}"
-        order_sql = ", ".join(f"{a}.{o.strip()}" for o in order.split(","))
         ctes.append(
-            f"""{key} AS (SELECT {a}."HOSPCODE", {a}."AN", list({_struct(a, cols)} ORDER BY {order_sql}) AS v
+            f"""{key} AS (SELECT {a}."HOSPCODE", {a}."AN", {_sorted_list(a, cols)} AS v, {_latest(a)} AS u
        FROM {_t(file)} {a} JOIN sk ON sk."HOSPCODE" = {a}."HOSPCODE" AND sk."AN" = {a}."AN" GROUP BY ALL)""")
         joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."AN" = s."AN"')
-        selects.append(f"{key}.v AS {key}")
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
-           "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s AS service, "
-           + _PERSON_SELECT + ", " + ", ".join(selects) + "\nFROM s" + _PERSON_JOINS.format(a="s")
-           + "\n".join(joins) + '\nORDER BY s."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
+           "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s.service, "
+           + _PERSON_SELECT + ", " + _visit_select(IPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + "\n".join(joins) + '\nORDER BY s."_w", s."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
     return sql, params
 
 
-def _bind(params: list[Any], start: Any, end: Any) -> list[Any]:
-    return [start if p == "$from" else end if p == "$to" else p for p in params]
+def _bind(params: list[Any], start: Any, end: Any, lo: dt.date | None = None, days: int = 0) -> list[Any]:
+    named = {"$from": start, "$to": end, "$lo": lo, "$days": days}
+    return [named.get(p, p) if isinstance(p, str) else p for p in params]
 
 
 def _windows(lo: dt.date, hi: dt.date, days: int) -> Iterator[tuple[dt.date, dt.date]]:
@@ -212,6 +239,31 @@ def _windows(lo: dt.date, hi: dt.date, days: int) -> Iterator[tuple[dt.date, dt.
         e = d + dt.timedelta(days=days)
         yield d, e
         d = e
+
+
+# Every query reads each child file and person registry in full (the store is not ordered by date), so
+# consecutive windows are read together while they hold at most this many encounters: a few hundred
+# admissions or a quiet week do not pay a full read each. It bounds what DuckDB holds for one query.
+ROWS_PER_QUERY = 40_000
+
+
+def _window_groups(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection, lo: dt.date, hi: dt.date,
+                   days: int, max_rows: int) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive windows merged into date ranges holding at most ``max_rows`` rows (one window at least)."""
+    where, params = _selected(sel, col)
+    counts = dict(con.execute(f"SELECT {_window('t', col)}, count(*) FROM {table} t WHERE {where} GROUP BY 1",
+                              [lo, days, *params]).fetchall())
+    groups: list[tuple[dt.date, dt.date]] = []
+    rows = 0
+    for i, (start, end) in enumerate(_windows(lo, hi, days)):
+        n = int(counts.get(i, 0))
+        if groups and rows + n <= max_rows:
+            groups[-1] = (groups[-1][0], end)
+            rows += n
+        else:
+            groups.append((start, end))
+            rows = n
+    return groups
 
 
 def _selected(sel: Selection, col: str) -> tuple[str, list[Any]]:
@@ -247,23 +299,10 @@ def _stream(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], batch_r
         yield from batch.to_pylist()
 
 
-def _finish(b: dict[str, Any]) -> dict[str, Any]:
-    for k in BUNDLE_LISTS:
-        if b.get(k) is None:
-            b[k] = []
-    last = b["service"].get("D_UPDATE")
-    for k in ("diagnoses", "procedures", "drugs", "labs", "chronicfu", "ncdscreen", "epi", "appointments"):
-        for r in b[k]:
-            u = r.get("D_UPDATE")
-            if u is not None and (last is None or u > last):
-                last = u
-    b["last_update"] = last
-    return b
-
-
 def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *, window_days: int = 7,
                  batch_rows: int = 2048, include_ipd: bool = True) -> Iterator[dict[str, Any]]:
-    """Every encounter bundle of the selection: OPD visits by window, then admissions by window."""
+    """Every encounter bundle of the selection: OPD visits by window, then admissions by window (in each
+    window by facility, then time)."""
     plans = [("OPD", _t("SERVICE"), "DATE_SERV", opd_sql(sel))]
     if include_ipd:
         plans.append(("IPD", _t("ADMISSION"), "DATETIME_ADMIT", ipd_sql(sel)))
@@ -272,7 +311,7 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *
         if rng is None:
             continue
         lo, hi = rng
-        for start, end in _windows(lo, hi, window_days):
+        for start, end in _window_groups(con, table, col, sel, lo, hi, window_days, ROWS_PER_QUERY):
             if sel.date_to is not None and end > sel.date_to + dt.timedelta(days=1):
                 end = sel.date_to + dt.timedelta(days=1)
             a: Any = start
@@ -280,8 +319,7 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *
             if col == "DATETIME_ADMIT":
                 a = dt.datetime.combine(start, dt.time())
                 b = dt.datetime.combine(end, dt.time())
-            for bundle in _stream(con, sql, _bind(params, a, b), batch_rows):
-                yield _finish(bundle)
+            yield from _stream(con, sql, _bind(params, a, b, lo, window_days), batch_rows)
 
 
 def count_encounters(con: duckdb.DuckDBPyConnection, sel: Selection = Selection()) -> int:
@@ -336,9 +374,8 @@ def _iter_register(con: duckdb.DuckDBPyConnection, file: str, cols: Sequence[str
                    sel: Selection, batch_rows: int, epi_visit_match: bool = False) -> Iterator[dict[str, Any]]:
     sql, params = _register_sql(file, cols, order, date_col, sel, epi_visit_match)
     for row in _stream(con, sql, params, batch_rows):
-        for k in ("addresses", "cards", "rows"):
-            if row.get(k) is None:
-                row[k] = []
+        if row["rows"] is None:
+            row["rows"] = []
         yield row
 
 

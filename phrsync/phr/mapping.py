@@ -102,6 +102,8 @@ def reset_code_cache() -> None:
     _ORG_CACHE.clear()
     _places.cache_clear()
     _class_group_names.cache_clear()
+    _encounter_type_coding.cache_clear()
+    _coverage_classes.cache_clear()
 
 
 @functools.cache
@@ -125,6 +127,7 @@ def facility_name(hcode: str, ctx: MapContext) -> str | None:
 
 # --- small helpers ----------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1 << 14)
 def icd10_dotted(code: str) -> str:
     """``E119`` → ``E11.9`` (the spec's examples use the dotted form); ``I10`` stays ``I10``."""
     c = code.strip().upper().replace(".", "")
@@ -163,17 +166,17 @@ def _date(v: Any) -> str:
     return _ds(v) or ""
 
 
-def _time(t: str | None) -> dt.time | None:
-    """TIME_SERV ``HHMMSS`` (or ``HHMM``) → time; None when empty or impossible."""
+def _clock(t: str | None) -> str | None:
+    """TIME_SERV ``HHMMSS`` (or ``HHMM``) → ``HH:MM:SS``; None when empty or impossible."""
     if not t:
         return None
     s = t.strip()
     if not s.isdigit() or len(s) not in (4, 6):
         return None
-    try:
-        return dt.time(int(s[:2]), int(s[2:4]), int(s[4:6]) if len(s) == 6 else 0)
-    except ValueError:
+    h, m, sec = int(s[:2]), int(s[2:4]), int(s[4:6]) if len(s) == 6 else 0
+    if h > 23 or m > 59 or sec > 59:
         return None
+    return f"{h:02d}:{m:02d}:{sec:02d}"
 
 
 def organization(hcode: str, ctx: MapContext, notes: list[Note] | None = None, agent: bool = True) -> dict[str, Any]:
@@ -392,9 +395,9 @@ def _start(bundle: Mapping[str, Any], ctx: MapContext, notes: list[Note]) -> tup
         adm = _ts(svc["DATETIME_ADMIT"])
         return f"{adm}{TZ}", adm
     day = _ds(svc["DATE_SERV"])
-    t = _time(svc.get("TIME_SERV"))
+    t = _clock(svc.get("TIME_SERV"))
     if t is not None:
-        start = f"{day}T{t.isoformat()}"
+        start = f"{day}T{t}"
         return f"{start}{TZ}", start
     if ctx.policies.missing_time == "default_time":
         start = f"{day}T{ctx.policies.default_time_value().isoformat()}"
@@ -446,30 +449,39 @@ def _end(bundle: Mapping[str, Any], start: str | None, ctx: MapContext, notes: l
 
 
 def _encounter_type(typein: str | None, notes: list[Note]) -> list[dict[str, Any]]:
+    coding, note = _encounter_type_coding(typein)
+    if note is not None:
+        notes.append(note)
+    return [{"coding": [dict(coding)]}]
+
+
+@functools.cache
+def _encounter_type_coding(typein: str | None) -> tuple[dict[str, str], Note | None]:
+    """The type coding of a TYPEIN (copied per payload) and the note when PHR has no code for it: the same
+    few values in every encounter, so worked out once per build."""
     row = _index("typein_encounter").get(typein or "")
     if row and row.get("phr_encounter_type"):
-        return [{"coding": [{"system": PHR_CS + "encounter_type", "code": row["phr_encounter_type"],
-                             "display": row["phr_encounter_display"]}]}]
+        return {"system": PHR_CS + "encounter_type", "code": row["phr_encounter_type"],
+                "display": row["phr_encounter_display"]}, None
     coding: dict[str, str] = {"system": SYS_TYPEIN, "code": typein or "9"}
     if row and row.get("name_th"):
         coding["display"] = row["name_th"]
-    notes.append(Note("typein_unmapped", "Encounter[0].type",
-                      f"TYPEIN {typein or 'ว่าง'} ยังไม่มีรหัส encounter_type ของ PHR ส่งรหัส 43 แฟ้มแทน",
-                      f"TYPEIN {typein or 'empty'} has no PHR encounter_type yet; the 43-file code is sent", "unknown_code"))
-    return [{"coding": [coding]}]
+    return coding, Note("typein_unmapped", "Encounter[0].type",
+                        f"TYPEIN {typein or 'ว่าง'} ยังไม่มีรหัส encounter_type ของ PHR ส่งรหัส 43 แฟ้มแทน",
+                        f"TYPEIN {typein or 'empty'} has no PHR encounter_type yet; the 43-file code is sent",
+                        "unknown_code")
 
 
 def _coverage(instype: str | None, cards: list[dict[str, Any]], ctx: MapContext,
               notes: list[Note]) -> list[dict[str, Any]] | None:
-    row = _index("instype").get(instype or "")
-    if not row or not row.get("main_group"):
+    classes = _coverage_classes(instype)
+    if classes is None:
         notes.append(Note("instype_unknown", "Encounter[0].Coverage", f"ไม่รู้จักสิทธิการรักษา INSTYPE {instype or 'ว่าง'}",
                           f"unknown INSTYPE {instype or 'empty'}: no Coverage sent", "unknown_code"))
         return None
-    grp = row["main_group"]
-    gname = _class_group_names().get(grp) or (_index("coverage_main_group").get(grp) or {}).get("name_th") or grp
+    grp, gname, sub_name = classes
     cov: dict[str, Any] = {"class_group": {"value": grp, "name": gname},
-                           "class_subgroup": {"value": instype, "name": row["name_th"]}}
+                           "class_subgroup": {"value": instype, "name": sub_name}}
     if ctx.policies.card_dates == "card":
         card = next((c for c in cards if c.get("INSTYPE_NEW") == instype), None)
         if card is not None and (card.get("STARTDATE") or card.get("EXPIREDATE")):
@@ -481,6 +493,17 @@ def _coverage(instype: str | None, cards: list[dict[str, Any]], ctx: MapContext,
                 per["end"] = _date(card["EXPIREDATE"])
             cov["period"] = per
     return [cov]
+
+
+@functools.cache
+def _coverage_classes(instype: str | None) -> tuple[str, str, str] | None:
+    """(class_group code, its name, INSTYPE name) of a known INSTYPE, looked up once per build."""
+    row = _index("instype").get(instype or "")
+    if not row or not row.get("main_group"):
+        return None
+    grp = row["main_group"]
+    gname = _class_group_names().get(grp) or (_index("coverage_main_group").get(grp) or {}).get("name_th") or grp
+    return grp, gname, row["name_th"]
 
 
 # values no living patient can have (the same bounds the shared validator refuses); a typing slip in one
@@ -495,6 +518,10 @@ VITAL_BOUNDS: dict[str, tuple[float, float]] = {
 def _drop_implausible(vs: dict[str, Any], notes: list[Note]) -> None:
     """Policy ``implausible_vitals = "drop"``: leave out impossible values (and a BP whose diastolic is not
     below its systolic) with a note, instead of letting the validator refuse the whole encounter."""
+    sbp, dbp = vs.get("bp_systolic_mmhg"), vs.get("bp_diastolic_mmhg")
+    if (sbp is None or dbp is None or dbp < sbp) and all(
+            VITAL_BOUNDS[k][0] <= v <= VITAL_BOUNDS[k][1] for k, v in vs.items()):
+        return  # the usual case: every value plausible
     for key, (lo, hi) in VITAL_BOUNDS.items():
         v = vs.get(key)
         if v is not None and not lo <= v <= hi:
@@ -644,10 +671,13 @@ def _observations(rows: Iterable[dict[str, Any]], visit_day: str | None, start: 
             o["effectiveDateTime"] = day
         out.append(o)
     if timed:
-        notes.append(Note("lab_time_visit_start", "Encounter[0].Observation[].effectiveDateTime",
-                          "LABFU มีแต่วันที่ ใช้เวลาเริ่มรับบริการเป็นเวลาตรวจ",
-                          "LABFU has a date only: the visit start time is used", "estimate"))
+        notes.append(_LAB_TIME_NOTE)
     return out
+
+
+_LAB_TIME_NOTE = Note("lab_time_visit_start", "Encounter[0].Observation[].effectiveDateTime",
+                      "LABFU มีแต่วันที่ ใช้เวลาเริ่มรับบริการเป็นเวลาตรวจ",
+                      "LABFU has a date only: the visit start time is used", "estimate")
 
 
 def _appointments(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import functools
 import html
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,36 +136,56 @@ class Quality:
             t = self.totals[hcode] = FacilityTotals()
         return t
 
-    def _add(self, hcode: str, category: str, endpoint: str, code: str, path: str, th: str, en: str,
-             severity: str, example: str | None, n: int = 1, variant: str = "") -> None:
-        k = (hcode, category, endpoint, code, _norm_path(path), variant)
+    def _item(self, hcode: str, category: str, endpoint: str, code: str, npath: str, variant: str, th: str, en: str,
+              severity: str) -> _Item:
+        k = (hcode, category, endpoint, code, npath, variant)
         it = self.items.get(k)
         if it is None:
             it = self.items[k] = _Item(0, th, en, severity)
+        return it
+
+    def _add(self, hcode: str, category: str, endpoint: str, code: str, path: str, th: str, en: str,
+             severity: str, example: str | None, n: int = 1, variant: str = "") -> None:
+        it = self._item(hcode, category, endpoint, code, _norm_path(path), variant, th, en, severity)
         it.count += n
         if example and len(it.examples) < MAX_EXAMPLES and example not in it.examples:
             it.examples.append(example)
         self._fac(hcode)
 
-    def payload(self, hcode: str, endpoint: str, outcome: str, example: str, issues: Iterable[Any] = (),
-                notes: Iterable[Any] = ()) -> None:
-        """Record one payload (``outcome`` built | refused | skipped), its validator issues and mapping notes."""
+    def payload(self, hcode: str, endpoint: str, outcome: str, example: str | Callable[[], str],
+                issues: Iterable[Any] = (), notes: Iterable[Any] = ()) -> None:
+        """Record one payload (``outcome`` built | refused | skipped), its validator issues and mapping notes.
+
+        ``example`` may be a function giving the label: it masks a CID, and is only called while a report
+        row still collects examples (a few per facility and problem, out of every payload that has it)."""
         self._fac(hcode).bump(endpoint, outcome)
+        if not issues and not notes:  # the common case: nothing to report beyond the count
+            return
+        label = example if isinstance(example, str) else None
         seen: set[tuple[str, str]] = set()
+        rows: list[_Item] = []
         for i in issues:
-            cat = "refused" if i.severity == "error" else "warning"
-            key = (i.rule, _norm_path(i.path))
+            npath = _norm_path(i.path)
+            key = (i.rule, npath)
             if key in seen:  # one count per payload and problem, however many items repeat it
                 continue
             seen.add(key)
-            self._add(hcode, cat, endpoint, i.rule, i.path, i.message_th, i.message_en, i.severity, example)
+            rows.append(self._item(hcode, "refused" if i.severity == "error" else "warning", endpoint, i.rule,
+                                   npath, "", i.message_th, i.message_en, i.severity))
         for n in notes:
             key = ("note:" + n.code, n.path + n.message_en)
             if key in seen:
                 continue
             seen.add(key)
-            self._add(hcode, n.kind, endpoint, n.code, n.path, n.message_th, n.message_en, "note", example,
-                      variant=n.message_en)
+            rows.append(self._item(hcode, n.kind, endpoint, n.code, _norm_path(n.path), n.message_en, n.message_th,
+                                   n.message_en, "note"))
+        for it in rows:
+            it.count += 1
+            if len(it.examples) < MAX_EXAMPLES:
+                if label is None:
+                    label = example() if callable(example) else example
+                if label and label not in it.examples:
+                    it.examples.append(label)
 
     def add_quarantine(self, con: duckdb.DuckDBPyConnection, facilities: tuple[str, ...] = ()) -> None:
         """The import's quarantine table (rows that never reached staging), grouped by file and rule."""

@@ -132,3 +132,15 @@ def test_chunking_keeps_every_row(chunk_rows: int) -> None:
 def test_zipfile_helper_writes_real_zip(tmp_path) -> None:
     z = write_zip(tmp_path / "a.zip", {"service.txt": "x"})
     assert zipfile.is_zipfile(z)
+
+
+def test_exports_are_read_in_the_order_they_were_made() -> None:
+    from pathlib import Path
+
+    from phrsync.f43.reader import export_order
+
+    names = ["F43_10700_202502.zip", "notes.txt", "F43_10699_202502.zip", "F43_10699_20250115093000.zip",
+             "F43_10700_202501.zip", "old/F43_10699_202412.zip"]
+    assert [p.name for p in export_order([Path(n) for n in names])] == [  # type: ignore[union-attr]
+        "notes.txt", "F43_10699_202412.zip", "F43_10700_202501.zip", "F43_10699_20250115093000.zip",
+        "F43_10699_202502.zip", "F43_10700_202502.zip"]

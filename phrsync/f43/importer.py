@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from phrsync.f43 import schema
 from phrsync.f43.checks import RULES, check_sql, load_code_sets
-from phrsync.f43.reader import containers, opened, read_member
+from phrsync.f43.reader import containers, export_order, opened, read_member
 from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import Chunk, Problem
 from phrsync.f43.staging import Staging, table_name
@@ -122,7 +122,7 @@ class Importer:
     def import_paths(self, paths: Iterable[str | Path]) -> ImportReport:
         paths = [Path(p) for p in paths]
         rep = self._start("files", ", ".join(str(p) for p in paths))
-        items = list(containers(paths))
+        items = export_order(list(containers(paths)))
         total = sum(1 for c in items if not isinstance(c, Problem))
         done = self.st.imported_sources()
         i = 0

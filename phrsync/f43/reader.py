@@ -50,6 +50,22 @@ class Member:
         return schema.lookup(stem[:-4])
 
 
+_ZIP_WHEN = re.compile(r"(?<![0-9A-Za-z])F43_[0-9A-Za-z]{5}_([0-9]{6,14})", re.IGNORECASE)
+
+
+def export_order(paths: list[Path | Problem]) -> list[Path | Problem]:
+    """Containers in the order the exports were made (the date in ``F43_<hcode>_<yyyymm[dd...]>``), facility
+    after date; names without a date keep their place at the front. Two reasons: an export made later wins
+    a tie of equal D_UPDATE, and staging rows land month by month, so a later query for a date range
+    skips the storage blocks of other months instead of reading every facility's whole year."""
+    def key(item: tuple[int, Path | Problem]) -> tuple[str, str, int]:
+        i, p = item
+        m = _ZIP_WHEN.search(p.name) if isinstance(p, Path) else None
+        return (m.group(1)[:8], hospcode_from_name(p.name), i) if m else ("", "", i)
+
+    return [p for _, p in sorted(enumerate(paths), key=key)]
+
+
 def hospcode_from_name(name: str) -> str:
     m = _ZIP_HOSP.search(os.path.basename(name))
     return m.group(1) if m else ""

@@ -210,10 +210,10 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
     values = ", ".join(f"{parse_expr(f)} AS {parsed(f)}" for f in spec.fields if f.kind in ("D", "DT", "N", "I"))
     errs = [e for e in (error_expr(f, today) for f in spec.fields) if e]
     warns = warning_exprs(spec, code_sets)
-    # "FIELD:rule" items joined by ",", '' when none: concat_ws skips NULLs, and a plain string per row
+    # "FIELD:rule" items joined by ",", NULL when none: concat_ws skips NULLs, and a plain string per row
     # costs far less than building and filtering a list for every row when almost all are clean
-    err_list = f"concat_ws(',', {', '.join(errs)})" if errs else "''"
-    warn_list = f"concat_ws(',', {', '.join(warns)})" if warns else "''"
+    err_list = f"NULLIF(concat_ws(',', {', '.join(errs)}), '')" if errs else "NULL::VARCHAR"
+    warn_list = f"NULLIF(concat_ws(',', {', '.join(warns)}), '')" if warns else "NULL::VARCHAR"
     if positions is None:
         cleaned = ", ".join(f"NULLIF(trim({q(n)}), '') AS {q(n)}" for n in spec.field_names)
         return (
@@ -235,5 +235,5 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
         f"v AS (SELECT *, {values} FROM t) "
         f"SELECT {typed}, _line, _src, _seq, "
         f"CASE WHEN _structure IS NOT NULL THEN _structure ELSE {err_list} END AS _errs, "
-        f"CASE WHEN _structure IS NOT NULL THEN '' ELSE {warn_list} END AS _warns, _n FROM v"
+        f"CASE WHEN _structure IS NULL THEN {warn_list} END AS _warns, _n FROM v"
     )

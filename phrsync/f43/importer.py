@@ -192,6 +192,7 @@ class Importer:
         for (iid,) in self.st.query("SELECT id FROM imports WHERE status = 'running' AND id <> ?",
                                     [self.report.import_id if self.report else -1]):
             for spec in schema.FILES.values():
+                self.st.drop_rejected(spec, iid)
                 self.st.compact(spec, iid)
             # its sources were not marked imported and will be read again: their entries would repeat
             self.st.con.execute("DELETE FROM quarantine WHERE import_id = ?", [iid])
@@ -270,20 +271,16 @@ class Importer:
         spec = schema.get(name)
         st = self._cursor()
         con = st.con
-        tmp = f"_checked_{threading.get_ident()}"
         con.register("_chunk", table)
         try:
-            # checked rows stay inside DuckDB (its memory, bounded by memory_limit): good ones go to
-            # staging with one INSERT ... SELECT, only the few flagged ones come back to Python
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {tmp} AS {self._sql[key]}")
+            # one pass: split, check, type and write; only the findings come back to Python
+            found = st.append_checked(spec, self._sql[key], rep.import_id)
         finally:
             con.unregister("_chunk")
-        try:
-            n_good = st.append_from(spec, tmp, "_errs = ''", rep.import_id)
-            flagged = con.sql(f"SELECT _src, _seq, _line, _n, _errs, _warns FROM {tmp} "
-                              "WHERE _errs <> '' OR _warns <> ''").to_arrow_table()
-        finally:
-            con.execute(f"DROP TABLE IF EXISTS {tmp}")
+        has_err = pc.is_valid(found["_errs"])
+        n_bad = pc.sum(pc.cast(has_err, pa.int64())).as_py() or 0
+        n_good = table.num_rows - n_bad
+        flagged = found.filter(pc.or_(has_err, pc.is_valid(found["_warns"])))
         if flagged.num_rows:
             self._report_flagged(st, spec, table, flagged, positions, width)
         with self._lock:
@@ -298,17 +295,20 @@ class Importer:
         """Quarantine entries for the (few) rows with errors or warnings, with the value as read."""
         rep = self.report
         assert rep is not None
-        # the rows as read, for the flagged ones only: (source file, line) identifies a row
+        # the rows as read, for the flagged ones only: (file sequence number, line) identifies a row
         sep = pa.scalar("\x1f")
-        ident = pc.binary_join_element_wise(table["_src"], pc.cast(table["_line"], pa.string()), sep)
-        wanted = pc.binary_join_element_wise(flagged["_src"], pc.cast(flagged["_line"], pa.string()), sep)
-        rows = {(r["_src"], r["_line"]): r for r in table.filter(pc.is_in(ident, value_set=wanted)).to_pylist()}
+        ident = pc.binary_join_element_wise(pc.cast(table["_seq"], pa.string()), pc.cast(table["_line"], pa.string()),
+                                            sep)
+        wanted = pc.binary_join_element_wise(pc.cast(flagged["_seq"], pa.string()),
+                                             pc.cast(flagged["_line"], pa.string()), sep)
+        rows = {(r["_seq"], r["_line"]): r for r in table.filter(pc.is_in(ident, value_set=wanted)).to_pylist()}
         batch: list[Problem] = []
-        for src, seq, line, n, errs, warns in zip(
-                flagged["_src"].to_pylist(), flagged["_seq"].to_pylist(), flagged["_line"].to_pylist(),
-                flagged["_n"].to_pylist(), _items(flagged["_errs"]), _items(flagged["_warns"]), strict=True):
-            row = rows.get((src, line), {})
+        for seq, line, errs, warns in zip(flagged["_seq"].to_pylist(), flagged["_line"].to_pylist(),
+                                          _items(flagged["_errs"]), _items(flagged["_warns"]), strict=True):
+            row = rows.get((seq, line), {})
+            src = row.get("_src") or ""
             raw = row.get("_raw") or ""
+            n = len(raw.split("|")) if raw else 0
             if positions is not None:
                 items = raw.split("|")
                 row = {name: (items[pos] if 0 <= pos < len(items) else "")
@@ -343,6 +343,7 @@ class Importer:
         rep = self.report
         assert rep is not None
         t0 = time.perf_counter()
+        self.st.drop_rejected(spec, rep.import_id)  # rows with errors are in quarantine, not staging
         r = RULES["duplicate_key"]
         dups = self.st.quarantine_duplicates(spec, rep.import_id, self._seq_sha, r.th, r.en)
         stats = rep.files[spec.name]
@@ -376,7 +377,7 @@ class Importer:
 
 def _items(column: pa.ChunkedArray) -> list[list[str]]:
     """The check query's "FIELD:rule,FIELD:rule" strings as lists."""
-    return [v.split(",") if v else [] for v in column.to_pylist()]
+    return [v.split(",") if v else [] for v in column.to_pylist()]  # NULL (no findings) → []
 
 
 def _reason_th(base: str, f: schema.Field) -> str:

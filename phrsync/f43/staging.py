@@ -30,7 +30,10 @@ from phrsync.f43.source import Problem
 DEFAULT_MEMORY_LIMIT = "256MB"
 # (stores made before 0.2 also have a ``_hash`` column; it is no longer filled: compaction hashes the
 # few rows it compares instead of every row at insert, which cost ~5% of the import)
-META_COLS = {"_import": "INTEGER", "_source": "VARCHAR", "_line": "BIGINT", "_seq": "BIGINT"}
+# ``_errs``/``_warns``: the row checks' findings ("FIELD:rule,..."; NULL = none). A batch is written once, checked
+# rows and all; rows with errors are taken out again when the import compacts (see :meth:`drop_rejected`).
+META_COLS = {"_import": "INTEGER", "_source": "VARCHAR", "_line": "BIGINT", "_seq": "BIGINT", "_errs": "VARCHAR",
+             "_warns": "VARCHAR"}
 
 
 def table_name(spec: FileSpec) -> str:
@@ -110,6 +113,8 @@ class Staging:
             cols = [f"{q(f.name)} {f.duck_type}" for f in spec.fields]
             cols += [f"{k} {v}" for k, v in META_COLS.items()]
             c.execute(f"CREATE TABLE IF NOT EXISTS {table_name(spec)} ({', '.join(cols)})")
+            for k in ("_errs", "_warns"):  # stores made before these columns existed
+                c.execute(f"ALTER TABLE {table_name(spec)} ADD COLUMN IF NOT EXISTS {k} VARCHAR")
 
     # -- imports log ----------------------------------------------------------------------------
     def begin_import(self, kind: str, target: str) -> int:
@@ -177,24 +182,20 @@ class Staging:
         return len(items)
 
     # -- versions and compaction --------------------------------------------------------------
-    def append(self, spec: FileSpec, rows: Any, import_id: int) -> None:
-        """Append checked rows (Arrow: typed columns + ``_line``, ``_src``, ``_seq``) as new versions."""
+    def append_checked(self, spec: FileSpec, checked_sql: str, import_id: int) -> pa.Table:
+        """Write a checked batch (the query of :func:`~phrsync.f43.checks.check_sql`) in one pass, rows with
+        findings included; returns ``_seq, _line, _errs, _warns`` of every row so the caller can report the
+        few flagged ones. Rows with errors stay invisible to later stages: :meth:`drop_rejected` removes them
+        before the import compacts (one write per row instead of a checked copy and then the good rows)."""
         cols = ", ".join(q(f.name) for f in spec.fields)
-        self.con.register("_rows", rows)
-        try:
-            self.con.execute(
-                f"INSERT INTO {table_name(spec)} ({cols}, _import, _source, _line, _seq) "
-                f"SELECT {cols}, ?, _src, _line, _seq FROM _rows", [import_id])
-        finally:
-            self.con.unregister("_rows")
+        return self.con.sql(  # an INSERT through sql() runs once, right here (its result is materialized)
+            f"INSERT INTO {table_name(spec)} ({cols}, _import, _source, _line, _seq, _errs, _warns) "
+            f"SELECT {cols}, ?, _src, _line, _seq, _errs, _warns FROM ({checked_sql}) "
+            "RETURNING _seq, _line, _errs, _warns", params=[import_id]).to_arrow_table()
 
-    def append_from(self, spec: FileSpec, relation: str, where: str, import_id: int) -> int:
-        """Append the checked rows of a table inside DuckDB that satisfy ``where``; returns how many."""
-        cols = ", ".join(q(f.name) for f in spec.fields)
-        rows = self.con.execute(
-            f"INSERT INTO {table_name(spec)} ({cols}, _import, _source, _line, _seq) "
-            f"SELECT {cols}, ?, _src, _line, _seq FROM {relation} WHERE {where}", [import_id]).fetchall()
-        return int(rows[0][0]) if rows else 0
+    def drop_rejected(self, spec: FileSpec, import_id: int) -> None:
+        """Take this import's rows with errors out of staging (they are in quarantine)."""
+        self.con.execute(f"DELETE FROM {table_name(spec)} WHERE _import = ? AND _errs IS NOT NULL", [import_id])
 
     def quarantine_duplicates(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
                               reason_th: str, reason_en: str) -> int:

@@ -35,7 +35,8 @@ HCODE = "99999"
 
 
 def build_file(path: Path, n: int, changed: frozenset[int] = frozenset()) -> None:
-    """``n`` encounters; those in ``changed`` carry a different visit end time (a changed payload)."""
+    """``n`` encounters written as ``phrsync build`` writes them (sorted keys); those in ``changed`` carry a
+    different visit end time (a changed payload)."""
     base = json.loads(FIXTURE.read_text(encoding="utf-8"))
     with path.open("wb") as fh:
         for i in range(n):
@@ -49,7 +50,7 @@ def build_file(path: Path, n: int, changed: frozenset[int] = frozenset()) -> Non
             enc["period"] = {"start": f"2025-02-{day:02d}T09:{i % 60:02d}:00+07:00",
                              "end": f"2025-02-{day:02d}T{12 if i in changed else 11}:{i % 60:02d}:00+07:00"}
             fh.write(orjson.dumps({"key": f"UpdatePHRv1|{ref}", "endpoint": "UpdatePHRv1", "hospcode": HCODE,
-                                   "payload": p}) + b"\n")
+                                   "payload": p}, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
 
 
 def free_port() -> int:
@@ -71,7 +72,7 @@ def wait(port: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--n", type=int, default=3000)
+    ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--no-verify", action="store_true", help="skip the OrganizationSummary pass")
     ap.add_argument("--state", default=None, help="outbox URL (default: SQLite in a temp dir)")

@@ -163,6 +163,39 @@ def outbox_roundtrip(url: str) -> None:
         box.close()
 
 
+def test_build_file_lines_are_compared_without_parsing_the_payload(tmp_path: Path) -> None:
+    """Lines as ``phrsync build`` writes them (sorted keys) are split, not parsed; a payload whose bytes are
+    not canonical is parsed and still recognised as unchanged; other lines are parsed whole."""
+    items = [item(i) for i in range(4)]
+    sort = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    built = tmp_path / "built.ndjson"
+    built.write_bytes(b"".join(orjson.dumps(i, option=sort) for i in items))
+    got = list(ob.iter_build_file(built))
+    assert all(g["payload"] is None and orjson.loads(g["payload_bytes"]) == i["payload"]
+               for g, i in zip(got, items, strict=True))
+    assert got[0]["key"] == items[0]["key"] and got[0]["hospcode"] == H
+    box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+    try:
+        assert box.load(ob.iter_build_file(built), str(built)).new == 4
+        r = box.load(ob.iter_build_file(built), str(built))
+        assert (r.unchanged, r.changed, r.total) == (4, 0, 4)
+        # the same content written differently (a header-sorted line, payload keys in another order)
+        other = tmp_path / "other.ndjson"
+        head = orjson.dumps({k: v for k, v in sorted(items[0].items()) if k != "payload"})[:-1]
+        reordered = orjson.dumps(dict(reversed(list(items[0]["payload"].items()))))
+        changed = dict(items[1], payload=item(1, weight=77)["payload"])
+        other.write_bytes(head + b',"payload":' + reordered + b"}\n" + orjson.dumps(changed) + b"\n"
+                          + b"".join(orjson.dumps(i, option=sort) for i in items[2:]))
+        r = box.load(ob.iter_build_file(other), str(other))
+        assert (r.unchanged, r.changed, r.new) == (3, 1, 0) and r.changed_keys == [items[1]["key"]]
+        bad = tmp_path / "bad.ndjson"
+        bad.write_bytes(head + b',"payload":{"broken"}\n')
+        with pytest.raises(ValueError, match="line 1"):
+            box.load(ob.iter_build_file(bad), str(bad))
+    finally:
+        box.close()
+
+
 def test_outbox_sqlite(tmp_path: Path) -> None:
     outbox_roundtrip(f"sqlite:///{tmp_path / 'o.sqlite'}")
     # a state store made before the missing_load column existed is upgraded in place

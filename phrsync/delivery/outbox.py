@@ -164,13 +164,44 @@ def iter_ndjson(path: str | Path) -> Iterator[dict[str, Any]]:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            try:
-                item = orjson.loads(line)
-                if not all(k in item for k in ("key", "endpoint", "hospcode", "payload")):
-                    raise ValueError("missing key/endpoint/hospcode/payload")
-            except (orjson.JSONDecodeError, ValueError, TypeError) as e:
-                raise ValueError(f"บรรทัด {n} ของ {path} ไม่ถูกต้อง / line {n} of {path} is invalid: {e}") from None
-            yield item
+            yield from _parsed_line(line, n, path)
+
+
+_PAYLOAD_AT = b',"payload":'
+
+
+def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Like :func:`iter_ndjson`, for :meth:`Outbox.load`: a line as ``phrsync build`` writes it (keys sorted, so
+    ``payload`` comes last and its bytes are canonical) is split without parsing the payload: ``payload_bytes``
+    holds them and ``payload`` is None. The load parses them only when their hash is not the stored one.
+    Any other line is parsed whole, as before."""
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            at = line.find(_PAYLOAD_AT) if line.startswith(b'{"endpoint":') and line.endswith(b"}") else -1
+            if at > 0:
+                try:
+                    head = orjson.loads(line[:at] + b"}")
+                except orjson.JSONDecodeError:
+                    head = None
+                if (isinstance(head, dict) and len(head) == 3
+                        and all(isinstance(head.get(k), str) for k in ("key", "endpoint", "hospcode"))):
+                    head.update(payload=None, payload_bytes=line[at + len(_PAYLOAD_AT):-1], line=n, path=str(path))
+                    yield head
+                    continue
+            yield from _parsed_line(line, n, path)
+
+
+def _parsed_line(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, Any]]:
+    try:
+        item = orjson.loads(line)
+        if not isinstance(item, dict) or not all(k in item for k in ("key", "endpoint", "hospcode", "payload")):
+            raise ValueError("missing key/endpoint/hospcode/payload")
+    except (orjson.JSONDecodeError, ValueError, TypeError) as e:
+        raise ValueError(f"บรรทัด {n} ของ {path} ไม่ถูกต้อง / line {n} of {path} is invalid: {e}") from None
+    yield item
 
 
 def ndjson_facilities(path: str | Path) -> list[str]:
@@ -218,20 +249,44 @@ class Outbox:
             res.load_id = int(c.execute(insert(loads).values(path=str(path), at=now, scope="{}")).inserted_primary_key[0])
         batch: list[dict[str, Any]] = []
 
+        def widen(hcode: str, day: str | None) -> None:
+            if day:
+                rng = scope.setdefault(hcode, [day, day])
+                rng[0], rng[1] = min(rng[0], day), max(rng[1], day)
+
         def flush() -> None:
             if not batch:
                 return
             with self.engine.begin() as c:
                 keys = [b["key"] for b in batch]
-                have = {k: (h, st, m) for k, h, st, m in c.execute(
-                    select(outbox.c.key, outbox.c.content_hash, outbox.c.status, outbox.c.missing_load)
+                have = {r[0]: r[1:] for r in c.execute(
+                    select(outbox.c.key, outbox.c.content_hash, outbox.c.status, outbox.c.missing_load, outbox.c.day)
                     .where(outbox.c.key.in_(keys)))}
                 new_rows, changed, same, back = [], [], 0, []
                 for b in batch:
                     old = have.get(b["key"])
+                    raw = b.pop("raw")
+                    if old is not None and raw is not None and old[1] != REMOVED and content_hash(raw) == old[0]:
+                        day = old[3]  # the very bytes stored before: unchanged, and no need to parse them
+                    else:
+                        payload = b.pop("payload_obj")
+                        if payload is None:
+                            try:
+                                payload = orjson.loads(raw)
+                            except orjson.JSONDecodeError as e:
+                                raise ValueError(f"บรรทัด {b['line']} ของ {path} ไม่ถูกต้อง / line {b['line']} of "
+                                                 f"{path} is invalid: {e}") from None
+                        day = encounter_day(payload) if b["endpoint"] == ENCOUNTER_EP else None
+                        body = canonical(payload)
+                        b.update(ref=_ref(b["endpoint"], b["key"], payload), day=day, content_hash=content_hash(body),
+                                 body=body)
+                    if since and day and day < since:
+                        continue
+                    res.total += 1
+                    widen(b["hospcode"], day)
                     if old is None:
                         new_rows.append(b)
-                    elif old[0] != b["content_hash"] or old[1] == REMOVED:  # changed, or back in the HIS
+                    elif "body" in b and (old[0] != b["content_hash"] or old[1] == REMOVED):  # changed, or back
                         changed.append(b)
                     else:
                         same += 1
@@ -239,6 +294,8 @@ class Outbox:
                             back.append(b["key"])
                 for b in (*new_rows, *changed):  # compressed only when stored: most rows of a re-run are unchanged
                     b["payload"] = zlib.compress(b.pop("body"), 1)  # level 1: ~5x faster than 6, JSON still ~4:1
+                    b.pop("line", None)
+                    b.pop("payload_obj", None)
                 if new_rows:
                     c.execute(insert(outbox), new_rows)
                 for b in changed:
@@ -259,24 +316,14 @@ class Outbox:
             hcode = str(item["hospcode"])
             if facility and hcode != facility:
                 continue
-            ep = str(item["endpoint"])
-            payload = item["payload"]
-            day = encounter_day(payload) if ep == ENCOUNTER_EP else None
-            if since and day and day < since:
-                continue
             key = str(item["key"])
             if key in seen:
                 raise ValueError(f"คีย์ซ้ำในไฟล์ / duplicate key in build file: {key}")
             seen.add(key)
-            body = canonical(payload)
-            res.total += 1
-            if day:
-                rng = scope.setdefault(hcode, [day, day])
-                rng[0], rng[1] = min(rng[0], day), max(rng[1], day)
-            batch.append({"key": key, "endpoint": ep, "hospcode": hcode, "ref": _ref(ep, key, payload), "day": day,
-                          "content_hash": content_hash(body), "body": body,
-                          "status": PENDING, "attempts": 0, "load_id": res.load_id, "created_at": now,
-                          "updated_at": now})
+            raw = item.get("payload_bytes")
+            batch.append({"key": key, "endpoint": str(item["endpoint"]), "hospcode": hcode, "raw": raw,
+                          "payload_obj": item.get("payload"), "line": item.get("line", 0), "status": PENDING,
+                          "attempts": 0, "load_id": res.load_id, "created_at": now, "updated_at": now})
             if len(batch) >= chunk:
                 flush()
         flush()

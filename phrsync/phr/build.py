@@ -106,7 +106,9 @@ def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: 
     stage_now = ""
     done = 0
     dumps = orjson.dumps
-    line = orjson.OPT_APPEND_NEWLINE
+    # sorted keys: the payload's bytes in the line are then its canonical form, which lets the agent tell an
+    # unchanged payload by hashing those bytes without parsing them (delivery.outbox.iter_build_file)
+    line = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
     write = fh.write
     for stage, ep, fn, item, hcode, label in _sources(con, sel, stages, window_days):
         if stage != stage_now:

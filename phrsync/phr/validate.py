@@ -324,13 +324,20 @@ def _arr(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = Fal
 def _objs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = False) -> list[tuple[_Path, dict]]:
     """The object items of an array field, each with its path; non-object items are reported."""
     arr = o.get(k)
-    if type(arr) is not list or not arr:
-        if (arr is not None or req) and (arr != [] or min1):  # [] and an absent optional array: nothing
+    if type(arr) is list:
+        if len(arr) == 1:
+            item = arr[0]
+            if type(item) is dict:  # the usual case
+                return [(((p, k), 0), item)]
+        elif not arr:
+            if min1:
+                _arr(c, o, p, k, req, min1)
+            return []
+    else:
+        if arr is not None or req:  # an absent optional array: nothing
             _arr(c, o, p, k, req, min1)
         return []
     base = (p, k)
-    if len(arr) == 1 and type(arr[0]) is dict:  # the usual case
-        return [((base, 0), arr[0])]
     out = []
     for i, item in enumerate(arr):
         if type(item) is dict:
@@ -546,9 +553,9 @@ def _datetime(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, future_ok: 
     # checks below, which name the problem
     if type(v) is str:
         n = len(v)
-        full = ((n == 25 and v[22] == ":" and (v[19] == "+" or v[19] == "-")) or (n == 20 and v[19] == "Z")) \
-            and v[10] == "T" and v[13] == ":" and v[16] == ":"
-        if (full or (n == 10 and date_ok and v[5] != "W")) and v[4] == "-" and v[7] == "-":
+        # v[4:17:3] is the characters at 4, 7, 10, 13 and 16; v[19:23:3] those at 19 and 22
+        full = (n == 25 and v[19:23:3] in ("+:", "-:") or n == 20 and v[19] == "Z") and v[4:17:3] == "--T::"
+        if full or (n == 10 and date_ok and v[5] != "W" and v[4:8:3] == "--"):
             day = v[:10]
             if "1900" <= day < "2400" and day != "1970-01-01" and (future_ok or day < c.near) \
                     and (not birth_check or c.birth_near is None or day > c.birth_near):
@@ -601,40 +608,50 @@ def _coding(c: _Ctx, co: dict, path: _Path) -> tuple[str | None, str | None]:
 def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True, systems: frozenset[str] | None = None,
              strict: bool = False, codes: frozenset[str] | None = None) -> list[tuple[str | None, str | None]]:
     """The codings of a CodeableConcept as (system, code), one per item in order (an item that is not an
-    object gives (None, None)); well-formed codings take a fast path. With ``systems``, the codings are
-    then checked by :func:`_check_systems`, skipped when the fast path already saw them pass."""
+    object gives (None, None)). One pass takes the usual list (every coding well-formed, an allowed code
+    where its system is in ``systems``); at the first other coding, :func:`_codings_full` starts over
+    and names every problem (the pass recorded nothing, so nothing is reported twice)."""
     arr = cc.get("coding")
     if type(arr) is not list or not arr:
         _arr(c, cc, path, "coding", req, req)
         return []
     out: list[tuple[str | None, str | None]] = []
-    hit = False  # a well-formed coding from ``systems`` with an allowed code
-    plain = True  # every coding took the fast path, with an allowed code where its system is in ``systems``
+    hit = False  # a coding from ``systems`` (with an allowed code)
+    for co in arr:
+        if type(co) is not dict:
+            break
+        s = co.get("system")
+        code = co.get("code")
+        if not (type(s) is str and type(code) is str and s and code and not s.isspace() and not code.isspace()
+                and "version" not in co):
+            break
+        d = co.get("display")
+        if d is not None and not (type(d) is str and d and not d.isspace()):
+            break
+        if systems is not None and s in systems:
+            if codes is not None and code not in codes:
+                break
+            hit = True
+        out.append((s, code))
+    else:
+        if systems is not None and not hit:  # every coding well-formed, none from ``systems``
+            _no_system(c, path, systems, strict)
+        return out
+    return _codings_full(c, arr, path, systems, strict, codes)
+
+
+def _codings_full(c: _Ctx, arr: list, path: _Path, systems: frozenset[str] | None, strict: bool,
+                  codes: frozenset[str] | None) -> list[tuple[str | None, str | None]]:
+    """:func:`_codings` for a list with some coding off the usual form: every item checked in full."""
+    out: list[tuple[str | None, str | None]] = []
     for i, co in enumerate(arr):
         if type(co) is not dict:
             c.bad_type(((path, "coding"), i), "object", co)
             out.append((None, None))
-            plain = False
-            continue
-        s = co.get("system")
-        code = co.get("code")
-        d = co.get("display")
-        if (type(s) is str and type(code) is str and s and code and not s.isspace() and not code.isspace()
-                and (d is None or (type(d) is str and d and not d.isspace())) and "version" not in co):
-            out.append((s, code))
-            if systems is not None and s in systems:
-                if codes is None or code in codes:
-                    hit = True
-                else:
-                    plain = False
         else:
             out.append(_coding(c, co, ((path, "coding"), i)))
-            plain = False
-    if systems is not None and not (hit and plain):
-        if plain:  # every coding well-formed, none from ``systems``: the one thing to say
-            _no_system(c, path, systems, strict)
-        else:
-            _check_systems(c, path, out, systems, strict, codes)
+    if systems is not None:
+        _check_systems(c, path, out, systems, strict, codes)
     return out
 
 

@@ -235,8 +235,9 @@ def _issue(key: tuple[_Path, str, str, str]) -> Issue:
 class _Ctx:
     """State of one validation run: the issues so far and the facts later checks compare against."""
 
-    __slots__ = ("issues", "now", "limit", "limit_date", "near", "birth", "birth_near", "hcode", "refs")
-    _clock: tuple[float, dt.datetime, dt.datetime, dt.date, str] | None = None
+    __slots__ = ("issues", "now", "limit", "limit_date", "near", "day_max", "birth", "birth_near", "day_min", "hcode",
+                 "refs")
+    _clock: tuple[float, dt.datetime, dt.datetime, dt.date, str, str] | None = None
 
     def __init__(self) -> None:
         self.issues: list[Issue] = []
@@ -245,17 +246,21 @@ class _Ctx:
         if clock is None or t - clock[0] >= 1.0:  # 'now' is re-read at most once a second
             now = dt.datetime.now(dt.UTC)
             today = now.astimezone(_BKK).date()
-            clock = _Ctx._clock = (t, now, now + dt.timedelta(days=1), today + dt.timedelta(days=1),
-                                   (today - dt.timedelta(days=1)).isoformat())
-        _, self.now, self.limit, self.limit_date, self.near = clock
+            near = (today - dt.timedelta(days=1)).isoformat()
+            clock = _Ctx._clock = (t, now, now + dt.timedelta(days=1), today + dt.timedelta(days=1), near,
+                                   min(near, "2400"))
+        _, self.now, self.limit, self.limit_date, self.near, self.day_max = clock
         self.birth: dt.date | None = None
         self.birth_near: str | None = None
+        self.day_min = "1900"
         self.hcode: str | None = None
         self.refs: dict[str, _Path] = {}
 
     def set_birth(self, birth: dt.date | None) -> None:
         self.birth = birth
         self.birth_near = (birth + _ONE_DAY).isoformat() if birth is not None else None
+        # the first 'yyyy-mm-dd' after birth_near (x + "\0" is the least string above x), at least "1900"
+        self.day_min = "1900" if self.birth_near is None else max("1900", self.birth_near + "\0")
 
     def add(self, path: _Path, code: str, th: str, en: str) -> None:
         key = (path, code, th, en)
@@ -277,7 +282,7 @@ class _Ctx:
 
 def _str(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> str | None:
     v = o.get(k)
-    if type(v) is str and v and not v.isspace():
+    if type(v) is str and v.strip():
         return v
     if v is None:
         if req:
@@ -324,13 +329,20 @@ def _arr(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = Fal
 def _objs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = False) -> list[tuple[_Path, dict]]:
     """The object items of an array field, each with its path; non-object items are reported."""
     arr = o.get(k)
-    if type(arr) is not list or not arr:
-        if (arr is not None or req) and (arr != [] or min1):  # [] and an absent optional array: nothing
+    if type(arr) is list:
+        if len(arr) == 1:
+            item = arr[0]
+            if type(item) is dict:  # the usual case
+                return [(((p, k), 0), item)]
+        elif not arr:
+            if min1:
+                _arr(c, o, p, k, req, min1)
+            return []
+    else:
+        if arr is not None or req:  # an absent optional array: nothing
             _arr(c, o, p, k, req, min1)
         return []
     base = (p, k)
-    if len(arr) == 1 and type(arr[0]) is dict:  # the usual case
-        return [((base, 0), arr[0])]
     out = []
     for i, item in enumerate(arr):
         if type(item) is dict:
@@ -344,7 +356,7 @@ def _opt_strs(c: _Ctx, o: dict, p: _Path, keys: tuple[str, ...]) -> None:
     """Several optional string fields at once (one call instead of one per field)."""
     for k in keys:
         v = o.get(k)
-        if v is not None and not (type(v) is str and v and not v.isspace()):
+        if v is not None and not (type(v) is str and v.strip()):
             _str(c, o, p, k)
 
 
@@ -352,7 +364,7 @@ def _strs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> list[str]:
     arr = o.get(k)
     if type(arr) is list and arr:
         for item in arr:
-            if not (type(item) is str and item and not item.isspace()):
+            if not (type(item) is str and item.strip()):
                 break
         else:
             return arr  # fast path: a non-empty list of proper strings
@@ -364,7 +376,7 @@ def _strs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> list[str]:
     out = []
     for i, item in enumerate(arr):
         if type(item) is str:
-            if item and not item.isspace():
+            if item.strip():
                 out.append(item)
             else:
                 c.add(((p, k), i), "empty_value", "", "")
@@ -525,9 +537,9 @@ def _date(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, future_ok: bool
     v = o.get(k)
     # fast path: 'yyyy-mm-dd' (fromisoformat checks the digits) and clearly plausible; anything else
     # goes through the full checks below, which name the problem
-    if type(v) is str and len(v) == 10 and v[4] == "-" and v[7] == "-" and v[5] != "W" \
-            and "1900" <= v < "2400" and v != "1970-01-01" and (future_ok or v < c.near) \
-            and (not birth_check or c.birth_near is None or v > c.birth_near):
+    if type(v) is str and len(v) == 10 and v[4:8:3] == "--" and v[5] != "W" \
+            and (c.day_min if birth_check else "1900") <= v < ("2400" if future_ok else c.day_max) \
+            and v != "1970-01-01":
         try:
             return dt.date.fromisoformat(v)
         except ValueError:
@@ -546,12 +558,14 @@ def _datetime(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, future_ok: 
     # checks below, which name the problem
     if type(v) is str:
         n = len(v)
-        full = ((n == 25 and v[22] == ":" and (v[19] == "+" or v[19] == "-")) or (n == 20 and v[19] == "Z")) \
-            and v[10] == "T" and v[13] == ":" and v[16] == ":"
-        if (full or (n == 10 and date_ok and v[5] != "W")) and v[4] == "-" and v[7] == "-":
+        # v[4:17:3] is the characters at 4, 7, 10, 13 and 16; v[19:23:3] those at 19 and 22
+        full = (n == 25 and v[19:23:3] in ("+:", "-:") or n == 20 and v[19] == "Z") and v[4:17:3] == "--T::"
+        if full or (n == 10 and date_ok and v[5] != "W" and v[4:8:3] == "--"):
             day = v[:10]
-            if "1900" <= day < "2400" and day != "1970-01-01" and (future_ok or day < c.near) \
-                    and (not birth_check or c.birth_near is None or day > c.birth_near):
+            # the plausibility rules of _needs_checks as one range: after 1900 (and birth), before 2400 (and
+            # the day before today)
+            if (c.day_min if birth_check else "1900") <= day < ("2400" if future_ok else c.day_max) \
+                    and day != "1970-01-01":
                 try:
                     if full:
                         return dt.datetime.fromisoformat(v)
@@ -601,40 +615,50 @@ def _coding(c: _Ctx, co: dict, path: _Path) -> tuple[str | None, str | None]:
 def _codings(c: _Ctx, cc: dict, path: _Path, req: bool = True, systems: frozenset[str] | None = None,
              strict: bool = False, codes: frozenset[str] | None = None) -> list[tuple[str | None, str | None]]:
     """The codings of a CodeableConcept as (system, code), one per item in order (an item that is not an
-    object gives (None, None)); well-formed codings take a fast path. With ``systems``, the codings are
-    then checked by :func:`_check_systems`, skipped when the fast path already saw them pass."""
+    object gives (None, None)). One pass takes the usual list (every coding well-formed, an allowed code
+    where its system is in ``systems``); at the first other coding, :func:`_codings_full` starts over
+    and names every problem (the pass recorded nothing, so nothing is reported twice)."""
     arr = cc.get("coding")
     if type(arr) is not list or not arr:
         _arr(c, cc, path, "coding", req, req)
         return []
     out: list[tuple[str | None, str | None]] = []
-    hit = False  # a well-formed coding from ``systems`` with an allowed code
-    plain = True  # every coding took the fast path, with an allowed code where its system is in ``systems``
+    hit = False  # a coding from ``systems`` (with an allowed code)
+    for co in arr:
+        if type(co) is not dict:
+            break
+        s = co.get("system")
+        code = co.get("code")
+        if not (type(s) is str and type(code) is str and s.strip() and code.strip()
+                and "version" not in co):
+            break
+        d = co.get("display")
+        if d is not None and not (type(d) is str and d.strip()):
+            break
+        if systems is not None and s in systems:
+            if codes is not None and code not in codes:
+                break
+            hit = True
+        out.append((s, code))
+    else:
+        if systems is not None and not hit:  # every coding well-formed, none from ``systems``
+            _no_system(c, path, systems, strict)
+        return out
+    return _codings_full(c, arr, path, systems, strict, codes)
+
+
+def _codings_full(c: _Ctx, arr: list, path: _Path, systems: frozenset[str] | None, strict: bool,
+                  codes: frozenset[str] | None) -> list[tuple[str | None, str | None]]:
+    """:func:`_codings` for a list with some coding off the usual form: every item checked in full."""
+    out: list[tuple[str | None, str | None]] = []
     for i, co in enumerate(arr):
         if type(co) is not dict:
             c.bad_type(((path, "coding"), i), "object", co)
             out.append((None, None))
-            plain = False
-            continue
-        s = co.get("system")
-        code = co.get("code")
-        d = co.get("display")
-        if (type(s) is str and type(code) is str and s and code and not s.isspace() and not code.isspace()
-                and (d is None or (type(d) is str and d and not d.isspace())) and "version" not in co):
-            out.append((s, code))
-            if systems is not None and s in systems:
-                if codes is None or code in codes:
-                    hit = True
-                else:
-                    plain = False
         else:
             out.append(_coding(c, co, ((path, "coding"), i)))
-            plain = False
-    if systems is not None and not (hit and plain):
-        if plain:  # every coding well-formed, none from ``systems``: the one thing to say
-            _no_system(c, path, systems, strict)
-        else:
-            _check_systems(c, path, out, systems, strict, codes)
+    if systems is not None:
+        _check_systems(c, path, out, systems, strict, codes)
     return out
 
 
@@ -650,7 +674,7 @@ def _concept(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, systems: fro
         return None
     path = (p, k)
     text = cc.get("text")
-    if text is not None and not (type(text) is str and text and not text.isspace()):
+    if text is not None and not (type(text) is str and text.strip()):
         text = _str(c, cc, path, "text")
     if text_ok and text is not None and "coding" not in cc:
         return []
@@ -698,7 +722,7 @@ def _quantity(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: b
         if (type(val) is int or type(val) is float) and (not positive or val > 0):
             for key in ("unit", "system", "code", "comparator"):
                 x = q.get(key)
-                if x is not None and not (type(x) is str and x and not x.isspace()):
+                if x is not None and not (type(x) is str and x.strip()):
                     break
             else:
                 return val
@@ -738,8 +762,8 @@ def _organization(c: _Ctx, o: dict, p: _Path, k: str, req: bool, sender: bool = 
             if (org.get("type") == "Organization" and ident.get("use") == "official"
                     and ident.get("system") == SYS_HCODE and type(hcode) is str
                     and (hcode == c.hcode or _HCODE_RE.fullmatch(hcode))
-                    and type(display) is str and display and not display.isspace()
-                    and ((ag is None and not agent) or (type(ag) is str and ag and not ag.isspace()))
+                    and type(display) is str and display.strip()
+                    and ((ag is None and not agent) or (type(ag) is str and ag.strip()))
                     and (scope is None or type(scope) is str) and (sender or c.hcode is None or hcode == c.hcode)):
                 if sender:
                     c.hcode = hcode

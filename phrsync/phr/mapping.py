@@ -104,6 +104,8 @@ def reset_code_cache() -> None:
     _class_group_names.cache_clear()
     _encounter_type_coding.cache_clear()
     _coverage_classes.cache_clear()
+    _person_codes.cache_clear()
+    _clock.cache_clear()
 
 
 @functools.cache
@@ -166,8 +168,10 @@ def _date(v: Any) -> str:
     return _ds(v) or ""
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _clock(t: str | None) -> str | None:
-    """TIME_SERV ``HHMMSS`` (or ``HHMM``) → ``HH:MM:SS``; None when empty or impossible."""
+    """TIME_SERV ``HHMMSS`` (or ``HHMM``) → ``HH:MM:SS``; None when empty or impossible. Cached: a day has
+    86,400 of them, and every visit's is parsed."""
     if not t:
         return None
     s = t.strip()
@@ -243,15 +247,31 @@ def _check_cid(cid: str | None, notes: list[Note]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _person_codes(pre_code: str | None, sex: str | None, ms: str | None, nat_code: str | None
+                  ) -> tuple[str | None, str | None, tuple[str, str, str, str] | None, dict[str, str] | None]:
+    """(name prefix, FHIR gender, marital status (text, system, code, display), nationality row) of a
+    person's codes: the same few combinations in every payload, so looked up once per build."""
+    pre_row = _index("prename").get(pre_code or "")
+    prefix = (pre_row.get("full_th") or pre_row.get("abbr_th")) if pre_row else None
+    sex_row = _index("sex").get(sex or "")
+    gender = sex_row.get("fhir_gender") if sex_row else None
+    ms_row = _index("mstatus").get(ms or "")
+    marital = ((ms_row["name_th"], ms_row["hl7_system"], ms_row["hl7_code"], ms_row["hl7_display"])
+               if ms_row and ms_row.get("hl7_code") else None)
+    return prefix or None, gender or None, marital, _index("nation").get(nat_code or "") or None
+
+
 def patient(person: Mapping[str, Any], addresses: list[dict[str, Any]], death: Mapping[str, Any] | None,
             cid: str, notes: list[Note]) -> dict[str, Any]:
     """Patient (§3.1) from PERSON, ADDRESS and DEATH."""
-    given = (person.get("NAME") or "").strip()
-    family = (person.get("LNAME") or "").strip()
+    get = person.get
+    given = (get("NAME") or "").strip()
+    family = (get("LNAME") or "").strip()
     name: dict[str, Any] = {"use": "official", "languageCode": "TH"}
-    pre_code = person.get("PRENAME")
-    pre_row = _index("prename").get(pre_code or "")
-    prefix = (pre_row.get("full_th") or pre_row.get("abbr_th")) if pre_row else None
+    pre_code = get("PRENAME")
+    nat_code = get("NATION")
+    prefix, gender, marital, nat = _person_codes(pre_code, get("SEX"), get("MSTATUS"), nat_code)
     if prefix:
         name["text"] = f"{prefix}{given} {family}".strip()
         name["prefix"] = [prefix]
@@ -268,33 +288,30 @@ def patient(person: Mapping[str, Any], addresses: list[dict[str, Any]], death: M
         "identifier": [{"use": "official", "system": SYS_CID, "type": "CID", "value": cid}],
         "name": [name],
     }
-    sex = _index("sex").get(person.get("SEX") or "")
-    if sex and sex.get("fhir_gender"):
-        pt["gender"] = sex["fhir_gender"]
+    if gender:
+        pt["gender"] = gender
     else:
-        notes.append(Note("sex_unknown", "Patient.gender", f"เพศไม่ถูกต้อง ({person.get('SEX') or 'ว่าง'})",
-                          f"SEX is not 1 or 2 ({person.get('SEX') or 'empty'})", "missing"))
-    if person.get("BIRTH") is not None:
-        pt["birthDate"] = _date(person["BIRTH"])
+        notes.append(Note("sex_unknown", "Patient.gender", f"เพศไม่ถูกต้อง ({get('SEX') or 'ว่าง'})",
+                          f"SEX is not 1 or 2 ({get('SEX') or 'empty'})", "missing"))
+    birth = get("BIRTH")
+    if birth is not None:
+        pt["birthDate"] = _date(birth)
     else:
         notes.append(Note("birth_missing", "Patient.birthDate", "ไม่มีวันเกิด", "no birth date", "missing"))
     if death is not None and death.get("DDEATH") is not None:
         pt["deceasedBoolean"] = True
         pt["deceasedDateTime"] = _date(death["DDEATH"])
     else:
-        pt["deceasedBoolean"] = person.get("DISCHARGE") == "1"
-    ms = _index("mstatus").get(person.get("MSTATUS") or "")
-    if ms and ms.get("hl7_code"):
-        pt["maritalStatus"] = {"text": ms["name_th"], "coding": [
-            {"system": ms["hl7_system"], "code": ms["hl7_code"], "display": ms["hl7_display"]}]}
+        pt["deceasedBoolean"] = get("DISCHARGE") == "1"
+    if marital is not None:
+        pt["maritalStatus"] = {"text": marital[0], "coding": [
+            {"system": marital[1], "code": marital[2], "display": marital[3]}]}
     addr = _address(addresses)
     if addr is not None:
         pt["address"] = [addr]
     telecom = _telecom(person, addresses)
     if telecom:
         pt["telecom"] = telecom
-    nat_code = person.get("NATION")
-    nat = _index("nation").get(nat_code or "")
     if nat:
         pt["nationality"] = {"text": nat["name_th"], "coding": [
             {"system": PHR_CS + "nationality", "code": nat_code, "display": nat["name_th"]}]}

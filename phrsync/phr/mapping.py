@@ -325,21 +325,26 @@ def _address(addresses: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The registered address (ADDRESSTYPE 1) if any, else the first one; Thai place names for Sa Kaeo."""
     if not addresses:
         return None
-    a = next((x for x in addresses if x.get("ADDRESSTYPE") == "1"), addresses[0])
-    cw, am, tb = a.get("CHANGWAT"), a.get("AMPUR"), a.get("TAMBON")
+    a = addresses[0]
+    if len(addresses) > 1:
+        a = next((x for x in addresses if x.get("ADDRESSTYPE") == "1"), a)
+    get = a.get
     line: list[str] = []
-    if a.get("HOUSENO"):
-        line.append(a["HOUSENO"].strip())
-    village = (a.get("VILLAGE") or "").strip()
+    if v := get("HOUSENO"):
+        line.append(v.strip())
+    village = (get("VILLAGE") or "").strip()
     if village.isdigit() and int(village) > 0:
         line.append(f"หมู่ที่ {int(village)}")
-    if a.get("VILLANAME"):
-        line.append(a["VILLANAME"].strip())
-    for key, label in (("SOISUB", "ซอย"), ("SOIMAIN", "ซอย"), ("ROAD", "ถนน")):
-        if a.get(key):
-            line.append(f"{label}{a[key].strip()}")
+    if v := get("VILLANAME"):
+        line.append(v.strip())
+    if v := get("SOISUB"):
+        line.append(f"ซอย{v.strip()}")
+    if v := get("SOIMAIN"):
+        line.append(f"ซอย{v.strip()}")
+    if v := get("ROAD"):
+        line.append(f"ถนน{v.strip()}")
     out: dict[str, Any] = {"use": "home", "type": "both"}
-    suffix, fields = _places(cw, am, tb)
+    suffix, fields = _places(get("CHANGWAT"), get("AMPUR"), get("TAMBON"))
     text = " ".join(line)
     if suffix:
         text = f"{text} {suffix}" if text else suffix
@@ -565,12 +570,18 @@ def _vitals(bundle: Mapping[str, Any], ctx: MapContext, notes: list[Note]) -> di
         weight, height = svc.get("ADMITWEIGHT"), svc.get("ADMITHEIGHT")
         sbp = dbp = None
     else:
-        for key, col in (("body_temp_cel", "BTEMP"), ("bp_systolic_mmhg", "SBP"), ("bp_diastolic_mmhg", "DBP"),
-                         ("pulse", "PR"), ("respiratory_rate", "RR")):
-            v = svc.get(col)
-            if v is not None and v > 0:
-                vs[key] = v
-        sbp, dbp = vs.get("bp_systolic_mmhg"), vs.get("bp_diastolic_mmhg")
+        get = svc.get
+        if (v := get("BTEMP")) is not None and v > 0:
+            vs["body_temp_cel"] = v
+        sbp = dbp = None
+        if (v := get("SBP")) is not None and v > 0:
+            vs["bp_systolic_mmhg"] = sbp = v
+        if (v := get("DBP")) is not None and v > 0:
+            vs["bp_diastolic_mmhg"] = dbp = v
+        if (v := get("PR")) is not None and v > 0:
+            vs["pulse"] = v
+        if (v := get("RR")) is not None and v > 0:
+            vs["respiratory_rate"] = v
         for fu in bundle.get("chronicfu") or ():
             weight = weight or fu.get("WEIGHT")
             height = height or fu.get("HEIGHT")
@@ -611,8 +622,8 @@ def _conditions(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "category": [{"coding": [{"system": SYS_SNOMED, "code": "439401001", "display": "Diagnosis"}]}],
             "code": {"coding": [{"system": SYS_ICD10, "code": icd10_dotted(code)}]},
         }
-        if r.get("D_UPDATE") is not None:
-            c["recordedDate"] = _dt(r["D_UPDATE"])
+        if (u := r.get("D_UPDATE")) is not None:
+            c["recordedDate"] = _dt(u)
         out.append(c)
     return out
 
@@ -636,17 +647,19 @@ def drug_coding(didstd: str, dname: str | None) -> list[dict[str, str]]:
 def _medications(rows: Iterable[dict[str, Any]], category: str) -> list[dict[str, Any]]:
     out = []
     for r in rows:
-        if not r.get("DIDSTD"):
+        didstd = r.get("DIDSTD")
+        if not didstd:
             continue
-        code: dict[str, Any] = {"coding": drug_coding(r["DIDSTD"], r.get("DNAME"))}
-        if r.get("DNAME"):
-            code["text"] = r["DNAME"]
+        dname = r.get("DNAME")
+        code: dict[str, Any] = {"coding": drug_coding(didstd, dname)}
+        if dname:
+            code["text"] = dname
         m: dict[str, Any] = {"code": code, "status": "completed", "category": category}
         fin: dict[str, Any] = {}
-        if r.get("AMOUNT") is not None:
-            fin["qty"] = r["AMOUNT"]
-        if r.get("DRUGPRICE") is not None:
-            fin["unitPrice"] = r["DRUGPRICE"]
+        if (v := r.get("AMOUNT")) is not None:
+            fin["qty"] = v
+        if (v := r.get("DRUGPRICE")) is not None:
+            fin["unitPrice"] = v
         if fin:
             m["finance"] = fin
         out.append(m)

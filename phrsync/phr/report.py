@@ -92,8 +92,10 @@ def fix_for(category: str, code: str) -> tuple[str, str, str]:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1 << 12)
 def _norm_path(path: str) -> str:
-    """``Encounter[0].Medication[2].code`` → ``Encounter[].Medication[].code``: one report row per field."""
+    """``Encounter[0].Medication[2].code`` → ``Encounter[].Medication[].code``: one report row per field.
+    Cached: the same few paths come with almost every payload's notes and issues."""
     return _INDEX_RE.sub("[]", path)
 
 

@@ -117,7 +117,9 @@ class FacilityTotals:
 
     def bump(self, endpoint: str, what: str) -> None:
         setattr(self, what, getattr(self, what) + 1)
-        ep = self.by_endpoint.setdefault(endpoint, {"built": 0, "refused": 0, "skipped": 0})
+        ep = self.by_endpoint.get(endpoint)
+        if ep is None:
+            ep = self.by_endpoint[endpoint] = {"built": 0, "refused": 0, "skipped": 0}
         ep[what] += 1
 
 

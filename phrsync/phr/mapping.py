@@ -505,15 +505,18 @@ def _coverage(instype: str | None, cards: list[dict[str, Any]], ctx: MapContext,
     cov: dict[str, Any] = {"class_group": {"value": grp, "name": gname},
                            "class_subgroup": {"value": instype, "name": sub_name}}
     if ctx.policies.card_dates == "card":
-        card = next((c for c in cards if c.get("INSTYPE_NEW") == instype), None)
-        if card is not None and (card.get("STARTDATE") or card.get("EXPIREDATE")):
-            per: dict[str, str] = {}
-            if card.get("STARTDATE"):
-                per["start"] = _date(card["STARTDATE"])
-            if card.get("EXPIREDATE") and (not card.get("STARTDATE")
-                                           or _ds(card["EXPIREDATE"]) >= _ds(card["STARTDATE"])):  # type: ignore[operator]
-                per["end"] = _date(card["EXPIREDATE"])
-            cov["period"] = per
+        for card in cards:
+            if card.get("INSTYPE_NEW") != instype:
+                continue
+            sdate, edate = card.get("STARTDATE"), card.get("EXPIREDATE")
+            if sdate or edate:
+                per: dict[str, str] = {}
+                if sdate:
+                    per["start"] = _date(sdate)
+                if edate and (not sdate or _ds(edate) >= _ds(sdate)):  # type: ignore[operator]
+                    per["end"] = _date(edate)
+                cov["period"] = per
+            break
     return [cov]
 
 
@@ -541,9 +544,13 @@ def _drop_implausible(vs: dict[str, Any], notes: list[Note]) -> None:
     """Policy ``implausible_vitals = "drop"``: leave out impossible values (and a BP whose diastolic is not
     below its systolic) with a note, instead of letting the validator refuse the whole encounter."""
     sbp, dbp = vs.get("bp_systolic_mmhg"), vs.get("bp_diastolic_mmhg")
-    if (sbp is None or dbp is None or dbp < sbp) and all(
-            VITAL_BOUNDS[k][0] <= v <= VITAL_BOUNDS[k][1] for k, v in vs.items()):
-        return  # the usual case: every value plausible
+    if sbp is None or dbp is None or dbp < sbp:
+        for k, v in vs.items():
+            lo, hi = VITAL_BOUNDS[k]
+            if not lo <= v <= hi:
+                break
+        else:
+            return  # the usual case: every value plausible
     for key, (lo, hi) in VITAL_BOUNDS.items():
         v = vs.get(key)
         if v is not None and not lo <= v <= hi:

@@ -223,7 +223,10 @@ def _organization(hcode: str, ctx: MapContext, agent: bool) -> tuple[dict[str, A
 
 def patient_cid(person: Mapping[str, Any] | None, *fallbacks: str | None) -> str | None:
     """PERSON.CID, else the CID carried on the service row (newer layouts append one)."""
-    for c in ((person or {}).get("CID"), *fallbacks):
+    c = person.get("CID") if person else None
+    if c:
+        return str(c).strip()
+    for c in fallbacks:
         if c:
             return str(c).strip()
     return None
@@ -386,18 +389,18 @@ def _places(cw: str | None, am: str | None, tb: str | None) -> tuple[str, dict[s
 
 
 def _telecom(person: Mapping[str, Any], addresses: list[dict[str, Any]]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    seen: set[str] = set()
-    sources = [person, *addresses]
-    for src in sources:
-        for key, use in (("MOBILE", "mobile"), ("TELEPHONE", "home")):
-            v = (src.get(key) or "").strip()
-            if v and v not in seen:
-                seen.add(v)
-                out.append({"system": "phone", "value": v, "use": use})
-        if out:
-            break
-    return out
+    """The phone numbers of the first of PERSON, then its addresses, that has any (mobile first)."""
+    for src in (person, *addresses):
+        mobile = (src.get("MOBILE") or "").strip()
+        home = (src.get("TELEPHONE") or "").strip()
+        if mobile:
+            out = [{"system": "phone", "value": mobile, "use": "mobile"}]
+            if home and home != mobile:
+                out.append({"system": "phone", "value": home, "use": "home"})
+            return out
+        if home:
+            return [{"system": "phone", "value": home, "use": "home"}]
+    return []
 
 
 # --- encounters (UpdatePHRv1, §3) -------------------------------------------------------------------

@@ -104,6 +104,8 @@ def reset_code_cache() -> None:
     _class_group_names.cache_clear()
     _encounter_type_coding.cache_clear()
     _coverage_classes.cache_clear()
+    _person_codes.cache_clear()
+    _clock.cache_clear()
 
 
 @functools.cache
@@ -166,8 +168,10 @@ def _date(v: Any) -> str:
     return _ds(v) or ""
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _clock(t: str | None) -> str | None:
-    """TIME_SERV ``HHMMSS`` (or ``HHMM``) → ``HH:MM:SS``; None when empty or impossible."""
+    """TIME_SERV ``HHMMSS`` (or ``HHMM``) → ``HH:MM:SS``; None when empty or impossible. Cached: a day has
+    86,400 of them, and every visit's is parsed."""
     if not t:
         return None
     s = t.strip()
@@ -219,7 +223,10 @@ def _organization(hcode: str, ctx: MapContext, agent: bool) -> tuple[dict[str, A
 
 def patient_cid(person: Mapping[str, Any] | None, *fallbacks: str | None) -> str | None:
     """PERSON.CID, else the CID carried on the service row (newer layouts append one)."""
-    for c in ((person or {}).get("CID"), *fallbacks):
+    c = person.get("CID") if person else None
+    if c:
+        return str(c).strip()
+    for c in fallbacks:
         if c:
             return str(c).strip()
     return None
@@ -243,15 +250,31 @@ def _check_cid(cid: str | None, notes: list[Note]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _person_codes(pre_code: str | None, sex: str | None, ms: str | None, nat_code: str | None
+                  ) -> tuple[str | None, str | None, tuple[str, str, str, str] | None, dict[str, str] | None]:
+    """(name prefix, FHIR gender, marital status (text, system, code, display), nationality row) of a
+    person's codes: the same few combinations in every payload, so looked up once per build."""
+    pre_row = _index("prename").get(pre_code or "")
+    prefix = (pre_row.get("full_th") or pre_row.get("abbr_th")) if pre_row else None
+    sex_row = _index("sex").get(sex or "")
+    gender = sex_row.get("fhir_gender") if sex_row else None
+    ms_row = _index("mstatus").get(ms or "")
+    marital = ((ms_row["name_th"], ms_row["hl7_system"], ms_row["hl7_code"], ms_row["hl7_display"])
+               if ms_row and ms_row.get("hl7_code") else None)
+    return prefix or None, gender or None, marital, _index("nation").get(nat_code or "") or None
+
+
 def patient(person: Mapping[str, Any], addresses: list[dict[str, Any]], death: Mapping[str, Any] | None,
             cid: str, notes: list[Note]) -> dict[str, Any]:
     """Patient (§3.1) from PERSON, ADDRESS and DEATH."""
-    given = (person.get("NAME") or "").strip()
-    family = (person.get("LNAME") or "").strip()
+    get = person.get
+    given = (get("NAME") or "").strip()
+    family = (get("LNAME") or "").strip()
     name: dict[str, Any] = {"use": "official", "languageCode": "TH"}
-    pre_code = person.get("PRENAME")
-    pre_row = _index("prename").get(pre_code or "")
-    prefix = (pre_row.get("full_th") or pre_row.get("abbr_th")) if pre_row else None
+    pre_code = get("PRENAME")
+    nat_code = get("NATION")
+    prefix, gender, marital, nat = _person_codes(pre_code, get("SEX"), get("MSTATUS"), nat_code)
     if prefix:
         name["text"] = f"{prefix}{given} {family}".strip()
         name["prefix"] = [prefix]
@@ -268,33 +291,30 @@ def patient(person: Mapping[str, Any], addresses: list[dict[str, Any]], death: M
         "identifier": [{"use": "official", "system": SYS_CID, "type": "CID", "value": cid}],
         "name": [name],
     }
-    sex = _index("sex").get(person.get("SEX") or "")
-    if sex and sex.get("fhir_gender"):
-        pt["gender"] = sex["fhir_gender"]
+    if gender:
+        pt["gender"] = gender
     else:
-        notes.append(Note("sex_unknown", "Patient.gender", f"เพศไม่ถูกต้อง ({person.get('SEX') or 'ว่าง'})",
-                          f"SEX is not 1 or 2 ({person.get('SEX') or 'empty'})", "missing"))
-    if person.get("BIRTH") is not None:
-        pt["birthDate"] = _date(person["BIRTH"])
+        notes.append(Note("sex_unknown", "Patient.gender", f"เพศไม่ถูกต้อง ({get('SEX') or 'ว่าง'})",
+                          f"SEX is not 1 or 2 ({get('SEX') or 'empty'})", "missing"))
+    birth = get("BIRTH")
+    if birth is not None:
+        pt["birthDate"] = _date(birth)
     else:
         notes.append(Note("birth_missing", "Patient.birthDate", "ไม่มีวันเกิด", "no birth date", "missing"))
     if death is not None and death.get("DDEATH") is not None:
         pt["deceasedBoolean"] = True
         pt["deceasedDateTime"] = _date(death["DDEATH"])
     else:
-        pt["deceasedBoolean"] = person.get("DISCHARGE") == "1"
-    ms = _index("mstatus").get(person.get("MSTATUS") or "")
-    if ms and ms.get("hl7_code"):
-        pt["maritalStatus"] = {"text": ms["name_th"], "coding": [
-            {"system": ms["hl7_system"], "code": ms["hl7_code"], "display": ms["hl7_display"]}]}
+        pt["deceasedBoolean"] = get("DISCHARGE") == "1"
+    if marital is not None:
+        pt["maritalStatus"] = {"text": marital[0], "coding": [
+            {"system": marital[1], "code": marital[2], "display": marital[3]}]}
     addr = _address(addresses)
     if addr is not None:
         pt["address"] = [addr]
     telecom = _telecom(person, addresses)
     if telecom:
         pt["telecom"] = telecom
-    nat_code = person.get("NATION")
-    nat = _index("nation").get(nat_code or "")
     if nat:
         pt["nationality"] = {"text": nat["name_th"], "coding": [
             {"system": PHR_CS + "nationality", "code": nat_code, "display": nat["name_th"]}]}
@@ -308,21 +328,26 @@ def _address(addresses: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The registered address (ADDRESSTYPE 1) if any, else the first one; Thai place names for Sa Kaeo."""
     if not addresses:
         return None
-    a = next((x for x in addresses if x.get("ADDRESSTYPE") == "1"), addresses[0])
-    cw, am, tb = a.get("CHANGWAT"), a.get("AMPUR"), a.get("TAMBON")
+    a = addresses[0]
+    if len(addresses) > 1:
+        a = next((x for x in addresses if x.get("ADDRESSTYPE") == "1"), a)
+    get = a.get
     line: list[str] = []
-    if a.get("HOUSENO"):
-        line.append(a["HOUSENO"].strip())
-    village = (a.get("VILLAGE") or "").strip()
+    if v := get("HOUSENO"):
+        line.append(v.strip())
+    village = (get("VILLAGE") or "").strip()
     if village.isdigit() and int(village) > 0:
         line.append(f"หมู่ที่ {int(village)}")
-    if a.get("VILLANAME"):
-        line.append(a["VILLANAME"].strip())
-    for key, label in (("SOISUB", "ซอย"), ("SOIMAIN", "ซอย"), ("ROAD", "ถนน")):
-        if a.get(key):
-            line.append(f"{label}{a[key].strip()}")
+    if v := get("VILLANAME"):
+        line.append(v.strip())
+    if v := get("SOISUB"):
+        line.append(f"ซอย{v.strip()}")
+    if v := get("SOIMAIN"):
+        line.append(f"ซอย{v.strip()}")
+    if v := get("ROAD"):
+        line.append(f"ถนน{v.strip()}")
     out: dict[str, Any] = {"use": "home", "type": "both"}
-    suffix, fields = _places(cw, am, tb)
+    suffix, fields = _places(get("CHANGWAT"), get("AMPUR"), get("TAMBON"))
     text = " ".join(line)
     if suffix:
         text = f"{text} {suffix}" if text else suffix
@@ -364,18 +389,18 @@ def _places(cw: str | None, am: str | None, tb: str | None) -> tuple[str, dict[s
 
 
 def _telecom(person: Mapping[str, Any], addresses: list[dict[str, Any]]) -> list[dict[str, str]]:
-    out: list[dict[str, str]] = []
-    seen: set[str] = set()
-    sources = [person, *addresses]
-    for src in sources:
-        for key, use in (("MOBILE", "mobile"), ("TELEPHONE", "home")):
-            v = (src.get(key) or "").strip()
-            if v and v not in seen:
-                seen.add(v)
-                out.append({"system": "phone", "value": v, "use": use})
-        if out:
-            break
-    return out
+    """The phone numbers of the first of PERSON, then its addresses, that has any (mobile first)."""
+    for src in (person, *addresses):
+        mobile = (src.get("MOBILE") or "").strip()
+        home = (src.get("TELEPHONE") or "").strip()
+        if mobile:
+            out = [{"system": "phone", "value": mobile, "use": "mobile"}]
+            if home and home != mobile:
+                out.append({"system": "phone", "value": home, "use": "home"})
+            return out
+        if home:
+            return [{"system": "phone", "value": home, "use": "home"}]
+    return []
 
 
 # --- encounters (UpdatePHRv1, §3) -------------------------------------------------------------------
@@ -483,15 +508,18 @@ def _coverage(instype: str | None, cards: list[dict[str, Any]], ctx: MapContext,
     cov: dict[str, Any] = {"class_group": {"value": grp, "name": gname},
                            "class_subgroup": {"value": instype, "name": sub_name}}
     if ctx.policies.card_dates == "card":
-        card = next((c for c in cards if c.get("INSTYPE_NEW") == instype), None)
-        if card is not None and (card.get("STARTDATE") or card.get("EXPIREDATE")):
-            per: dict[str, str] = {}
-            if card.get("STARTDATE"):
-                per["start"] = _date(card["STARTDATE"])
-            if card.get("EXPIREDATE") and (not card.get("STARTDATE")
-                                           or _ds(card["EXPIREDATE"]) >= _ds(card["STARTDATE"])):  # type: ignore[operator]
-                per["end"] = _date(card["EXPIREDATE"])
-            cov["period"] = per
+        for card in cards:
+            if card.get("INSTYPE_NEW") != instype:
+                continue
+            sdate, edate = card.get("STARTDATE"), card.get("EXPIREDATE")
+            if sdate or edate:
+                per: dict[str, str] = {}
+                if sdate:
+                    per["start"] = _date(sdate)
+                if edate and (not sdate or _ds(edate) >= _ds(sdate)):  # type: ignore[operator]
+                    per["end"] = _date(edate)
+                cov["period"] = per
+            break
     return [cov]
 
 
@@ -519,9 +547,13 @@ def _drop_implausible(vs: dict[str, Any], notes: list[Note]) -> None:
     """Policy ``implausible_vitals = "drop"``: leave out impossible values (and a BP whose diastolic is not
     below its systolic) with a note, instead of letting the validator refuse the whole encounter."""
     sbp, dbp = vs.get("bp_systolic_mmhg"), vs.get("bp_diastolic_mmhg")
-    if (sbp is None or dbp is None or dbp < sbp) and all(
-            VITAL_BOUNDS[k][0] <= v <= VITAL_BOUNDS[k][1] for k, v in vs.items()):
-        return  # the usual case: every value plausible
+    if sbp is None or dbp is None or dbp < sbp:
+        for k, v in vs.items():
+            lo, hi = VITAL_BOUNDS[k]
+            if not lo <= v <= hi:
+                break
+        else:
+            return  # the usual case: every value plausible
     for key, (lo, hi) in VITAL_BOUNDS.items():
         v = vs.get(key)
         if v is not None and not lo <= v <= hi:
@@ -548,12 +580,18 @@ def _vitals(bundle: Mapping[str, Any], ctx: MapContext, notes: list[Note]) -> di
         weight, height = svc.get("ADMITWEIGHT"), svc.get("ADMITHEIGHT")
         sbp = dbp = None
     else:
-        for key, col in (("body_temp_cel", "BTEMP"), ("bp_systolic_mmhg", "SBP"), ("bp_diastolic_mmhg", "DBP"),
-                         ("pulse", "PR"), ("respiratory_rate", "RR")):
-            v = svc.get(col)
-            if v is not None and v > 0:
-                vs[key] = v
-        sbp, dbp = vs.get("bp_systolic_mmhg"), vs.get("bp_diastolic_mmhg")
+        get = svc.get
+        if (v := get("BTEMP")) is not None and v > 0:
+            vs["body_temp_cel"] = v
+        sbp = dbp = None
+        if (v := get("SBP")) is not None and v > 0:
+            vs["bp_systolic_mmhg"] = sbp = v
+        if (v := get("DBP")) is not None and v > 0:
+            vs["bp_diastolic_mmhg"] = dbp = v
+        if (v := get("PR")) is not None and v > 0:
+            vs["pulse"] = v
+        if (v := get("RR")) is not None and v > 0:
+            vs["respiratory_rate"] = v
         for fu in bundle.get("chronicfu") or ():
             weight = weight or fu.get("WEIGHT")
             height = height or fu.get("HEIGHT")
@@ -594,8 +632,8 @@ def _conditions(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             "category": [{"coding": [{"system": SYS_SNOMED, "code": "439401001", "display": "Diagnosis"}]}],
             "code": {"coding": [{"system": SYS_ICD10, "code": icd10_dotted(code)}]},
         }
-        if r.get("D_UPDATE") is not None:
-            c["recordedDate"] = _dt(r["D_UPDATE"])
+        if (u := r.get("D_UPDATE")) is not None:
+            c["recordedDate"] = _dt(u)
         out.append(c)
     return out
 
@@ -619,17 +657,19 @@ def drug_coding(didstd: str, dname: str | None) -> list[dict[str, str]]:
 def _medications(rows: Iterable[dict[str, Any]], category: str) -> list[dict[str, Any]]:
     out = []
     for r in rows:
-        if not r.get("DIDSTD"):
+        didstd = r.get("DIDSTD")
+        if not didstd:
             continue
-        code: dict[str, Any] = {"coding": drug_coding(r["DIDSTD"], r.get("DNAME"))}
-        if r.get("DNAME"):
-            code["text"] = r["DNAME"]
+        dname = r.get("DNAME")
+        code: dict[str, Any] = {"coding": drug_coding(didstd, dname)}
+        if dname:
+            code["text"] = dname
         m: dict[str, Any] = {"code": code, "status": "completed", "category": category}
         fin: dict[str, Any] = {}
-        if r.get("AMOUNT") is not None:
-            fin["qty"] = r["AMOUNT"]
-        if r.get("DRUGPRICE") is not None:
-            fin["unitPrice"] = r["DRUGPRICE"]
+        if (v := r.get("AMOUNT")) is not None:
+            fin["qty"] = v
+        if (v := r.get("DRUGPRICE")) is not None:
+            fin["unitPrice"] = v
         if fin:
             m["finance"] = fin
         out.append(m)

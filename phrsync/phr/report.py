@@ -92,8 +92,10 @@ def fix_for(category: str, code: str) -> tuple[str, str, str]:
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=1 << 12)
 def _norm_path(path: str) -> str:
-    """``Encounter[0].Medication[2].code`` → ``Encounter[].Medication[].code``: one report row per field."""
+    """``Encounter[0].Medication[2].code`` → ``Encounter[].Medication[].code``: one report row per field.
+    Cached: the same few paths come with almost every payload's notes and issues."""
     return _INDEX_RE.sub("[]", path)
 
 
@@ -115,7 +117,9 @@ class FacilityTotals:
 
     def bump(self, endpoint: str, what: str) -> None:
         setattr(self, what, getattr(self, what) + 1)
-        ep = self.by_endpoint.setdefault(endpoint, {"built": 0, "refused": 0, "skipped": 0})
+        ep = self.by_endpoint.get(endpoint)
+        if ep is None:
+            ep = self.by_endpoint[endpoint] = {"built": 0, "refused": 0, "skipped": 0}
         ep[what] += 1
 
 

@@ -35,7 +35,7 @@ BufKey = tuple[str, "tuple[int, ...] | None", int]  # (43-file, field positions 
 # Rows gathered per 43-file layout before one check query runs. Above DuckDB's row-group size (122,880)
 # an insert is written straight to the table instead of through the WAL: measured ~1.7x faster.
 CHECK_ROWS = 250_000
-CHECK_THREADS = 2  # batches checked and loaded at once (DuckDB works outside the GIL)
+CHECK_THREADS = 3  # batches in flight: DuckDB works outside the GIL; a third keeps 2 cores busier (+6% measured)
 MAX_BUFFERED = 600_000  # all layouts together: the largest buffer is flushed beyond this (bounded memory)
 
 ProgressFn = Callable[[str, int, int], None]  # (label, done, total)

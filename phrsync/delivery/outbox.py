@@ -188,7 +188,7 @@ def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
                     head = None
                 if (isinstance(head, dict) and len(head) == 3
                         and all(isinstance(head.get(k), str) for k in ("key", "endpoint", "hospcode"))):
-                    head.update(payload=None, payload_bytes=line[at + len(_PAYLOAD_AT):-1], line=n, path=str(path))
+                    head.update(payload=None, payload_bytes=line[at + len(_PAYLOAD_AT):-1], line=n)
                     yield head
                     continue
             yield from _parsed_line(line, n, path)
@@ -294,8 +294,7 @@ class Outbox:
                             back.append(b["key"])
                 for b in (*new_rows, *changed):  # compressed only when stored: most rows of a re-run are unchanged
                     b["payload"] = zlib.compress(b.pop("body"), 1)  # level 1: ~5x faster than 6, JSON still ~4:1
-                    b.pop("line", None)
-                    b.pop("payload_obj", None)
+                    del b["line"]  # payload_obj went when the payload was parsed above
                 if new_rows:
                     c.execute(insert(outbox), new_rows)
                 for b in changed:
@@ -496,13 +495,6 @@ class Outbox:
         with self.engine.connect() as c:
             r = c.execute(select(outbox).where(outbox.c.key == key)).mappings().first()
         return dict(r) if r else None
-
-    def encounter_days(self, hospcode: str, since: str | None = None) -> list[str]:
-        cond = [outbox.c.hospcode == hospcode, outbox.c.endpoint == ENCOUNTER_EP, outbox.c.day.is_not(None)]
-        if since:
-            cond.append(outbox.c.day >= since)
-        with self.engine.connect() as c:
-            return [r[0] for r in c.execute(select(outbox.c.day).where(and_(*cond)).distinct().order_by(outbox.c.day))]
 
     def day_rows(self, hospcode: str, day: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:

@@ -308,9 +308,9 @@ class Importer:
             row = rows.get((seq, line), {})
             src = row.get("_src") or ""
             raw = row.get("_raw") or ""
-            n = len(raw.split("|")) if raw else 0
+            items = raw.split("|") if raw else []
+            n = len(items)
             if positions is not None:
-                items = raw.split("|")
                 row = {name: (items[pos] if 0 <= pos < len(items) else "")
                        for name, pos in zip(spec.field_names, positions, strict=True)} | row
             hosp = (row.get("HOSPCODE") or row.get("_hosp") or "").strip()

@@ -92,10 +92,9 @@ def opened(path: Path) -> Iterator[list[Member | Problem]]:
     if path.suffix.lower() != ".zip":
         yield [_file_member(path)]
         return
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
-        yield [_bad_zip(path, e)]
+    zf = _open_zip(path)
+    if isinstance(zf, Problem):
+        yield [zf]
         return
     try:
         yield list(_zip_members(path, zf))
@@ -110,12 +109,11 @@ def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | P
         if isinstance(c, Problem):
             yield c
         elif c.suffix.lower() == ".zip":
-            try:
-                zf = zipfile.ZipFile(c)
-            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
-                yield _bad_zip(c, e)
-                continue
-            yield from _zip_members(c, zf)
+            zf = _open_zip(c)
+            if isinstance(zf, Problem):
+                yield zf
+            else:
+                yield from _zip_members(c, zf)
         else:
             yield _file_member(c)
 
@@ -125,6 +123,17 @@ def _file_member(path: Path) -> Member:
                   hospcode=hospcode_from_name(str(path.parent)), open=lambda path=path: path.open("rb"))
 
 
+# what a broken or truncated zip raises, from opening it or listing its members
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError)
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile | Problem:
+    try:
+        return zipfile.ZipFile(path)
+    except _ZIP_ERRORS as e:
+        return _bad_zip(path, e)
+
+
 def _bad_zip(path: Path, e: BaseException) -> Problem:
     return _file_problem(path.name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
 
@@ -132,7 +141,7 @@ def _bad_zip(path: Path, e: BaseException) -> Problem:
 def _zip_members(path: Path, zf: zipfile.ZipFile) -> Iterator[Member | Problem]:
     try:
         infos = [i for i in zf.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
+    except _ZIP_ERRORS as e:
         yield _bad_zip(path, e)
         return
     hosp = hospcode_from_name(path.name)

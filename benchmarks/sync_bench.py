@@ -50,7 +50,8 @@ def build_file(path: Path, n: int, changed: frozenset[int] = frozenset()) -> Non
             enc["period"] = {"start": f"2025-02-{day:02d}T09:{i % 60:02d}:00+07:00",
                              "end": f"2025-02-{day:02d}T{12 if i in changed else 11}:{i % 60:02d}:00+07:00"}
             fh.write(orjson.dumps({"key": f"UpdatePHRv1|{ref}", "endpoint": "UpdatePHRv1", "hospcode": HCODE,
-                                   "payload": p}, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
+                                   "day": f"2025-02-{day:02d}", "payload": p},
+                                  option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE))
 
 
 def free_port() -> int:

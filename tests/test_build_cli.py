@@ -38,7 +38,13 @@ def test_build_json_summary_and_ndjson(staging: Path, tmp_path: Path) -> None:
     assert s["built"] == 7 and s["refused"] == 1
     lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert len(lines) == 7
-    assert all(set(x) == {"key", "endpoint", "hospcode", "payload"} for x in lines)
+    assert all(set(x) - {"day"} == {"key", "endpoint", "hospcode", "payload"} for x in lines)
+    # an encounter carries its visit day (Bangkok) for the agent; nothing else does
+    for x in lines:
+        if x["endpoint"] == "UpdatePHRv1":
+            assert x["day"] == x["payload"]["Encounter"][0]["period"]["start"][:10]
+        else:
+            assert "day" not in x
     assert not (tmp_path / "p.ndjson.part").exists()
     assert s["facilities"]["10699"]["quarantined"] == 2  # person 4: PERSON and SERVICE rows
     assert s["report"] == {"html": str(tmp_path / "q.html"), "csv": str(tmp_path / "q.csv")}

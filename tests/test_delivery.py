@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,25 @@ def test_build_file_lines_are_compared_without_parsing_the_payload(tmp_path: Pat
             box.load(ob.iter_build_file(bad), str(bad))
     finally:
         box.close()
+    # with the visit day beside each encounter (as ``phrsync build`` writes it) nothing is parsed: the rows are
+    # the same as when the day is worked out of the payload, and a later line without the day finds them
+    with_day = tmp_path / "with-day.ndjson"
+    with_day.write_bytes(b"".join(orjson.dumps(dict(i, day=ob.encounter_day(i["payload"])), option=sort)
+                                  for i in items))
+    got = list(ob.iter_build_file(with_day))
+    assert [g["day"] for g in got] == [ob.encounter_day(i["payload"]) for i in items]
+    boxes = [ob.Outbox(f"sqlite:///{tmp_path / name}") for name in ("a.sqlite", "b.sqlite")]
+    try:
+        assert boxes[0].load(ob.iter_build_file(with_day), str(with_day)).new == 4
+        assert boxes[1].load(ob.iter_build_file(built), str(built)).new == 4
+        for i in items:
+            a, b = (bx.row(i["key"]) for bx in boxes)
+            assert {k: a[k] for k in ("ref", "day", "content_hash")} == {k: b[k] for k in ("ref", "day", "content_hash")}
+        assert [r.body for r in boxes[0].to_send()] == [r.body for r in boxes[1].to_send()]
+        assert boxes[0].load(ob.iter_build_file(built), str(built)).unchanged == 4
+    finally:
+        for bx in boxes:
+            bx.close()
 
 
 def test_outbox_sqlite(tmp_path: Path) -> None:
@@ -208,6 +228,21 @@ def test_outbox_sqlite(tmp_path: Path) -> None:
     box = ob.Outbox(url)
     try:
         assert box.row(item(1)["key"])["missing_load"] is None and box.load([item(1)], "b").unchanged == 1
+    finally:
+        box.close()
+    # ... and one from before the payloads had their own table (a zlib stream in the row) is moved over
+    box = ob.Outbox(url)
+    body = next(box.to_send()).body
+    with box.engine.begin() as c:
+        c.exec_driver_sql("ALTER TABLE delivery_outbox ADD COLUMN payload BLOB")
+        c.exec_driver_sql("UPDATE delivery_outbox SET payload = ?", (zlib.compress(body, 1),))
+        c.exec_driver_sql("DROP TABLE delivery_payloads")
+    box.close()
+    box = ob.Outbox(url)
+    try:
+        rows = list(box.to_send())
+        assert [r.body for r in rows] == [body] and "payload" not in box.row(rows[0].key)
+        assert box.load([item(1)], "c").unchanged == 1
     finally:
         box.close()
     nd = write(tmp_path / "b.ndjson", [item(1), item(2, hcode="10700")])

@@ -67,7 +67,6 @@ def test_keep_alive_framing_and_headers() -> None:
             r = await lane.request("POST", "/api/UpdatePHRv1", content=b'{"x":1}',
                                    headers={"Authorization": "Bearer T", "Content-Type": "application/json"})
             assert r.status_code == 200 and r.json() == {"MessageCode": 1}
-            assert str(r.request.url) == f"http://127.0.0.1:{port}/base/api/UpdatePHRv1"
             r = await lane.request("GET", "/api/OrganizationSummary", params={"date": "2025-01-02", "x": "a b"})
             assert r.status_code == 400 and r.json() == {"a": 1}
             r = await lane.request("POST", "/api/UpdatePHRv1", content=b"{}")

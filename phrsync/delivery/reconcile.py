@@ -9,6 +9,7 @@ last visit day); outside that window the agent does not know the HIS and removes
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,8 @@ from phrsync.delivery.auth import AuthError
 from phrsync.delivery.sender import GaveUp, Sender, TargetDown
 
 log = logging.getLogger("phrsync.delivery")
+CONFIRM_BATCH = 20000  # confirmations written per transaction
+RECONCILE_PARALLEL = 4  # days asked about at once (per run, bounded by the target's concurrency)
 
 
 @dataclass
@@ -52,69 +55,93 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
     last = await sender.db(box.last_load)
     scope = last[1] if last else {}
     max_fraction = sender.s.remove_max_fraction
+    confirm: list[str] = []  # confirmations are written together, sorted: a day's rows lie all over the table
+
+    async def write_confirmed() -> None:
+        if confirm:
+            keys = sorted(confirm)
+            confirm.clear()
+            res.confirmed += await sender.db(box.set_status, keys, ob.CONFIRMED)
+
+    async def check_day(hcode: str, day: str, in_window: bool) -> None:
+        rows = await sender.db(box.day_rows, hcode, day)
+        r = await sender.call("GET", "OrganizationSummary", hcode,
+                              params={"data": "encounter_ref_code", "date": day, "hospital_code": hcode})
+        if r.status_code != 200:
+            res.errors.append(f"{hcode} {day}: HTTP {r.status_code}")
+            return
+        held = r.json().get("result") or []
+        server = {str(x) for x in held} if isinstance(held, list) else set()
+        res.days += 1
+        resend, gone_rows, current = [], [], set()
+        for row in rows:
+            phr_ref = _full_ref(hcode, row["ref"])
+            in_his = row["missing_load"] is None or not in_window  # outside the build: assume still there
+            if row["status"] != ob.REMOVED and in_his:
+                current.add(phr_ref)
+            if row["status"] in (ob.SENT, ob.CONFIRMED):
+                if phr_ref in server:
+                    if row["status"] == ob.SENT:
+                        confirm.append(row["key"])
+                elif in_his:
+                    resend.append(row["key"])  # PHR lost it: send again
+                else:
+                    gone_rows.append(row["key"])  # gone from both (e.g. a removal cut short by a crash)
+        if len(confirm) >= CONFIRM_BATCH:
+            await write_confirmed()
+        res.resend += await sender.db(box.set_status, resend, ob.PENDING)
+        await sender.db(box.set_status, gone_rows, ob.REMOVED)
+        if not remove or not in_window:
+            return
+        gone = sorted(server - current)
+        if not gone:
+            return
+        if len(gone) > max_fraction * len(server) and not force:
+            res.guarded.append({"hospcode": hcode, "day": day, "would_remove": len(gone), "held": len(server)})
+            log.warning("%s %s: ไม่ลบ %d จาก %d รายการ (เกินสัดส่วนที่กำหนด ใช้ --force) / not removing %d of "
+                        "%d refs (over the limit; use --force)", hcode, day, len(gone), len(server),
+                        len(gone), len(server))
+            return
+        removed_keys = []
+        by_ref = {_full_ref(hcode, row["ref"]): row["key"] for row in rows}
+        for ref in gone:
+            rr = await sender.call("GET", "RemoveEncounter", hcode,
+                                   params={"hospital_code": hcode, "encounter_ref_code": ref})
+            if rr.status_code == 200:
+                res.removed += 1
+                if ref in by_ref:
+                    removed_keys.append(by_ref[ref])
+            else:
+                res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}")
+        await sender.db(box.set_status, removed_keys, ob.REMOVED)
+
+    # a few days at once: each question is one round trip to PHR, and a full check asks about every day
+    slots = asyncio.Semaphore(max(1, min(RECONCILE_PARALLEL, sender.t.concurrency)))
+
+    async def bounded(hcode: str, day: str, in_window: bool) -> None:
+        async with slots:
+            await check_day(hcode, day, in_window)
+
     for hcode in facilities:
         if hcode in sender.skipped or not await sender.facility_ok(hcode):
             continue
         window = scope.get(hcode)
         flags = await sender.db(box.day_flags, hcode, since)
         try:
-            for day, (has_sent, has_stale) in flags.items():
-                in_window = bool(window) and window[0] <= day <= window[1]
-                if not has_sent and (only_unconfirmed or not in_window or not (full or (has_stale and remove))):
-                    continue  # nothing to confirm or remove (outside the build the HIS side is unknown)
-                rows = await sender.db(box.day_rows, hcode, day)
-                r = await sender.call("GET", "OrganizationSummary", hcode,
-                                      params={"data": "encounter_ref_code", "date": day, "hospital_code": hcode})
-                if r.status_code != 200:
-                    res.errors.append(f"{hcode} {day}: HTTP {r.status_code}")
-                    continue
-                held = r.json().get("result") or []
-                server = {str(x) for x in held} if isinstance(held, list) else set()
-                res.days += 1
-                confirm, resend, gone_rows, current = [], [], [], set()
-                for row in rows:
-                    phr_ref = _full_ref(hcode, row["ref"])
-                    in_his = row["missing_load"] is None or not in_window  # outside the build: assume still there
-                    if row["status"] != ob.REMOVED and in_his:
-                        current.add(phr_ref)
-                    if row["status"] in (ob.SENT, ob.CONFIRMED):
-                        if phr_ref in server:
-                            if row["status"] == ob.SENT:
-                                confirm.append(row["key"])
-                        elif in_his:
-                            resend.append(row["key"])  # PHR lost it: send again
-                        else:
-                            gone_rows.append(row["key"])  # gone from both (e.g. a removal cut short by a crash)
-                res.confirmed += await sender.db(box.set_status, confirm, ob.CONFIRMED)
-                res.resend += await sender.db(box.set_status, resend, ob.PENDING)
-                await sender.db(box.set_status, gone_rows, ob.REMOVED)
-                if not remove or not in_window:
-                    continue
-                gone = sorted(server - current)
-                if not gone:
-                    continue
-                if len(gone) > max_fraction * len(server) and not force:
-                    res.guarded.append({"hospcode": hcode, "day": day, "would_remove": len(gone),
-                                        "held": len(server)})
-                    log.warning("%s %s: ไม่ลบ %d จาก %d รายการ (เกินสัดส่วนที่กำหนด ใช้ --force) / not removing %d of "
-                                "%d refs (over the limit; use --force)", hcode, day, len(gone), len(server),
-                                len(gone), len(server))
-                    continue
-                removed_keys = []
-                by_ref = {_full_ref(hcode, row["ref"]): row["key"] for row in rows}
-                for ref in gone:
-                    rr = await sender.call("GET", "RemoveEncounter", hcode,
-                                           params={"hospital_code": hcode, "encounter_ref_code": ref})
-                    if rr.status_code == 200:
-                        res.removed += 1
-                        if ref in by_ref:
-                            removed_keys.append(by_ref[ref])
-                    else:
-                        res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}")
-                await sender.db(box.set_status, removed_keys, ob.REMOVED)
-        except (AuthError, GaveUp, TargetDown) as e:
+            async with asyncio.TaskGroup() as tg:
+                for day, (has_sent, has_stale) in flags.items():
+                    in_window = bool(window) and window[0] <= day <= window[1]
+                    if not has_sent and (only_unconfirmed or not in_window or not (full or (has_stale and remove))):
+                        continue  # nothing to confirm or remove (outside the build the HIS side is unknown)
+                    tg.create_task(bounded(hcode, day, in_window))
+        except* (AuthError, GaveUp, TargetDown) as eg:
+            e = eg.exceptions[0]
             res.errors.append(f"{hcode}: {e}")
-            if isinstance(e, TargetDown):
-                sender.down = str(e)
-                break
+            down = [x for x in eg.exceptions if isinstance(x, TargetDown)]
+            if down:
+                sender.down = str(down[0])
+        finally:
+            await write_confirmed()
+        if sender.down:
+            break
     return res

@@ -2,10 +2,12 @@
 backoff and full jitter on 5xx / timeouts / resets, 429 ``Retry-After`` honoured, 4xx refusals kept with the
 server's reasons and not retried, and a circuit breaker that pauses everyone while the target is down.
 
-Crash safety: each row is committed as ``sending`` (attempts + 1) before every request and committed again
-with the answer. A ``kill -9`` therefore leaves at most the in-flight rows ``sending``; the next run sends them
-again, which PHR treats as a replacement (uploads are keyed by encounter ref / register key), so nothing is
-lost and nothing is duplicated. The same reasoning covers a timeout whose request still landed on the server.
+Crash safety: rows are committed as ``sending`` (attempts + 1) a page at a time before any of their requests
+goes out (and again before each retry); each answer is committed with the next group commit. A ``kill -9``
+therefore leaves at most the claimed rows whose answers were not yet committed ``sending``; the next run sends
+them again, which PHR treats as a replacement (uploads are keyed by encounter ref / register key), so nothing
+is lost and nothing is duplicated. The same reasoning covers a timeout whose request still landed on the
+server.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ import orjson
 from phrsync.delivery import outbox as ob
 from phrsync.delivery.auth import AuthError, TokenProvider
 from phrsync.delivery.config import DeliverySettings
-from phrsync.delivery.lane import Lane, proxy_for
+from phrsync.delivery.lane import Answer, Lane, proxy_for
 from phrsync.pdpa import mask_text
 
 log = logging.getLogger("phrsync.delivery")
 T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]  # (done, total)
+Reply = httpx.Response | Answer  # an answer from an httpx client or from a lane: the same surface
 AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
+FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
 
 
 class TargetDown(Exception):
@@ -117,7 +121,7 @@ def backoff(attempt: int, base: float, cap: float) -> float:
     return random.uniform(0, min(cap, base * (2 ** attempt)))
 
 
-def refusal_reasons(r: httpx.Response) -> tuple[str, str]:
+def refusal_reasons(r: Reply) -> tuple[str, str]:
     """(short reason, full text) from PHR's error envelope; citizen IDs masked."""
     try:
         data = r.json()
@@ -154,9 +158,11 @@ class Sender:
         self.skipped: dict[str, str] = {}  # hcode -> why this facility is not sent this run
         self.skip_kind: dict[str, str] = {}  # hcode -> "auth" | "other_agent" | "error"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-        self._ops: list[tuple[str, tuple[str, str, int | None, str | None, str | None] | None,
-                              asyncio.Future[None]]] = []
+        self._ops: list[tuple[tuple[str, Any], asyncio.Future[None] | None]] = []
         self._flushing = False
+        self._db_error: Exception | None = None
+        self._waiting = 0  # queued changes someone awaits
+        self._timer: asyncio.TimerHandle | None = None
         self._checked: dict[str, asyncio.Future[bool]] = {}
         self._last_status: dict[str, float] = {}
         self.client: httpx.AsyncClient | None = None
@@ -169,40 +175,98 @@ class Sender:
     async def db(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kw))
 
+    async def claim(self, rows: list[ob.Row]) -> None:
+        """Commit a page of rows ``sending`` (attempts + 1) before any of their requests goes out: one
+        transaction per page instead of one per payload. A crash leaves at most the claimed, unanswered rows
+        in doubt; they are sent again next run, which PHR treats as a replacement."""
+        if rows:
+            await self._write(("claim", [r.key for r in rows]))
+
     async def mark_sending(self, key: str) -> None:
-        """Returns once the row is committed ``sending``: only then may its request go out."""
-        await self._write(key, None)
+        """Before a retry of a claimed row: returns once the row is committed ``sending`` (attempts + 1)."""
+        await self._write(("claim", [key]))
 
-    async def mark_result(self, key: str, status: str, code: int | None = None, reason: str | None = None,
-                          error: str | None = None) -> None:
-        await self._write(key, (key, status, code, reason, error))
+    def record(self, key: str, status: str, code: int | None = None, reason: str | None = None,
+               error: str | None = None) -> None:
+        """The answer for a row, committed with the next group commit. The worker does not wait for it: until
+        it is committed the row stays ``sending`` (sent again after a crash, which replaces); :meth:`settle`
+        waits for every queued change before the run goes on to reconcile or ends."""
+        self._enqueue(("result", (key, status, code, reason, error)), None)
 
-    async def _write(self, key: str, result: tuple[str, str, int | None, str | None, str | None] | None) -> None:
-        """Group commit: state changes of all workers that arrive while a transaction runs share the next one
-        (one commit per batch instead of two per payload), and each caller resumes only after its commit."""
+    def unclaim(self, row: ob.Row) -> None:
+        """A claimed row whose request never went out (facility skipped, target down): as it was."""
+        self._enqueue(("revert", (row.key, row.status)), None)
+
+    async def settle(self) -> None:
+        """Every state change queued so far is committed (raises the database error if one failed)."""
+        if self._ops or self._flushing:
+            await self._write(("settle", None))
+        if self._db_error is not None:
+            e, self._db_error = self._db_error, None
+            raise e
+
+    async def _write(self, op: tuple[str, Any]) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ops.append((key, result, fut))
-        if not self._flushing:
+        self._enqueue(op, fut)
+        await fut
+
+    def _enqueue(self, op: tuple[str, Any], fut: asyncio.Future[None] | None) -> None:
+        """Group commit: the state changes of all workers share transactions. A change someone waits for
+        (a claim before its requests, :meth:`settle`) goes with the next transaction at once; answers that
+        nobody waits for gather for up to ``FLUSH_DELAY`` s or ``FLUSH_OPS`` changes (a commit costs the
+        agent more than the updates in it)."""
+        self._ops.append((op, fut))
+        if fut is not None:
+            self._waiting += 1
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._flushing or not self._ops:
+            return
+        loop = asyncio.get_running_loop()
+        if self._waiting or len(self._ops) >= FLUSH_OPS:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._flushing = True
+            loop.create_task(self._flush())
+        elif self._timer is None:
+            self._timer = loop.call_later(FLUSH_DELAY, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._flushing and self._ops:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
-        await fut
 
     async def _flush(self) -> None:
         try:
-            while self._ops:
-                ops, self._ops = self._ops, []
-                sending = [k for k, res, _ in ops if res is None]
-                results = [res for _, res, _ in ops if res is not None]
-                try:
-                    await self.db(self.box.apply, sending, results)
-                except Exception as e:  # the callers see the database error; nothing was sent for them
-                    for _, _, f in ops:
+            ops, self._ops = self._ops, []
+            self._waiting -= sum(1 for _, f in ops if f is not None)
+            sending: list[str] = []
+            results: list[tuple[str, str, int | None, str | None, str | None]] = []
+            reverts: list[tuple[str, str]] = []
+            for (kind, arg), _ in ops:
+                if kind == "claim":
+                    sending.extend(arg)
+                elif kind == "result":
+                    results.append(arg)
+                elif kind == "revert":
+                    reverts.append(arg)
+            try:
+                await self.db(self.box.apply, sending, results, reverts)
+            except Exception as e:  # waiting callers see the database error; nothing was sent for them
+                self._db_error = e
+                for _, f in ops:
+                    if f is not None:
                         f.set_exception(e)
-                else:
-                    for _, _, f in ops:
+            else:
+                for _, f in ops:
+                    if f is not None:
                         f.set_result(None)
         finally:
             self._flushing = False
+            self._kick()
 
     def _new_client(self, connections: int, verify: ssl.SSLContext) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
@@ -226,6 +290,8 @@ class Sender:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        with contextlib.suppress(Exception):
+            await self.settle()
         for c in [self.client, *self.lanes]:
             if c is not None:
                 await c.aclose()
@@ -235,7 +301,7 @@ class Sender:
     async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
                    body: bytes | None = None, upload: bool = False,
                    before: Callable[[], Any] | None = None, max_attempts: int | None = None,
-                   wait_429: bool = True, client: httpx.AsyncClient | Lane | None = None) -> httpx.Response:
+                   wait_429: bool = True, client: httpx.AsyncClient | Lane | None = None) -> Reply:
         """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown."""
         assert self.client is not None and self.tokens is not None
         attempts = max_attempts or self.t.max_attempts
@@ -373,10 +439,19 @@ class Sender:
             return out
 
         async def produce() -> None:
+            nonlocal done
             while self.down is None:
                 page = await self.db(next_page)
                 if not page:
                     break
+                new = {r.hospcode for r in page} - self._checked.keys()
+                if new:  # another computer sending for a facility? asked before its rows are claimed
+                    await asyncio.gather(*(self.facility_ok(h) for h in new))
+                for row in page:
+                    if row.hospcode in self.skipped:
+                        done += 1
+                page = [r for r in page if r.hospcode not in self.skipped]
+                await self.claim(page)
                 for row in page:
                     await queue.put(row)
             for _ in range(self.t.concurrency):
@@ -390,44 +465,56 @@ class Sender:
                     return
                 if self.down is None:
                     await self.deliver(row, lane)
+                else:
+                    self.unclaim(row)
                 done += 1
                 if self.progress:
                     self.progress(done, total)
 
-        await asyncio.gather(produce(), *(work(lane) for lane in self.lanes))
+        try:
+            await asyncio.gather(produce(), *(work(lane) for lane in self.lanes))
+        finally:
+            await self.settle()
         return self.counters
 
     async def deliver(self, row: ob.Row, lane: httpx.AsyncClient | Lane | None = None) -> None:
-        """Send one row and record the outcome; the row is committed ``sending`` before each request."""
+        """Send one claimed row (see :meth:`claim`) and record the outcome; a retry commits the row
+        ``sending`` again before its request."""
         h = row.hospcode
         if h in self.skipped or not await self.facility_ok(h):
+            self.unclaim(row)
             return
         c = self.counters
+        claimed = True
 
         async def before() -> None:
+            nonlocal claimed
+            if claimed:  # the first attempt goes out under the page's claim
+                claimed = False
+                return
             await self.mark_sending(row.key)
 
         try:
             r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before, client=lane)
         except AuthError as e:
             self.skip(h, "error" if e.transient else "auth", str(e))
-            await self.mark_result(row.key, ob.FAILED, None, "auth", mask_text(str(e)))
+            self.record(row.key, ob.FAILED, None, "auth", mask_text(str(e)))
             c.failed += 1
             return
         except GaveUp as e:
-            await self.mark_result(row.key, ob.FAILED, None, "transient", mask_text(str(e)))
+            self.record(row.key, ob.FAILED, None, "transient", mask_text(str(e)))
             c.failed += 1
             return
         except TargetDown as e:
             self.down = str(e)
-            await self.mark_result(row.key, ob.FAILED, None, "target down", str(e))
+            self.record(row.key, ob.FAILED, None, "target down", str(e))
             c.failed += 1
             return
         code = r.status_code
         mc = _message_code(r)
         if 200 <= code < 300 and mc in (None, 200):
             status = ob.SENT if row.endpoint == ob.ENCOUNTER_EP else ob.CONFIRMED
-            await self.mark_result(row.key, status, code)
+            self.record(row.key, status, code)
             if status == ob.SENT:
                 c.sent += 1
             else:
@@ -435,19 +522,19 @@ class Sender:
             await self.agent_status(h, f"processing / กำลังส่ง: {c.sent + c.confirmed} sent")
             return
         reason, full = refusal_reasons(r)
-        await self.mark_result(row.key, ob.REFUSED, code, reason, full)
+        self.record(row.key, ob.REFUSED, code, reason, full)
         c.refused += 1
         log.warning("ปฏิเสธ / refused %s: %s", row.key if row.endpoint == ob.ENCOUNTER_EP else row.endpoint, reason)
 
 
-def _retry_after(r: httpx.Response) -> float:
+def _retry_after(r: Reply) -> float:
     try:
         return max(0.0, min(300.0, float(r.headers.get("Retry-After", "1"))))
     except ValueError:
         return 1.0
 
 
-def _result(r: httpx.Response) -> Any:
+def _result(r: Reply) -> Any:
     try:
         data = r.json()
     except ValueError:
@@ -455,7 +542,7 @@ def _result(r: httpx.Response) -> Any:
     return data.get("result") if isinstance(data, dict) else None
 
 
-def _message_code(r: httpx.Response) -> int | None:
+def _message_code(r: Reply) -> int | None:
     try:
         data = orjson.loads(r.content) if r.content else None
     except orjson.JSONDecodeError:

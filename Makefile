@@ -3,10 +3,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the modules setup.py compiles with mypyc: editing one re-installs, which rebuilds its extension (until then
+# phrsync imports the edited source instead, with a warning; see phrsync/_native.py)
+COMPILED := phrsync/_native.py phrsync/phr/validate.py phrsync/phr/mapping.py
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -23,4 +26,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/import_bench.py
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) data .pytest_cache build phrsync/_native_sources.json
+	find phrsync -name "*.so" -delete

@@ -30,6 +30,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from phrsync import _native  # noqa: E402
 from phrsync.f43.staging import Staging  # noqa: E402
 from phrsync.phr import build as B  # noqa: E402
 from phrsync.phr import extract as E  # noqa: E402
@@ -49,7 +50,8 @@ def machine() -> dict[str, Any]:
         pass
     return {"platform": platform.platform(), "cpu": model or platform.processor(), "cores": os.cpu_count(),
             "ram_gb": round(psutil.virtual_memory().total / 2**30, 1), "load_avg": os.getloadavg(),
-            "python": platform.python_version(), "duckdb": duckdb.__version__}
+            "python": platform.python_version(), "duckdb": duckdb.__version__,
+            "compiled": _native.describe()}  # mypyc extensions in use, or why not (phrsync/_native.py)
 
 
 class PeakRSS:

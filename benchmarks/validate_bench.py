@@ -19,6 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from phrsync import _native  # noqa: E402
 from phrsync.phr.validate import parse_and_validate, validate  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "payloads" / "valid"
@@ -36,7 +37,8 @@ def machine_info() -> dict[str, Any]:
         pass
     return {"python": platform.python_version(), "implementation": platform.python_implementation(),
             "platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+            "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            "compiled": _native.describe()}  # mypyc extensions in use, or why not (phrsync/_native.py)
 
 
 def measure(fn: Any, seconds: float) -> dict[str, float]:

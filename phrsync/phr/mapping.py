@@ -66,6 +66,10 @@ class Note:
         return {"code": self.code, "path": self.path, "kind": self.kind, "message_th": self.message_th,
                 "message_en": self.message_en}
 
+    def __reduce__(self) -> tuple[type[Note], tuple[str, str, str, str, str]]:
+        """Pickled by its fields: compiled (mypyc), a frozen dataclass cannot be restored attribute by attribute."""
+        return Note, (self.code, self.path, self.message_th, self.message_en, self.kind)
+
 
 @dataclass(frozen=True)
 class MapContext:
@@ -75,6 +79,11 @@ class MapContext:
     policies: Policies = field(default_factory=Policies)
     agent: str = AGENT_NAME
     facility_names: Mapping[str, str] = field(default_factory=dict)  # overrides sakaeo_facilities
+
+    def __reduce__(self) -> tuple[type[MapContext], tuple[dt.datetime, Policies, str, Mapping[str, str]]]:
+        """Pickled by its fields (sent to the build's worker processes): compiled (mypyc), a frozen dataclass
+        cannot be restored attribute by attribute."""
+        return MapContext, (self.now, self.policies, self.agent, self.facility_names)
 
 
 # --- code tables, indexed once -----------------------------------------------------------------------
@@ -536,7 +545,7 @@ def _coverage_classes(instype: str | None) -> tuple[str, str, str] | None:
 
 # values no living patient can have (the same bounds the shared validator refuses); a typing slip in one
 # vital sign must not cost the whole visit its place in PHR
-VITAL_BOUNDS: dict[str, tuple[float, float]] = {
+VITAL_BOUNDS: dict[str, tuple[int | float, int | float]] = {
     "body_weight_kg": (0.2, 500), "body_height_cm": (15, 280), "body_temp_cel": (25, 45),
     "bp_systolic_mmhg": (30, 350), "bp_diastolic_mmhg": (10, 250), "body_mass_index": (5, 150),
     "respiratory_rate": (1, 150), "pulse": (10, 350),
@@ -678,7 +687,7 @@ def _medications(rows: Iterable[dict[str, Any]], category: str) -> list[dict[str
 
 def _observations(rows: Iterable[dict[str, Any]], visit_day: str | None, start: str | None,
                   ctx: MapContext, notes: list[Note]) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     timed = False
     for i, r in enumerate(rows):
         test = r.get("LABTEST")

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -140,6 +140,10 @@ class Issue:
         """Thai first with English beside it, or English only."""
         return self.message_en if lang == "en" else f"{self.message_th} / {self.message_en}"
 
+    def __reduce__(self) -> tuple[type[Issue], tuple[str, str, str, str, Severity]]:
+        """Pickled by its fields: compiled (mypyc), a frozen dataclass cannot be restored attribute by attribute."""
+        return Issue, (self.path, self.rule, self.message_th, self.message_en, self.severity)
+
 
 def has_errors(issues: list[Issue]) -> bool:
     return any(i.severity == "error" for i in issues)
@@ -183,22 +187,26 @@ def _short(v: Any) -> str:
 # that is not a string, possible only in a payload built in Python, goes in as str(key)) are only turned
 # into text when an issue is recorded, so a valid payload never pays for formatting its paths.
 _Path = str | tuple[Any, str | int]
+# a JSON number as given: never annotated plain ``float``, which a compiled build (mypyc) would turn an int
+# into (80 would then read "80.0" in a message)
+_Num = int | float
 
 
 def _path_str(path: _Path) -> str:
     """``(("Encounter", 0), "period")`` → ``Encounter[0].period``; a plain string is already a path."""
-    keys = []
-    while type(path) is tuple:
-        path, key = path
+    keys: list[str | int] = []
+    node: Any = path
+    while type(node) is tuple:
+        node, key = node
         keys.append(key)
-    out = path
+    out: str = node
     for key in reversed(keys):
         if type(key) is int:
             out = f"{out}[{key}]"
         elif out:
             out = f"{out}.{key}"
         else:
-            out = key
+            out = str(key)
     return out
 
 
@@ -237,7 +245,7 @@ class _Ctx:
 
     __slots__ = ("issues", "now", "limit", "limit_date", "near", "day_max", "birth", "birth_near", "day_min", "hcode",
                  "refs")
-    _clock: tuple[float, dt.datetime, dt.datetime, dt.date, str, str] | None = None
+    _clock: ClassVar[tuple[float, dt.datetime, dt.datetime, dt.date, str, str] | None] = None
 
     def __init__(self) -> None:
         self.issues: list[Issue] = []
@@ -343,7 +351,7 @@ def _objs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, min1: bool = Fa
             _arr(c, o, p, k, req, min1)
         return []
     base = (p, k)
-    out = []
+    out: list[tuple[_Path, dict]] = []
     for i, item in enumerate(arr):
         if type(item) is dict:
             out.append(((base, i), item))
@@ -385,7 +393,7 @@ def _strs(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> list[str]:
     return out
 
 
-def _num(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> float | None:
+def _num(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> _Num | None:
     v = o.get(k)
     if v is None:
         if req:
@@ -413,17 +421,17 @@ def _int(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> int | None:
 
 
 def _nonneg(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: bool = False,
-            integer: bool = False) -> float | None:
-    v = o.get(k)
+            integer: bool = False) -> _Num | None:
+    v: Any = o.get(k)
     t = type(v)
     if (t is int or (t is float and not integer)) and (v > 0 if positive else v >= 0):
         return v  # fast path: a number of the right kind in range
-    v = _int(c, o, p, k, req) if integer else _num(c, o, p, k, req)
-    if v is not None and (v <= 0 if positive else v < 0):
+    num = _int(c, o, p, k, req) if integer else _num(c, o, p, k, req)
+    if num is not None and (num <= 0 if positive else num < 0):
         want = "มากกว่า 0" if positive else "ไม่ติดลบ"
-        c.add((p, k), "number_range", f"ต้อง{want} ได้ {v}", f"must be {'> 0' if positive else '≥ 0'}, got {v}")
+        c.add((p, k), "number_range", f"ต้อง{want} ได้ {num}", f"must be {'> 0' if positive else '≥ 0'}, got {num}")
         return None
-    return v
+    return num
 
 
 def _bool(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> bool | None:
@@ -715,7 +723,7 @@ def _check_systems(c: _Ctx, path: _Path, cods: list[tuple[str | None, str | None
 
 
 def _quantity(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False, positive: bool = False,
-              value_req: bool = True) -> float | None:
+              value_req: bool = True) -> _Num | None:
     q = o.get(k)
     if type(q) is dict:
         val = q.get("value")
@@ -1103,7 +1111,7 @@ _ENCOUNTER_KEYS = frozenset({
 })
 
 # flat name → (min possible, max possible, min usual, max usual, Thai name)
-_VITALS: dict[str, tuple[float, float, float, float, str]] = {
+_VITALS: dict[str, tuple[_Num, _Num, _Num, _Num, str]] = {
     "body_weight_kg": (0.2, 500, 1.0, 250, "น้ำหนัก (กก.)"),
     "body_height_cm": (15, 280, 40, 220, "ส่วนสูง (ซม.)"),
     "body_temp_cel": (25, 45, 34, 41, "อุณหภูมิ (°C)"),
@@ -1119,7 +1127,7 @@ _VITAL_ARRAY_NAMES = {"body_weight": "body_weight_kg", "body_height": "body_heig
                       "bmi": "body_mass_index", "respiratory_rate": "respiratory_rate", "pulse": "pulse"}
 
 
-def _vital(c: _Ctx, path: _Path, name: str, v: float) -> bool:
+def _vital(c: _Ctx, path: _Path, name: str, v: _Num) -> bool:
     """Range check of one vital sign; False when the value is impossible (so it is not cross-checked)."""
     lo, hi, ulo, uhi, th = _VITALS[name]
     if v < lo or v > hi:
@@ -1135,7 +1143,7 @@ def _vital_signs(c: _Ctx, enc: dict, ep: _Path) -> None:
     if vs is None:
         return
     path = (ep, "vital_signs")
-    values: dict[str, tuple[_Path, str, float]] = {}  # name -> (parent path, key path, value)
+    values: dict[str, tuple[_Path, str, _Num]] = {}  # name -> (parent path, key path, value)
     if type(vs) is dict:
         if not vs:
             c.add(path, "empty_value", "ไม่มีค่าใดเลย (ไม่ต้องส่ง)", "no values (leave it out)")
@@ -1478,7 +1486,7 @@ def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
     _enum(c, enc, ep, "status", _ENCOUNTER_STATUS, True)
     cls = _obj(c, enc, ep, "class", True)
     if cls is not None:
-        cp = (ep, "class")
+        cp: _Path = (ep, "class")
         s, code = _coding(c, cls, cp)
         if s is not None and s != SYS_ACTCODE:
             c.add((cp, "system"), "coding_system", f"ต้องเป็น {SYS_ACTCODE}", f"must be {SYS_ACTCODE}")
@@ -1842,7 +1850,7 @@ def _v_medication_request(c: _Ctx, payload: dict) -> None:
             if timing is not None:
                 rep = _obj(c, timing, (dp, "timing"), "repeat")
                 if rep is not None:
-                    rp = (dp, "timing.repeat")
+                    rp: _Path = (dp, "timing.repeat")
                     _nonneg(c, rep, rp, "frequency", positive=True, integer=True)
                     _nonneg(c, rep, rp, "period", positive=True)
                     _enum(c, rep, rp, "periodUnit", _PERIOD_UNIT)

@@ -1,0 +1,109 @@
+"""Which hot modules run compiled (mypyc) and which as plain Python, and why.
+
+``setup.py`` compiles the modules in :data:`COMPILED` with mypyc when it can (about half the CPU of a
+build); each ``.py`` stays beside its extension as the source of truth and the fallback. An extension is
+used only when it was compiled from the ``.py`` that is there now: the build records a hash of each source
+in :data:`STAMP`, and a module whose source changed since (an edit in an editable install, a ``git
+checkout``) is imported from its ``.py`` with a warning instead of running stale compiled code. Rebuild
+with ``make`` (or ``pip install -e .``). ``PHRSYNC_PURE_PYTHON=1`` imports every one of them from source.
+
+Only :mod:`importlib` is used here: this runs when ``phrsync`` is imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+# modules compiled by setup.py, as paths relative to the project root (setup.py reads this list)
+COMPILED = ("phrsync/phr/validate.py", "phrsync/phr/mapping.py")
+STAMP = "_native_sources.json"  # in the phrsync package directory, written by setup.py's build_ext
+ENV = "PHRSYNC_PURE_PYTHON"
+_ROOT = Path(__file__).resolve().parent  # the phrsync package directory
+
+
+def source_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def module_name(rel: str) -> str:
+    return rel.removesuffix(".py").replace("/", ".")
+
+
+def _extension(py: Path) -> Path | None:
+    """The compiled extension beside ``py`` that Python's import would pick over it, if any."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        ext = py.with_name(py.stem + suffix)
+        if ext.exists():
+            return ext
+    return None
+
+
+def plan(root: Path = _ROOT, compiled: Sequence[str] = COMPILED,
+         pure: bool | None = None) -> dict[str, tuple[str, Path]]:
+    """For each compiled module: ``("compiled" | "pure" | "stale" | "absent", file to import)``.
+
+    ``stale``: an extension exists but was not built from the source now beside it (or its hash is not
+    recorded), so the source is used."""
+    if pure is None:
+        pure = os.environ.get(ENV, "") not in ("", "0")
+    try:
+        hashes = json.loads((root / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        hashes = {}
+    out: dict[str, tuple[str, Path]] = {}
+    for rel in compiled:
+        name = module_name(rel)
+        py = root.parent / rel
+        ext = _extension(py)
+        if ext is None:
+            out[name] = ("absent", py)
+        elif pure:
+            out[name] = ("pure", py)
+        elif not py.exists() or hashes.get(name) == source_hash(py):
+            out[name] = ("compiled", ext)
+        else:
+            out[name] = ("stale", py)
+    return out
+
+
+class _SourceFinder:
+    """Imports the listed modules from their ``.py`` even when a compiled extension sits beside it."""
+
+    def __init__(self, sources: dict[str, Path]) -> None:
+        self.sources = sources
+
+    def find_spec(self, fullname: str, path: object = None, target: ModuleType | None = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        py = self.sources.get(fullname)
+        if py is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, py)
+
+
+STATUS: dict[str, tuple[str, Path]] = {}
+
+
+def install() -> None:
+    """Called once from ``phrsync/__init__``, before any compiled module can be imported."""
+    STATUS.update(plan())
+    sources = {name: path for name, (state, path) in STATUS.items() if state in ("pure", "stale")}
+    stale = [name for name, (state, _) in STATUS.items() if state == "stale"]
+    if stale:
+        warnings.warn(f"phrsync: compiled {', '.join(stale)} is older than its source; the source is used "
+                      "(slower). Rebuild: make, or pip install -e .", RuntimeWarning, stacklevel=3)
+    if sources:
+        sys.meta_path.insert(0, _SourceFinder(sources))
+
+
+def describe() -> str:
+    """One line for benchmark output: how each compiled module is loaded."""
+    return ", ".join(f"{name.rsplit('.', 1)[-1]}: {state}" for name, (state, _) in STATUS.items())

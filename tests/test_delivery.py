@@ -223,6 +223,7 @@ def test_outbox_sqlite(tmp_path: Path) -> None:
     box = ob.Outbox(url)
     box.load([item(1)], "a")
     with box.engine.begin() as c:
+        c.exec_driver_sql("DROP INDEX ix_delivery_outbox_missing")
         c.exec_driver_sql("ALTER TABLE delivery_outbox DROP COLUMN missing_load")
     box.close()
     box = ob.Outbox(url)

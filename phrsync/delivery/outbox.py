@@ -35,12 +35,12 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    case,
     create_engine,
     event,
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine, make_url
@@ -77,6 +77,9 @@ outbox = Table(
     # to_send walks one facility in key order filtering on status: an index scan, never a sort of the outbox.
     # The only index holding the status (counts scan it too): each status change moves one index entry.
     Index("ix_delivery_outbox_hkey", "hospcode", "key", "status"),
+    # the few rows a build no longer holds, for reconcile's "which days have stale rows" (day_flags)
+    Index("ix_delivery_outbox_missing", "hospcode", "day", sqlite_where=text("missing_load IS NOT NULL"),
+          postgresql_where=text("missing_load IS NOT NULL")),
 )
 # The payloads live apart from the rows' state: every send updates its row twice (claim, answer) and reconcile
 # once more, and a row that carried its payload was rewritten whole each time (kilobytes instead of bytes).
@@ -192,10 +195,14 @@ def iter_ndjson(path: str | Path) -> Iterator[dict[str, Any]]:
 _PAYLOAD_AT = b',"payload":'
 
 
+sha256 = hashlib.sha256
+
+
 def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
     """Like :func:`iter_ndjson`, for :meth:`Outbox.load`: a line as ``phrsync build`` writes it (keys sorted, so
     ``payload`` comes last and its bytes are canonical) is split without parsing the payload: ``payload_bytes``
-    holds them (a memoryview into the line) and ``payload`` is None. With the visit ``day`` the build writes
+    holds them (a memoryview into the line), ``payload_hash`` their hash, and ``payload`` is None. With the
+    visit ``day`` the build writes
     beside an encounter, the load never parses such a payload; without it, only when its hash is not the
     stored one. Any other line is parsed whole, as before."""
     with open(path, "rb") as fh:
@@ -211,9 +218,13 @@ def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
                 if (type(head) is dict and (len(head) == 3 or (len(head) == 4 and "day" in head))
                         and type(head.get("key")) is str and type(head.get("endpoint")) is str
                         and type(head.get("hospcode")) is str and type(head.get("day", "")) is str):
+                    raw = memoryview(line)[at + len(_PAYLOAD_AT):end - 1]
                     head["payload"] = None
-                    head["payload_bytes"] = memoryview(line)[at + len(_PAYLOAD_AT):end - 1]
+                    head["payload_bytes"] = raw
+                    head["payload_hash"] = sha256(raw).hexdigest()
                     head["line"] = n
+                    if "day" not in head:
+                        head["day"] = None
                     yield head
                     continue
             if not line.strip():
@@ -260,7 +271,7 @@ class Outbox:
 
     def _upgrade(self) -> None:
         """Columns added after a state store was created (create_all only adds missing tables)."""
-        from sqlalchemy import inspect, text
+        from sqlalchemy import inspect
 
         insp = inspect(self.engine)
         have = {c["name"] for c in insp.get_columns("delivery_outbox")}
@@ -314,14 +325,31 @@ class Outbox:
                     "SELECT key, content_hash, status, missing_load, day FROM delivery_outbox WHERE key IN "
                     f"({', '.join([p] * len(batch))})", tuple(b["key"] for b in batch)).fetchall()}
                 new_rows, changed, same, back = [], [], 0, []
+                total = 0
+                got = have.get
                 for b in batch:
-                    old = have.get(b["key"])
+                    old = got(b["key"])
                     raw = b["payload_bytes"]
-                    if old is not None and raw is not None and old[1] != REMOVED and content_hash(raw) == old[0]:
-                        day = old[3]  # the very bytes stored before: unchanged, and no need to parse them
-                    elif raw is not None and b["day"] is not None:  # as phrsync build wrote it: canonical bytes
+                    if old is not None and raw is not None and old[1] != REMOVED and (
+                            b.get("payload_hash") or content_hash(raw)) == old[0]:
+                        # the very bytes stored before: unchanged, and no need to parse them (the common case of
+                        # a nightly run, kept lean: a province re-reads a million of these)
+                        day = old[3]
+                        if since and day and day < since:
+                            continue
+                        total += 1
+                        same += 1
+                        if old[2] is not None:  # missing from an earlier build, back unchanged
+                            back.append(b["key"])
+                        if day:
+                            widen(b["hospcode"], day)
+                            if b["endpoint"] == ENCOUNTER_EP:
+                                present[b["hospcode"]] = present.get(b["hospcode"], 0) + 1
+                        continue
+                    if raw is not None and b["day"] is not None:  # as phrsync build wrote it: canonical bytes
                         day = b["day"]
-                        b.update(ref=b["key"].split("|", 1)[-1], content_hash=content_hash(raw), body=bytes(raw))
+                        b.update(ref=b["key"].split("|", 1)[-1], content_hash=b.get("payload_hash") or content_hash(raw),
+                                 body=bytes(raw))
                     else:
                         payload = b["payload"]
                         if payload is None:
@@ -336,7 +364,7 @@ class Outbox:
                                  body=body)
                     if since and day and day < since:
                         continue
-                    res.total += 1
+                    total += 1
                     widen(b["hospcode"], day)
                     if day and b["endpoint"] == ENCOUNTER_EP:
                         present[b["hospcode"]] = present.get(b["hospcode"], 0) + 1
@@ -368,6 +396,7 @@ class Outbox:
                                       [(v, k) for k, v in stored[len(new_rows):]])
                 if back:
                     c.execute(update(outbox).where(outbox.c.key.in_(back)).values(missing_load=None))
+                res.total += total
                 res.new += len(new_rows)
                 res.changed += len(changed)
                 res.unchanged += same
@@ -376,21 +405,19 @@ class Outbox:
 
         seen: set[str] = set()
         for item in items:
-            hcode = item["hospcode"]
-            if type(hcode) is not str:
-                hcode = item["hospcode"] = str(hcode)
-            if facility and hcode != facility:
+            if "payload_hash" not in item:  # not from iter_build_file (which yields them normalised): normalise
+                item.update(hospcode=str(item["hospcode"]), key=str(item["key"]), endpoint=str(item["endpoint"]))
+                item.setdefault("payload_bytes", None)
+                item.setdefault("line", 0)
+                item["day"] = item.get("day")
+            if item["endpoint"] != ENCOUNTER_EP:
+                item["day"] = None
+            if facility and item["hospcode"] != facility:
                 continue
             key = item["key"]
-            if type(key) is not str:
-                key = item["key"] = str(key)
             if key in seen:
                 raise ValueError(f"คีย์ซ้ำในไฟล์ / duplicate key in build file: {key}")
             seen.add(key)
-            ep = item["endpoint"] = str(item["endpoint"])
-            item.setdefault("payload_bytes", None)
-            item.setdefault("line", 0)
-            item["day"] = item.get("day") if ep == ENCOUNTER_EP else None
             batch.append(item)
             if len(batch) >= chunk:
                 flush()
@@ -581,24 +608,35 @@ class Outbox:
             r = c.execute(select(outbox).where(outbox.c.key == key)).mappings().first()
         return dict(r) if r else None
 
-    def day_rows(self, hospcode: str, day: str) -> list[dict[str, Any]]:
+    def day_rows(self, hospcode: str, day: str) -> list[tuple[str, str, str, int | None]]:
+        """(key, ref, status, missing_load) of one facility's encounters of one day."""
+        p = self._ph
         with self.engine.connect() as c:
-            return [{"key": k, "ref": ref, "status": st, "missing_load": ml} for k, ref, st, ml in c.execute(
-                select(outbox.c.key, outbox.c.ref, outbox.c.status, outbox.c.missing_load)
-                .where(and_(outbox.c.hospcode == hospcode, outbox.c.day == day,
-                            outbox.c.endpoint == ENCOUNTER_EP)))]
+            return [tuple(r) for r in c.exec_driver_sql(  # type: ignore[misc]
+                "SELECT key, ref, status, missing_load FROM delivery_outbox "
+                f"WHERE hospcode = {p} AND day = {p} AND endpoint = {p}", (hospcode, day, ENCOUNTER_EP)).fetchall()]
 
     def day_flags(self, hospcode: str, since: str | None = None) -> dict[str, tuple[bool, bool]]:
-        """{day: (holds rows PHR has not confirmed yet, holds rows the latest build no longer has)} for one
-        facility in one query: reconcile asks PHR only about the days where either is true."""
-        cond = [outbox.c.hospcode == hospcode, outbox.c.endpoint == ENCOUNTER_EP, outbox.c.day.is_not(None)]
-        if since:
-            cond.append(outbox.c.day >= since)
-        sent = func.max(case((outbox.c.status == SENT, 1), else_=0))
-        stale = func.max(case((and_(outbox.c.status != REMOVED, outbox.c.missing_load.is_not(None)), 1), else_=0))
+        """{day: (holds rows PHR has not confirmed yet, holds rows the latest build no longer has)} for every
+        encounter day of one facility: reconcile asks PHR only about the days where either is true (or every
+        day, on a full check). Three index scans, not a pass over the facility's rows: the days (hday index),
+        the days with ``sent`` rows (hkey index, which holds the status) and the stale days (a partial index)."""
+        p = self._ph
+        after = f" AND day >= {p}" if since else ""
+        args: tuple[str, ...] = (hospcode, since) if since else (hospcode,)
         with self.engine.connect() as c:
-            return {r[0]: (bool(r[1]), bool(r[2])) for r in c.execute(
-                select(outbox.c.day, sent, stale).where(and_(*cond)).group_by(outbox.c.day).order_by(outbox.c.day))}
+            days = [r[0] for r in c.exec_driver_sql(
+                f"SELECT DISTINCT day FROM delivery_outbox WHERE hospcode = {p} AND day IS NOT NULL{after} "
+                "ORDER BY day", args)]
+            # SQLite without statistics would rather walk the facility's rows by day than its status entries
+            hkey = " INDEXED BY ix_delivery_outbox_hkey" if self.is_sqlite else ""
+            sent = {r[0] for r in c.exec_driver_sql(
+                f"SELECT DISTINCT day FROM delivery_outbox{hkey} WHERE hospcode = {p} AND status = '{SENT}'",
+                (hospcode,))}
+            stale = {r[0] for r in c.exec_driver_sql(
+                f"SELECT DISTINCT day FROM delivery_outbox WHERE hospcode = {p} AND missing_load IS NOT NULL "
+                f"AND status != '{REMOVED}'", (hospcode,))}
+        return {d: (d in sent, d in stale) for d in days}
 
     def get_meta(self, name: str) -> str | None:
         with self.engine.connect() as c:

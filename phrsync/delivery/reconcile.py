@@ -74,19 +74,19 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         server = {str(x) for x in held} if isinstance(held, list) else set()
         res.days += 1
         resend, gone_rows, current = [], [], set()
-        for row in rows:
-            phr_ref = _full_ref(hcode, row["ref"])
-            in_his = row["missing_load"] is None or not in_window  # outside the build: assume still there
-            if row["status"] != ob.REMOVED and in_his:
+        for key, ref, status, missing_load in rows:
+            phr_ref = _full_ref(hcode, ref)
+            in_his = missing_load is None or not in_window  # outside the build: assume still there
+            if status != ob.REMOVED and in_his:
                 current.add(phr_ref)
-            if row["status"] in (ob.SENT, ob.CONFIRMED):
+            if status in (ob.SENT, ob.CONFIRMED):
                 if phr_ref in server:
-                    if row["status"] == ob.SENT:
-                        confirm.append(row["key"])
+                    if status == ob.SENT:
+                        confirm.append(key)
                 elif in_his:
-                    resend.append(row["key"])  # PHR lost it: send again
+                    resend.append(key)  # PHR lost it: send again
                 else:
-                    gone_rows.append(row["key"])  # gone from both (e.g. a removal cut short by a crash)
+                    gone_rows.append(key)  # gone from both (e.g. a removal cut short by a crash)
         if len(confirm) >= CONFIRM_BATCH:
             await write_confirmed()
         res.resend += await sender.db(box.set_status, resend, ob.PENDING)
@@ -103,7 +103,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                         len(gone), len(server))
             return
         removed_keys = []
-        by_ref = {_full_ref(hcode, row["ref"]): row["key"] for row in rows}
+        by_ref = {_full_ref(hcode, ref): key for key, ref, _status, _missing in rows}
         for ref in gone:
             rr = await sender.call("GET", "RemoveEncounter", hcode,
                                    params={"hospital_code": hcode, "encounter_ref_code": ref})

@@ -275,9 +275,12 @@ class Sender:
 
     async def __aenter__(self) -> Sender:
         # TLS is always verified: the system/certifi roots, or the target's own CA bundle (UAT), never off.
-        import certifi
+        if any(u.startswith("https:") for u in (self.t.base_url, self.t.token_url or "")):
+            import certifi
 
-        verify = ssl.create_default_context(cafile=self.t.ca_bundle or certifi.where())
+            verify = ssl.create_default_context(cafile=self.t.ca_bundle or certifi.where())
+        else:  # plain http (the local sandbox): no roots to load; any TLS it met would fail verification
+            verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.client = self._new_client(4, verify)  # logins and utility calls
         # One connection per upload worker ("lane"). Through httpx's client and pool each upload cost the agent
         # more CPU than the server spent storing it, so a lane speaks HTTP/1.1 itself (see lane.py); behind a

@@ -292,3 +292,43 @@ def test_store_from_an_older_version_with_a_hash_column_still_imports(store: Sta
     rep = run(store, z2)  # the same row again: compaction compares content without the stored hash
     assert rep.files["PERSON"].unchanged == 1 and rep.files["PERSON"].inserted == 0
     assert store.row("SELECT count(*) FROM f43_person")[0] == 1
+
+
+def test_batches_of_whole_row_groups_and_joined_pieces_import_the_same(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches cut at row-group multiples (the rest leading the next batch) and buffers whose small
+    pieces are joined give the same staging rows and quarantine as one batch per 43-file."""
+    from phrsync.f43 import importer
+
+    zips = []
+    for month in range(1, 7):
+        rows = [service(f"S{month}-{i}", str(i), i) for i in range(1, 6)]
+        rows[2] = service(f"S{month}-3", "3", 3, CID="1270000000010")  # a bad check digit: quarantined
+        zips.append(write_zip(tmp_path / f"F43_10699_2025{month:02d}.zip", {
+            "service.txt": text("SERVICE", rows),
+            "person.txt": text("PERSON", [person(str(i), i) for i in range(1, 4)]),
+        }))
+
+    def outcome(store_path: Path) -> tuple[list[tuple], list[tuple]]:
+        with Staging(store_path) as s:
+            run(s, *zips)
+            staged = sorted((tuple(r.values()) for f in ("SERVICE", "PERSON") for r in staged_rows(s, f)), key=repr)
+            q = sorted((e["file"], e["source"], e["line"], e["field"], e["rule"]) for e in quarantine(s))
+            return staged, q
+
+    whole = outcome(tmp_path / "whole.duckdb")
+    sizes: list[int] = []
+    check = importer.Importer._check_batch
+
+    def spy(self: importer.Importer, key: importer.BufKey, table) -> None:  # type: ignore[no-untyped-def]
+        sizes.append(table.num_rows)
+        check(self, key, table)
+
+    monkeypatch.setattr(importer, "ROW_GROUP", 4)
+    monkeypatch.setattr(importer, "CHECK_ROWS", 4)
+    monkeypatch.setattr(importer, "MAX_PIECES", 2)
+    monkeypatch.setattr(importer.Importer, "_check_batch", spy)
+    assert outcome(tmp_path / "cut.duckdb") == whole
+    assert whole[1] and len(sizes) > 4
+    # every batch but the last of each 43-file (flushed when the import ends) is whole row groups
+    assert sum(1 for n in sizes if n % 4) <= 2

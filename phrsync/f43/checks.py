@@ -108,8 +108,12 @@ def typed_expr(f: Field) -> str:
 
 
 def _cid_ok(c: str) -> str:
-    terms = " + ".join(f"CAST(substr({c}, {i}, 1) AS INTEGER) * {14 - i}" for i in range(1, 13))
-    return f"((11 - (({terms}) % 11)) % 10) = CAST(substr({c}, 13, 1) AS INTEGER)"
+    """The check-digit test on a CID already known to be 13 ASCII digits (the field's ``bad_format``
+    rule comes first in its CASE). The digits are taken from the number with integer arithmetic:
+    13 ``substr`` calls per row, each a UTF-8 scan, cost ~0.7 us per row on every 43-file with a CID."""
+    n = f"CAST({c} AS BIGINT)"
+    terms = " + ".join(f"(({n} // {10 ** (13 - i)}) % 10) * {14 - i}" for i in range(1, 13))
+    return f"((11 - (({terms}) % 11)) % 10) = ({n} % 10)"
 
 
 def error_expr(f: Field, today: dt.date) -> str | None:

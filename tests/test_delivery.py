@@ -598,19 +598,3 @@ def test_run_sigterm_finishes_the_round_and_exits(sbx: tuple[SandboxThread, str]
         box.close()
     assert "pw-10699" not in log.read_text(encoding="utf-8")
 
-
-def test_read_ahead_keeps_order_raises_errors_and_stops_when_left() -> None:
-    import threading
-
-    assert list(ob.read_ahead(iter(range(1000)), chunk=7, depth=2)) == list(range(1000))
-
-    def broken() -> Iterator[int]:
-        yield 1
-        raise ValueError("line 2 of x.ndjson is invalid")
-
-    with pytest.raises(ValueError, match="line 2"):
-        list(ob.read_ahead(broken()))
-    gen = ob.read_ahead(iter(range(10**7)), chunk=10, depth=2)
-    assert next(gen) == 0
-    gen.close()  # the consumer leaves early: the producer thread ends instead of filling a queue forever
-    assert not [t for t in threading.enumerate() if t.name == "read-ahead"]

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import queue
-import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import lz4.frame
 import orjson
@@ -47,7 +45,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 
-T = TypeVar("T")
 PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED = (
     "pending", "sending", "sent", "confirmed", "refused", "failed", "removed")
 STATUSES = (PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED)
@@ -233,52 +230,6 @@ def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
             if not line.strip():
                 continue
             yield from _parsed_line(line, n, path)
-
-
-def read_ahead(items: Iterable[T], chunk: int = 256, depth: int = 16) -> Iterator[T]:
-    """``items`` produced in a background thread, a chunk at a time. Reading and hashing a build file (file
-    I/O and SHA-256 release the GIL) then overlap with the store's lookups (SQLite releases it too), which
-    shortens the nightly re-read of a large build file. Errors are raised here; leaving early stops the thread."""
-    q: queue.Queue[list[T] | BaseException | None] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(x: list[T] | BaseException | None) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(x, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            buf: list[T] = []
-            for it in items:
-                buf.append(it)
-                if len(buf) >= chunk:
-                    if not put(buf):
-                        return
-                    buf = []
-            if buf and not put(buf):
-                return
-            put(None)
-        except BaseException as e:  # handed to the consumer, raised there
-            put(e)
-
-    t = threading.Thread(target=run, name="read-ahead", daemon=True)
-    t.start()
-    try:
-        while True:
-            got = q.get()
-            if got is None:
-                return
-            if isinstance(got, BaseException):
-                raise got
-            yield from got
-    finally:
-        stop.set()
-        t.join(timeout=5)
 
 
 def _parsed_line(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, Any]]:

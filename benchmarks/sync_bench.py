@@ -35,8 +35,8 @@ HCODE = "99999"
 
 
 def build_file(path: Path, n: int, changed: frozenset[int] = frozenset()) -> None:
-    """``n`` encounters written as ``phrsync build`` writes them (sorted keys); those in ``changed`` carry a
-    different visit end time (a changed payload)."""
+    """``n`` encounters written as ``phrsync build`` writes them (sorted keys, the visit day beside each, in
+    visit-day order over 28 days); those in ``changed`` carry a different visit end time (a changed payload)."""
     base = json.loads(FIXTURE.read_text(encoding="utf-8"))
     with path.open("wb") as fh:
         for i in range(n):
@@ -46,7 +46,7 @@ def build_file(path: Path, n: int, changed: frozenset[int] = frozenset()) -> Non
             enc = p["Encounter"][0]
             ref = f"{HCODE}:S{i:09d}"
             enc["identifier"][0]["value"] = ref
-            day = 1 + i % 28
+            day = 1 + i * 28 // n
             enc["period"] = {"start": f"2025-02-{day:02d}T09:{i % 60:02d}:00+07:00",
                              "end": f"2025-02-{day:02d}T{12 if i in changed else 11}:{i % 60:02d}:00+07:00"}
             fh.write(orjson.dumps({"key": f"UpdatePHRv1|{ref}", "endpoint": "UpdatePHRv1", "hospcode": HCODE,

@@ -598,3 +598,89 @@ def test_run_sigterm_finishes_the_round_and_exits(sbx: tuple[SandboxThread, str]
         box.close()
     assert "pw-10699" not in log.read_text(encoding="utf-8")
 
+
+
+def built_lines(items: list[dict[str, Any]]) -> bytes:
+    """Lines as ``phrsync build`` writes them: sorted keys, the visit day beside each encounter."""
+    opt = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+    return b"".join(orjson.dumps(dict(i, day=ob.encounter_day(i["payload"])), option=opt) for i in items)
+
+
+def test_load_file_takes_unchanged_facility_days_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A (facility, day) run of lines that comes back byte for byte is not read line by line; anything else
+    is, and the rows end as :meth:`Outbox.load` would leave them (checked against it on a second store)."""
+    days = ["2025-03-01", "2025-03-02", "2025-03-03"]
+    enc = {d: [item(10 * k + j, day=d) for j in range(4)] for k, d in enumerate(days)}
+    register = {"key": "PatientChronicRegisterv1|10699|x", "endpoint": "PatientChronicRegisterv1", "hospcode": H,
+                "payload": {"x": 1}}
+    parsed: list[int] = []
+    real = ob._build_item
+
+    def counting(line: bytes, n: int, path: Any) -> Iterator[dict[str, Any]]:
+        parsed.append(n)
+        return real(line, n, path)
+
+    monkeypatch.setattr(ob, "_build_item", counting)
+    f = tmp_path / "build.ndjson"
+    fast, slow = ob.Outbox(f"sqlite:///{tmp_path / 'fast.sqlite'}"), ob.Outbox(f"sqlite:///{tmp_path / 'slow.sqlite'}")
+
+    def load(items: list[dict[str, Any]]) -> tuple[ob.LoadResult, list[int]]:
+        f.write_bytes(built_lines(items) + orjson.dumps(register, option=orjson.OPT_SORT_KEYS) + b"\n")
+        parsed.clear()
+        r = fast.load_file(f)
+        lines = list(parsed)
+        r2 = slow.load(ob.iter_build_file(f), str(f))
+        assert r.as_dict() == r2.as_dict()
+        keys = [i["key"] for d in days for i in enc[d]]
+        cols = ("status", "content_hash", "day", "ref")
+
+        def state(box: ob.Outbox, k: str) -> dict[str, Any]:
+            row = box.row(k) or {}
+            return {**{c: row.get(c) for c in cols}, "missing": row.get("missing_load") is not None}
+
+        assert [state(fast, k) for k in keys] == [state(slow, k) for k in keys]
+        return r, lines
+
+    try:
+        everything = [i for d in days for i in enc[d]]
+        r, lines = load(everything)
+        assert (r.new, len(lines)) == (13, 13)  # 12 visits and a register
+        r, lines = load(everything)  # nothing changed: only the register line is read
+        assert (r.unchanged, r.total, r.missing, lines) == (13, 13, 0, [13])
+        changed = [*enc[days[0]], enc[days[1]][0], item(11, day=days[1], weight=80), *enc[days[1]][2:], *enc[days[2]]]
+        r, lines = load(changed)  # one visit of day 2 changed: day 2's four lines are read
+        assert (r.changed, r.unchanged, lines) == (1, 12, [5, 6, 7, 8, 13])
+        less = [x for x in changed if x["key"] != enc[days[1]][3]["key"]]
+        r, lines = load(less)  # one visit deleted in the HIS: found although days 1 and 3 were not read
+        assert (r.missing, r.unchanged, lines[:4]) == (1, 12, [5, 6, 7, 12])
+        assert sorted(lines[4:]) == [1, 2, 3, 4, 8, 9, 10, 11]  # the unchanged days' keys, read only now
+        assert fast.row(enc[days[1]][3]["key"])["missing_load"] == r.load_id
+        without_day2 = [*enc[days[0]], *enc[days[2]]]
+        r, _ = load(without_day2)
+        assert r.missing == 3
+        r, lines = load(less)  # day 2 back as it was two builds ago: read again (its record went with it)
+        assert (r.unchanged, r.missing, lines) == (12, 0, [5, 6, 7, 12])
+        assert fast.row(enc[days[1]][0]["key"])["missing_load"] is None
+        r, lines = load(less)
+        assert lines == [12]
+        # a facility filter and a since date skip runs without reading them
+        parsed.clear()
+        r = fast.load_file(f, since=days[2])
+        assert (r.total, r.unchanged, parsed) == (5, 5, [12])
+        # a day in several runs (OPD and IPD visits are written apart): each run is a chunk of its own
+        mixed = [x for pair in zip(enc[days[0]], enc[days[2]], strict=True) for x in pair]
+        load(mixed)
+        r, lines = load(mixed)
+        assert (r.unchanged, lines) == (9, [9])
+        r, lines = load(mixed[1:] + mixed[:1])  # the same chunks in another order: still nothing to read
+        assert (r.unchanged, r.changed, lines) == (9, 0, [9])
+        # a long day is cut into chunks where a key says so: one changed visit costs its chunk, not its day
+        long_day = [item(100 + j, day=days[1]) for j in range(300)]
+        load(long_day)
+        bumped = list(long_day)
+        bumped[150] = item(250, day=days[1], weight=99)
+        r, lines = load(bumped)
+        assert r.changed == 1 and 1 < len(lines) < 100
+    finally:
+        fast.close()
+        slow.close()

@@ -134,7 +134,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
         run_id = box.start_run(settings.target.name)
         res.in_doubt = sum(c.get(ob.SENDING, 0) for h, c in box.counts().items() if not facility or h == facility)
         if ndjson:
-            res.loaded = box.load(ob.iter_build_file(ndjson), str(ndjson), facility, since).as_dict()
+            res.loaded = box.load_file(ndjson, facility, since).as_dict()
         if retry_refused:
             box.requeue_refused(facility)
         res.attempted = box.count_to_send(facility)

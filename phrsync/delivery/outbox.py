@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import mmap
+import os
+import re
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import lz4.frame
 import orjson
@@ -87,6 +90,16 @@ payloads = Table(
     "delivery_payloads", metadata,
     Column("key", String(255), primary_key=True),
     Column("payload", LargeBinary, nullable=False),  # canonical JSON, LZ4 frame (zlib in older stores)
+)
+# Each chunk of encounter lines (facility, visit day, first key) of the last build file, by the hash of its
+# bytes: a chunk that comes back byte for byte is unchanged as a whole and is not read line by line (load_file).
+runs_table = Table(
+    "delivery_runs_seen", metadata,
+    Column("hospcode", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("first_key", String(255), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("lines", Integer, nullable=False),
 )
 loads = Table(
     "delivery_loads", metadata,
@@ -202,34 +215,98 @@ def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
     """Like :func:`iter_ndjson`, for :meth:`Outbox.load`: a line as ``phrsync build`` writes it (keys sorted, so
     ``payload`` comes last and its bytes are canonical) is split without parsing the payload: ``payload_bytes``
     holds them (a memoryview into the line), ``payload_hash`` their hash, and ``payload`` is None. With the
-    visit ``day`` the build writes
-    beside an encounter, the load never parses such a payload; without it, only when its hash is not the
-    stored one. Any other line is parsed whole, as before."""
+    visit ``day`` the build writes beside an encounter, the load never parses such a payload; without it,
+    only when its hash is not the stored one. Any other line is parsed whole, as before."""
     with open(path, "rb") as fh:
         for n, line in enumerate(fh, 1):
-            end = len(line) - (2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0)
-            at = (line.find(_PAYLOAD_AT, 0, 1024) if line.startswith((b'{"endpoint":', b'{"day":'))
-                  and line[end - 1:end] == b"}" else -1)
-            if at > 0:
-                try:
-                    head = orjson.loads(line[:at] + b"}")
-                except orjson.JSONDecodeError:
-                    head = None
-                if (type(head) is dict and (len(head) == 3 or (len(head) == 4 and "day" in head))
-                        and type(head.get("key")) is str and type(head.get("endpoint")) is str
-                        and type(head.get("hospcode")) is str and type(head.get("day", "")) is str):
-                    raw = memoryview(line)[at + len(_PAYLOAD_AT):end - 1]
-                    head["payload"] = None
-                    head["payload_bytes"] = raw
-                    head["payload_hash"] = sha256(raw).hexdigest()
-                    head["line"] = n
-                    if "day" not in head:
-                        head["day"] = None
-                    yield head
-                    continue
-            if not line.strip():
-                continue
-            yield from _parsed_line(line, n, path)
+            yield from _build_item(line, n, path)
+
+
+def _build_item(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, Any]]:
+    end = len(line) - (2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0)
+    at = (line.find(_PAYLOAD_AT, 0, 1024) if line.startswith((b'{"endpoint":', b'{"day":'))
+          and line[end - 1:end] == b"}" else -1)
+    if at > 0:
+        try:
+            head = orjson.loads(line[:at] + b"}")
+        except orjson.JSONDecodeError:
+            head = None
+        if (type(head) is dict and (len(head) == 3 or (len(head) == 4 and "day" in head))
+                and type(head.get("key")) is str and type(head.get("endpoint")) is str
+                and type(head.get("hospcode")) is str and type(head.get("day", "")) is str):
+            raw = memoryview(line)[at + len(_PAYLOAD_AT):end - 1]
+            head["payload"] = None
+            head["payload_bytes"] = raw
+            head["payload_hash"] = sha256(raw).hexdigest()
+            head["line"] = n
+            if "day" not in head:
+                head["day"] = None
+            yield head
+            return
+    if line.strip():
+        yield from _parsed_line(line, n, path)
+
+
+# The head of an encounter line as ``phrsync build`` writes it; chunks of such lines (one facility, one day, cut
+# where a key says so) are what load_file compares whole.
+_RUN_HEAD = re.compile(
+    rb'\{"day":"(\d{4}-\d{2}-\d{2})","endpoint":"UpdatePHRv1","hospcode":"([0-9A-Za-z]{1,16})","key":"([^"\\]{1,255})"')
+CHUNK_CUT = 32  # a run is also cut after a line whose key hashes to 0 modulo this: ~32 lines per chunk
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    """Lines as the file has them (split at ``\\n`` only, as line numbers are counted)."""
+    parts = data.split(b"\n")
+    if parts and not parts[-1]:
+        parts.pop()
+    return parts
+
+
+class _Run(NamedTuple):
+    first_line: int
+    start: int
+    end: int
+    hospcode: str | None  # None: not encounter lines as the build writes them (registers, summaries, other)
+    day: str | None
+    first_key: str | None  # a chunk's identity with (hospcode, day): its first line's key
+    lines: int
+
+
+def _runs(buf: Any) -> list[_Run]:
+    """The file as chunks: consecutive encounter lines of one facility and visit day, also cut after a line
+    whose key's CRC-32 is 0 modulo ``CHUNK_CUT`` — content-defined, so a changed, added or removed visit
+    changes only its own chunk; everything else in runs of its own. One regex match and one newline search
+    per line: no line is copied."""
+    out: list[_Run] = []
+    size = len(buf)
+    pos = n = count = start = first = 0
+    cur: tuple[bytes, bytes] | None | bool = False  # False: no run yet
+    first_key = b""
+    match, find, crc = _RUN_HEAD.match, buf.find, zlib.crc32
+
+    def close(end: int) -> None:
+        k = cur if isinstance(cur, tuple) else None
+        out.append(_Run(first, start, end, k[1].decode() if k else None, k[0].decode() if k else None,
+                        first_key.decode() if k else None, count))
+
+    while pos < size:
+        nl = find(b"\n", pos)
+        n += 1
+        m = match(buf, pos)
+        k = m.group(1, 2) if m else None
+        if k != cur:
+            if count:
+                close(pos)
+            cur, start, first, count = k, pos, n, 0
+            first_key = m.group(3) if m else b""
+        count += 1
+        pos = size if nl < 0 else nl + 1
+        if m and crc(m.group(3)) % CHUNK_CUT == 0:  # cut here: the next line starts a chunk
+            close(pos)
+            cur, count = False, 0
+    if count:
+        close(pos)
+    return out
 
 
 def _parsed_line(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, Any]]:
@@ -294,9 +371,78 @@ class Outbox:
         self.engine.dispose()
 
     # ---- loading a build -------------------------------------------------------------------
+    def load_file(self, path: str | Path, facility: str | None = None, since: str | None = None) -> LoadResult:
+        """:meth:`load` for a ``phrsync build`` file, which writes a facility's encounters of a day together.
+        Those lines are taken in content-defined chunks (see :func:`_runs`); a chunk whose bytes hash to what
+        the previous load of this store recorded for it is unchanged as a whole and is not read line by line
+        (a nightly re-read of a province's build file is mostly such chunks). Every other chunk and line goes
+        through :meth:`load` as before."""
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size == 0:
+                return self.load([], str(path), facility, since)
+            buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            runs = _runs(buf)
+
+            def taken(r: _Run) -> bool:  # encounter chunks the load covers (--facility, --since leave some out)
+                return r.hospcode is not None and r.day is not None and not (
+                    (facility and r.hospcode != facility) or (since and r.day < since))
+
+            with memoryview(buf) as view:
+                chunks = [(r.hospcode or "", r.day or "", r.first_key or "", sha256(view[r.start:r.end]).hexdigest(),
+                           r.lines) for r in runs if taken(r)]
+            with self.engine.connect() as c:
+                stored = {(h, d, k): (dg, n) for h, d, k, dg, n in c.execute(select(
+                    runs_table.c.hospcode, runs_table.c.day, runs_table.c.first_key, runs_table.c.digest,
+                    runs_table.c.lines))}
+            same = {(h, d, k) for h, d, k, dg, n in chunks if stored.get((h, d, k)) == (dg, n)}
+
+            def is_same(r: _Run) -> bool:
+                return (r.hospcode, r.day, r.first_key) in same
+
+            def items() -> Iterator[dict[str, Any]]:
+                for r in runs:
+                    if r.hospcode is not None and (not taken(r) or is_same(r)):
+                        continue
+                    for i, line in enumerate(_split_lines(buf[r.start:r.end])):
+                        yield from _build_item(line, r.first_line + i, path)
+
+            def keys_of_same() -> set[str]:  # only when the store holds rows this build may lack
+                return {str(it["key"]) for r in runs if is_same(r)
+                        for i, line in enumerate(_split_lines(buf[r.start:r.end]))
+                        for it in _build_item(line, r.first_line + i, path)}
+
+            res = self.load(items(), str(path), facility, since,
+                            _unchanged_runs=lambda: [(h, d, n) for h, d, k, _dg, n in chunks if (h, d, k) in same],
+                            _more_seen=keys_of_same)
+            self._record_runs(chunks)
+            return res
+        finally:
+            buf.close()
+
+    def _record_runs(self, chunks: list[tuple[str, str, str, str, int]]) -> None:
+        """The chunks of the build just loaded replace those recorded for the same facilities and days in its
+        window: a day or visit the build no longer has loses its record, so its return is read line by line."""
+        window: dict[str, list[str]] = {}
+        for h, d, _k, _dg, _n in chunks:
+            w = window.setdefault(h, [d, d])
+            w[0], w[1] = min(w[0], d), max(w[1], d)
+        p = self._ph
+        with self.engine.begin() as c:
+            for h, (first, last) in window.items():
+                c.exec_driver_sql(f"DELETE FROM delivery_runs_seen WHERE hospcode = {p} AND day >= {p} AND day <= {p}",
+                                  (h, first, last))
+            if chunks:
+                c.exec_driver_sql("INSERT INTO delivery_runs_seen (hospcode, day, first_key, digest, lines) "
+                                  f"VALUES ({p}, {p}, {p}, {p}, {p})", chunks)
+
     def load(self, items: Iterable[dict[str, Any]], path: str = "", facility: str | None = None,
-             since: str | None = None, chunk: int = 5000) -> LoadResult:
-        """New or changed content (by hash) becomes pending; unchanged rows keep their status."""
+             since: str | None = None, chunk: int = 5000,
+             _unchanged_runs: Callable[[], list[tuple[str, str, int]]] | None = None,
+             _more_seen: Callable[[], set[str]] | None = None) -> LoadResult:
+        """New or changed content (by hash) becomes pending; unchanged rows keep their status.
+        (``_unchanged_runs`` / ``_more_seen``: from :meth:`load_file`, the runs it found unchanged as a whole
+        — (facility, day, encounters) — and, should they be needed, their keys.)"""
         res = LoadResult()
         now = time.time()
         scope: dict[str, list[str]] = {}
@@ -422,13 +568,19 @@ class Outbox:
             if len(batch) >= chunk:
                 flush()
         flush()
-        res.missing = self._mark_missing(res.load_id, scope, seen, present)
+        for h, d, n in _unchanged_runs() if _unchanged_runs else ():
+            widen(h, d)
+            present[h] = present.get(h, 0) + n
+            res.total += n
+            res.unchanged += n
+        res.missing = self._mark_missing(res.load_id, scope, seen, present, _more_seen)
         with self.engine.begin() as c:
             c.execute(update(loads).where(loads.c.id == res.load_id).values(scope=orjson.dumps(scope).decode()))
         return res
 
     def _mark_missing(self, load_id: int, scope: dict[str, list[str]], seen: set[str],
-                      present: dict[str, int] | None = None) -> int:
+                      present: dict[str, int] | None = None,
+                      more_seen: Callable[[], set[str]] | None = None) -> int:
         """Encounters on days this build covered (per facility, first to last visit day) that it lacks.
         ``present``: how many encounters of each facility the build brought inside that window; where the
         store holds no more than that, nothing is missing and no key is read (the usual nightly case)."""
@@ -440,6 +592,9 @@ class Outbox:
                 if present is not None and c.execute(
                         select(func.count()).select_from(outbox).where(cond)).scalar_one() <= present.get(hcode, 0):
                     continue
+                if more_seen is not None:  # the keys of runs taken unchanged as a whole: read them once now
+                    seen |= more_seen()
+                    more_seen = None
                 gone.extend(k for k in c.execute(select(outbox.c.key).where(cond)).scalars().all() if k not in seen)
         with self.engine.begin() as c:
             for i in range(0, len(gone), 500):

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -160,6 +161,13 @@ def outbox_roundtrip(url: str) -> None:
         r = box.load(items, "d")  # back in the HIS, unchanged
         assert (r.unchanged, r.missing) == (5, 0) and box.row(items[4]["key"])["missing_load"] is None
         assert box.day_flags(H) == {"2025-03-01": (False, False)}
+        # the same through a build file, twice: the second time the day is recorded and taken whole
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "build.ndjson"
+            f.write_bytes(built_lines(items))
+            assert box.load_file(f).as_dict() == {"new": 0, "changed": 0, "unchanged": 5, "total": 5, "missing": 0}
+            f.write_bytes(built_lines(items[:4]))
+            assert (box.load_file(f).missing, box.load_file(f).missing) == (1, 0)
     finally:
         box.close()
 

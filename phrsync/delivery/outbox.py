@@ -551,11 +551,10 @@ class Outbox:
 
         seen: set[str] = set()
         for item in items:
-            if "payload_hash" not in item:  # not from iter_build_file (which yields them normalised): normalise
-                item.update(hospcode=str(item["hospcode"]), key=str(item["key"]), endpoint=str(item["endpoint"]))
-                item.setdefault("payload_bytes", None)
-                item.setdefault("line", 0)
-                item["day"] = item.get("day")
+            if "payload_hash" not in item:  # not from iter_build_file (whose items are its own): a normalised copy
+                item = {**item, "hospcode": str(item["hospcode"]), "key": str(item["key"]),
+                        "endpoint": str(item["endpoint"]), "payload_bytes": item.get("payload_bytes"),
+                        "line": item.get("line", 0), "day": item.get("day")}
             if item["endpoint"] != ENCOUNTER_EP:
                 item["day"] = None
             if facility and item["hospcode"] != facility:

@@ -658,13 +658,14 @@ class Outbox:
 
     def _to_send_one(self, facility: str, statuses: tuple[str, ...], page: int) -> Iterator[Row]:
         last = ""
+        p = self._ph
+        sql = ("SELECT o.key, o.endpoint, o.hospcode, o.ref, o.day, d.payload, o.attempts, o.status "
+               "FROM delivery_outbox o JOIN delivery_payloads d ON d.key = o.key "
+               f"WHERE o.hospcode = {p} AND o.key > {p} AND o.status IN ({', '.join([p] * len(statuses))}) "
+               f"ORDER BY o.key LIMIT {int(page)}")
         while True:
-            cond = [outbox.c.status.in_(statuses), outbox.c.key > last, outbox.c.hospcode == facility]
-            with self.engine.connect() as c:
-                rows = c.execute(select(outbox.c.key, outbox.c.endpoint, outbox.c.hospcode, outbox.c.ref,
-                                        outbox.c.day, payloads.c.payload, outbox.c.attempts, outbox.c.status)
-                                 .join(payloads, payloads.c.key == outbox.c.key)
-                                 .where(and_(*cond)).order_by(outbox.c.key).limit(page)).all()
+            with self.engine.connect() as c:  # driver SQL: every payload to send passes here
+                rows = c.exec_driver_sql(sql, (facility, last, *statuses)).fetchall()
             if not rows:
                 return
             for key, ep, h, ref, day, payload, attempts, status in rows:

@@ -404,6 +404,16 @@ def test_target_down_leaves_everything_for_next_run(tmp_path: Path) -> None:
                         breaker_cooldown=0.05, give_up_seconds=0.5)
     assert res.exit_code == EXIT_UNDELIVERED and res.sent == 0
     assert res.remaining() == 3 and H in res.skipped
+    assert untouched(tmp_path / "s.sqlite", items)  # never claimed: still pending, no attempt counted
+
+
+def untouched(state: Path, items: list[dict[str, Any]]) -> bool:
+    box = ob.Outbox(f"sqlite:///{state}")
+    try:
+        return all((box.row(i["key"]) or {}).get("status") == ob.PENDING and box.row(i["key"])["attempts"] == 0
+                   for i in items)
+    finally:
+        box.close()
 
 
 def test_another_computer_sending_for_the_facility(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
@@ -420,6 +430,7 @@ def test_another_computer_sending_for_the_facility(sbx: tuple[SandboxThread, str
                         Credentials("u10701", pw), tmp_path / "s.sqlite")
     assert res.exit_code == EXIT_LOCKED and res.skip_kind == {h: "other_agent"} and res.sent == 0
     assert not held(st, h)
+    assert untouched(tmp_path / "s.sqlite", [item(600, hcode=h)])
 
 
 def test_run_once_and_local_lock(sbx: tuple[SandboxThread, str], tmp_path: Path,
@@ -692,3 +703,23 @@ def test_load_file_takes_unchanged_facility_days_whole(tmp_path: Path, monkeypat
     finally:
         fast.close()
         slow.close()
+
+
+def test_group_commit_apply_claims_answers_and_puts_back(tmp_path: Path) -> None:
+    box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+    try:
+        items = [item(700 + i) for i in range(3)]
+        box.load(items, "a")
+        keys = [i["key"] for i in items]
+        box.apply(keys, [])  # a page claimed before its requests
+        assert [(box.row(k)["status"], box.row(k)["attempts"]) for k in keys] == [(ob.SENDING, 1)] * 3
+        box.apply([], [(keys[0], ob.SENT, 200, None, None), (keys[1], ob.REFUSED, 400, "rule", "HTTP 400")],
+                  [(keys[2], ob.PENDING)])  # two answered, one never sent (facility skipped): put back
+        r0, r1, r2 = (box.row(k) for k in keys)
+        assert (r0["status"], r0["http_status"], r0["sent_at"] is not None) == (ob.SENT, 200, True)
+        assert (r1["status"], r1["reason"], r1["sent_at"]) == (ob.REFUSED, "rule", None)
+        assert (r2["status"], r2["attempts"]) == (ob.PENDING, 0)
+        box.apply([], [], [(keys[0], ob.PENDING)])  # a put-back only applies to a row still being sent
+        assert box.row(keys[0])["status"] == ob.SENT
+    finally:
+        box.close()

@@ -163,6 +163,7 @@ class Sender:
         self._db_error: Exception | None = None
         self._waiting = 0  # queued changes someone awaits
         self._timer: asyncio.TimerHandle | None = None
+        self._flush_task: asyncio.Task[None] | None = None
         self._checked: dict[str, asyncio.Future[bool]] = {}
         self._last_status: dict[str, float] = {}
         self.client: httpx.AsyncClient | None = None
@@ -229,7 +230,7 @@ class Sender:
                 self._timer.cancel()
                 self._timer = None
             self._flushing = True
-            loop.create_task(self._flush())
+            self._flush_task = loop.create_task(self._flush())  # kept: the loop holds tasks only weakly
         elif self._timer is None:
             self._timer = loop.call_later(FLUSH_DELAY, self._on_timer)
 
@@ -237,7 +238,7 @@ class Sender:
         self._timer = None
         if not self._flushing and self._ops:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         try:

@@ -129,7 +129,7 @@ def canonical(payload: Any) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
 
 
-def content_hash(body: bytes) -> str:
+def content_hash(body: bytes | memoryview) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
@@ -208,9 +208,6 @@ def iter_ndjson(path: str | Path) -> Iterator[dict[str, Any]]:
 _PAYLOAD_AT = b',"payload":'
 
 
-sha256 = hashlib.sha256
-
-
 def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
     """Like :func:`iter_ndjson`, for :meth:`Outbox.load`: a line as ``phrsync build`` writes it (keys sorted, so
     ``payload`` comes last and its bytes are canonical) is split without parsing the payload: ``payload_bytes``
@@ -237,7 +234,7 @@ def _build_item(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, Any
             raw = memoryview(line)[at + len(_PAYLOAD_AT):end - 1]
             head["payload"] = None
             head["payload_bytes"] = raw
-            head["payload_hash"] = sha256(raw).hexdigest()
+            head["payload_hash"] = content_hash(raw)
             head["line"] = n
             if "day" not in head:
                 head["day"] = None
@@ -389,7 +386,7 @@ class Outbox:
                     (facility and r.hospcode != facility) or (since and r.day < since))
 
             with memoryview(buf) as view:
-                chunks = [(r.hospcode or "", r.day or "", r.first_key or "", sha256(view[r.start:r.end]).hexdigest(),
+                chunks = [(r.hospcode or "", r.day or "", r.first_key or "", content_hash(view[r.start:r.end]),
                            r.lines) for r in runs if taken(r)]
             with self.engine.connect() as c:
                 stored = {(h, d, k): (dg, n) for h, d, k, dg, n in c.execute(select(
@@ -413,7 +410,7 @@ class Outbox:
                         for it in _build_item(line, r.first_line + i, path)}
 
             res = self.load(items(), str(path), facility, since,
-                            _unchanged_runs=lambda: [(h, d, n) for h, d, k, _dg, n in chunks if (h, d, k) in same],
+                            _unchanged_runs=[(h, d, n) for h, d, k, _dg, n in chunks if (h, d, k) in same],
                             _more_seen=keys_of_same)
             self._record_runs(chunks)
             return res
@@ -438,7 +435,7 @@ class Outbox:
 
     def load(self, items: Iterable[dict[str, Any]], path: str = "", facility: str | None = None,
              since: str | None = None, chunk: int = 5000,
-             _unchanged_runs: Callable[[], list[tuple[str, str, int]]] | None = None,
+             _unchanged_runs: Iterable[tuple[str, str, int]] = (),
              _more_seen: Callable[[], set[str]] | None = None) -> LoadResult:
         """New or changed content (by hash) becomes pending; unchanged rows keep their status.
         (``_unchanged_runs`` / ``_more_seen``: from :meth:`load_file`, the runs it found unchanged as a whole
@@ -452,15 +449,19 @@ class Outbox:
         batch: list[dict[str, Any]] = []
         p = self._ph
 
-        def widen(hcode: str, day: str | None) -> None:
-            if day:
-                rng = scope.get(hcode)
-                if rng is None:
-                    scope[hcode] = [day, day]
-                elif day < rng[0]:
-                    rng[0] = day
-                elif day > rng[1]:
-                    rng[1] = day
+        def count_in(hcode: str, endpoint: str, day: str | None, n: int = 1) -> None:
+            """The build's window per facility (first to last visit day) and its encounters inside it."""
+            if not day:
+                return
+            rng = scope.get(hcode)
+            if rng is None:
+                scope[hcode] = [day, day]
+            elif day < rng[0]:
+                rng[0] = day
+            elif day > rng[1]:
+                rng[1] = day
+            if endpoint == ENCOUNTER_EP:
+                present[hcode] = present.get(hcode, 0) + n
 
         def flush() -> None:
             if not batch:
@@ -476,26 +477,13 @@ class Outbox:
                 for b in batch:
                     old = got(b["key"])
                     raw = b["payload_bytes"]
-                    if old is not None and raw is not None and old[1] != REMOVED and (
-                            b.get("payload_hash") or content_hash(raw)) == old[0]:
-                        # the very bytes stored before: unchanged, and no need to parse them (the common case of
-                        # a nightly run, kept lean: a province re-reads a million of these)
-                        day = old[3]
-                        if since and day and day < since:
-                            continue
-                        total += 1
-                        same += 1
-                        if old[2] is not None:  # missing from an earlier build, back unchanged
-                            back.append(b["key"])
-                        if day:
-                            widen(b["hospcode"], day)
-                            if b["endpoint"] == ENCOUNTER_EP:
-                                present[b["hospcode"]] = present.get(b["hospcode"], 0) + 1
-                        continue
-                    if raw is not None and b["day"] is not None:  # as phrsync build wrote it: canonical bytes
+                    h = (b.get("payload_hash") or content_hash(raw)) if raw is not None else None
+                    fresh = True  # content to compare with the stored row (False: the very bytes stored before)
+                    if old is not None and h is not None and old[1] != REMOVED and h == old[0]:
+                        day, fresh = old[3], False  # unchanged, and no need to parse it
+                    elif raw is not None and b["day"] is not None:  # as phrsync build wrote it: canonical bytes
                         day = b["day"]
-                        b.update(ref=b["key"].split("|", 1)[-1], content_hash=b.get("payload_hash") or content_hash(raw),
-                                 body=bytes(raw))
+                        b.update(ref=b["key"].split("|", 1)[-1], content_hash=h, body=bytes(raw))
                     else:
                         payload = b["payload"]
                         if payload is None:
@@ -511,12 +499,10 @@ class Outbox:
                     if since and day and day < since:
                         continue
                     total += 1
-                    widen(b["hospcode"], day)
-                    if day and b["endpoint"] == ENCOUNTER_EP:
-                        present[b["hospcode"]] = present.get(b["hospcode"], 0) + 1
+                    count_in(b["hospcode"], b["endpoint"], day)
                     if old is None:
                         new_rows.append(b)
-                    elif "body" in b and (old[0] != b["content_hash"] or old[1] == REMOVED):  # changed, or back
+                    elif fresh and (old[0] != b["content_hash"] or old[1] == REMOVED):  # changed, or back
                         changed.append(b)
                     else:
                         same += 1
@@ -567,9 +553,8 @@ class Outbox:
             if len(batch) >= chunk:
                 flush()
         flush()
-        for h, d, n in _unchanged_runs() if _unchanged_runs else ():
-            widen(h, d)
-            present[h] = present.get(h, 0) + n
+        for h, d, n in _unchanged_runs:
+            count_in(h, ENCOUNTER_EP, d, n)
             res.total += n
             res.unchanged += n
         res.missing = self._mark_missing(res.load_id, scope, seen, present, _more_seen)
@@ -578,8 +563,7 @@ class Outbox:
         return res
 
     def _mark_missing(self, load_id: int, scope: dict[str, list[str]], seen: set[str],
-                      present: dict[str, int] | None = None,
-                      more_seen: Callable[[], set[str]] | None = None) -> int:
+                      present: dict[str, int], more_seen: Callable[[], set[str]] | None = None) -> int:
         """Encounters on days this build covered (per facility, first to last visit day) that it lacks.
         ``present``: how many encounters of each facility the build brought inside that window; where the
         store holds no more than that, nothing is missing and no key is read (the usual nightly case)."""
@@ -588,7 +572,7 @@ class Outbox:
             for hcode, (first, last) in scope.items():
                 cond = and_(outbox.c.hospcode == hcode, outbox.c.endpoint == ENCOUNTER_EP, outbox.c.day >= first,
                             outbox.c.day <= last, outbox.c.status != REMOVED, outbox.c.missing_load.is_(None))
-                if present is not None and c.execute(
+                if c.execute(
                         select(func.count()).select_from(outbox).where(cond)).scalar_one() <= present.get(hcode, 0):
                     continue
                 if more_seen is not None:  # the keys of runs taken unchanged as a whole: read them once now

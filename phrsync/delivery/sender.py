@@ -451,12 +451,10 @@ class Sender:
                 new = {r.hospcode for r in page} - self._checked.keys()
                 if new:  # another computer sending for a facility? asked before its rows are claimed
                     await asyncio.gather(*(self.facility_ok(h) for h in new))
-                for row in page:
-                    if row.hospcode in self.skipped:
-                        done += 1
-                page = [r for r in page if r.hospcode not in self.skipped]
-                await self.claim(page)
-                for row in page:
+                kept = [r for r in page if r.hospcode not in self.skipped]
+                done += len(page) - len(kept)
+                await self.claim(kept)
+                for row in kept:
                     await queue.put(row)
             for _ in range(self.t.concurrency):
                 await queue.put(None)

@@ -174,3 +174,41 @@ def test_faults_kill9_then_unchanged_then_one_change(env: tuple[SandboxThread, P
     assert PASSWORD_KEY not in text
     assert not re.search(r"eyJ[A-Za-z0-9_-]{10,}\.", text)  # no JWT
     assert not re.search(r"(?<!\d)\d{13}(?!\d)", text)  # no full CID
+
+
+def test_pipelined_batches_with_faults_deliver_each_payload_once(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests go out pipelined (several per write on one connection); with answers cut off, 5xx and 429 among
+    them, the rows concerned go on alone and the server still ends holding exactly the expected encounters."""
+    from phrsync.delivery import lane as lane_mod
+    from phrsync.delivery.agent import sync_payloads
+    from phrsync.delivery.config import Credentials, password_hash
+
+    batches: list[int] = []
+    cut: list[int] = []
+    real = lane_mod.Lane.pipeline
+
+    async def counting(self: lane_mod.Lane, requests: list[bytes]) -> Any:
+        answers, error = await real(self, requests)
+        batches.append(len(requests))
+        if error is not None:
+            cut.append(len(requests) - len(answers))
+        return answers, error
+
+    monkeypatch.setattr(lane_mod.Lane, "pipeline", counting)
+    faults = FaultConfig(p500=0.04, p503=0.03, p429=0.03, retry_after=1, p_timeout=0.02, timeout_seconds=1.5,
+                         p_drop=0.03, seed=5)
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", password_key=PASSWORD_KEY, rate_limit_per_minute=0, faults=faults)
+    with running(cfg) as st:
+        creds = {h: Credentials(f"user{h}", st.add_user(f"user{h}", h, PASSWORDS[h])) for h in HCODES}
+        assert all(c.password_hash == password_hash(PASSWORDS[h], PASSWORD_KEY) for h, c in creds.items())
+        items = payloads(160)
+        nd = tmp_path / "p.ndjson"
+        write_ndjson(nd, items)
+        res = sync_payloads(nd, st.base_url, creds, tmp_path / "s.sqlite", concurrency=2, pipeline=4, timeout=1.0,
+                            backoff_base=0.05, backoff_max=0.3, breaker_cooldown=0.3)
+        assert res.exit_code == 0, res.as_dict()
+        assert max(batches) == 4 and cut  # really pipelined, and some pipelines were cut short
+        assert res.retries > 0 and res.outbox == {h: {**dict.fromkeys(res.outbox[h], 0), "confirmed": 80}
+                                                  for h in HCODES}
+        expect_server(st, items)

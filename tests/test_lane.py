@@ -202,3 +202,81 @@ def test_sender_uses_lanes_only_for_direct_connections(tmp_path: Path, monkeypat
         assert asyncio.run(lanes()) == [httpx.AsyncClient, httpx.AsyncClient]
     finally:
         box.close()
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection() -> None:
+    seen: list[str] = []
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            try:
+                line, _, body = await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            seen.append(line)
+            if body == b"2":  # chunked, in pieces
+                writer.write(b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab")
+                await writer.drain()
+                writer.write(b"c\r\n0\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server, port = await serve(handler)
+        async with server, Lane(f"http://127.0.0.1:{port}", plain(), 5) as lane:
+            reqs = [lane.encode("POST", f"/api/x{i}", content=str(i).encode()) for i in range(4)]
+            answers, error = await lane.pipeline(reqs)
+            assert error is None
+            assert [(a.status_code, a.content) for a in answers] == [
+                (200, b"0"), (200, b"1"), (500, b"abc"), (200, b"3")]
+            answers, error = await lane.pipeline(reqs[:2])  # the connection is kept for the next batch
+            assert error is None and [a.content for a in answers] == [b"0", b"1"]
+
+    run(main())
+    assert connections == 1
+    assert seen[:4] == [f"POST /api/x{i} HTTP/1.1" for i in range(4)]
+
+
+@pytest.mark.parametrize("ending", ["close", "abort", "connection-close-header"])
+def test_a_pipeline_cut_short_returns_the_answers_that_came_and_the_error(ending: str) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for n in range(2):
+            await read_request(reader)
+            close = ending == "connection-close-header" and n == 1
+            writer.write(b"HTTP/1.1 200 OK\r\n%sContent-Length: 2\r\n\r\nok" % (b"Connection: close\r\n" if close else b""))
+            await writer.drain()
+        if ending == "abort":
+            writer.transport.abort()
+        else:
+            writer.close()
+
+    async def main() -> None:
+        server, port = await serve(handler)
+        async with server, Lane(f"http://127.0.0.1:{port}", plain(), 5) as lane:
+            answers, error = await lane.pipeline([lane.encode("POST", "/api/x", content=b"{}") for _ in range(4)])
+            assert [a.status_code for a in answers] == [200, 200]
+            assert isinstance(error, httpx.TransportError)
+            assert lane.conn is None  # the next batch opens a new connection
+
+    run(main())
+
+
+def test_a_pipeline_that_gets_no_answer_in_time_is_a_read_timeout() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async def main() -> None:
+        server, port = await serve(handler)
+        async with server, Lane(f"http://127.0.0.1:{port}", plain(), 0.3) as lane:
+            answers, error = await lane.pipeline([lane.encode("POST", "/api/x", content=b"{}") for _ in range(3)])
+            assert [a.content for a in answers] == [b"ok"] and isinstance(error, httpx.ReadTimeout)
+
+    run(main())

@@ -53,6 +53,7 @@ class Target:
     ca_bundle: str | None = None  # PEM file trusted in addition to nothing else (UAT's self-signed cert)
     timeout: float = 120.0  # seconds per request; the spec's curl waits up to 500 s for big payloads
     concurrency: int = 8
+    pipeline: int = 4  # requests written together on one connection (HTTP/1.1 pipelining; 1 = off)
     rate_per_minute: int = 110  # uploads per facility per minute (PHR's limit is per facility; default 120)
     max_attempts: int = 8  # per payload per run; then the row is left "failed" for the next run
     backoff_base: float = 0.5

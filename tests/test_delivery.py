@@ -74,6 +74,13 @@ def test_config_targets_credentials_and_tls(tmp_path: Path) -> None:
         load_delivery(load_config(tmp_path / "bad.toml"), "uat", env=env)
     with pytest.raises(ConfigError):  # a password without the hash key cannot be turned into password_hash
         load_delivery(cfg, env={"PHRSYNC_PHR_PASSWORD": "pw-one-secret"})
+    assert s.target.pipeline == 4
+    (tmp_path / "p1.toml").write_text('[targets.uat]\npipeline = 1\n', encoding="utf-8")
+    assert load_delivery(load_config(tmp_path / "p1.toml"), "uat", env=env).target.pipeline == 1
+    for bad in ("0", "true", "2.5"):
+        (tmp_path / "p.toml").write_text(f'[targets.uat]\npipeline = {bad}\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match="pipeline"):
+            load_delivery(load_config(tmp_path / "p.toml"), "uat", env=env)
 
 
 def test_secret_file_must_be_private(tmp_path: Path) -> None:

@@ -64,6 +64,8 @@ class Target:
     status_interval: float = 30.0  # seconds between UpdateAgentStatus calls per facility (PHR needs >= 5)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.pipeline, int) or isinstance(self.pipeline, bool) or not 1 <= self.pipeline <= 64:
+            raise ConfigError(f"pipeline ต้องเป็นจำนวนเต็ม 1–64 / pipeline must be an integer from 1 to 64: {self.pipeline!r}")
         if not self.token_url:
             self.token_url = self.base_url.rstrip("/") + "/token?Action=get_moph_access_token"
 

@@ -103,7 +103,10 @@ def main() -> None:
         print(f"payloads          {a.n} (delivered {done}, exit {res.exit_code}, requests {res.requests})")
         print(f"wall              {wall:.2f} s  → {done / wall:.0f} encounters/s end to end (load + send + verify)")
         print(f"agent CPU         {agent_cpu:.2f} s  → {1000 * agent_cpu / max(done, 1):.2f} ms/encounter")
-        print(f"server CPU        {server_cpu:.2f} s  → {1000 * server_cpu / max(done, 1):.2f} ms/encounter")
+        print(f"server CPU        {server_cpu:.2f} s  → {1000 * server_cpu / max(done, 1):.2f} ms/encounter"
+              f"  (agent/server = {agent_cpu / max(server_cpu, 1e-9):.2f})")
+        print("agent CPU by phase " + ", ".join(f"{k} {1e6 * v / max(done, 1):.0f} µs" for k, v in res.cpu.items())
+              + f", start-up and the rest {1e6 * (agent_cpu - sum(res.cpu.values())) / max(done, 1):.0f} µs")
         c0, t0 = time.process_time(), time.perf_counter()
         res2 = sync_payloads(nd, f"http://127.0.0.1:{port}", creds, state, concurrency=a.concurrency,
                              verify=not a.no_verify)

@@ -280,3 +280,15 @@ def test_a_pipeline_that_gets_no_answer_in_time_is_a_read_timeout() -> None:
             assert [a.content for a in answers] == [b"ok"] and isinstance(error, httpx.ReadTimeout)
 
     run(main())
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b'{"result":{},"MessageCode":200,"Message":"OK"}', 200), (b'{"MessageCode":200}', 200),
+    (b'{"MessageCode":2000}', 2000), (b'{"a":{"MessageCode":200},"MessageCode":500}', 500),
+    (b'{"MessageCode":500}', 500), (b"", None), (b'{"MessageCode": 200}', 200), (b"not json", None),
+    (b'{"x":"\\"MessageCode\\":200"}', None), (b'{"MessageCode":200,"r":{"MessageCode":409}}', 200)])
+def test_message_code_read_quickly_only_where_that_is_the_same_as_parsing(body: bytes, code: int | None) -> None:
+    from phrsync.delivery.lane import Answer
+    from phrsync.delivery.sender import _message_code
+
+    assert _message_code(Answer(200, [], body)) == code

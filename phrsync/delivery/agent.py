@@ -56,6 +56,7 @@ class SyncResult:
     seconds: float = 0.0
     outbox: dict[str, dict[str, int]] = field(default_factory=dict)  # status counts per facility after the run
     exit_code: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # this process's CPU seconds per phase: load, send, verify
 
     @property
     def per_second(self) -> float:
@@ -70,7 +71,8 @@ class SyncResult:
                 "refused": self.refused, "failed": self.failed, "requests": self.requests, "retries": self.retries,
                 "status_codes": self.status_codes, "reconcile": self.reconcile, "skipped": self.skipped, "skip_kind": self.skip_kind,
                 "down": self.down, "seconds": round(self.seconds, 3), "payloads_per_second": round(self.per_second, 1),
-                "remaining": self.remaining(), "outbox": self.outbox, "exit_code": self.exit_code}
+                "remaining": self.remaining(), "outbox": self.outbox, "exit_code": self.exit_code,
+                "cpu_seconds": {k: round(v, 3) for k, v in self.cpu.items()}}
 
 
 @contextlib.contextmanager
@@ -134,15 +136,20 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             return res
         run_id = box.start_run(settings.target.name)
         res.in_doubt = sum(c.get(ob.SENDING, 0) for h, c in box.counts().items() if not facility or h == facility)
+        cpu = time.process_time()
         if ndjson:
             res.loaded = box.load_file(ndjson, facility, since).as_dict()
+        res.cpu["load"] = time.process_time() - cpu
         if retry_refused:
             box.requeue_refused(facility)
         res.attempted = box.count_to_send(facility)
         log.info("เริ่มส่ง %d รายการไปยัง %s (ค้างจากครั้งก่อน %d) / sending %d payloads to %s (%d in doubt)",
                  res.attempted, settings.target.name, res.in_doubt, res.attempted, settings.target.name, res.in_doubt)
         async with Sender(settings, box, progress) as snd:
+            cpu = time.process_time()
             await snd.send_outbox(facility)
+            res.cpu["send"] = time.process_time() - cpu
+            cpu = time.process_time()
             rec = ReconcileResult()
             if verify and snd.down is None:
                 facilities = [facility] if facility else box.facilities()
@@ -162,6 +169,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     if not r.resend or snd.down:
                         break
                     await snd.send_outbox(facility)
+            res.cpu["verify"] = time.process_time() - cpu  # OrganizationSummary rounds and their resends
             c = snd.counters
             res.sent, res.confirmed, res.refused, res.failed = c.sent, c.confirmed, c.refused, c.failed
             res.requests, res.retries, res.status_codes = c.requests, c.retries, dict(c.status_codes)

@@ -203,15 +203,22 @@ class Lane:
             raise httpx.ConnectError(f"{type(e).__name__}: {e}") from e
         return conn
 
+    def head(self, method: str, url: str, headers: dict[str, str] | None = None) -> bytes:
+        """A request's head up to its Content-Length: the same for every upload of one endpoint and token."""
+        lines = [f"{method} {self.prefix}{url} HTTP/1.1\r\n", self._common]
+        lines.extend(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        return "".join(lines).encode("latin-1")
+
+    @staticmethod
+    def with_body(head: bytes, body: bytes) -> bytes:
+        """The request's bytes on the wire: a :meth:`head` and its body."""
+        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+
     def encode(self, method: str, url: str, *, params: dict[str, str] | None = None,
                content: bytes | None = None, headers: dict[str, str] | None = None) -> bytes:
         """The request's bytes on the wire."""
-        target = self.prefix + url + (f"?{urlencode(params)}" if params else "")
-        body = content or b""
-        head = [f"{method} {target} HTTP/1.1\r\n", self._common]
-        head.extend(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        head.append(f"Content-Length: {len(body)}\r\n\r\n")
-        return "".join(head).encode("latin-1") + body
+        target = url + (f"?{urlencode(params)}" if params else "")
+        return self.with_body(self.head(method, target, headers), content or b"")
 
     async def request(self, method: str, url: str, *, params: dict[str, str] | None = None,
                       content: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:

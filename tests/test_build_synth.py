@@ -131,3 +131,29 @@ def test_dirty_payloads_that_are_written_pass_the_validator(
     _path, _defects, _res, lines, _q = dirty
     errors = Counter(i.rule for x in lines for i in validate(x["endpoint"], x["payload"]) if i.severity == "error")
     assert errors == Counter()
+
+
+def test_bundles_release_the_cache_between_queries(clean: tuple[Path, B.BuildResult, list[dict[str, Any]], Quality],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's blocks read by one extraction query are evicted before the next (extract.release_cache),
+    the connection's memory_limit is put back, and the bundles are the same as with one query."""
+    path = clean[0]
+    with Staging(path, read_only=True, memory_limit="300MB") as st:
+        one = list(E.iter_bundles(st.con))
+        monkeypatch.setattr(E, "ROWS_PER_QUERY", 1)  # one window per query: several queries
+        pools: list[int] = []
+        orig = E.release_cache
+
+        def spy(con: Any) -> None:
+            orig(con)
+            pools.append(con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
+                                     "WHERE tag = 'BASE_TABLE'").fetchall()[0][0])
+
+        monkeypatch.setattr(E, "release_cache", spy)
+        many = list(E.iter_bundles(st.con))
+        limit = st.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert len(pools) >= 4
+    assert max(pools) <= 1 << 20  # nothing cached is left between queries
+    assert limit == "286.1 MiB"  # 300MB, as set (not drifting down a rounding step per query)
+    assert sorted(many, key=lambda b: (b["kind"], b["hospcode"], b["ref"])) == \
+        sorted(one, key=lambda b: (b["kind"], b["hospcode"], b["ref"]))

@@ -60,6 +60,7 @@ class Staging:
         # DuckDB's cache grows to this limit and spills beyond it: it bounds the import's memory
         limit = memory_limit or os.environ.get("PHRSYNC_STAGING_MEMORY", DEFAULT_MEMORY_LIMIT)
         self.con.execute(f"SET memory_limit = '{limit}'")
+        self.con.execute(f"SET VARIABLE phrsync_memory_limit = '{limit}'")  # as set (phr.extract.release_cache)
         self.con.execute("SET preserve_insertion_order = false")
         if not read_only:
             self.ensure_schema()

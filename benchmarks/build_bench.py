@@ -61,6 +61,7 @@ class PeakRSS:
     def __init__(self) -> None:
         self.proc = psutil.Process()
         self.peak = self.proc.memory_info().rss
+        self.stretch = 0  # the highest total since the last mark()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -73,7 +74,14 @@ class PeakRSS:
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self.rss())
+            now = self.rss()
+            self.peak = max(self.peak, now)
+            self.stretch = max(self.stretch, now)
+
+    def mark(self) -> int:
+        """The highest total since the previous mark (a stretch of the run), and start a new stretch."""
+        top, self.stretch = max(self.stretch, self.rss()), 0
+        return top
 
     def __enter__(self) -> PeakRSS:
         self._t.start()
@@ -103,14 +111,20 @@ def make_staging(n: int, seed: int, work: Path) -> Path:
 
 def run_build(path: Path, sel: Selection, out: Path, workers: int) -> dict[str, Any]:
     ctx = M.MapContext(now=dt.datetime.now(dt.UTC))
+    stretches: list[tuple[int, float]] = []  # (encounters done, peak growth in MB since the previous part)
     with PeakRSS() as mem:
         base = mem.rss()
+
+        def progress(stage: str, done: int, total: int) -> None:  # once per finished part of the build
+            stretches.append((done, (mem.mark() - base) / 2**20))
+
         t = time.perf_counter()
-        res = B.build(path, out, sel, ctx, stages=("encounters",), workers=workers, with_quarantine=False)
+        res = B.build(path, out, sel, ctx, stages=("encounters",), workers=workers, with_quarantine=False,
+                      progress=progress)
         secs = time.perf_counter() - t
     n = sum(res.counts.get("UpdatePHRv1", {}).values())
     return {"encounters": n, "seconds": secs, "per_s": n / secs if secs else 0.0,
-            "peak_rss_mb": mem.peak / 2**20, "peak_growth_mb": (mem.peak - base) / 2**20}
+            "peak_rss_mb": mem.peak / 2**20, "peak_growth_mb": (mem.peak - base) / 2**20, "stretches": stretches}
 
 
 # --- the straightforward approach: one query per table per visit ------------------------------------
@@ -193,6 +207,9 @@ def main() -> None:
     print(f"speed-up columnar / per-visit: {ratio:,.1f}x")
     print(f"memory: peak growth {small['peak_growth_mb']:.0f} MB on 1/4 of the range vs "
           f"{full['peak_growth_mb']:.0f} MB on all of it")
+    # memory that grew with the input would rise from one part of the run to the next
+    print("memory through the full run (peak growth while each part was built; encounters done when it ended): "
+          + ", ".join(f"{mb:.0f} MB @ {done:,}" for done, mb in full["stretches"]))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import gc
 import logging
 import os
 import time
@@ -217,33 +216,11 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
                                  progress=progress, full_check=full_check))
 
 
-# Young objects collected after this many net allocations during a run instead of 700: a run allocates and frees
-# a few dicts, rows and futures per payload, and each collection of the young generation also walks
-# whatever survived since the last (the page in hand). Measured on sync_bench: the collector took ~10% of the
-# agent's CPU with the default; cycles are still collected, just in larger, rarer sweeps.
-RUN_GC_THRESHOLD = 50_000
-
-
-@contextlib.contextmanager
-def _lean_gc() -> Iterator[None]:
-    """For one run: what was allocated before it (modules, SQLAlchemy's tables and compiled statements, the
-    event loop) is frozen out of the collector's walks (``gc.freeze``), and young collections are rarer."""
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(RUN_GC_THRESHOLD, old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
-
-
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop when installed (about half the event-loop CPU), else on asyncio's loop."""
     try:
         import uvloop
     except ImportError:
-        with _lean_gc():
-            return asyncio.run(coro)
-    with _lean_gc(), asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)

@@ -53,7 +53,6 @@ class Target:
     ca_bundle: str | None = None  # PEM file trusted in addition to nothing else (UAT's self-signed cert)
     timeout: float = 120.0  # seconds per request; the spec's curl waits up to 500 s for big payloads
     concurrency: int = 8
-    pipeline: int = 4  # requests written together on one connection (HTTP/1.1 pipelining; 1 = off)
     rate_per_minute: int = 110  # uploads per facility per minute (PHR's limit is per facility; default 120)
     max_attempts: int = 8  # per payload per run; then the row is left "failed" for the next run
     backoff_base: float = 0.5
@@ -64,8 +63,6 @@ class Target:
     status_interval: float = 30.0  # seconds between UpdateAgentStatus calls per facility (PHR needs >= 5)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pipeline, int) or isinstance(self.pipeline, bool) or not 1 <= self.pipeline <= 64:
-            raise ConfigError(f"pipeline ต้องเป็นจำนวนเต็ม 1–64 / pipeline must be an integer from 1 to 64: {self.pipeline!r}")
         if not self.token_url:
             self.token_url = self.base_url.rstrip("/") + "/token?Action=get_moph_access_token"
 

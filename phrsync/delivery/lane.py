@@ -56,7 +56,8 @@ class Answer:
 
     def __init__(self, status_code: int, headers: Headers | list[tuple[bytes, bytes]], content: bytes) -> None:
         self.status_code, self.content = status_code, content
-        self._headers, self._raw = (headers, None) if isinstance(headers, Headers) else (None, headers)
+        self._headers: Headers | None = headers if isinstance(headers, Headers) else None
+        self._raw: list[tuple[bytes, bytes]] | None = None if isinstance(headers, Headers) else headers
 
     @property
     def headers(self) -> Headers:
@@ -85,10 +86,6 @@ class Answer:
         return f"<Answer [{self.status_code}]>"
 
 
-def _answer(status: int, headers: list[tuple[bytes, bytes]], body: list[bytes]) -> Answer:
-    return Answer(status, headers, body[0] if len(body) == 1 else b"".join(body))
-
-
 class _Conn(asyncio.Protocol):
     """The socket side of a lane: collects one response at a time."""
 
@@ -103,16 +100,10 @@ class _Conn(asyncio.Protocol):
         self.got_bytes = False
         self.keep_alive = True
         self.lost: BaseException | None = None
-        # pipelining: the answers of the requests written together, in order, and how many are awaited
-        self.answers: list[Answer] = []
-        self.want = 0
 
-    def reset(self, loop: asyncio.AbstractEventLoop, want: int = 0) -> asyncio.Future[None]:
-        """Ready for one answer (``want`` = 0, read from the parser's state) or for ``want`` answers in a row,
-        collected in :attr:`answers` (a waiter woken once, when the last is in)."""
+    def reset(self) -> asyncio.Future[None]:
         self.headers, self.body, self.status, self.complete, self.got_bytes = [], [], 0, False, False
-        self.answers, self.want = [], want
-        self.waiter = loop.create_future()
+        self.waiter = asyncio.get_running_loop().create_future()
         return self.waiter
 
     # asyncio.Protocol
@@ -131,7 +122,7 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = exc or ConnectionResetError("connection closed by the server")
         if self.waiter is not None and not self.waiter.done():
-            if self.status and not self.complete and not self._has_length() and not self.want:
+            if self.status and not self.complete and not self._has_length():
                 self.complete = True  # a body that ends with the connection (no length, not chunked)
                 self.waiter.set_result(None)
             else:
@@ -151,12 +142,6 @@ class _Conn(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.complete = True
         self.keep_alive = self.parser.should_keep_alive()
-        if self.want:
-            self.answers.append(_answer(self.status, self.headers, self.body))
-            self.headers, self.body, self.status = [], [], 0
-            if len(self.answers) < self.want and self.keep_alive:
-                self.complete = False
-                return
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -203,76 +188,41 @@ class Lane:
             raise httpx.ConnectError(f"{type(e).__name__}: {e}") from e
         return conn
 
-    def head(self, method: str, url: str, headers: dict[str, str] | None = None) -> bytes:
-        """A request's head up to its Content-Length: the same for every upload of one endpoint and token."""
-        lines = [f"{method} {self.prefix}{url} HTTP/1.1\r\n", self._common]
-        lines.extend(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        return "".join(lines).encode("latin-1")
-
-    @staticmethod
-    def with_body(head: bytes, body: bytes) -> bytes:
-        """The request's bytes on the wire: a :meth:`head` and its body."""
-        return b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
-
-    def encode(self, method: str, url: str, *, params: dict[str, str] | None = None,
-               content: bytes | None = None, headers: dict[str, str] | None = None) -> bytes:
-        """The request's bytes on the wire."""
-        target = url + (f"?{urlencode(params)}" if params else "")
-        return self.with_body(self.head(method, target, headers), content or b"")
-
     async def request(self, method: str, url: str, *, params: dict[str, str] | None = None,
                       content: bytes | None = None, headers: dict[str, str] | None = None) -> Answer:
-        data = self.encode(method, url, params=params, content=content, headers=headers)
-        answers, error = await self._exchange([data], 0)
-        if error is not None:
-            raise error
-        return answers[0]
-
-    async def pipeline(self, requests: list[bytes]) -> tuple[list[Answer], httpx.TransportError | None]:
-        """Several requests (from :meth:`encode`) written together on the connection, their answers read in
-        order (HTTP/1.1 pipelining): one write and one wake-up for the lot instead of one each. Returns the
-        answers that came (the first ``len(answers)`` requests) and, when fewer came, the transport error that
-        cut the rest off; those may or may not have reached the server (as after any lost answer)."""
-        return await self._exchange(requests, len(requests))
-
-    async def _exchange(self, requests: list[bytes], want: int
-                        ) -> tuple[list[Answer], httpx.TransportError | None]:
-        loop = asyncio.get_running_loop()
-        data = requests[0] if len(requests) == 1 else b"".join(requests)
+        target = self.prefix + url + (f"?{urlencode(params)}" if params else "")
+        body = content or b""
+        head = [f"{method} {target} HTTP/1.1\r\n", self._common]
+        head.extend(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        head.append(f"Content-Length: {len(body)}\r\n\r\n")
+        data = "".join(head).encode("latin-1") + body
         for fresh in (False, True):
             conn = self.conn
             reused = conn is not None and not fresh
             if conn is None or conn.lost is not None or conn.transport is None or conn.transport.is_closing():
-                try:
-                    conn = self.conn = await self._connect()
-                except httpx.TransportError as e:
-                    return [], e
+                conn = self.conn = await self._connect()
                 reused = False
-            waiter = conn.reset(loop, want)
+            waiter = conn.reset()
             assert conn.transport is not None
             conn.transport.write(data)
             try:
                 async with asyncio.timeout(self.timeout):
                     await waiter
-            except TimeoutError:
+            except TimeoutError as e:
                 self._drop()
-                return conn.answers, httpx.ReadTimeout(f"no answer within {self.timeout:.0f} s")
-            except httpx.RemoteProtocolError as e:
+                raise httpx.ReadTimeout(f"no answer within {self.timeout:.0f} s") from e
+            except httpx.RemoteProtocolError:
                 self._drop()
                 if reused and not conn.got_bytes:
                     continue  # the server had closed the idle connection: once more on a new one
-                return conn.answers, e
-            except httpx.TransportError as e:
+                raise
+            except httpx.TransportError:
                 self._drop()
-                return conn.answers, e
+                raise
             if not conn.keep_alive:
                 self._drop()
-            if want:
-                if len(conn.answers) < want:  # the server closed the connection after answering some
-                    return conn.answers, httpx.RemoteProtocolError(
-                        f"connection closed after {len(conn.answers)} of {want} pipelined answers")
-                return conn.answers, None
-            return [_answer(conn.status, conn.headers, conn.body)], None
+            body = conn.body[0] if len(conn.body) == 1 else b"".join(conn.body)
+            return Answer(conn.status, conn.headers, body)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _drop(self) -> None:

@@ -305,14 +305,12 @@ class Sender:
     async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
                    body: bytes | None = None, upload: bool = False,
                    before: Callable[[], Any] | None = None, max_attempts: int | None = None,
-                   wait_429: bool = True, client: httpx.AsyncClient | Lane | None = None,
-                   first_attempt: int = 0) -> Reply:
-        """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown.
-        (``first_attempt``: attempts already made elsewhere, e.g. a pipelined first attempt.)"""
+                   wait_429: bool = True, client: httpx.AsyncClient | Lane | None = None) -> Reply:
+        """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown."""
         assert self.client is not None and self.tokens is not None
         attempts = max_attempts or self.t.max_attempts
         relogged = False
-        attempt = first_attempt
+        attempt = 0
         while True:
             trip = True  # does this failure count towards opening the circuit? (429 does not)
             await self.breaker.wait()
@@ -433,9 +431,7 @@ class Sender:
                           statuses: tuple[str, ...] = ob.TO_SEND) -> Counters:
         total = await self.db(self.box.count_to_send, facility)
         done = 0
-        depth = max(1, self.t.pipeline)
-        # batches of up to ``depth`` claimed rows: a worker takes one and writes it as one pipeline
-        queue: asyncio.Queue[list[ob.Row] | None] = asyncio.Queue(maxsize=self.t.concurrency * 4)
+        queue: asyncio.Queue[ob.Row | None] = asyncio.Queue(maxsize=self.t.concurrency * 4)
         gen = self.box.to_send(facility, statuses)
 
         def next_page() -> list[ob.Row]:
@@ -458,29 +454,22 @@ class Sender:
                 kept = [r for r in page if r.hospcode not in self.skipped]
                 done += len(page) - len(kept)
                 await self.claim(kept)
-                for i in range(0, len(kept), depth):
-                    await queue.put(kept[i:i + depth])
+                for row in kept:
+                    await queue.put(row)
             for _ in range(self.t.concurrency):
                 await queue.put(None)
 
         async def work(lane: httpx.AsyncClient | Lane) -> None:
             nonlocal done
             while True:
-                rows = await queue.get()
-                if rows is None:
+                row = await queue.get()
+                if row is None:
                     return
-                if self.down is not None:
-                    for r in rows:
-                        self.unclaim(r)
-                elif len(rows) > 1 and isinstance(lane, Lane):
-                    await self.deliver_pipelined(rows, lane)
-                else:  # one row, or an httpx client (proxy, tests): one request at a time
-                    for r in rows:
-                        if self.down is None:
-                            await self.deliver(r, lane)
-                        else:
-                            self.unclaim(r)
-                done += len(rows)
+                if self.down is None:
+                    await self.deliver(row, lane)
+                else:
+                    self.unclaim(row)
+                done += 1
                 if self.progress:
                     self.progress(done, total)
 
@@ -490,16 +479,15 @@ class Sender:
             await self.settle()
         return self.counters
 
-    async def deliver(self, row: ob.Row, lane: httpx.AsyncClient | Lane | None = None, retry: bool = False) -> None:
+    async def deliver(self, row: ob.Row, lane: httpx.AsyncClient | Lane | None = None) -> None:
         """Send one claimed row (see :meth:`claim`) and record the outcome; a retry commits the row
-        ``sending`` again before its request. ``retry``: its first attempt went out pipelined and failed
-        transiently; go on from the second, after a back-off."""
+        ``sending`` again before its request."""
         h = row.hospcode
         if h in self.skipped or not await self.facility_ok(h):
             self.unclaim(row)
             return
         c = self.counters
-        claimed = not retry
+        claimed = True
 
         async def before() -> None:
             nonlocal claimed
@@ -508,12 +496,8 @@ class Sender:
                 return
             await self.mark_sending(row.key)
 
-        if retry:
-            c.retries += 1
-            await asyncio.sleep(backoff(1, self.t.backoff_base, self.t.backoff_max))
         try:
-            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before, client=lane,
-                                first_attempt=1 if retry else 0)
+            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before, client=lane)
         except AuthError as e:
             self.skip(h, "error" if e.transient else "auth", str(e))
             self.record(row.key, ob.FAILED, None, "auth", mask_text(str(e)))
@@ -528,12 +512,6 @@ class Sender:
             self.record(row.key, ob.FAILED, None, "target down", str(e))
             c.failed += 1
             return
-        if self._outcome(row, r):
-            await self.agent_status(h, f"processing / กำลังส่ง: {c.sent + c.confirmed} sent")
-
-    def _outcome(self, row: ob.Row, r: Reply) -> bool:
-        """Record a final answer (2xx, or a 4xx refusal with the server's reasons); True when delivered."""
-        c = self.counters
         code = r.status_code
         mc = _message_code(r)
         if 200 <= code < 300 and mc in (None, 200):
@@ -543,90 +521,12 @@ class Sender:
                 c.sent += 1
             else:
                 c.confirmed += 1
-            return True
+            await self.agent_status(h, f"processing / กำลังส่ง: {c.sent + c.confirmed} sent")
+            return
         reason, full = refusal_reasons(r)
         self.record(row.key, ob.REFUSED, code, reason, full)
         c.refused += 1
         log.warning("ปฏิเสธ / refused %s: %s", row.key if row.endpoint == ob.ENCOUNTER_EP else row.endpoint, reason)
-        return False
-
-    async def deliver_pipelined(self, rows: list[ob.Row], lane: Lane) -> None:
-        """The first attempt of several claimed rows written together on one connection (HTTP/1.1 pipelining:
-        one write and one wake-up for all, where one at a time cost the agent a round of the event loop, two
-        system calls and a timer each). Final answers are recorded as :meth:`deliver` records them; a row
-        whose answer was transient (5xx, 408, 429, an expired token) or never came goes on alone through
-        :meth:`deliver` from its second attempt — its request may have landed, which a keyed upload replaces."""
-        c = self.counters
-        assert self.tokens is not None
-        try:
-            await self.breaker.wait()
-        except TargetDown as e:
-            self.down = str(e)
-            for row in rows:
-                self.unclaim(row)
-            return
-        out: list[tuple[ob.Row, str]] = []
-        data: list[bytes] = []
-        alone: list[ob.Row] = []  # not pipelined: token trouble, handled by deliver as usual
-        bearers: dict[tuple[str, str], str] = {}
-        heads: dict[tuple[str, str], bytes] = {}  # (endpoint, token) -> the request head up to Content-Length
-        checked = self._checked
-        for row in rows:
-            h = row.hospcode
-            known = checked.get(h)
-            if h in self.skipped or not (known.result() if known is not None and known.done()
-                                         else await self.facility_ok(h)):
-                self.unclaim(row)
-                continue
-            if self.limiter.gap or h in self.limiter.paused_until:
-                await self.limiter.acquire(h)
-            bearer = bearers.get((h, row.endpoint))
-            if bearer is None:
-                try:
-                    bearer = bearers[h, row.endpoint] = await self.tokens.bearer(h, row.endpoint)
-                except AuthError:
-                    alone.append(row)
-                    continue
-            out.append((row, bearer))
-            head = heads.get((row.endpoint, bearer))
-            if head is None:
-                head = heads[row.endpoint, bearer] = lane.head(
-                    "POST", f"/api/{row.endpoint}", {"Authorization": bearer, "Content-Type": "application/json"})
-            data.append(lane.with_body(head, row.body))
-        retry: list[ob.Row] = []
-        delivered: set[str] = set()  # facilities with a delivered row
-        if data:
-            c.requests += len(data)
-            answers, error = await lane.pipeline(data)
-            codes = c.status_codes
-            for (row, bearer), r in zip(out, answers, strict=False):
-                code = r.status_code
-                key = str(code)
-                codes[key] = codes.get(key, 0) + 1
-                if code in (401, 501):
-                    self.tokens.invalidate(row.hospcode, bearer)
-                    retry.append(row)
-                elif code == 429:
-                    self.limiter.pause(row.hospcode, _retry_after(r))
-                    retry.append(row)
-                elif code >= 500 or code == 408:
-                    self.breaker.failure()
-                    retry.append(row)
-                else:
-                    self.breaker.success()
-                    if self._outcome(row, r):
-                        delivered.add(row.hospcode)
-            if error is not None:
-                self.breaker.failure()
-                log.info("%d/%d pipelined answers, then %s; the rest are sent again one by one",
-                         len(answers), len(data), type(error).__name__)
-                retry.extend(row for row, _ in out[len(answers):])
-        for h in delivered:
-            await self.agent_status(h, f"processing / กำลังส่ง: {c.sent + c.confirmed} sent")
-        for row in alone:
-            await self.deliver(row, lane)
-        for row in retry:
-            await self.deliver(row, lane, retry=True)
 
 
 def _retry_after(r: Reply) -> float:

@@ -214,3 +214,36 @@ def test_message_code_read_quickly_only_where_that_is_the_same_as_parsing(body: 
     from phrsync.delivery.sender import _message_code
 
     assert _message_code(Answer(200, [], body)) == code
+
+
+def test_answer_timeout_counts_from_each_request() -> None:
+    """One timer per lane, re-armed lazily: a timer left by an earlier, answered request must neither cut a
+    later request short nor let it wait past its own timeout; answered requests never time out."""
+    n = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal n
+        while True:
+            await read_request(reader)
+            n += 1
+            if n == 3:  # the third request is never answered
+                await asyncio.sleep(5)
+            await asyncio.sleep(0.15)  # each answer takes half the timeout
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            await writer.drain()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server, port = await serve(handler)
+        async with server, Lane(f"http://127.0.0.1:{port}", plain(), 0.3) as lane:
+            for _ in range(2):  # together longer than one timeout, each within it
+                assert (await lane.request("POST", "/api/x", content=b"{}")).status_code == 200
+            t0 = loop.time()
+            with pytest.raises(httpx.ReadTimeout):
+                await lane.request("POST", "/api/x", content=b"{}")
+            assert 0.29 <= loop.time() - t0 < 0.6
+            assert lane.conn is None  # a timed-out connection is not reused
+            await asyncio.sleep(0.4)  # the timer of an idle lane does nothing
+            assert lane._timer is None
+
+    run(main())

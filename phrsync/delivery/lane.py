@@ -86,6 +86,10 @@ class Answer:
         return f"<Answer [{self.status_code}]>"
 
 
+class _Deadline(TimeoutError):
+    """A lane's answer did not come within its timeout."""
+
+
 class _Conn(asyncio.Protocol):
     """The socket side of a lane: collects one response at a time."""
 
@@ -172,6 +176,31 @@ class Lane:
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         self._common = f"Host: {self.host_header}\r\n{extra}Accept: */*\r\nAccept-Encoding: identity\r\n"
         self.conn: _Conn | None = None
+        # The answer timeout: one timer per lane, re-armed lazily, instead of an ``asyncio.timeout`` per request
+        # (a timer scheduled and cancelled each time: 4.4 against 1.9 µs per request on uvloop, measured alone).
+        # ``_deadline`` is the awaited answer's; the timer may be one set for an earlier request (so earlier):
+        # when it fires before the deadline it is set again for it.
+        self._waiter: asyncio.Future[None] | None = None
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def _arm(self, waiter: asyncio.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
+        self._waiter, self._deadline = waiter, loop.time() + self.timeout
+        if self._timer is None or self._timer_loop is not loop:  # (a lane reused under another event loop)
+            self._timer, self._timer_loop = loop.call_at(self._deadline, self._on_timer), loop
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        w = self._waiter
+        if w is None or w.done():
+            return  # idle: the next request arms it again
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline - 0.001:  # a timer may fire up to the clock's resolution early
+            w.set_exception(_Deadline())
+        else:
+            self._timer = loop.call_at(self._deadline, self._on_timer)
 
     async def _connect(self) -> _Conn:
         loop = asyncio.get_running_loop()
@@ -205,10 +234,10 @@ class Lane:
             waiter = conn.reset()
             assert conn.transport is not None
             conn.transport.write(data)
+            self._arm(waiter)
             try:
-                async with asyncio.timeout(self.timeout):
-                    await waiter
-            except TimeoutError as e:
+                await waiter
+            except _Deadline as e:
                 self._drop()
                 raise httpx.ReadTimeout(f"no answer within {self.timeout:.0f} s") from e
             except httpx.RemoteProtocolError:
@@ -219,6 +248,8 @@ class Lane:
             except httpx.TransportError:
                 self._drop()
                 raise
+            finally:
+                self._waiter = None
             if not conn.keep_alive:
                 self._drop()
             body = conn.body[0] if len(conn.body) == 1 else b"".join(conn.body)
@@ -232,6 +263,9 @@ class Lane:
 
     async def aclose(self) -> None:
         self._drop()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def __aenter__(self) -> Lane:
         return self

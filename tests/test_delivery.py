@@ -725,3 +725,47 @@ def test_group_commit_apply_claims_answers_and_puts_back(tmp_path: Path) -> None
         assert box.row(keys[0])["status"] == ob.SENT
     finally:
         box.close()
+
+
+def test_group_commit_apply_in_key_lists_and_repeated_keys(tmp_path: Path) -> None:
+    apply_in_key_lists(f"sqlite:///{tmp_path / 's.sqlite'}")
+
+
+def test_group_commit_apply_in_key_lists_postgres(postgres_server: str) -> None:  # noqa: F811
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = unique_name()
+    try:
+        apply_in_key_lists(str(make_url(postgres_server).set(database=name).render_as_string(hide_password=False)))
+    finally:
+        u = make_url(postgres_server)
+        with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, dbname="postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def apply_in_key_lists(url: str) -> None:
+    """apply() claims and answers whole groups of keys per statement (more than one statement's share of
+    keys too); a key that occurs twice in one group commit still gets every change, in order."""
+    box = ob.Outbox(url)
+    try:
+        items = [item(2000 + i) for i in range(1203)]
+        box.load(items, "a")
+        keys = [i["key"] for i in items]
+        box.apply(keys, [])
+        assert {(box.row(k)["status"], box.row(k)["attempts"]) for k in keys} == {(ob.SENDING, 1)}
+        outcomes = [(k, ob.REFUSED, 400, f"rule {i % 3}", f"HTTP 400 {i % 3}") if i % 100 == 7
+                    else (k, ob.SENT, 200, None, None) for i, k in enumerate(keys)]
+        box.apply([], outcomes)
+        for k, st, code, reason, err in outcomes:
+            r = box.row(k)
+            assert (r["status"], r["http_status"], r["reason"], r["last_error"], r["sent_at"] is not None) == (
+                st, code, reason, err, st == ob.SENT)
+        box.apply([keys[0], keys[1], keys[0]], [])  # claimed twice in one commit: two attempts
+        assert [box.row(k)["attempts"] for k in keys[:2]] == [3, 2]
+        box.apply([], [(keys[0], ob.FAILED, None, "transient", "x"), (keys[0], ob.SENT, 200, None, None)])
+        assert (box.row(keys[0])["status"], box.row(keys[0])["reason"]) == (ob.SENT, None)  # the later answer
+        assert box.counts()[items[0]["hospcode"]][ob.SENT] == 1203 - 12 - 1  # 12 refused, keys[1] claimed again
+    finally:
+        box.close()

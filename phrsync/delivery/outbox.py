@@ -689,17 +689,32 @@ class Outbox:
         now = time.time()
         p = self._ph
         reverts = list(reverts)
+        claim = f"UPDATE delivery_outbox SET status = '{SENDING}', attempts = attempts + 1, updated_at = {p} WHERE key"
+        answer = (f"UPDATE delivery_outbox SET status = {p}, http_status = {p}, reason = {p}, last_error = {p}, "
+                  f"updated_at = {p}, sent_at = COALESCE({p}, sent_at) WHERE key")
         with self.engine.begin() as c:
-            if sending:
-                c.exec_driver_sql(
-                    f"UPDATE delivery_outbox SET status = '{SENDING}', attempts = attempts + 1, updated_at = {p} "
-                    f"WHERE key = {p}", [(now, k) for k in sending])
-            if results:
-                c.exec_driver_sql(
-                    f"UPDATE delivery_outbox SET status = {p}, http_status = {p}, reason = {p}, last_error = {p}, "
-                    f"updated_at = {p}, sent_at = COALESCE({p}, sent_at) WHERE key = {p}",
-                    [(st, code, reason, err, now, now if st in (SENT, CONFIRMED) else None, k)
-                     for k, st, code, reason, err in results])
+            # Keys that occur once: one statement per slice of keys (``key IN (...)``) instead of one per key, and
+            # answers grouped by outcome (nearly all alike) — measured on their own, claim 2.7 → 1.9 and answer
+            # 3.8 → 2.6 µs per payload; in the sender the database thread also takes the GIL back from the busy
+            # event loop once per statement. A key twice in one group commit keeps the per-key statements, so
+            # its changes apply in order.
+            if len(set(sending)) == len(sending):
+                for part in _parts(sending):
+                    c.exec_driver_sql(f"{claim} IN ({', '.join([p] * len(part))})", (now, *part))
+            else:
+                c.exec_driver_sql(f"{claim} = {p}", [(now, k) for k in sending])
+            if len({r[0] for r in results}) == len(results):
+                groups: dict[tuple[str, int | None, str | None, str | None], list[str]] = {}
+                for k, st, code, reason, err in results:
+                    groups.setdefault((st, code, reason, err), []).append(k)
+                for (st, code, reason, err), keys in groups.items():
+                    sent_at = now if st in (SENT, CONFIRMED) else None
+                    for part in _parts(keys):
+                        c.exec_driver_sql(f"{answer} IN ({', '.join([p] * len(part))})",
+                                          (st, code, reason, err, now, sent_at, *part))
+            else:
+                c.exec_driver_sql(f"{answer} = {p}", [(st, code, reason, err, now, now if st in (SENT, CONFIRMED)
+                                                        else None, k) for k, st, code, reason, err in results])
             if reverts:
                 c.exec_driver_sql(
                     f"UPDATE delivery_outbox SET status = {p}, attempts = attempts - 1, updated_at = {p} "
@@ -815,6 +830,12 @@ class Outbox:
         d = dict(r)
         d["summary"] = orjson.loads(d["summary"]) if d.get("summary") else None
         return d
+
+
+def _parts(keys: list[str], size: int = 500) -> Iterator[list[str]]:
+    """``keys`` in slices of at most ``size`` (bound parameters per statement stay far below SQLite's limit)."""
+    for i in range(0, len(keys), size):
+        yield keys[i:i + size]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -580,8 +580,8 @@ class Outbox:
                     more_seen = None
                 gone.extend(k for k in c.execute(select(outbox.c.key).where(cond)).scalars().all() if k not in seen)
         with self.engine.begin() as c:
-            for i in range(0, len(gone), 500):
-                c.execute(update(outbox).where(outbox.c.key.in_(gone[i:i + 500])).values(missing_load=load_id))
+            for part in _parts(gone):
+                c.execute(update(outbox).where(outbox.c.key.in_(part)).values(missing_load=load_id))
         return len(gone)
 
     def plan(self, items: Iterable[dict[str, Any]], facility: str | None = None,
@@ -723,16 +723,17 @@ class Outbox:
     def set_status(self, keys: list[str], status: str, reset_attempts: bool = False) -> int:
         if not keys:
             return 0
-        # driver SQL, one statement run per key: an IN list of 500 bound keys cost SQLAlchemy more to expand and
-        # compile than SQLite spent on the updates (reconcile confirms every encounter this way)
+        # driver SQL with key lists, as apply(): through SQLAlchemy an IN list of 500 bound keys cost more to expand
+        # and compile than SQLite spent on the updates (reconcile confirms every encounter this way)
         p = self._ph
         reset = ", attempts = 0, http_status = NULL, reason = NULL, last_error = NULL" if reset_attempts else ""
         now = time.time()
+        n = 0
         with self.engine.begin() as c:
-            cur = c.exec_driver_sql(f"UPDATE delivery_outbox SET status = {p}, updated_at = {p}{reset} WHERE key = {p}",
-                                    [(status, now, k) for k in keys])
-            n = cur.rowcount
-        return int(n) if n is not None and n >= 0 else len(keys)
+            for part in _parts(keys):
+                n += c.exec_driver_sql(f"UPDATE delivery_outbox SET status = {p}, updated_at = {p}{reset} "
+                                       f"WHERE key IN ({', '.join([p] * len(part))})", (status, now, *part)).rowcount
+        return n
 
     def requeue_refused(self, facility: str | None = None) -> int:
         cond = [outbox.c.status == REFUSED]

@@ -545,14 +545,16 @@ def _result(r: Reply) -> Any:
 
 
 _MC = b'"MessageCode":'
+_MC_OK = _MC + b"200"
 
 
 def _message_code(r: Reply) -> int | None:
     # An acceptance is read without parsing the answer: ``"MessageCode":200`` once in the body (inside a JSON string
     # its quotes would be escaped, so it is a key; were it a nested one, a missing top-level code counts as 200 too)
     c = r.content
-    i = c.find(b'"MessageCode":200')
-    if i >= 0 and c[i + 17:i + 18] in (b",", b"}") and c.find(_MC, i + 1) < 0 and c.find(_MC, 0, i) < 0:
+    i = c.find(_MC_OK)
+    end = i + len(_MC_OK)
+    if i >= 0 and c[end:end + 1] in (b",", b"}") and c.find(_MC, i + 1) < 0 and c.find(_MC, 0, i) < 0:
         return 200
     try:
         data = orjson.loads(r.content) if r.content else None

@@ -707,6 +707,45 @@ def test_load_file_takes_unchanged_facility_days_whole(tmp_path: Path, monkeypat
         slow.close()
 
 
+def test_hashes_of_an_earlier_version_count_as_unchanged(tmp_path: Path) -> None:
+    """Stores written before the switch to XXH3 hold SHA-256 content hashes: after the upgrade a load (build file,
+    parsed items, dry run) finds the same content unchanged — nothing is sent again — and rewrites those hashes
+    once; different content is still a change."""
+    import hashlib
+
+    f = tmp_path / "build.ndjson"
+    items = [item(900 + i, day="2025-03-02") for i in range(3)]
+    register = {"key": "PatientChronicRegisterv1|10699|y", "endpoint": "PatientChronicRegisterv1", "hospcode": H,
+                "payload": {"y": 2}}
+    f.write_bytes(built_lines(items) + orjson.dumps(register, option=orjson.OPT_SORT_KEYS) + b"\n")
+    box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+    try:
+        assert box.load_file(f).new == 4
+        keys = [*(i["key"] for i in items), register["key"]]
+        bodies = {i["key"]: ob.canonical(i["payload"]) for i in [*items, register]}
+        assert all(box.row(k)["content_hash"] == ob.content_hash(bodies[k]) for k in keys)
+        box.apply(keys, [(k, ob.CONFIRMED, 200, None, None) for k in keys])
+        with box.engine.begin() as c:  # as an earlier version left them; and no chunk records (read line by line)
+            c.exec_driver_sql("DELETE FROM delivery_runs_seen")
+            c.exec_driver_sql("UPDATE delivery_outbox SET content_hash = ? WHERE key = ?",
+                              [(hashlib.sha256(bodies[k]).hexdigest(), k) for k in keys])
+        assert box.plan(ob.iter_ndjson(f)).as_dict() == {"new": 0, "changed": 0, "unchanged": 4, "total": 4,
+                                                         "missing": 0}
+        r = box.load_file(f)
+        assert (r.unchanged, r.changed, r.new) == (4, 0, 0)
+        assert [(box.row(k)["status"], box.row(k)["content_hash"]) for k in keys] == [
+            (ob.CONFIRMED, ob.content_hash(bodies[k])) for k in keys]
+        assert box.load(ob.iter_ndjson(f), str(f)).unchanged == 4  # items parsed whole compare the same way
+        with box.engine.begin() as c:  # an old hash of other content (and the file read line by line again)
+            c.exec_driver_sql("DELETE FROM delivery_runs_seen")
+            c.exec_driver_sql("UPDATE delivery_outbox SET content_hash = ? WHERE key = ?",
+                              (hashlib.sha256(b"other").hexdigest(), keys[0]))
+        r = box.load_file(f)
+        assert (r.changed, r.changed_keys, box.row(keys[0])["status"]) == (1, [keys[0]], ob.PENDING)
+    finally:
+        box.close()
+
+
 def test_group_commit_apply_claims_answers_and_puts_back(tmp_path: Path) -> None:
     box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
     try:

@@ -1,10 +1,12 @@
 """End-to-end sending speed: a build file → the agent (outbox, HTTP, reconcile) → the local PHR server on
 loopback. Prints encounters/s and CPU time per encounter of the agent beside the server's; asserts nothing.
 
-    .venv/bin/python benchmarks/sync_bench.py [--n 3000] [--concurrency 16] [--no-verify] [--state URL]
+    .venv/bin/python benchmarks/sync_bench.py [--n 3000] [--concurrency 16] [--no-verify] [--state URL] [--tls]
 
 The server runs as its own process (``phrsync sandbox serve``, rate limit off) so the two do not share a GIL;
-the agent runs in this process (``sync_payloads``), so its CPU is this process's CPU.
+the agent runs in this process (``sync_payloads``), so its CPU is this process's CPU. ``--tls``: the server speaks
+HTTPS with a self-signed certificate (made with the ``openssl`` command) that the agent trusts through the target's
+``ca_bundle`` — as against PHR or UAT, where every request is encrypted on both sides.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--no-verify", action="store_true", help="skip the OrganizationSummary pass")
     ap.add_argument("--state", default=None, help="outbox URL (default: SQLite in a temp dir)")
+    ap.add_argument("--tls", action="store_true", help="HTTPS with a self-signed certificate (the openssl command)")
     a = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sync-bench-"))
@@ -85,7 +88,16 @@ def main() -> None:
     subprocess.run([*base, "add-user", "bench", "--hospcode", HCODE, "--password-stdin"], input="pw\n", text=True,
                    check=True, env=env, cwd=ROOT, capture_output=True)
     port = free_port()
-    srv = subprocess.Popen([*base, "serve", "--port", str(port), "--rate-limit", "0"], env=env, cwd=ROOT,
+    tls: list[str] = []
+    opts: dict[str, str] = {}
+    if a.tls:
+        cert, key = tmp / "cert.pem", tmp / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                        "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
+                        str(cert)], check=True, capture_output=True)
+        tls, opts = ["--tls-cert", str(cert), "--tls-key", str(key)], {"ca_bundle": str(cert)}
+    url = f"{'https' if a.tls else 'http'}://127.0.0.1:{port}"
+    srv = subprocess.Popen([*base, "serve", "--port", str(port), "--rate-limit", "0", *tls], env=env, cwd=ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait(port)
@@ -95,8 +107,8 @@ def main() -> None:
         creds = Credentials("bench", password_hash("pw", "bench-key"))
         state = a.state or str(tmp / "outbox.sqlite")
         c0, s0, t0 = time.process_time(), sum(sp.cpu_times()[:2]), time.perf_counter()
-        res = sync_payloads(nd, f"http://127.0.0.1:{port}", creds, state, concurrency=a.concurrency,
-                            verify=not a.no_verify)
+        res = sync_payloads(nd, url, creds, state, concurrency=a.concurrency,
+                            verify=not a.no_verify, **opts)
         wall = time.perf_counter() - t0
         agent_cpu, server_cpu = time.process_time() - c0, sum(sp.cpu_times()[:2]) - s0
         done = res.sent + res.confirmed
@@ -108,8 +120,8 @@ def main() -> None:
         print("agent CPU by phase " + ", ".join(f"{k} {1e6 * v / max(done, 1):.0f} µs" for k, v in res.cpu.items())
               + f", start-up and the rest {1e6 * (agent_cpu - sum(res.cpu.values())) / max(done, 1):.0f} µs")
         c0, t0 = time.process_time(), time.perf_counter()
-        res2 = sync_payloads(nd, f"http://127.0.0.1:{port}", creds, state, concurrency=a.concurrency,
-                             verify=not a.no_verify)
+        res2 = sync_payloads(nd, url, creds, state, concurrency=a.concurrency,
+                             verify=not a.no_verify, **opts)
         print(f"unchanged re-run  {time.perf_counter() - t0:.2f} s, sent {res2.sent + res2.confirmed}, "
               f"agent CPU {time.process_time() - c0:.2f} s")
         # 0.1% of the encounters change (spread over the file): only those are sent
@@ -118,13 +130,14 @@ def main() -> None:
         nd2 = tmp / "payloads-changed.ndjson"
         build_file(nd2, a.n, changed)
         c0, t0 = time.process_time(), time.perf_counter()
-        res3 = sync_payloads(nd2, f"http://127.0.0.1:{port}", creds, state, concurrency=a.concurrency,
-                             verify=not a.no_verify)
+        res3 = sync_payloads(nd2, url, creds, state, concurrency=a.concurrency,
+                             verify=not a.no_verify, **opts)
         inc = time.perf_counter() - t0
         print(f"0.1% changed      {len(changed)} payloads changed → sent {res3.sent + res3.confirmed} in {inc:.2f} s "
               f"= {100 * inc / wall:.1f}% of the full run (agent CPU {time.process_time() - c0:.2f} s, "
               f"{res3.requests} requests, {res3.reconcile['days']} days checked)")
-        print(f"machine           {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+        print(f"machine           {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+              f"{', HTTPS (self-signed, ca_bundle)' if a.tls else ', plain HTTP'} on loopback")
     finally:
         srv.terminate()
         srv.wait(timeout=30)

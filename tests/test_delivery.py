@@ -7,6 +7,8 @@ import asyncio
 import base64
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 import time
 import zlib
@@ -493,6 +495,66 @@ def test_expired_token_answered_501_relogs_once(tmp_path: Path) -> None:
         first, after = run_blocking(two_runs())
         assert (first, after) == (1, 2)
         assert {f"{H}:R00801", f"{H}:R00802"} <= held(st)
+
+
+def self_signed(tmp_path: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 signed by itself, as UAT's is."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_sync_over_https_verifies_with_the_targets_ca_bundle(tmp_path: Path) -> None:
+    """The sandbox serves HTTPS with a self-signed certificate (as UAT does): without the target's ca_bundle the
+    agent refuses the server — nothing sent, every row kept to send — and with it everything is delivered."""
+    cert, key = self_signed(tmp_path)
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        agent_status_interval=0)
+    with running(cfg, tls=(cert, key)) as st:
+        assert st.base_url.startswith("https://127.0.0.1:")
+        creds = Credentials("u10699", st.add_user("u10699", H, "pw"))
+        items = [item(850 + i, day="2025-08-03") for i in range(4)]
+        nd = write(tmp_path / "b.ndjson", items)
+        state = tmp_path / "s.sqlite"
+        res = sync_payloads(nd, st.base_url, creds, state)
+        assert (res.exit_code, res.sent + res.confirmed, held(st)) == (EXIT_UNDELIVERED, 0, set())
+        assert "self-signed certificate" in res.skipped[H] and "ca_bundle" in res.skipped[H]
+        box = ob.Outbox(f"sqlite:///{state}")
+        try:
+            assert box.counts()[H][ob.PENDING] == len(items)
+        finally:
+            box.close()
+        res = sync_payloads(nd, st.base_url, creds, state, ca_bundle=cert)
+        assert (res.exit_code, res.sent + res.confirmed) == (0, len(items))
+        assert held(st) == {f"{H}:R{850 + i:05d}" for i in range(4)}
+    r = CliRunner().invoke(cli, ["sandbox", "--data-dir", str(tmp_path / "sbx2"), "serve", "--tls-cert", cert])
+    assert r.exit_code == 2 and "--tls-key" in r.output
+
+
+def test_a_facility_with_only_the_one_year_token_sends_its_encounters(tmp_path: Path) -> None:
+    """PHR takes the 1-year HCODE:TOKEN on UpdatePHRv1 alone: the encounters go (no GetAgentComputerName, no
+    heartbeat, no reconcile — they need a JWT, and the run says so); a register waits as failed with its reason."""
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        agent_status_interval=0)
+    with running(cfg) as st:
+        token = st.issue_facility_token(H)
+        register = {"key": "PatientChronicRegisterv1|10699|z", "endpoint": "PatientChronicRegisterv1", "hospcode": H,
+                    "payload": {"z": 1}}
+        nd = write(tmp_path / "b.ndjson", [*(item(870 + i, day="2025-08-04") for i in range(3)), register])
+        res = sync_payloads(nd, st.base_url, Credentials(facility_token=token), tmp_path / "s.sqlite")
+        assert held(st) == {f"{H}:R{870 + i:05d}" for i in range(3)}
+        assert (res.sent, res.failed, res.skipped, res.exit_code) == (3, 1, {}, EXIT_UNDELIVERED)
+        assert any("1-year token" in e for e in res.reconcile["errors"])
+        box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+        try:
+            row = box.row(register["key"])
+            assert (row["status"], row["reason"]) == (ob.FAILED, "needs JWT")
+            assert box.counts()[H][ob.SENT] == 3
+        finally:
+            box.close()
 
 
 def test_sync_with_postgres_state(sbx: tuple[SandboxThread, str], tmp_path: Path,

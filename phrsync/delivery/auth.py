@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from phrsync.delivery.config import Credentials
+from phrsync.delivery.lane import tls_advice, tls_failure
 
 log = logging.getLogger("phrsync.delivery")
 RENEW_BEFORE = 15 * 60  # seconds before exp at which a JWT is replaced
@@ -31,6 +32,11 @@ class AuthError(Exception):
         super().__init__(f"{hcode}: {message}")
         self.hcode = hcode
         self.transient = transient
+
+
+class TokenScopeError(AuthError):
+    """The facility has only the 1-year ``HCODE:TOKEN``, which PHR accepts on UpdatePHRv1 alone: this call needs
+    an Account Center account. Not a reason to stop the facility's encounters."""
 
 
 def jwt_exp(token: str) -> float | None:
@@ -70,9 +76,10 @@ class TokenProvider:
         if not creds.has_jwt:
             if creds.facility_token and endpoint in FACILITY_TOKEN_ENDPOINTS:
                 return f"Bearer {creds.facility_token}"
-            raise AuthError(hcode, "ไม่มีบัญชีผู้ใช้สำหรับหน่วยบริการนี้ / no account configured for this facility"
-                            if not creds.facility_token else
-                            f"โทเค็น 1 ปีใช้ได้กับ UpdatePHRv1 เท่านั้น / the 1-year token cannot call {endpoint}")
+            if creds.facility_token:
+                raise TokenScopeError(hcode, f"โทเค็น 1 ปีใช้ได้กับ UpdatePHRv1 เท่านั้น ต้องมีบัญชี Account Center / "
+                                             f"the 1-year token cannot call {endpoint}: it needs an Account Center account")
+            raise AuthError(hcode, "ไม่มีบัญชีผู้ใช้สำหรับหน่วยบริการนี้ / no account configured for this facility")
         if hcode in self._refused:
             raise AuthError(hcode, self._refused[hcode])
         tok = self._valid(hcode)
@@ -97,7 +104,9 @@ class TokenProvider:
             r = await self.client.post(self.token_url, content=body,
                                        headers={"Content-Type": "application/json"})
         except httpx.HTTPError as e:
-            raise AuthError(hcode, f"ติดต่อผู้ออกโทเค็นไม่ได้ / token issuer unreachable: {type(e).__name__}",
+            tls = tls_failure(e)
+            raise AuthError(hcode, tls_advice(httpx.URL(self.token_url).host, tls) if tls else
+                            f"ติดต่อผู้ออกโทเค็นไม่ได้ / token issuer unreachable: {type(e).__name__}",
                             transient=True) from None
         self.logins += 1
         if r.status_code >= 500 or r.status_code == 429:

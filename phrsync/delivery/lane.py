@@ -35,6 +35,27 @@ def proxy_for(url: str) -> str | None:
     return urllib.request.getproxies().get(u.scheme) or None
 
 
+def tls_failure(exc: BaseException) -> str | None:
+    """What the TLS verification behind a connection error said, when that is the cause (a certificate the agent
+    does not trust, a name that does not match): no retry cures it — the target's ``ca_bundle`` does (UAT)."""
+    seen: set[int] = set()
+    x: BaseException | None = exc
+    while x is not None and id(x) not in seen:
+        seen.add(id(x))
+        if isinstance(x, ssl.SSLCertVerificationError):
+            return str(x.verify_message or x.reason or x)
+        if isinstance(x, ssl.SSLError):
+            return str(x.reason or x)
+        x = x.__cause__ or x.__context__
+    return None
+
+
+def tls_advice(host: str, why: str) -> str:
+    return (f"ใบรับรอง TLS ของ {host} ไม่ผ่านการตรวจสอบ ({why}) — สำหรับ UAT ให้ระบุ ca_bundle ของ target; ไม่มีการข้ามการตรวจสอบ / "
+            f"the TLS certificate of {host} was not verified ({why}) — for UAT set the target's ca_bundle; "
+            "verification is never skipped")
+
+
 class Headers(dict[str, str]):
     """Response headers with case-insensitive lookup (names are stored lower-case)."""
 

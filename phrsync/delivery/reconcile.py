@@ -125,6 +125,11 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
     for hcode in facilities:
         if hcode in sender.skipped or not await sender.facility_ok(hcode):
             continue
+        if sender.token_only(hcode):
+            res.errors.append(f"{hcode}: ไม่ได้ตรวจกับ PHR: โทเค็น 1 ปีเรียก OrganizationSummary ไม่ได้ (ต้องมีบัญชี Account "
+                              f"Center) / not reconciled: the 1-year token cannot call OrganizationSummary (it needs an "
+                              f"Account Center account)")
+            continue
         window = scope.get(hcode)
         flags = await sender.db(box.day_flags, hcode, since)
         try:

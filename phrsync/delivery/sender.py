@@ -27,9 +27,9 @@ import httpx
 import orjson
 
 from phrsync.delivery import outbox as ob
-from phrsync.delivery.auth import AuthError, TokenProvider
+from phrsync.delivery.auth import AuthError, TokenProvider, TokenScopeError
 from phrsync.delivery.config import DeliverySettings
-from phrsync.delivery.lane import Answer, Lane, proxy_for
+from phrsync.delivery.lane import Answer, Lane, proxy_for, tls_advice, tls_failure
 from phrsync.pdpa import mask_text
 
 log = logging.getLogger("phrsync.delivery")
@@ -335,6 +335,9 @@ class Sender:
                 except httpx.TimeoutException:
                     last, wait = "timeout / หมดเวลารอ", 0.0
                 except httpx.TransportError as e:
+                    tls = tls_failure(e)
+                    if tls:  # the same for every request: stop the run (rows kept) and say what cures it
+                        raise TargetDown(tls_advice(httpx.URL(self.t.base_url).host, tls)) from None
                     last, wait = f"{type(e).__name__} / การเชื่อมต่อขัดข้อง", 0.0
                 else:
                     code = r.status_code
@@ -386,7 +389,17 @@ class Sender:
             return ok
         return await fut
 
+    def token_only(self, hcode: str) -> bool:
+        """Only the 1-year ``HCODE:TOKEN`` for this facility: its encounters go, nothing that needs a JWT does."""
+        creds = self.s.credentials(hcode)
+        return bool(creds.facility_token) and not creds.has_jwt
+
     async def _check_facility(self, hcode: str) -> bool:
+        if self.token_only(hcode):  # GetAgentComputerName and UpdateAgentStatus need the Account Center JWT
+            log.warning("%s: มีเพียงโทเค็น 1 ปี ส่งได้เฉพาะ encounter ไม่มีการกันสองเครื่องส่งพร้อมกัน ไม่รายงานสถานะ "
+                        "และไม่ตรวจกับ PHR / only the 1-year token: encounters are sent, without the two-agents "
+                        "guard, status reports or reconciliation (they need an Account Center account)", hcode)
+            return True
         r = await self.call("POST", "GetAgentComputerName", hcode, body=orjson.dumps({"hospital_code": hcode}),
                             max_attempts=4)
         res = _result(r)
@@ -498,6 +511,10 @@ class Sender:
 
         try:
             r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before, client=lane)
+        except TokenScopeError as e:  # a register with only the 1-year token: kept to send once there is an account
+            self.record(row.key, ob.FAILED, None, "needs JWT", mask_text(str(e)))
+            c.failed += 1
+            return
         except AuthError as e:
             self.skip(h, "error" if e.transient else "auth", str(e))
             self.record(row.key, ob.FAILED, None, "auth", mask_text(str(e)))

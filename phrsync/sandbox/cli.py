@@ -63,13 +63,23 @@ def sandbox_cmd(ctx: click.Context, db: str | None, data_dir: str | None) -> Non
               help="บันทึกทุกคำขอ (ปิดบังเลขบัตรประชาชน) / log every request, citizen IDs masked")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="จำนวนโปรเซส (ความผิดพลาดจำลองซ้ำได้เมื่อ = 1) / worker processes (faults reproducible with 1)")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="ใบรับรอง (PEM) ให้บริการแบบ HTTPS เหมือน PHR/UAT / certificate chain (PEM): serve HTTPS")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="กุญแจส่วนตัวของใบรับรอง (PEM) / the certificate's private key (PEM)")
 @click.option("--json", "as_json", is_flag=True, help="พิมพ์ข้อมูลเริ่มต้นเป็น JSON / print start-up info as JSON")
 @click.pass_context
 def serve_cmd(ctx: click.Context, host: str, port: int, fault_500: float, fault_502: float, fault_503: float,
               fault_429: float, retry_after: int, fault_timeout: float, timeout_seconds: float, fault_drop: float,
               latency_ms: float, seed: int | None, rate_limit: int | None, expired_status: str | None,
-              commit_delay_ms: float | None, access_log: bool, workers: int, as_json: bool) -> None:
-    """เริ่มเซิร์ฟเวอร์ทดสอบ / run the sandbox server in the foreground."""
+              commit_delay_ms: float | None, access_log: bool, workers: int, tls_cert: str | None,
+              tls_key: str | None, as_json: bool) -> None:
+    """เริ่มเซิร์ฟเวอร์ทดสอบ / run the sandbox server in the foreground.
+
+    HTTPS: ``--tls-cert`` and ``--tls-key`` (e.g. a self-signed certificate, as UAT has); the agent then needs the
+    certificate in its target's ``ca_bundle`` — TLS is always verified."""
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("ต้องระบุ --tls-cert และ --tls-key คู่กัน / --tls-cert and --tls-key go together")
     probs = [fault_500, fault_502, fault_503, fault_429, fault_timeout, fault_drop]
     if any(p < 0 or p > 1 for p in probs) or sum(probs) > 1:
         raise click.BadParameter("ความน่าจะเป็นต้องอยู่ระหว่าง 0–1 และรวมไม่เกิน 1 / "
@@ -82,12 +92,14 @@ def serve_cmd(ctx: click.Context, host: str, port: int, fault_500: float, fault_
                    expired_status=int(expired_status) if expired_status else None)
     from phrsync.sandbox.server import serve
 
-    info = {"url": f"http://{host}:{port}", "dashboard": f"http://{host}:{port}/dashboard",
+    scheme = "https" if tls_cert else "http"
+    info = {"url": f"{scheme}://{host}:{port}", "dashboard": f"{scheme}://{host}:{port}/dashboard",
             "storage": sc.url.split("@")[-1] if "@" in sc.url else sc.url, "faults": faults.__dict__,
             "workers": workers}
     _out(as_json, info, f"เซิร์ฟเวอร์ทดสอบ MOPH-PHR / sandbox: {info['url']}  แดชบอร์ด / dashboard: "
                         f"{info['dashboard']}\nที่เก็บข้อมูล / storage: {info['storage']}")
-    serve(sc, host=host, port=port, workers=max(1, workers))
+    serve(sc, host=host, port=port, workers=max(1, workers),
+          tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
 
 
 @sandbox_cmd.command("add-user")

@@ -22,25 +22,34 @@ from phrsync.sandbox.app import Sandbox
 from phrsync.sandbox.settings import FaultConfig, SandboxConfig
 from phrsync.sandbox.store import Store
 
+Tls = tuple[str, str]  # (certificate chain PEM, private key PEM)
 
-def _uvicorn_config(sbx: Sandbox, host: str, port: int, log_level: str) -> uvicorn.Config:
+
+def _tls_options(tls: Tls | None) -> dict[str, Any]:
+    """HTTPS like PHR itself (and UAT's self-signed certificate): rehearse an agent's ``ca_bundle`` locally."""
+    return {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
+
+
+def _uvicorn_config(sbx: Sandbox, host: str, port: int, log_level: str, tls: Tls | None = None) -> uvicorn.Config:
     # access_log off: query strings (WebApp ?cid=) would put full citizen IDs in the log
     return uvicorn.Config(sbx.asgi, host=host, port=port, log_level=log_level, access_log=False,
-                          lifespan="off", timeout_graceful_shutdown=2, backlog=2048, timeout_keep_alive=30)
+                          lifespan="off", timeout_graceful_shutdown=2, backlog=2048, timeout_keep_alive=30,
+                          **_tls_options(tls))
 
 
 class SandboxThread:
     """A live server on 127.0.0.1:<free port>; ``sandbox`` exposes storage and fault history to tests."""
 
-    def __init__(self, cfg: SandboxConfig, validator: Any | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, cfg: SandboxConfig, validator: Any | None = None, host: str = "127.0.0.1",
+                 tls: Tls | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
         cfg.endpoint_port = cfg.endpoint_port or self.port
         self.sandbox = Sandbox(cfg, validator=validator)
-        self.server = uvicorn.Server(_uvicorn_config(self.sandbox, host, self.port, "warning"))
-        self.base_url = f"http://{host}:{self.port}"
+        self.server = uvicorn.Server(_uvicorn_config(self.sandbox, host, self.port, "warning", tls))
+        self.base_url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                         name="sandbox-http", daemon=True)
 
@@ -74,9 +83,9 @@ class SandboxThread:
 
 
 @contextlib.contextmanager
-def run_in_thread(cfg: SandboxConfig, validator: Any | None = None) -> Iterator[str]:
+def run_in_thread(cfg: SandboxConfig, validator: Any | None = None, tls: Tls | None = None) -> Iterator[str]:
     """Start the sandbox in a daemon thread; yields its base URL and stops it (storage closed) on exit."""
-    st = SandboxThread(cfg, validator)
+    st = SandboxThread(cfg, validator, tls=tls)
     try:
         yield st.start()
     finally:
@@ -84,9 +93,9 @@ def run_in_thread(cfg: SandboxConfig, validator: Any | None = None) -> Iterator[
 
 
 @contextlib.contextmanager
-def running(cfg: SandboxConfig, validator: Any | None = None) -> Iterator[SandboxThread]:
+def running(cfg: SandboxConfig, validator: Any | None = None, tls: Tls | None = None) -> Iterator[SandboxThread]:
     """Like :func:`run_in_thread` but yields the :class:`SandboxThread` (base_url, sandbox, port)."""
-    st = SandboxThread(cfg, validator)
+    st = SandboxThread(cfg, validator, tls=tls)
     try:
         st.start()
         yield st
@@ -119,7 +128,7 @@ def worker_app() -> Any:
 
 
 def serve(cfg: SandboxConfig, host: str = "127.0.0.1", port: int = 8787, log_level: str = "info",
-          workers: int = 1) -> None:
+          workers: int = 1, tls: Tls | None = None) -> None:
     """Foreground server. One process is enough for correctness (group commit, one writer); ``workers`` > 1
     forks uvicorn workers sharing the database for throughput (faults then are per-worker sequences)."""
     cfg.endpoint_port = cfg.endpoint_port or port
@@ -133,10 +142,10 @@ def serve(cfg: SandboxConfig, host: str = "127.0.0.1", port: int = 8787, log_lev
         os.environ[_WORKER_ENV] = _to_env(cfg)
         uvicorn.run("phrsync.sandbox.server:worker_app", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=2,
-                    backlog=2048, timeout_keep_alive=30)
+                    backlog=2048, timeout_keep_alive=30, **_tls_options(tls))
         return
     sbx = Sandbox(cfg)
     try:
-        uvicorn.Server(_uvicorn_config(sbx, host, port, log_level)).run()
+        uvicorn.Server(_uvicorn_config(sbx, host, port, log_level, tls)).run()
     finally:
         sbx.close()

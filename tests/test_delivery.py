@@ -522,6 +522,7 @@ def test_sync_over_https_verifies_with_the_targets_ca_bundle(tmp_path: Path) -> 
         res = sync_payloads(nd, st.base_url, creds, state)
         assert (res.exit_code, res.sent + res.confirmed, held(st)) == (EXIT_UNDELIVERED, 0, set())
         assert "self-signed certificate" in res.skipped[H] and "ca_bundle" in res.skipped[H]
+        assert res.retries == 0  # a certificate is not retried into success
         box = ob.Outbox(f"sqlite:///{state}")
         try:
             assert box.counts()[H][ob.PENDING] == len(items)

@@ -34,6 +34,14 @@ class AuthError(Exception):
         self.transient = transient
 
 
+class CertificateRefused(AuthError):
+    """The token issuer's TLS certificate was not verified: the same for every facility and every retry — the
+    cure is the target's ``ca_bundle``, not another attempt."""
+
+    def __init__(self, hcode: str, message: str) -> None:
+        super().__init__(hcode, message, transient=True)
+
+
 class TokenScopeError(AuthError):
     """The facility has only the 1-year ``HCODE:TOKEN``, which PHR accepts on UpdatePHRv1 alone: this call needs
     an Account Center account. Not a reason to stop the facility's encounters."""
@@ -105,8 +113,9 @@ class TokenProvider:
                                        headers={"Content-Type": "application/json"})
         except httpx.HTTPError as e:
             tls = tls_failure(e)
-            raise AuthError(hcode, tls_advice(httpx.URL(self.token_url).host, tls) if tls else
-                            f"ติดต่อผู้ออกโทเค็นไม่ได้ / token issuer unreachable: {type(e).__name__}",
+            if tls:
+                raise CertificateRefused(hcode, tls_advice(httpx.URL(self.token_url).host, tls)) from None
+            raise AuthError(hcode, f"ติดต่อผู้ออกโทเค็นไม่ได้ / token issuer unreachable: {type(e).__name__}",
                             transient=True) from None
         self.logins += 1
         if r.status_code >= 500 or r.status_code == 429:

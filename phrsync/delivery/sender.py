@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from phrsync.delivery import outbox as ob
-from phrsync.delivery.auth import AuthError, TokenProvider, TokenScopeError
+from phrsync.delivery.auth import AuthError, CertificateRefused, TokenProvider, TokenScopeError
 from phrsync.delivery.config import DeliverySettings
 from phrsync.delivery.lane import Answer, Lane, proxy_for, tls_advice, tls_failure
 from phrsync.pdpa import mask_text
@@ -318,6 +318,8 @@ class Sender:
                 await self.limiter.acquire(hcode)
             try:
                 bearer = await self.tokens.bearer(hcode, endpoint)
+            except CertificateRefused as e:
+                raise TargetDown(str(e)) from None  # no retry: it answers the same until ca_bundle is set
             except AuthError as e:
                 if not e.transient:
                     raise

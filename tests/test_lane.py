@@ -247,3 +247,27 @@ def test_answer_timeout_counts_from_each_request() -> None:
             assert lane._timer is None
 
     run(main())
+
+
+def test_only_certificate_verification_counts_as_a_tls_failure() -> None:
+    """A certificate the agent does not trust is reported (never retried into success); a connection cut during
+    the handshake is an ordinary transient error."""
+    from phrsync.delivery.lane import tls_failure
+
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    verify.verify_message = "self-signed certificate"
+    try:
+        try:
+            raise verify
+        except ssl.SSLError as e:
+            raise httpx.ConnectError(f"TLS: {e}") from e
+    except httpx.ConnectError as wrapped:
+        assert tls_failure(wrapped) == "self-signed certificate"
+    try:
+        try:
+            raise ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+        except ssl.SSLError as e:
+            raise httpx.ConnectError(f"TLS: {e}") from e
+    except httpx.ConnectError as wrapped:
+        assert tls_failure(wrapped) is None
+    assert tls_failure(httpx.ReadTimeout("slow")) is None

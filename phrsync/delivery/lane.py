@@ -37,15 +37,14 @@ def proxy_for(url: str) -> str | None:
 
 def tls_failure(exc: BaseException) -> str | None:
     """What the TLS verification behind a connection error said, when that is the cause (a certificate the agent
-    does not trust, a name that does not match): no retry cures it — the target's ``ca_bundle`` does (UAT)."""
+    does not trust, a name that does not match): no retry cures it — the target's ``ca_bundle`` does (UAT). Other
+    TLS errors (a connection cut during the handshake) stay transient."""
     seen: set[int] = set()
     x: BaseException | None = exc
     while x is not None and id(x) not in seen:
         seen.add(id(x))
         if isinstance(x, ssl.SSLCertVerificationError):
             return str(x.verify_message or x.reason or x)
-        if isinstance(x, ssl.SSLError):
-            return str(x.reason or x)
         x = x.__cause__ or x.__context__
     return None
 

@@ -24,7 +24,7 @@ from dbfixtures import (
     postgres_server,  # noqa: F401  (fixture)
     unique_name,
 )
-from sqlalchemy import select
+from sqlalchemy import event, select
 from test_sandbox_support import PASSWORD_KEY, make_cid, update_payload
 
 from phrsync.cli import cli
@@ -768,6 +768,31 @@ def test_load_file_takes_unchanged_facility_days_whole(tmp_path: Path, monkeypat
     finally:
         fast.close()
         slow.close()
+
+
+def test_chunk_records_of_other_days_are_kept_and_not_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build of later days leaves the records of earlier days alone (a rebuild of those is still taken whole),
+    and a load reads only the records of its own days."""
+    early, late = tmp_path / "early.ndjson", tmp_path / "late.ndjson"
+    early.write_bytes(built_lines([item(950 + i, day="2025-05-01") for i in range(5)]))
+    late.write_bytes(built_lines([item(960 + i, day="2025-06-01") for i in range(5)]))
+    box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+    read: list[int] = []
+    real = ob._build_item
+    monkeypatch.setattr(ob, "_build_item", lambda line, n, path: (read.append(n), real(line, n, path))[1])
+    try:
+        box.load_file(early)
+        box.load_file(late)
+        read.clear()
+        assert (box.load_file(early).unchanged, read) == (5, [])
+        with box.engine.connect() as c:
+            assert c.exec_driver_sql("SELECT count(DISTINCT day) FROM delivery_runs_seen").scalar() == 2
+        seen_sql: list[str] = []
+        event.listen(box.engine, "before_cursor_execute", lambda *a: seen_sql.append(str(a[2])))
+        box.load_file(late)
+        assert any("delivery_runs_seen" in q and "BETWEEN" in q for q in seen_sql)
+    finally:
+        box.close()
 
 
 def test_hashes_of_an_earlier_version_count_as_unchanged(tmp_path: Path) -> None:

@@ -402,10 +402,13 @@ class Outbox:
             with memoryview(buf) as view:
                 chunks = [(r.hospcode or "", r.day or "", r.first_key or "", content_hash(view[r.start:r.end]),
                            r.lines) for r in runs if taken(r)]
-            with self.engine.connect() as c:
-                stored = {(h, d, k): (dg, n) for h, d, k, dg, n in c.execute(select(
-                    runs_table.c.hospcode, runs_table.c.day, runs_table.c.first_key, runs_table.c.digest,
-                    runs_table.c.lines))}
+            stored: dict[tuple[str, str, str], tuple[str, int]] = {}
+            if chunks:  # only the records of the file's days: the table keeps every day ever loaded
+                with self.engine.connect() as c:
+                    stored = {(h, d, k): (dg, n) for h, d, k, dg, n in c.execute(select(
+                        runs_table.c.hospcode, runs_table.c.day, runs_table.c.first_key, runs_table.c.digest,
+                        runs_table.c.lines).where(runs_table.c.day.between(min(ch[1] for ch in chunks),
+                                                                           max(ch[1] for ch in chunks))))}
             same = {(h, d, k) for h, d, k, dg, n in chunks if stored.get((h, d, k)) == (dg, n)}
 
             def is_same(r: _Run) -> bool:

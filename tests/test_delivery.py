@@ -90,6 +90,19 @@ def test_secret_file_must_be_private(tmp_path: Path) -> None:
     assert s.default_credentials.password_hash == password_hash("s3cret", "k")
 
 
+def test_broken_config_file_is_a_clear_usage_error(tmp_path: Path) -> None:
+    """A TOML mistake or a missing --config file used to end in a traceback (exit 1)."""
+    bad = tmp_path / "phrsync.toml"
+    bad.write_text('[delivery\ntarget = "uat"\n', encoding="utf-8")
+    run = CliRunner()
+    r = run.invoke(cli, ["--config", str(bad), "status"])
+    assert r.exit_code == 2, r.output
+    assert str(bad) in r.output and "line 1" in r.output and "Traceback" not in r.output
+    r = run.invoke(cli, ["--config", str(tmp_path / "nowhere.toml"), "sync"])
+    assert r.exit_code == 2 and "nowhere.toml" in r.output
+    assert run.invoke(cli, ["--config", str(bad), "sync", "--help"]).exit_code == 0
+
+
 # ---- tokens ---------------------------------------------------------------------------------
 
 def test_token_renewed_15_minutes_before_exp_and_once_on_401() -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phrsync.config import Config
+from phrsync.config import Config, ConfigError
 
 PRODUCTION = "production"
 UAT = "uat"
@@ -37,10 +37,6 @@ _BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
     SANDBOX: {"base_url": "http://127.0.0.1:8787", "token_url": ""},
 }
 _HCODE_RE = re.compile(r"^\d{5}$")
-
-
-class ConfigError(ValueError):
-    """A configuration problem the user must fix (exit code 2)."""
 
 
 @dataclass

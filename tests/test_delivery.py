@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -101,6 +102,30 @@ def test_broken_config_file_is_a_clear_usage_error(tmp_path: Path) -> None:
     r = run.invoke(cli, ["--config", str(tmp_path / "nowhere.toml"), "sync"])
     assert r.exit_code == 2 and "nowhere.toml" in r.output
     assert run.invoke(cli, ["--config", str(bad), "sync", "--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("toml", "named"), [
+    ('[targets.t]\nbase_url = "http://x"\nconcurrency = "4"\n', "concurrency"),
+    ('[targets.t]\nbase_url = 5\n', "base_url"),
+    ('[targets.t]\nbase_url = "http://x"\ntimeout = true\n', "timeout"),
+    ('[targets]\nt = "http://x"\n', "[targets.t]"),
+    ('[targets.t]\nbase_url = "https://x"\nca_bundle = "no-such-ca.pem"\n', "no-such-ca.pem"),
+    ('[delivery]\nremove_max_fraction = "x"\n[targets.t]\nbase_url = "http://x"\n', "remove_max_fraction"),
+    ('[delivery]\nfacilities = "10699"\n[targets.t]\nbase_url = "http://x"\n', "[delivery.facilities]"),
+])
+def test_wrongly_typed_settings_are_named(tmp_path: Path, toml: str, named: str) -> None:
+    """A value of the wrong type (or a ca_bundle that is not there) used to crash mid-run with a traceback."""
+    (tmp_path / "phrsync.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_delivery(load_config(tmp_path / "phrsync.toml"), "t", env={})
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "sync", "--target", "t", "--dry-run"])
+    assert r.exit_code == 2 and named in r.output, r.output
+
+
+def test_run_every_minutes_must_be_a_number(tmp_path: Path) -> None:
+    (tmp_path / "phrsync.toml").write_text('[delivery]\nevery_minutes = "hourly"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "run", "--once"])
+    assert r.exit_code == 2 and "every_minutes" in r.output, r.output
 
 
 # ---- tokens ---------------------------------------------------------------------------------

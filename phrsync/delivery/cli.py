@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from phrsync.config import Config, config_from_context
 from phrsync.delivery import agent
 from phrsync.delivery import outbox as ob
-from phrsync.delivery.config import ConfigError, DeliverySettings, load_delivery
+from phrsync.delivery.config import ConfigError, DeliverySettings, load_delivery, number_setting
 from phrsync.pdpa import mask_text
 from phrsync.thai import thai_date
 
@@ -246,7 +246,10 @@ def run_cmd(ctx: click.Context, input_path: str | None, every: float | None, onc
     _setup_logging(log_json, True)
     cfg = config_from_context(ctx)
     settings = _settings(ctx, target)
-    minutes = every or float(cfg.section("delivery").get("every_minutes", 60))
+    try:
+        minutes = every or number_setting(cfg.section("delivery"), "every_minutes", 60)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
     path = Path(input_path) if input_path else _default_input(cfg)
     stop = {"now": False}
 

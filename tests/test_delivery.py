@@ -657,6 +657,28 @@ def test_since_and_facility_filters(tmp_path: Path) -> None:
     box.close()
 
 
+def test_sync_of_one_facility_answers_for_that_facility(sbx: tuple[SandboxThread, str], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sync --facility H`` exited 3 ("not delivered") for another facility's backlog after H was all
+    delivered; a --facility that is not an HCODE went as far as a login and exited 4."""
+    st, _ = sbx
+    nd = write(tmp_path / "b.ndjson", [item(1200, day="2025-05-02"), item(1201, day="2025-05-02", hcode="10700")])
+    (tmp_path / "phrsync.toml").write_text(
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\n[delivery.facilities.{H}]\nuser = "u10699"\n'
+        f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
+    monkeypatch.setenv(f"PHRSYNC_PHR_PASSWORD_{H}", "pw-10699")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD_KEY", PASSWORD_KEY)
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    run = CliRunner()
+    r = run.invoke(cli, [*conf, "sync", "-i", str(nd), "--json"])  # 10700 has no account: it stays pending
+    assert r.exit_code != 0 and json.loads(r.stdout)["remaining"] == 1
+    r = run.invoke(cli, [*conf, "sync", "-i", str(nd), "--facility", H, "--json"])
+    res = json.loads(r.stdout)
+    assert (r.exit_code, res["remaining"], list(res["outbox"])) == (0, 0, [H]), r.output
+    r = run.invoke(cli, [*conf, "sync", "--facility", "abc"])
+    assert r.exit_code == 2 and "5" in r.output
+
+
 def test_full_check_is_due_every_full_check_days(tmp_path: Path) -> None:
     from phrsync.delivery.agent import FULL_CHECK_META, _full_check_due
     from phrsync.delivery.config import DeliverySettings, Target

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from phrsync.config import Config, config_from_context
 from phrsync.delivery import agent
 from phrsync.delivery import outbox as ob
-from phrsync.delivery.config import ConfigError, DeliverySettings, load_delivery, number_setting
+from phrsync.delivery.config import HCODE_RE, ConfigError, DeliverySettings, load_delivery, number_setting
 from phrsync.pdpa import mask_text
 from phrsync.thai import thai_date
 
@@ -112,10 +112,17 @@ def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, **kw: A
     return res.exit_code
 
 
+def _hcode(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--facility`` is a 5-digit HCODE; anything else used to reach a login attempt and exit 4."""
+    if value is not None and not HCODE_RE.match(value):
+        raise click.BadParameter(f"รหัสหน่วยบริการต้องเป็นตัวเลข 5 หลัก / must be a 5-digit facility code: {value}")
+    return value
+
+
 def _common(f: Any) -> Any:
     for opt in reversed([
         click.option("--target", help="ปลายทาง production / uat / sandbox หรือชื่อใน [targets] / target name"),
-        click.option("--facility", help="ส่งเฉพาะหน่วยบริการนี้ (HCODE) / only this facility"),
+        click.option("--facility", callback=_hcode, help="ส่งเฉพาะหน่วยบริการนี้ (HCODE) / only this facility"),
         click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable output"),
         click.option("--log-json", is_flag=True, help="บันทึก (stderr) เป็น JSON ทีละบรรทัด / JSON log lines"),
         click.option("-v", "--verbose", is_flag=True, help="บันทึกละเอียด / more log output"),

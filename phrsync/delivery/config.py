@@ -36,7 +36,7 @@ _BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
           "token_url": "https://cvp1.moph.go.th/token?Action=get_moph_access_token"},
     SANDBOX: {"base_url": "http://127.0.0.1:8787", "token_url": ""},
 }
-_HCODE_RE = re.compile(r"^\d{5}$")
+HCODE_RE = re.compile(r"^\d{5}$")
 
 
 @dataclass
@@ -201,7 +201,7 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
         raise ConfigError("[delivery.facilities] ต้องเป็นตาราง [delivery.facilities.<HCODE>] / must be tables "
                           "[delivery.facilities.<HCODE>]")
     for hcode, fsec in facilities.items():
-        if not _HCODE_RE.match(str(hcode)):
+        if not HCODE_RE.match(str(hcode)):
             raise ConfigError(f"รหัสหน่วยบริการต้องเป็นตัวเลข 5 หลัก / facility code must be 5 digits: {hcode}")
         per[str(hcode)] = _credentials(fsec if isinstance(fsec, dict) else {}, str(hcode), key, env, base)
     state = env.get("PHRSYNC_STATE_URL") or dsec.get("state_url")

@@ -369,6 +369,30 @@ def test_refused_reasons_in_status_and_retry(sbx: tuple[SandboxThread, str], tmp
         assert run.invoke(cli, [cmd, "--help"]).exit_code == 0
 
 
+def test_retry_refused_sends_the_fixed_data(sbx: tuple[SandboxThread, str], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``retry --refused`` after the data is fixed (and rebuilt) resent the refused copy from the outbox, which
+    was refused again; it now reads the build file first, so the fixed payload goes."""
+    st, _ = sbx
+    nd = tmp_path / "payloads.ndjson"
+    bad = item(1300, day="2025-04-09")
+    del bad["payload"]["Patient"]["birthDate"]
+    write(nd, [item(1301, day="2025-04-09"), bad])
+    (tmp_path / "phrsync.toml").write_text(
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\nuser = "u10699"\ninput = "{nd}"\n'
+        f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD", "pw-10699")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD_KEY", PASSWORD_KEY)
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    run = CliRunner()
+    assert run.invoke(cli, [*conf, "sync"]).exit_code == EXIT_REFUSED
+    write(nd, [item(1301, day="2025-04-09"), item(1300, day="2025-04-09")])  # fixed in the HIS, rebuilt
+    r = run.invoke(cli, [*conf, "retry", "--refused", "--json"])
+    res = json.loads(r.stdout)
+    assert (r.exit_code, res["refused"], res["outbox"][H][ob.REFUSED]) == (0, 0, 0), r.output
+    assert f"{H}:R01300" in held(st)
+
+
 def test_reconcile_resends_lost_and_guards_removal(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
     st, pw_hash = sbx
     day = "2025-05-03"

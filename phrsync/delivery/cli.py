@@ -173,18 +173,28 @@ def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_
 
 @click.command("retry")
 @click.option("--refused", is_flag=True, help="ส่งรายการที่ถูกปฏิเสธใหม่ด้วย / also resend refused payloads")
+@click.option("-i", "--input", "input_path", type=click.Path(exists=True, dir_okay=False),
+              help="กับ --refused: ไฟล์ build ที่แก้ข้อมูลแล้ว (ค่าตั้งต้น [delivery].input ถ้ามี) / with --refused: "
+                   "the rebuilt file holding the fixed data (default [delivery].input, if present)")
 @_common
 @click.pass_context
-def retry_cmd(ctx: click.Context, refused: bool, target: str | None, facility: str | None, as_json: bool,
-              log_json: bool, verbose: bool) -> None:
-    """ส่งรายการที่ค้างอยู่ใหม่ (ไม่อ่านไฟล์ build) / resend what the outbox still holds.
+def retry_cmd(ctx: click.Context, refused: bool, input_path: str | None, target: str | None,
+              facility: str | None, as_json: bool, log_json: bool, verbose: bool) -> None:
+    """ส่งรายการที่ค้างอยู่ใหม่ / resend what the outbox still holds.
 
-    ค่าตั้งต้นส่งเฉพาะที่ยังไม่สำเร็จ; --refused ส่งรายการที่ถูกปฏิเสธด้วย (เช่น หลังแก้ตารางรหัสที่ PHR)
-    / by default only undelivered rows; --refused also resends refused ones (e.g. after PHR fixed a code list).
+    ค่าตั้งต้นส่งเฉพาะที่ยังไม่สำเร็จ (ไม่อ่านไฟล์ build); --refused ส่งรายการที่ถูกปฏิเสธด้วย: อ่านไฟล์ build ก่อน
+    เพื่อให้ข้อมูลที่แก้แล้วแทนที่ของเดิม (หรือส่งของเดิมซ้ำ เช่น หลัง PHR แก้ตารางรหัส)
+    / by default only undelivered rows (no build file read); --refused also resends refused ones, reading the
+    build file first so that fixed data replaces what was refused (or the same data again, e.g. after PHR fixed
+    a code list).
     """
     _setup_logging(log_json, verbose)
     settings = _settings(ctx, target)
-    ctx.exit(_run(settings, None, as_json, facility=facility, retry_refused=refused, remove=False))
+    path = None
+    if refused:  # "after the data is fixed": the fixed data is in the rebuilt file, not in the outbox
+        path = Path(input_path) if input_path else _default_input(config_from_context(ctx))
+        path = path if path.is_file() else None
+    ctx.exit(_run(settings, path, as_json, facility=facility, retry_refused=refused, remove=False))
 
 
 def _when(ts: float | None) -> str:

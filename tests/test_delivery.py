@@ -91,6 +91,19 @@ def test_secret_file_must_be_private(tmp_path: Path) -> None:
     assert s.default_credentials.password_hash == password_hash("s3cret", "k")
 
 
+def test_missing_password_names_what_to_set() -> None:
+    """A facility whose user had no password was told only "no account configured"."""
+    async def go(creds: Credentials) -> str:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(AuthError) as e:
+                await TokenProvider(client, "http://127.0.0.1:9/token", lambda h: creds).bearer(H, "UpdatePHRv1")
+        return str(e.value)
+
+    msg = asyncio.run(go(Credentials(user="pcu")))
+    assert "pcu" in msg and f"PHRSYNC_PHR_PASSWORD_{H}" in msg
+    assert f"[delivery.facilities.{H}]" in asyncio.run(go(Credentials()))
+
+
 def test_broken_config_file_is_a_clear_usage_error(tmp_path: Path) -> None:
     """A TOML mistake or a missing --config file used to end in a traceback (exit 1)."""
     bad = tmp_path / "phrsync.toml"

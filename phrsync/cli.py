@@ -63,10 +63,13 @@ def cli(ctx: click.Context, config_path: str | None, lang: str) -> None:
     ลำดับงาน / data flow:
       synth → import → build → sandbox/sync → status
     """
-    from phrsync.config import load_config
+    from phrsync.config import ConfigError, load_config
 
     ctx.ensure_object(dict)
-    ctx.obj["config"] = load_config(config_path)
+    try:
+        ctx.obj["config"] = load_config(config_path)
+    except ConfigError as e:  # reported (exit 2) by the first command that reads it, so --help still works
+        ctx.obj["config_error"] = e
     ctx.obj["lang"] = lang
 
 

@@ -13,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 
+class ConfigError(ValueError):
+    """A configuration problem the user must fix (exit code 2); the message names the file or setting."""
+
+
 @dataclass
 class Config:
     data_dir: Path = Path("data")
@@ -34,8 +38,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     for c in candidates:
         if c and Path(c).is_file():
             p = Path(c)
-            with p.open("rb") as fh:
-                raw = tomllib.load(fh)
+            try:
+                with p.open("rb") as fh:
+                    raw = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"ไฟล์ตั้งค่าผิดรูปแบบ TOML / invalid TOML in {p}: {e}") from None
+            except OSError as e:
+                raise ConfigError(f"อ่านไฟล์ตั้งค่าไม่ได้ / cannot read configuration file {p}: {e.strerror}") from None
             base = p.parent
             data_dir = Path(raw.get("data_dir", os.environ.get("PHRSYNC_DATA", "data")))
             if not data_dir.is_absolute():
@@ -48,7 +57,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
                 source=p,
             )
         if c and c == path:
-            raise FileNotFoundError(f"ไม่พบไฟล์ตั้งค่า / configuration file not found: {c}")
+            raise ConfigError(f"ไม่พบไฟล์ตั้งค่า / configuration file not found: {c}")
     return Config(data_dir=Path(os.environ.get("PHRSYNC_DATA", "data")))
 
 
@@ -56,5 +65,10 @@ def config_from_context(ctx: Any) -> Config:
     """The configuration the ``phrsync`` group loaded for this invocation (a click context), or the
     default search when a command runs on its own (e.g. under CliRunner without the group)."""
     obj = ctx.find_root().obj
+    err = obj.get("config_error") if isinstance(obj, dict) else None
+    if err is not None:  # a broken phrsync.toml: name the file and line, exit 2 instead of a traceback
+        import click
+
+        raise click.UsageError(str(err))
     cfg = obj.get("config") if isinstance(obj, dict) else None
     return cfg if cfg is not None else load_config(None)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -88,6 +89,56 @@ def test_secret_file_must_be_private(tmp_path: Path) -> None:
     os.chmod(f, 0o600)
     s = load_delivery(cfg, "sandbox", env={"PHRSYNC_PHR_PASSWORD_KEY": "k"})
     assert s.default_credentials.password_hash == password_hash("s3cret", "k")
+
+
+def test_missing_password_names_what_to_set() -> None:
+    """A facility whose user had no password was told only "no account configured"."""
+    async def go(creds: Credentials) -> str:
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(AuthError) as e:
+                await TokenProvider(client, "http://127.0.0.1:9/token", lambda h: creds).bearer(H, "UpdatePHRv1")
+        return str(e.value)
+
+    msg = asyncio.run(go(Credentials(user="pcu")))
+    assert "pcu" in msg and f"PHRSYNC_PHR_PASSWORD_{H}" in msg
+    assert f"[delivery.facilities.{H}]" in asyncio.run(go(Credentials()))
+
+
+def test_broken_config_file_is_a_clear_usage_error(tmp_path: Path) -> None:
+    """A TOML mistake or a missing --config file used to end in a traceback (exit 1)."""
+    bad = tmp_path / "phrsync.toml"
+    bad.write_text('[delivery\ntarget = "uat"\n', encoding="utf-8")
+    run = CliRunner()
+    r = run.invoke(cli, ["--config", str(bad), "status"])
+    assert r.exit_code == 2, r.output
+    assert str(bad) in r.output and "line 1" in r.output and "Traceback" not in r.output
+    r = run.invoke(cli, ["--config", str(tmp_path / "nowhere.toml"), "sync"])
+    assert r.exit_code == 2 and "nowhere.toml" in r.output
+    assert run.invoke(cli, ["--config", str(bad), "sync", "--help"]).exit_code == 0
+
+
+@pytest.mark.parametrize(("toml", "named"), [
+    ('[targets.t]\nbase_url = "http://x"\nconcurrency = "4"\n', "concurrency"),
+    ('[targets.t]\nbase_url = 5\n', "base_url"),
+    ('[targets.t]\nbase_url = "http://x"\ntimeout = true\n', "timeout"),
+    ('[targets]\nt = "http://x"\n', "[targets.t]"),
+    ('[targets.t]\nbase_url = "https://x"\nca_bundle = "no-such-ca.pem"\n', "no-such-ca.pem"),
+    ('[delivery]\nremove_max_fraction = "x"\n[targets.t]\nbase_url = "http://x"\n', "remove_max_fraction"),
+    ('[delivery]\nfacilities = "10699"\n[targets.t]\nbase_url = "http://x"\n', "[delivery.facilities]"),
+])
+def test_wrongly_typed_settings_are_named(tmp_path: Path, toml: str, named: str) -> None:
+    """A value of the wrong type (or a ca_bundle that is not there) used to crash mid-run with a traceback."""
+    (tmp_path / "phrsync.toml").write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_delivery(load_config(tmp_path / "phrsync.toml"), "t", env={})
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "sync", "--target", "t", "--dry-run"])
+    assert r.exit_code == 2 and named in r.output, r.output
+
+
+def test_run_every_minutes_must_be_a_number(tmp_path: Path) -> None:
+    (tmp_path / "phrsync.toml").write_text('[delivery]\nevery_minutes = "hourly"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "run", "--once"])
+    assert r.exit_code == 2 and "every_minutes" in r.output, r.output
 
 
 # ---- tokens ---------------------------------------------------------------------------------
@@ -329,6 +380,30 @@ def test_refused_reasons_in_status_and_retry(sbx: tuple[SandboxThread, str], tmp
     assert json.loads(r.stdout)["loaded"]["unchanged"] == 4
     for cmd in ("sync", "status", "retry", "run"):
         assert run.invoke(cli, [cmd, "--help"]).exit_code == 0
+
+
+def test_retry_refused_sends_the_fixed_data(sbx: tuple[SandboxThread, str], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """``retry --refused`` after the data is fixed (and rebuilt) resent the refused copy from the outbox, which
+    was refused again; it now reads the build file first, so the fixed payload goes."""
+    st, _ = sbx
+    nd = tmp_path / "payloads.ndjson"
+    bad = item(1300, day="2025-04-09")
+    del bad["payload"]["Patient"]["birthDate"]
+    write(nd, [item(1301, day="2025-04-09"), bad])
+    (tmp_path / "phrsync.toml").write_text(
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\nuser = "u10699"\ninput = "{nd}"\n'
+        f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD", "pw-10699")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD_KEY", PASSWORD_KEY)
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    run = CliRunner()
+    assert run.invoke(cli, [*conf, "sync"]).exit_code == EXIT_REFUSED
+    write(nd, [item(1301, day="2025-04-09"), item(1300, day="2025-04-09")])  # fixed in the HIS, rebuilt
+    r = run.invoke(cli, [*conf, "retry", "--refused", "--json"])
+    res = json.loads(r.stdout)
+    assert (r.exit_code, res["refused"], res["outbox"][H][ob.REFUSED]) == (0, 0, 0), r.output
+    assert f"{H}:R01300" in held(st)
 
 
 def test_reconcile_resends_lost_and_guards_removal(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
@@ -618,6 +693,28 @@ def test_since_and_facility_filters(tmp_path: Path) -> None:
     box.load([item(1100 + i, hcode=h) for h in (H, "10700") for i in range(3)])
     assert [x.hospcode for x in box.to_send()][:6] == ["10699", "10700"] * 3
     box.close()
+
+
+def test_sync_of_one_facility_answers_for_that_facility(sbx: tuple[SandboxThread, str], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sync --facility H`` exited 3 ("not delivered") for another facility's backlog after H was all
+    delivered; a --facility that is not an HCODE went as far as a login and exited 4."""
+    st, _ = sbx
+    nd = write(tmp_path / "b.ndjson", [item(1200, day="2025-05-02"), item(1201, day="2025-05-02", hcode="10700")])
+    (tmp_path / "phrsync.toml").write_text(
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\n[delivery.facilities.{H}]\nuser = "u10699"\n'
+        f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
+    monkeypatch.setenv(f"PHRSYNC_PHR_PASSWORD_{H}", "pw-10699")
+    monkeypatch.setenv("PHRSYNC_PHR_PASSWORD_KEY", PASSWORD_KEY)
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    run = CliRunner()
+    r = run.invoke(cli, [*conf, "sync", "-i", str(nd), "--json"])  # 10700 has no account: it stays pending
+    assert r.exit_code != 0 and json.loads(r.stdout)["remaining"] == 1
+    r = run.invoke(cli, [*conf, "sync", "-i", str(nd), "--facility", H, "--json"])
+    res = json.loads(r.stdout)
+    assert (r.exit_code, res["remaining"], list(res["outbox"])) == (0, 0, [H]), r.output
+    r = run.invoke(cli, [*conf, "sync", "--facility", "abc"])
+    assert r.exit_code == 2 and "5" in r.output
 
 
 def test_full_check_is_due_every_full_check_days(tmp_path: Path) -> None:

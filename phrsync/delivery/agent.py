@@ -103,6 +103,13 @@ def _full_check_due(box: ob.Outbox, settings: DeliverySettings) -> bool:
     return last is None or time.time() - float(last) >= settings.full_check_days * 86400
 
 
+def _counts(box: ob.Outbox, facility: str | None) -> dict[str, dict[str, int]]:
+    """Status counts of what this run covers: with ``--facility H`` the result (its exit code and "not
+    delivered") answers for H alone, not for the backlog of facilities the run never touched."""
+    counts = box.counts()
+    return {h: c for h, c in counts.items() if h == facility} if facility else counts
+
+
 def _exit_code(res: SyncResult) -> int:
     if "auth" in res.skip_kind.values():
         return EXIT_AUTH
@@ -130,7 +137,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             if ndjson:
                 res.loaded = box.plan(ob.iter_ndjson(ndjson), facility, since).as_dict()
             res.attempted = box.count_to_send(facility) + res.loaded.get("new", 0) + res.loaded.get("changed", 0)
-            res.outbox = box.counts()
+            res.outbox = _counts(box, facility)
             res.seconds = time.perf_counter() - t0
             return res
         run_id = box.start_run(settings.target.name)
@@ -180,7 +187,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     await snd.agent_status(h, f"error: {snd.down or f'{c.failed} payloads failed'}", error=True)
                 else:
                     await snd.agent_status(h, f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}")
-        res.outbox = box.counts()
+        res.outbox = _counts(box, facility)
         res.exit_code = _exit_code(res)
         res.seconds = time.perf_counter() - t0
         box.finish_run(run_id, res.exit_code, res.as_dict())

@@ -60,6 +60,18 @@ def jwt_exp(token: str) -> float | None:
     return float(exp) if isinstance(exp, int | float) else None
 
 
+def _missing_account(hcode: str, user: str) -> str:
+    """What to set, by name: "no account configured" was all a user with a missing password was told."""
+    if user:
+        return (f"บัญชี {user} ไม่มีรหัสผ่าน ตั้ง PHRSYNC_PHR_PASSWORD_{hcode} (บัญชีของหน่วยบริการ) หรือ "
+                f"PHRSYNC_PHR_PASSWORD (บัญชีจังหวัด) หรือ password_file / account {user} has no password: set "
+                f"PHRSYNC_PHR_PASSWORD_{hcode} (facility account) or PHRSYNC_PHR_PASSWORD (province account), "
+                "or password_file")
+    return (f"ไม่มีบัญชีสำหรับหน่วยบริการนี้ ตั้ง user ใน [delivery] (บัญชีจังหวัด) หรือใน [delivery.facilities.{hcode}] "
+            f"/ no account for this facility: set user in [delivery] (province account) or in "
+            f"[delivery.facilities.{hcode}], or its 1-year token")
+
+
 class TokenProvider:
     """One cached JWT per facility; concurrent senders of a facility share one login."""
 
@@ -87,7 +99,7 @@ class TokenProvider:
             if creds.facility_token:
                 raise TokenScopeError(hcode, f"โทเค็น 1 ปีใช้ได้กับ UpdatePHRv1 เท่านั้น ต้องมีบัญชี Account Center / "
                                              f"the 1-year token cannot call {endpoint}: it needs an Account Center account")
-            raise AuthError(hcode, "ไม่มีบัญชีผู้ใช้สำหรับหน่วยบริการนี้ / no account configured for this facility")
+            raise AuthError(hcode, _missing_account(hcode, creds.user))
         if hcode in self._refused:
             raise AuthError(hcode, self._refused[hcode])
         tok = self._valid(hcode)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from phrsync.config import Config, config_from_context
 from phrsync.delivery import agent
 from phrsync.delivery import outbox as ob
-from phrsync.delivery.config import ConfigError, DeliverySettings, load_delivery
+from phrsync.delivery.config import HCODE_RE, ConfigError, DeliverySettings, load_delivery, number_setting
 from phrsync.pdpa import mask_text
 from phrsync.thai import thai_date
 
@@ -112,10 +112,17 @@ def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, **kw: A
     return res.exit_code
 
 
+def _hcode(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``--facility`` is a 5-digit HCODE; anything else used to reach a login attempt and exit 4."""
+    if value is not None and not HCODE_RE.match(value):
+        raise click.BadParameter(f"รหัสหน่วยบริการต้องเป็นตัวเลข 5 หลัก / must be a 5-digit facility code: {value}")
+    return value
+
+
 def _common(f: Any) -> Any:
     for opt in reversed([
         click.option("--target", help="ปลายทาง production / uat / sandbox หรือชื่อใน [targets] / target name"),
-        click.option("--facility", help="ส่งเฉพาะหน่วยบริการนี้ (HCODE) / only this facility"),
+        click.option("--facility", callback=_hcode, help="ส่งเฉพาะหน่วยบริการนี้ (HCODE) / only this facility"),
         click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable output"),
         click.option("--log-json", is_flag=True, help="บันทึก (stderr) เป็น JSON ทีละบรรทัด / JSON log lines"),
         click.option("-v", "--verbose", is_flag=True, help="บันทึกละเอียด / more log output"),
@@ -166,18 +173,28 @@ def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_
 
 @click.command("retry")
 @click.option("--refused", is_flag=True, help="ส่งรายการที่ถูกปฏิเสธใหม่ด้วย / also resend refused payloads")
+@click.option("-i", "--input", "input_path", type=click.Path(exists=True, dir_okay=False),
+              help="กับ --refused: ไฟล์ build ที่แก้ข้อมูลแล้ว (ค่าตั้งต้น [delivery].input ถ้ามี) / with --refused: "
+                   "the rebuilt file holding the fixed data (default [delivery].input, if present)")
 @_common
 @click.pass_context
-def retry_cmd(ctx: click.Context, refused: bool, target: str | None, facility: str | None, as_json: bool,
-              log_json: bool, verbose: bool) -> None:
-    """ส่งรายการที่ค้างอยู่ใหม่ (ไม่อ่านไฟล์ build) / resend what the outbox still holds.
+def retry_cmd(ctx: click.Context, refused: bool, input_path: str | None, target: str | None,
+              facility: str | None, as_json: bool, log_json: bool, verbose: bool) -> None:
+    """ส่งรายการที่ค้างอยู่ใหม่ / resend what the outbox still holds.
 
-    ค่าตั้งต้นส่งเฉพาะที่ยังไม่สำเร็จ; --refused ส่งรายการที่ถูกปฏิเสธด้วย (เช่น หลังแก้ตารางรหัสที่ PHR)
-    / by default only undelivered rows; --refused also resends refused ones (e.g. after PHR fixed a code list).
+    ค่าตั้งต้นส่งเฉพาะที่ยังไม่สำเร็จ (ไม่อ่านไฟล์ build); --refused ส่งรายการที่ถูกปฏิเสธด้วย: อ่านไฟล์ build ก่อน
+    เพื่อให้ข้อมูลที่แก้แล้วแทนที่ของเดิม (หรือส่งของเดิมซ้ำ เช่น หลัง PHR แก้ตารางรหัส)
+    / by default only undelivered rows (no build file read); --refused also resends refused ones, reading the
+    build file first so that fixed data replaces what was refused (or the same data again, e.g. after PHR fixed
+    a code list).
     """
     _setup_logging(log_json, verbose)
     settings = _settings(ctx, target)
-    ctx.exit(_run(settings, None, as_json, facility=facility, retry_refused=refused, remove=False))
+    path = None
+    if refused:  # "after the data is fixed": the fixed data is in the rebuilt file, not in the outbox
+        path = Path(input_path) if input_path else _default_input(config_from_context(ctx))
+        path = path if path.is_file() else None
+    ctx.exit(_run(settings, path, as_json, facility=facility, retry_refused=refused, remove=False))
 
 
 def _when(ts: float | None) -> str:
@@ -246,7 +263,10 @@ def run_cmd(ctx: click.Context, input_path: str | None, every: float | None, onc
     _setup_logging(log_json, True)
     cfg = config_from_context(ctx)
     settings = _settings(ctx, target)
-    minutes = every or float(cfg.section("delivery").get("every_minutes", 60))
+    try:
+        minutes = every or number_setting(cfg.section("delivery"), "every_minutes", 60)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from None
     path = Path(input_path) if input_path else _default_input(cfg)
     stop = {"now": False}
 

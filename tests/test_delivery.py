@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import os
 import re
@@ -38,6 +39,7 @@ from phrsync.phr.mapping import key_for
 from phrsync.sandbox import store
 from phrsync.sandbox.server import SandboxThread, running
 from phrsync.sandbox.settings import SandboxConfig
+from phrsync.thai import thai_date
 
 H = "10699"
 
@@ -366,11 +368,13 @@ def test_refused_reasons_in_status_and_retry(sbx: tuple[SandboxThread, str], tmp
     assert r.exit_code == 0, r.output
     fac = json.loads(r.stdout)["facilities"][H]
     assert fac["confirmed"] == 3 and fac["refused"] == 1
+    assert time.time() - 600 < fac["last_sent"] <= fac["last_change"] <= time.time()  # this facility's own times
     top = fac["top_refusals"][0]
     assert top["count"] == 1 and "birthDate" in top["example"]
     assert make_cid(5199) not in r.output
     r = run.invoke(cli, [*conf, "status"])
     assert "birthDate" in r.output and "ถูกปฏิเสธ" in r.output
+    assert f"ส่งล่าสุด last sent {thai_date(dt.datetime.fromtimestamp(fac['last_sent']))}" in r.output
     # retry without --refused leaves it alone; with --refused it is sent again (and refused again)
     r = run.invoke(cli, [*conf, "retry", "--json"])
     assert json.loads(r.stdout)["attempted"] == 0
@@ -515,15 +519,16 @@ def test_another_computer_sending_for_the_facility(sbx: tuple[SandboxThread, str
 def test_run_once_and_local_lock(sbx: tuple[SandboxThread, str], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
     st, _ = sbx
-    nd = write(tmp_path / "payloads.ndjson", [item(700 + i, day="2025-07-01") for i in range(2)])
-    (tmp_path / "phrsync.toml").write_text(
-        f'data_dir = "data"\n[delivery]\ntarget = "t"\nuser = "u10699"\ninput = "{nd}"\n'
+    write(tmp_path / "payloads.ndjson", [item(700 + i, day="2025-07-01") for i in range(2)])
+    (tmp_path / "phrsync.toml").write_text(  # a relative input is found beside the configuration, from any folder
+        f'data_dir = "data"\n[delivery]\ntarget = "t"\nuser = "u10699"\ninput = "payloads.ndjson"\n'
         f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
     monkeypatch.setenv("PHRSYNC_PHR_PASSWORD", "pw-10699")
     monkeypatch.setenv("PHRSYNC_PHR_PASSWORD_KEY", PASSWORD_KEY)
     conf = ["--config", str(tmp_path / "phrsync.toml")]
     r = CliRunner().invoke(cli, [*conf, "run", "--once", "--json"])
     assert r.exit_code == 0, r.output
+    assert len(r.stdout.strip().splitlines()) == 1  # one JSON object per round, on one line
     assert json.loads(r.stdout)["sent"] == 2
     from phrsync.delivery.agent import AgentBusy, agent_lock
 
@@ -533,6 +538,17 @@ def test_run_once_and_local_lock(sbx: tuple[SandboxThread, str], tmp_path: Path,
             pass
         r = CliRunner().invoke(cli, [*conf, "sync", "--json"])
         assert r.exit_code == EXIT_LOCKED
+
+    def interrupted(coro: Any) -> Any:
+        coro.close()
+        raise KeyboardInterrupt
+
+    from phrsync.delivery import agent as agent_mod
+
+    monkeypatch.setattr(agent_mod, "run_blocking", interrupted)
+    for cmd in (["sync"], ["run", "--once"], ["run"]):  # Ctrl+C is not exit 1 ("refused")
+        r = CliRunner().invoke(cli, [*conf, *cmd])
+        assert r.exit_code == 130 and "interrupted" in r.output
 
 
 def test_expired_token_answered_501_relogs_once(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from phrsync.pdpa import mask_text
 from phrsync.thai import thai_date
 
 log = logging.getLogger("phrsync.delivery")
+EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
 
 
 class _JsonFormatter(logging.Formatter):
@@ -53,12 +54,16 @@ def _settings(ctx: click.Context, target: str | None) -> DeliverySettings:
 
 
 def _default_input(cfg: Config) -> Path:
-    return Path(cfg.section("delivery").get("input", cfg.data_dir / "payloads.ndjson"))
+    """``[delivery].input``; a relative path is taken from the configuration file's folder, as ``data_dir`` and
+    ``ca_bundle`` are (not from wherever the command happens to run, e.g. systemd's ``/``)."""
+    p = Path(cfg.section("delivery").get("input", cfg.data_dir / "payloads.ndjson"))
+    return p if p.is_absolute() or cfg.source is None else cfg.source.parent / p
 
 
-def _print_result(res: agent.SyncResult, as_json: bool) -> None:
+def _print_result(res: agent.SyncResult, as_json: bool, lines: bool = False) -> None:
+    """``lines``: one compact JSON object per line (``run`` prints one per round, for a program to follow)."""
     if as_json:
-        click.echo(json.dumps(res.as_dict(), ensure_ascii=False, indent=1))
+        click.echo(json.dumps(res.as_dict(), ensure_ascii=False, indent=None if lines else 1))
         return
     d = res.as_dict()
     ld = d["loaded"]
@@ -79,12 +84,12 @@ def _print_result(res: agent.SyncResult, as_json: bool) -> None:
             click.echo(f"  ไม่ลบ / held back: {g['hospcode']} {g['day']}: {g['would_remove']}/{g['held']} "
                        "(ใช้ --force ถ้าตั้งใจ / use --force if intended)")
     for h, why in res.skipped.items():
-        click.echo(f"  ข้าม / skipped {h}: {why}")
+        click.echo(f"  ข้าม / skipped {h}: {why.removeprefix(f'{h}: ')}")
     if res.down:
         click.echo(f"ปลายทางไม่พร้อม / target down: {res.down}")
 
 
-def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, **kw: Any) -> int:
+def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, lines: bool = False, **kw: Any) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     show = not as_json and sys.stderr.isatty()
@@ -101,6 +106,9 @@ def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, **kw: A
     except agent.AgentBusy as e:
         click.echo(str(e), err=True)
         return agent.EXIT_LOCKED
+    except KeyboardInterrupt:  # Ctrl+C: what was committed stays (the next run resumes); not "refused" (exit 1)
+        click.echo("หยุดโดยผู้ใช้ สั่งใหม่เพื่อทำต่อ / interrupted: run again to resume", err=True)
+        return EXIT_INTERRUPTED
     except (ValueError, OSError) as e:
         click.echo(f"ผิดพลาด / error: {mask_text(str(e))}", err=True)
         return agent.EXIT_USAGE
@@ -108,7 +116,7 @@ def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, **kw: A
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         click.echo(f"ฐานข้อมูลสถานะใช้ไม่ได้ / state store error: {mask_text(first)[:300]}", err=True)
         return agent.EXIT_USAGE
-    _print_result(res, as_json)
+    _print_result(res, as_json, lines)
     return res.exit_code
 
 
@@ -221,7 +229,8 @@ def status_cmd(ctx: click.Context, target: str | None, as_json: bool) -> None:
     box = ob.Outbox(settings.state_url)
     try:
         counts = box.counts()
-        facilities = {h: {**c, "top_refusals": box.top_reasons(h) if c.get(ob.REFUSED) else []}
+        times = box.facility_times()
+        facilities = {h: {**c, **times.get(h, {}), "top_refusals": box.top_reasons(h) if c.get(ob.REFUSED) else []}
                       for h, c in counts.items()}
         last = box.last_run()
     finally:
@@ -235,7 +244,8 @@ def status_cmd(ctx: click.Context, target: str | None, as_json: bool) -> None:
     for h, c in facilities.items():
         waiting = sum(c[s] for s in ob.TO_SEND)
         click.echo(f"{h}: รอส่ง pending {waiting}  ส่งแล้ว sent {c[ob.SENT]}  ยืนยันแล้ว confirmed {c[ob.CONFIRMED]}  "
-                   f"ถูกปฏิเสธ refused {c[ob.REFUSED]}  ลบแล้ว removed {c[ob.REMOVED]}")
+                   f"ถูกปฏิเสธ refused {c[ob.REFUSED]}  ลบแล้ว removed {c[ob.REMOVED]}  "
+                   f"ส่งล่าสุด last sent {_when(c.get('last_sent'))}")
         for r in c["top_refusals"]:
             click.echo(f"    {r['count']} × {r['reason']}: {r['example'][:300]}")
     if last:
@@ -280,15 +290,20 @@ def run_cmd(ctx: click.Context, input_path: str | None, every: float | None, onc
     while True:
         mtime = path.stat().st_mtime if path.is_file() else 0.0
         ndjson = path if mtime and mtime != last_mtime else None
-        code = _run(settings, ndjson, as_json, facility=facility)
+        code = _run(settings, ndjson, as_json, lines=True, facility=facility)
+        if code == EXIT_INTERRUPTED:
+            ctx.exit(code)
         if ndjson is not None and code != agent.EXIT_USAGE:
             last_mtime = mtime
         log.info("รอบเสร็จ รหัสออก %d / round done, exit code %d", code, code)
         if once or code == agent.EXIT_USAGE:
             break
         deadline = time.monotonic() + minutes * 60
-        while not stop["now"] and time.monotonic() < deadline:
-            time.sleep(min(1.0, deadline - time.monotonic()))
+        try:
+            while not stop["now"] and time.monotonic() < deadline:
+                time.sleep(min(1.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            ctx.exit(EXIT_INTERRUPTED)
         if stop["now"]:
             break
     ctx.exit(code if once else 0)

@@ -777,6 +777,14 @@ class Outbox:
                 out.setdefault(h, dict.fromkeys(STATUSES, 0))[s] = int(n)
         return out
 
+    def facility_times(self) -> dict[str, dict[str, float | None]]:
+        """{hospcode: {"last_sent": newest sent_at, "last_change": newest updated_at}}: when a run last delivered
+        something of the facility, and when one last touched its rows (``phrsync status``)."""
+        with self.engine.connect() as c:
+            return {h: {"last_sent": sent, "last_change": changed} for h, sent, changed in c.execute(
+                select(outbox.c.hospcode, func.max(outbox.c.sent_at), func.max(outbox.c.updated_at))
+                .group_by(outbox.c.hospcode))}
+
     def top_reasons(self, hospcode: str, limit: int = 5) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             rows = c.execute(select(outbox.c.reason, func.count().label("n"), func.min(outbox.c.last_error))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -870,3 +871,62 @@ def apply_in_key_lists(url: str) -> None:
         assert box.counts()[items[0]["hospcode"]][ob.SENT] == 1203 - 12 - 1  # 12 refused, keys[1] claimed again
     finally:
         box.close()
+
+
+# ---- edge cases: answers PHR might give that the sandbox does not by itself ---------------------
+
+Asgi = Callable[[dict[str, Any], Any, Any], Any]
+
+
+@contextlib.contextmanager
+def sandbox_with(tmp_path: Path, answer: Callable[[dict[str, Any]], tuple[int, bytes, list[tuple[bytes, bytes]]] | None],
+                 **cfg_kw: Any) -> Iterator[tuple[SandboxThread, str]]:
+    """A sandbox whose requests go through ``answer(scope)`` first: (status, body, headers) replaces the
+    sandbox's own answer, None lets it answer. Yields the server and the password hash of user u10699."""
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        **{"agent_status_interval": 0, **cfg_kw})
+    st = SandboxThread(cfg)
+    inner: Asgi = st.server.config.app
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        got = answer(scope) if scope["type"] == "http" else None
+        if got is None:
+            await inner(scope, receive, send)
+            return
+        code, body, headers = got
+        await send({"type": "http.response.start", "status": code,
+                    "headers": [(b"content-length", str(len(body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    st.server.config.app = app
+    st.start()
+    try:
+        yield st, st.add_user("u10699", H, "pw-10699")
+    finally:
+        st.stop()
+
+
+@pytest.mark.parametrize("body", [b"<html>proxy error</html>", b"[1, 2]",
+                                  b'{"result": null, "MessageCode": 500, "Message": "db down"}',
+                                  b'{"result": {"x": 1}, "MessageCode": 200, "Message": "OK"}'])
+def test_reconcile_takes_a_malformed_organization_summary_as_an_error(tmp_path: Path, body: bytes) -> None:
+    """OrganizationSummary answering 200 with something that is not a list of refs: the run does not crash (it
+    did, with an ExceptionGroup, on non-JSON or a JSON array) and does not take it for "PHR holds nothing" (it
+    sent the whole day again, three rounds, and marked rows the build dropped as removed without removing them):
+    the day is an error and nothing about it changes."""
+    def answer(scope: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        if scope["path"] == "/api/OrganizationSummary":
+            return 200, body, [(b"content-type", b"application/json")]
+        return None
+
+    items = [item(3000 + i, day="2025-10-01") for i in range(3)]
+    with sandbox_with(tmp_path, answer) as (st, pw):
+        creds = Credentials("u10699", pw)
+        res = sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, creds, tmp_path / "s.sqlite")
+        assert res.sent == 3 and res.reconcile["resend"] == 0 and res.reconcile["days"] == 0
+        assert any("unexpected answer" in e for e in res.reconcile["errors"])
+        res = sync_payloads(write(tmp_path / "b.ndjson", items[1:]), st.base_url, creds, tmp_path / "s.sqlite",
+                            remove=True, full_check=True)
+        assert res.sent == 0 and res.reconcile["removed"] == 0
+        assert res.outbox[H][ob.SENT] == 3 and res.outbox[H][ob.REMOVED] == 0
+        assert len(held(st)) == 3

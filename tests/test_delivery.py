@@ -930,3 +930,34 @@ def test_reconcile_takes_a_malformed_organization_summary_as_an_error(tmp_path: 
         assert res.sent == 0 and res.reconcile["removed"] == 0
         assert res.outbox[H][ob.SENT] == 3 and res.outbox[H][ob.REMOVED] == 0
         assert len(held(st)) == 3
+
+
+def test_token_renewal_reads_the_life_left_on_the_issuers_clock() -> None:
+    """This computer's clock 2 h ahead of the issuer's (e.g. a hardware clock in local time read as UTC): a 1-hour
+    token looked expired on arrival and every request logged in again. Its life is now exp - iat, renewed 15
+    minutes before that ends by this computer's clock."""
+    issuer = [1_000_000.0]
+    agent_clock = [issuer[0] + 7200]
+    logins: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+        tok = f"{enc({'alg': 'HS256'})}.{enc({'iat': issuer[0], 'exp': issuer[0] + 3600})}.s{len(logins)}"
+        logins.append(tok)
+        return httpx.Response(200, text=tok)
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+            tp = TokenProvider(c, "http://x/token", lambda h: Credentials("u", "H"), clock=lambda: agent_clock[0])
+            for _ in range(5):
+                await tp.bearer(H, "UpdatePHRv1")
+            assert len(logins) == 1
+            issuer[0] += 3600 - 15 * 60 - 1
+            agent_clock[0] += 3600 - 15 * 60 - 1  # still more than 15 minutes left
+            await tp.bearer(H, "UpdatePHRv1")
+            assert len(logins) == 1
+            issuer[0] += 2
+            agent_clock[0] += 2
+            assert await tp.bearer(H, "UpdatePHRv1") == f"Bearer {logins[1]}"
+
+    asyncio.run(go())

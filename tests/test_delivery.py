@@ -961,3 +961,36 @@ def test_token_renewal_reads_the_life_left_on_the_issuers_clock() -> None:
             assert await tp.bearer(H, "UpdatePHRv1") == f"Bearer {logins[1]}"
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("skew", [2 * 3600, -2 * 3600])
+def test_another_computer_is_seen_whatever_this_computers_clock_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skew: float) -> None:
+    """GetAgentComputerName's last_update is on PHR's clock: its age is taken against the answer's RequestTime.
+    Against this computer's clock, 2 h fast made a fresh heartbeat of another computer look stale (both sent for
+    the facility); 2 h slow made one 20 minutes old look fresh (the facility blocked for hours)."""
+    import phrsync.delivery.sender as sender_mod
+
+    class Skewed:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def time(self) -> float:
+            return time.time() + skew
+
+    with sandbox_with(tmp_path, lambda scope: None) as (st, pw):
+        c = httpx.Client(base_url=st.base_url)
+        tok = c.post("/token", params={"Action": "get_moph_access_token"},
+                     content=json.dumps({"user": "u10699", "password_hash": pw, "hospital_code": H})).text.strip()
+        r = c.post("/api/UpdateAgentStatus", headers={"Authorization": f"Bearer {tok}"},
+                   json={"hospital_code": H, "agent_status": "processing", "agent_computer_name": "other-pc"})
+        assert r.status_code == 200, r.text
+        monkeypatch.setattr(sender_mod, "time", Skewed())
+        its = [item(3100)]
+        res = sync_payloads(write(tmp_path / "b.ndjson", its), st.base_url, Credentials("u10699", pw),
+                            tmp_path / "s.sqlite")
+        assert res.exit_code == EXIT_LOCKED and res.skip_kind == {H: "other_agent"} and not held(st)
+        st.sandbox.store.write(lambda conn: conn.execute(  # the other computer's last word: 20 minutes ago
+            store.agent_status.update().values(last_update=time.time() - 20 * 60)))
+        res = sync_payloads(tmp_path / "b.ndjson", st.base_url, Credentials("u10699", pw), tmp_path / "s.sqlite")
+        assert res.exit_code == 0 and res.sent == 1

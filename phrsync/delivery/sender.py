@@ -405,7 +405,7 @@ class Sender:
         res = _result(r)
         if isinstance(res, dict):
             other = str(res.get("agent_computer_name") or "")
-            age = _age_seconds(res.get("last_update"))
+            age = _age_seconds(res.get("last_update"), _request_time(r))
             if other and other != self.s.computer_name and age is not None and age < AGENT_STALE_SECONDS:
                 self.skip(hcode, "other_agent", f"เครื่อง {other} กำลังส่งข้อมูลของหน่วยบริการนี้ / computer "
                           f"{other} is already sending for this facility ({age:.0f} s ago)")
@@ -581,7 +581,23 @@ def _message_code(r: Reply) -> int | None:
     return int(mc) if isinstance(mc, int | float) else None
 
 
-def _age_seconds(iso: Any) -> float | None:
+def _request_time(r: Reply) -> float | None:
+    """The envelope's ``RequestTime``: PHR's clock, the one its ``last_update`` values are on."""
+    try:
+        data = r.json()
+    except ValueError:
+        return None
+    return _timestamp(data.get("RequestTime")) if isinstance(data, dict) else None
+
+
+def _age_seconds(iso: Any, now: float | None = None) -> float | None:
+    """How long ago ``iso`` was, against ``now`` (PHR's clock when it said) rather than this computer's: with a
+    clock hours fast another agent's fresh heartbeat looked stale (both agents sent), hours slow it blocked."""
+    t = _timestamp(iso)
+    return None if t is None else (time.time() if now is None else now) - t
+
+
+def _timestamp(iso: Any) -> float | None:
     import datetime as dt
 
     if not isinstance(iso, str) or not iso:
@@ -592,4 +608,4 @@ def _age_seconds(iso: Any) -> float | None:
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=7)))
-    return time.time() - t.timestamp()
+    return t.timestamp()

@@ -52,6 +52,15 @@ def write(path: Path, items: list[dict[str, Any]]) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _status_calls_any_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandboxes here take UpdateAgentStatus at any time (``agent_status_interval=0``): the runs need not wait
+    out PHR's 5 s before their final status (the test of that rule puts it back)."""
+    import phrsync.delivery.sender as sender_mod
+
+    monkeypatch.setattr(sender_mod, "STATUS_MIN_GAP", 0.0)
+
+
 def fake_jwt(exp: float) -> str:
     enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
     return f"{enc({'alg': 'HS256'})}.{enc({'exp': exp})}.sig"
@@ -994,3 +1003,32 @@ def test_another_computer_is_seen_whatever_this_computers_clock_says(
             store.agent_status.update().values(last_update=time.time() - 20 * 60)))
         res = sync_payloads(tmp_path / "b.ndjson", st.base_url, Credentials("u10699", pw), tmp_path / "s.sqlite")
         assert res.exit_code == 0 and res.sent == 1
+
+
+def test_the_runs_outcome_reaches_update_agent_status_under_the_5_second_rule(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """PHR refuses status calls closer than 5 s. The outcome of a run shorter than that ("idle" or, after a
+    failure, mode=Error) was dropped, so PHR showed "starting" for good and never saw the error; it now waits out
+    the 5 s (once per run, for all facilities together)."""
+    import phrsync.delivery.sender as sender_mod
+
+    monkeypatch.setattr(sender_mod, "STATUS_MIN_GAP", 5.0)
+    down = [False]
+
+    def answer(scope: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        return (503, b"<html>busy</html>", []) if down[0] and scope["path"] == "/api/UpdatePHRv1" else None
+
+    with sandbox_with(tmp_path, answer, agent_status_interval=5) as (st, pw):
+        def agent_row() -> dict[str, Any]:
+            return dict(st.sandbox.store.read(lambda c: c.execute(select(store.agent_status)).mappings().one()))
+
+        creds = Credentials("u10699", pw)
+        res = sync_payloads(write(tmp_path / "b.ndjson", [item(3200 + i) for i in range(3)]), st.base_url, creds,
+                            tmp_path / "s.sqlite")
+        assert res.exit_code == 0 and "429" not in res.status_codes
+        assert agent_row()["status"].startswith("idle") and not agent_row()["last_error"]
+        down[0] = True
+        res = sync_payloads(write(tmp_path / "b.ndjson", [item(3210)]), st.base_url, creds, tmp_path / "s.sqlite",
+                            max_attempts=2, backoff_base=0.01)
+        assert res.exit_code == EXIT_UNDELIVERED and res.failed == 1
+        assert agent_row()["last_error"] == "error: 1 payloads failed"

@@ -37,6 +37,7 @@ T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]  # (done, total)
 Reply = httpx.Response | Answer  # an answer from an httpx client or from a lane: the same surface
 AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
+STATUS_MIN_GAP = 5.0  # PHR refuses UpdateAgentStatus (status or error) sooner than this after the last one
 FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
 
 
@@ -424,13 +425,19 @@ class Sender:
             self.skip_kind[hcode] = kind
             log.error("ข้ามหน่วยบริการ / skipping facility %s: %s", hcode, self.skipped[hcode])
 
-    async def agent_status(self, hcode: str, text: str, force: bool = False, error: bool = False) -> None:
-        """UpdateAgentStatus, never more often than ``status_interval`` (PHR refuses < 5 s); failures ignored."""
+    async def agent_status(self, hcode: str, text: str, force: bool = False, error: bool = False,
+                           final: bool = False) -> None:
+        """UpdateAgentStatus, never more often than ``status_interval`` (PHR refuses < 5 s); failures ignored.
+        ``force``: whatever ``status_interval`` says; ``final`` (the run's outcome) also waits out the 5 s rather
+        than being dropped: a short run left PHR showing "starting" and never reported its errors."""
         now = time.monotonic()
         last = self._last_status.get(hcode)
-        if last is not None and now - last < max(5.0, self.t.status_interval if not force else 5.0):
-            return
-        self._last_status[hcode] = now
+        gap = STATUS_MIN_GAP if force or final else max(STATUS_MIN_GAP, self.t.status_interval)
+        if last is not None and now - last < gap:
+            if not final:
+                return
+            await asyncio.sleep(gap - (now - last))
+        self._last_status[hcode] = time.monotonic()
         body = {"hospital_code": hcode, "agent_status": text[:200]}
         if not error:
             body.update(agent_computer_name=self.s.computer_name, agent_version=self.s.agent_version,

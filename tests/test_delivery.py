@@ -1032,3 +1032,18 @@ def test_the_runs_outcome_reaches_update_agent_status_under_the_5_second_rule(tm
                             max_attempts=2, backoff_base=0.01)
         assert res.exit_code == EXIT_UNDELIVERED and res.failed == 1
         assert agent_row()["last_error"] == "error: 1 payloads failed"
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    """429 Retry-After as an HTTP-date (RFC 9110 allows either form) was read as unreadable: 1 s."""
+    import email.utils
+
+    from phrsync.delivery.sender import _retry_after
+
+    def ra(value: str) -> float:
+        return _retry_after(httpx.Response(429, headers={"Retry-After": value}))
+
+    assert ra("7") == 7 and ra("86400") == 300 and ra("-3") == 0 and ra("soon") == 1 and ra("nan") == 1
+    assert 115 <= ra(email.utils.formatdate(time.time() + 120, usegmt=True)) <= 120
+    assert ra(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0
+    assert _retry_after(httpx.Response(429)) == 1

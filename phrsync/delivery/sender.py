@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 import random
 import ssl
@@ -554,10 +555,17 @@ class Sender:
 
 
 def _retry_after(r: Reply) -> float:
+    """Retry-After in seconds, capped at 300: delay-seconds or an HTTP-date (RFC 9110; the date form was taken
+    for unreadable, 1 s, and retried long before the server asked); 1 s when absent or unreadable."""
+    value = r.headers.get("Retry-After", "1")
     try:
-        return max(0.0, min(300.0, float(r.headers.get("Retry-After", "1"))))
+        secs = float(value)
     except ValueError:
-        return 1.0
+        try:
+            secs = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 1.0
+    return max(0.0, min(300.0, secs)) if secs == secs else 1.0  # NaN: unreadable
 
 
 def _result(r: Reply) -> Any:

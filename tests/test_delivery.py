@@ -1047,3 +1047,23 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     assert 115 <= ra(email.utils.formatdate(time.time() + 120, usegmt=True)) <= 120
     assert ra(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0
     assert _retry_after(httpx.Response(429)) == 1
+
+
+def test_a_duplicate_key_is_named_with_its_file_and_line(tmp_path: Path) -> None:
+    """A build file with one key twice: the error names the file and the line of the second one (it gave the
+    key alone), whether the lines are as ``phrsync build`` writes them or not; nothing is sent."""
+    items = [item(3300 + i, day=f"2025-11-0{1 + i % 3}") for i in range(8)]
+    for name, data in (("plain", b"".join(orjson.dumps(i) + b"\n" for i in [*items[:5], items[1], *items[5:]])),
+                       ("built", built_lines([*items[:5], items[1], *items[5:]]))):
+        nd = tmp_path / f"{name}.ndjson"
+        nd.write_bytes(data)
+        box = ob.Outbox(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+        try:
+            with pytest.raises(ValueError, match=rf"line 6 of {nd}: .*duplicate key in build file: {items[1]['key']}"):
+                box.load_file(nd)
+        finally:
+            box.close()
+    r = CliRunner().invoke(cli, ["sync", "-i", str(tmp_path / "plain.ndjson"), "--target", "sandbox"],
+                           env={"PHRSYNC_STATE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}"})
+    assert r.exit_code == 2 and "line 6 of" in r.output, r.output
+

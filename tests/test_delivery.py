@@ -1067,3 +1067,19 @@ def test_a_duplicate_key_is_named_with_its_file_and_line(tmp_path: Path) -> None
                            env={"PHRSYNC_STATE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}"})
     assert r.exit_code == 2 and "line 6 of" in r.output, r.output
 
+
+def test_removal_guard_allows_exactly_the_fraction(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    """remove_max_fraction = 0.29 and the HIS deleted 29 of a day's 100: allowed ("never more than"), but
+    0.29 * 100 is 28.999999999999996 in floating point and the guard held them back."""
+    from phrsync.delivery.agent import run_blocking, run_sync
+    from phrsync.delivery.config import DeliverySettings, Target
+
+    st, pw_hash = sbx
+    items = [item(3400 + i, day="2025-11-20") for i in range(100)]
+    settings = DeliverySettings(target=Target("t", st.base_url, rate_per_minute=0, backoff_base=0.01),
+                                state_url=f"sqlite:///{tmp_path / 's.sqlite'}",
+                                default_credentials=Credentials("u10699", pw_hash), remove_max_fraction=0.29)
+    assert run_blocking(run_sync(settings, write(tmp_path / "b.ndjson", items))).sent == 100
+    res = run_blocking(run_sync(settings, write(tmp_path / "b.ndjson", items[29:])))
+    assert res.reconcile["guarded"] == [] and res.reconcile["removed"] == 29
+    assert len([r for r in held(st) if r.startswith(f"{H}:R034")]) == 71

@@ -117,7 +117,8 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         gone = sorted(server - current)
         if not gone:
             return
-        if len(gone) > max_fraction * len(server) and not force:
+        # a hair over the product: 0.29 * 100 is 28.999999999999996, which held back exactly 29 of 100
+        if len(gone) > max_fraction * len(server) + 1e-9 and not force:
             res.guarded.append({"hospcode": hcode, "day": day, "would_remove": len(gone), "held": len(server)})
             log.warning("%s %s: ไม่ลบ %d จาก %d รายการ (เกินสัดส่วนที่กำหนด ใช้ --force) / not removing %d of "
                         "%d refs (over the limit; use --force)", hcode, day, len(gone), len(server),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -1009,3 +1010,207 @@ def apply_in_key_lists(url: str) -> None:
         assert box.counts()[items[0]["hospcode"]][ob.SENT] == 1203 - 12 - 1  # 12 refused, keys[1] claimed again
     finally:
         box.close()
+
+
+# ---- edge cases: answers PHR might give that the sandbox does not by itself ---------------------
+
+Asgi = Callable[[dict[str, Any], Any, Any], Any]
+
+
+@contextlib.contextmanager
+def sandbox_with(tmp_path: Path, answer: Callable[[dict[str, Any]], tuple[int, bytes, list[tuple[bytes, bytes]]] | None],
+                 **cfg_kw: Any) -> Iterator[tuple[SandboxThread, str]]:
+    """A sandbox whose requests go through ``answer(scope)`` first: (status, body, headers) replaces the
+    sandbox's own answer, None lets it answer. Yields the server and the password hash of user u10699."""
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        **{"agent_status_interval": 0, **cfg_kw})
+    st = SandboxThread(cfg)
+    inner: Asgi = st.server.config.app
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        got = answer(scope) if scope["type"] == "http" else None
+        if got is None:
+            await inner(scope, receive, send)
+            return
+        code, body, headers = got
+        await send({"type": "http.response.start", "status": code,
+                    "headers": [(b"content-length", str(len(body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": body})
+
+    st.server.config.app = app
+    st.start()
+    try:
+        yield st, st.add_user("u10699", H, "pw-10699")
+    finally:
+        st.stop()
+
+
+@pytest.mark.parametrize("body", [b"<html>proxy error</html>", b"[1, 2]",
+                                  b'{"result": null, "MessageCode": 500, "Message": "db down"}',
+                                  b'{"result": {"x": 1}, "MessageCode": 200, "Message": "OK"}'])
+def test_reconcile_takes_a_malformed_organization_summary_as_an_error(tmp_path: Path, body: bytes) -> None:
+    """OrganizationSummary answering 200 with something that is not a list of refs: the run does not crash (it
+    did, with an ExceptionGroup, on non-JSON or a JSON array) and does not take it for "PHR holds nothing" (it
+    sent the whole day again, three rounds, and marked rows the build dropped as removed without removing them):
+    the day is an error and nothing about it changes."""
+    def answer(scope: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        if scope["path"] == "/api/OrganizationSummary":
+            return 200, body, [(b"content-type", b"application/json")]
+        return None
+
+    items = [item(3000 + i, day="2025-10-01") for i in range(3)]
+    with sandbox_with(tmp_path, answer) as (st, pw):
+        creds = Credentials("u10699", pw)
+        res = sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, creds, tmp_path / "s.sqlite")
+        assert res.sent == 3 and res.reconcile["resend"] == 0 and res.reconcile["days"] == 0
+        assert any("unexpected answer" in e for e in res.reconcile["errors"])
+        res = sync_payloads(write(tmp_path / "b.ndjson", items[1:]), st.base_url, creds, tmp_path / "s.sqlite",
+                            remove=True, full_check=True)
+        assert res.sent == 0 and res.reconcile["removed"] == 0
+        assert res.outbox[H][ob.SENT] == 3 and res.outbox[H][ob.REMOVED] == 0
+        assert len(held(st)) == 3
+
+
+def test_token_renewal_reads_the_life_left_on_the_issuers_clock() -> None:
+    """This computer's clock 2 h ahead of the issuer's (e.g. a hardware clock in local time read as UTC): a 1-hour
+    token looked expired on arrival and every request logged in again. Its life is now exp - iat, renewed 15
+    minutes before that ends by this computer's clock."""
+    issuer = [1_000_000.0]
+    agent_clock = [issuer[0] + 7200]
+    logins: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+        tok = f"{enc({'alg': 'HS256'})}.{enc({'iat': issuer[0], 'exp': issuer[0] + 3600})}.s{len(logins)}"
+        logins.append(tok)
+        return httpx.Response(200, text=tok)
+
+    async def go() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+            tp = TokenProvider(c, "http://x/token", lambda h: Credentials("u", "H"), clock=lambda: agent_clock[0])
+            for _ in range(5):
+                await tp.bearer(H, "UpdatePHRv1")
+            assert len(logins) == 1
+            issuer[0] += 3600 - 15 * 60 - 1
+            agent_clock[0] += 3600 - 15 * 60 - 1  # still more than 15 minutes left
+            await tp.bearer(H, "UpdatePHRv1")
+            assert len(logins) == 1
+            issuer[0] += 2
+            agent_clock[0] += 2
+            assert await tp.bearer(H, "UpdatePHRv1") == f"Bearer {logins[1]}"
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("skew", [2 * 3600, -2 * 3600])
+def test_another_computer_is_seen_whatever_this_computers_clock_says(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, skew: float) -> None:
+    """GetAgentComputerName's last_update is on PHR's clock: its age is taken against the answer's RequestTime.
+    Against this computer's clock, 2 h fast made a fresh heartbeat of another computer look stale (both sent for
+    the facility); 2 h slow made one 20 minutes old look fresh (the facility blocked for hours)."""
+    import phrsync.delivery.sender as sender_mod
+
+    class Skewed:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def time(self) -> float:
+            return time.time() + skew
+
+    with sandbox_with(tmp_path, lambda scope: None) as (st, pw):
+        c = httpx.Client(base_url=st.base_url)
+        tok = c.post("/token", params={"Action": "get_moph_access_token"},
+                     content=json.dumps({"user": "u10699", "password_hash": pw, "hospital_code": H})).text.strip()
+        r = c.post("/api/UpdateAgentStatus", headers={"Authorization": f"Bearer {tok}"},
+                   json={"hospital_code": H, "agent_status": "processing", "agent_computer_name": "other-pc"})
+        assert r.status_code == 200, r.text
+        monkeypatch.setattr(sender_mod, "time", Skewed())
+        its = [item(3100)]
+        res = sync_payloads(write(tmp_path / "b.ndjson", its), st.base_url, Credentials("u10699", pw),
+                            tmp_path / "s.sqlite")
+        assert res.exit_code == EXIT_LOCKED and res.skip_kind == {H: "other_agent"} and not held(st)
+        st.sandbox.store.write(lambda conn: conn.execute(  # the other computer's last word: 20 minutes ago
+            store.agent_status.update().values(last_update=time.time() - 20 * 60)))
+        res = sync_payloads(tmp_path / "b.ndjson", st.base_url, Credentials("u10699", pw), tmp_path / "s.sqlite")
+        assert res.exit_code == 0 and res.sent == 1
+
+
+def test_the_runs_outcome_reaches_update_agent_status_under_the_5_second_rule(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """PHR refuses status calls closer than 5 s. The outcome of a run shorter than that ("idle" or, after a
+    failure, mode=Error) was dropped, so PHR showed "starting" for good and never saw the error. A run now reports
+    progress only ``status_interval`` after it began, so a short run reports once, at its end, without waiting;
+    an error refused (429) because an earlier run reported less than 5 s before waits once and goes."""
+    import phrsync.delivery.sender as sender_mod
+
+    monkeypatch.setattr(sender_mod, "STATUS_MIN_GAP", 5.0)
+    down = [False]
+
+    def answer(scope: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        return (503, b"<html>busy</html>", []) if down[0] and scope["path"] == "/api/UpdatePHRv1" else None
+
+    with sandbox_with(tmp_path, answer, agent_status_interval=5) as (st, pw):
+        def agent_row() -> dict[str, Any]:
+            return dict(st.sandbox.store.read(lambda c: c.execute(select(store.agent_status)).mappings().one()))
+
+        creds = Credentials("u10699", pw)
+        res = sync_payloads(write(tmp_path / "b.ndjson", [item(3200 + i) for i in range(3)]), st.base_url, creds,
+                            tmp_path / "s.sqlite")
+        assert res.exit_code == 0 and "429" not in res.status_codes and res.seconds < 4  # no 5 s wait
+        assert agent_row()["status"].startswith("idle") and not agent_row()["last_error"]
+        down[0] = True
+        res = sync_payloads(write(tmp_path / "b.ndjson", [item(3210)]), st.base_url, creds, tmp_path / "s.sqlite",
+                            max_attempts=2, backoff_base=0.01)
+        assert res.exit_code == EXIT_UNDELIVERED and res.failed == 1
+        assert agent_row()["last_error"] == "error: 1 payloads failed"
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    """429 Retry-After as an HTTP-date (RFC 9110 allows either form) was read as unreadable: 1 s."""
+    import email.utils
+
+    from phrsync.delivery.sender import _retry_after
+
+    def ra(value: str) -> float:
+        return _retry_after(httpx.Response(429, headers={"Retry-After": value}))
+
+    assert ra("7") == 7 and ra("86400") == 300 and ra("-3") == 0 and ra("soon") == 1 and ra("nan") == 1
+    assert 115 <= ra(email.utils.formatdate(time.time() + 120, usegmt=True)) <= 120
+    assert ra(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0
+    assert _retry_after(httpx.Response(429)) == 1
+
+
+def test_a_duplicate_key_is_named_with_its_file_and_line(tmp_path: Path) -> None:
+    """A build file with one key twice: the error names the file and the line of the second one (it gave the
+    key alone), whether the lines are as ``phrsync build`` writes them or not; nothing is sent."""
+    items = [item(3300 + i, day=f"2025-11-0{1 + i % 3}") for i in range(8)]
+    for name, data in (("plain", b"".join(orjson.dumps(i) + b"\n" for i in [*items[:5], items[1], *items[5:]])),
+                       ("built", built_lines([*items[:5], items[1], *items[5:]]))):
+        nd = tmp_path / f"{name}.ndjson"
+        nd.write_bytes(data)
+        box = ob.Outbox(f"sqlite:///{tmp_path / f'{name}.sqlite'}")
+        try:
+            with pytest.raises(ValueError, match=rf"line 6 of {nd}: .*duplicate key in build file: {items[1]['key']}"):
+                box.load_file(nd)
+        finally:
+            box.close()
+    r = CliRunner().invoke(cli, ["sync", "-i", str(tmp_path / "plain.ndjson"), "--target", "sandbox"],
+                           env={"PHRSYNC_STATE_URL": f"sqlite:///{tmp_path / 'cli.sqlite'}"})
+    assert r.exit_code == 2 and "line 6 of" in r.output, r.output
+
+
+def test_removal_guard_allows_exactly_the_fraction(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    """remove_max_fraction = 0.29 and the HIS deleted 29 of a day's 100: allowed ("never more than"), but
+    0.29 * 100 is 28.999999999999996 in floating point and the guard held them back."""
+    from phrsync.delivery.agent import run_blocking, run_sync
+    from phrsync.delivery.config import DeliverySettings, Target
+
+    st, pw_hash = sbx
+    items = [item(3400 + i, day="2025-11-20") for i in range(100)]
+    settings = DeliverySettings(target=Target("t", st.base_url, rate_per_minute=0, backoff_base=0.01),
+                                state_url=f"sqlite:///{tmp_path / 's.sqlite'}",
+                                default_credentials=Credentials("u10699", pw_hash), remove_max_fraction=0.29)
+    assert run_blocking(run_sync(settings, write(tmp_path / "b.ndjson", items))).sent == 100
+    res = run_blocking(run_sync(settings, write(tmp_path / "b.ndjson", items[29:])))
+    assert res.reconcile["guarded"] == [] and res.reconcile["removed"] == 29
+    assert len([r for r in held(st) if r.startswith(f"{H}:R034")]) == 71

@@ -182,11 +182,12 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             res.reconcile = rec.as_dict()
             res.skipped, res.skip_kind = dict(snd.skipped), dict(snd.skip_kind)
             res.down = snd.down
-            for h in snd.checked_facilities():
-                if snd.down or c.failed:
-                    await snd.agent_status(h, f"error: {snd.down or f'{c.failed} payloads failed'}", error=True)
-                else:
-                    await snd.agent_status(h, f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}")
+            if snd.down or c.failed:
+                text, error = f"error: {snd.down or f'{c.failed} payloads failed'}", True
+            else:
+                text, error = f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}", False
+            await asyncio.gather(*(snd.agent_status(h, text, error=error, final=True)
+                                   for h in snd.checked_facilities()))
         res.outbox = _counts(box, facility)
         res.exit_code = _exit_code(res)
         res.seconds = time.perf_counter() - t0

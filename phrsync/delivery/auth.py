@@ -49,6 +49,11 @@ class TokenScopeError(AuthError):
 
 def jwt_exp(token: str) -> float | None:
     """The ``exp`` claim of a JWT (not verified: only the issuer can, and PHR does)."""
+    return jwt_time(token, "exp")
+
+
+def jwt_time(token: str, claim: str) -> float | None:
+    """A numeric time claim (``exp``, ``iat``) of a JWT, unverified."""
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -56,8 +61,8 @@ def jwt_exp(token: str) -> float | None:
         claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, int | float) else None
+    t = claims.get(claim) if isinstance(claims, dict) else None
+    return float(t) if isinstance(t, int | float) else None
 
 
 def _missing_account(hcode: str, user: str) -> str:
@@ -137,11 +142,15 @@ class TokenProvider:
             msg = f"เข้าระบบไม่สำเร็จ / login refused (HTTP {r.status_code})"
             self._refused[hcode] = msg  # never retry a refused login: the account would be locked
             raise AuthError(hcode, msg)
-        exp = jwt_exp(text)
+        exp, iat = jwt_exp(text), jwt_time(text, "iat")
         now = self.clock()
-        renew_at = exp - RENEW_BEFORE if exp else now + NO_EXP_LIFETIME
+        # the life left is read on the issuer's clock (exp - iat) when the token says when it was issued: with
+        # exp against this computer's clock, one some hours fast took every token for expired and logged in
+        # again before every request (and one slow kept tokens past their end)
+        left = (exp - iat if iat is not None and iat < exp else exp - now) if exp else None
+        renew_at = now + left - RENEW_BEFORE if left is not None else now + NO_EXP_LIFETIME
         if renew_at <= now:  # a short-lived token: use it for at most half its remaining life
-            renew_at = now + max(0.0, ((exp or now) - now) / 2)
+            renew_at = now + max(0.0, (left or 0.0) / 2)
         self._tokens[hcode] = (text, renew_at)
         log.info("%s: เข้าระบบสำเร็จ ต่ออายุโทเค็นใน %.0f วินาที / logged in, token renewed in %.0f s", hcode,
                  renew_at - now, renew_at - now)

@@ -327,6 +327,7 @@ def _parsed_line(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, An
             raise ValueError("missing key/endpoint/hospcode/payload")
     except (orjson.JSONDecodeError, ValueError, TypeError) as e:
         raise ValueError(f"บรรทัด {n} ของ {path} ไม่ถูกต้อง / line {n} of {path} is invalid: {e}") from None
+    item["line"] = n  # for a later complaint about it (a duplicate key)
     yield item
 
 
@@ -570,8 +571,9 @@ class Outbox:
             if facility and item["hospcode"] != facility:
                 continue
             key = item["key"]
-            if key in seen:
-                raise ValueError(f"คีย์ซ้ำในไฟล์ / duplicate key in build file: {key}")
+            if key in seen:  # named with its file and line, like a malformed line (the key alone left one to grep)
+                where = f"บรรทัด {item['line']} ของ {path} / line {item['line']} of {path}: " if item.get("line") else ""
+                raise ValueError(f"{where}คีย์ซ้ำในไฟล์ / duplicate key in build file: {key}")
             seen.add(key)
             batch.append(item)
             if len(batch) >= chunk:

@@ -16,7 +16,8 @@ from typing import Any
 
 from phrsync.delivery import outbox as ob
 from phrsync.delivery.auth import AuthError
-from phrsync.delivery.sender import GaveUp, Sender, TargetDown
+from phrsync.delivery.sender import GaveUp, Reply, Sender, TargetDown
+from phrsync.pdpa import mask_text
 
 log = logging.getLogger("phrsync.delivery")
 CONFIRM_BATCH = 20000  # confirmations written per transaction
@@ -41,6 +42,22 @@ class ReconcileResult:
 def _full_ref(hcode: str, ref: str) -> str:
     """PHR stores ``HCODE:<ref>``; a ref already starting with the facility code is kept as it is (§7.3)."""
     return ref if ref.startswith(f"{hcode}:") else f"{hcode}:{ref}"
+
+
+def _held_refs(r: Reply) -> list[Any] | None:
+    """The refs of an OrganizationSummary answer, or None when it is not one: not JSON, an error envelope
+    (``MessageCode`` other than 200) or a ``result`` that is not a list. Read as "PHR holds nothing", such an
+    answer sent the whole day again and marked rows the build dropped as removed without removing them."""
+    try:
+        data = r.json()
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or str(data.get("MessageCode", 200)) != "200":
+        return None
+    held = data.get("result")
+    if held is None:
+        return []  # an empty day
+    return held if isinstance(held, list) else None
 
 
 async def reconcile(sender: Sender, facilities: list[str], since: str | None = None, remove: bool = True,
@@ -70,8 +87,12 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         if r.status_code != 200:
             res.errors.append(f"{hcode} {day}: HTTP {r.status_code}")
             return
-        held = r.json().get("result") or []
-        server = {str(x) for x in held} if isinstance(held, list) else set()
+        held = _held_refs(r)
+        if held is None:  # not a list PHR holds: nothing about the day is known, so nothing is changed
+            res.errors.append(f"{hcode} {day}: OrganizationSummary ตอบผิดรูปแบบ / unexpected answer: "
+                              f"{mask_text(r.text[:120])}")
+            return
+        server = {str(x) for x in held}
         res.days += 1
         resend, gone_rows, current = [], [], set()
         for key, ref, status, missing_load in rows:
@@ -96,7 +117,8 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         gone = sorted(server - current)
         if not gone:
             return
-        if len(gone) > max_fraction * len(server) and not force:
+        # a hair over the product: 0.29 * 100 is 28.999999999999996, which held back exactly 29 of 100
+        if len(gone) > max_fraction * len(server) + 1e-9 and not force:
             res.guarded.append({"hospcode": hcode, "day": day, "would_remove": len(gone), "held": len(server)})
             log.warning("%s %s: ไม่ลบ %d จาก %d รายการ (เกินสัดส่วนที่กำหนด ใช้ --force) / not removing %d of "
                         "%d refs (over the limit; use --force)", hcode, day, len(gone), len(server),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import logging
 import random
 import ssl
@@ -37,6 +38,7 @@ T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]  # (done, total)
 Reply = httpx.Response | Answer  # an answer from an httpx client or from a lane: the same surface
 AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
+STATUS_MIN_GAP = 5.0  # PHR refuses UpdateAgentStatus (status or error) sooner than this after the last one
 FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
 
 
@@ -165,7 +167,8 @@ class Sender:
         self._timer: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
         self._checked: dict[str, asyncio.Future[bool]] = {}
-        self._last_status: dict[str, float] = {}
+        self._last_status: dict[str, float] = {}  # when a status last went to PHR, per facility (its 5 s rule)
+        self._next_status: dict[str, float] = {}  # when the next progress report is due, per facility
         self.client: httpx.AsyncClient | None = None
         self.lanes: list[httpx.AsyncClient | Lane] = []
         self.tokens: TokenProvider | None = None
@@ -407,12 +410,15 @@ class Sender:
         res = _result(r)
         if isinstance(res, dict):
             other = str(res.get("agent_computer_name") or "")
-            age = _age_seconds(res.get("last_update"))
+            age = _age_seconds(res.get("last_update"), _request_time(r))
             if other and other != self.s.computer_name and age is not None and age < AGENT_STALE_SECONDS:
                 self.skip(hcode, "other_agent", f"เครื่อง {other} กำลังส่งข้อมูลของหน่วยบริการนี้ / computer "
                           f"{other} is already sending for this facility ({age:.0f} s ago)")
                 return False
-        await self.agent_status(hcode, "starting", force=True)
+        # The first progress report comes ``status_interval`` after this check, not now: a short run then reports
+        # once, its outcome, at its end — a "starting" report now would hold that outcome back for PHR's 5 s.
+        # (Another computer starting within that interval does not see this one yet: the guard is not atomic.)
+        self._next_status[hcode] = time.monotonic() + max(STATUS_MIN_GAP, self.t.status_interval)
         return True
 
     def checked_facilities(self) -> list[str]:
@@ -426,20 +432,29 @@ class Sender:
             self.skip_kind[hcode] = kind
             log.error("ข้ามหน่วยบริการ / skipping facility %s: %s", hcode, self.skipped[hcode])
 
-    async def agent_status(self, hcode: str, text: str, force: bool = False, error: bool = False) -> None:
-        """UpdateAgentStatus, never more often than ``status_interval`` (PHR refuses < 5 s); failures ignored."""
+    async def agent_status(self, hcode: str, text: str, error: bool = False, final: bool = False) -> None:
+        """UpdateAgentStatus; failures ignored. Progress goes at most every ``status_interval``; ``final`` (the
+        run's outcome: idle, or mode=Error) always goes, waiting out PHR's 5 s after the previous report when
+        it must rather than being dropped (PHR showed a run "starting" for good and never saw its errors)."""
         now = time.monotonic()
+        if self.token_only(hcode) or (not final and now < self._next_status.get(hcode, 0.0)):
+            return  # (the 1-year token cannot call UpdateAgentStatus)
         last = self._last_status.get(hcode)
-        if last is not None and now - last < max(5.0, self.t.status_interval if not force else 5.0):
-            return
-        self._last_status[hcode] = now
+        if last is not None and now - last < STATUS_MIN_GAP:
+            if not final:
+                return
+            await asyncio.sleep(STATUS_MIN_GAP - (now - last))
+        self._last_status[hcode] = time.monotonic()
+        self._next_status[hcode] = self._last_status[hcode] + max(STATUS_MIN_GAP, self.t.status_interval)
         body = {"hospital_code": hcode, "agent_status": text[:200]}
         if not error:
             body.update(agent_computer_name=self.s.computer_name, agent_version=self.s.agent_version,
                         most_client_version=self.s.agent_version)
         with contextlib.suppress(AuthError, GaveUp, TargetDown):
+            # An error outcome refused with 429 (an earlier run reported less than 5 s ago: this run cannot know)
+            # waits once and goes; an "idle" one is dropped then — that earlier report is seconds old.
             await self.call("POST", "UpdateAgentStatus", hcode, body=orjson.dumps(body),
-                            params={"mode": "Error"} if error else None, max_attempts=2, wait_429=False)
+                            params={"mode": "Error"} if error else None, max_attempts=2, wait_429=final and error)
 
     # ---- the outbox run --------------------------------------------------------------------
     async def send_outbox(self, facility: str | None = None,
@@ -549,10 +564,17 @@ class Sender:
 
 
 def _retry_after(r: Reply) -> float:
+    """Retry-After in seconds, capped at 300: delay-seconds or an HTTP-date (RFC 9110; the date form was taken
+    for unreadable, 1 s, and retried long before the server asked); 1 s when absent or unreadable."""
+    value = r.headers.get("Retry-After", "1")
     try:
-        return max(0.0, min(300.0, float(r.headers.get("Retry-After", "1"))))
+        secs = float(value)
     except ValueError:
-        return 1.0
+        try:
+            secs = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 1.0
+    return max(0.0, min(300.0, secs)) if secs == secs else 1.0  # NaN: unreadable
 
 
 def _result(r: Reply) -> Any:
@@ -583,7 +605,23 @@ def _message_code(r: Reply) -> int | None:
     return int(mc) if isinstance(mc, int | float) else None
 
 
-def _age_seconds(iso: Any) -> float | None:
+def _request_time(r: Reply) -> float | None:
+    """The envelope's ``RequestTime``: PHR's clock, the one its ``last_update`` values are on."""
+    try:
+        data = r.json()
+    except ValueError:
+        return None
+    return _timestamp(data.get("RequestTime")) if isinstance(data, dict) else None
+
+
+def _age_seconds(iso: Any, now: float | None = None) -> float | None:
+    """How long ago ``iso`` was, against ``now`` (PHR's clock when it said) rather than this computer's: with a
+    clock hours fast another agent's fresh heartbeat looked stale (both agents sent), hours slow it blocked."""
+    t = _timestamp(iso)
+    return None if t is None else (time.time() if now is None else now) - t
+
+
+def _timestamp(iso: Any) -> float | None:
     import datetime as dt
 
     if not isinstance(iso, str) or not iso:
@@ -594,4 +632,4 @@ def _age_seconds(iso: Any) -> float | None:
         return None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone(dt.timedelta(hours=7)))
-    return time.time() - t.timestamp()
+    return t.timestamp()

@@ -640,7 +640,7 @@ def test_a_facility_with_only_the_one_year_token_sends_its_encounters(tmp_path: 
         res = sync_payloads(nd, st.base_url, Credentials(facility_token=token), tmp_path / "s.sqlite")
         assert held(st) == {f"{H}:R{870 + i:05d}" for i in range(3)}
         assert (res.sent, res.failed, res.skipped, res.exit_code) == (3, 1, {}, EXIT_UNDELIVERED)
-        assert any("1-year token" in e for e in res.reconcile["errors"])
+        assert any("1-year token" in e for e in res.reconcile["notes"]) and not res.reconcile["errors"]
         box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
         try:
             row = box.row(register["key"])
@@ -1064,11 +1064,56 @@ def test_reconcile_takes_a_malformed_organization_summary_as_an_error(tmp_path: 
         res = sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, creds, tmp_path / "s.sqlite")
         assert res.sent == 3 and res.reconcile["resend"] == 0 and res.reconcile["days"] == 0
         assert any("unexpected answer" in e for e in res.reconcile["errors"])
+        assert res.exit_code == EXIT_UNDELIVERED  # not known to be delivered: run again
         res = sync_payloads(write(tmp_path / "b.ndjson", items[1:]), st.base_url, creds, tmp_path / "s.sqlite",
                             remove=True, full_check=True)
         assert res.sent == 0 and res.reconcile["removed"] == 0
         assert res.outbox[H][ob.SENT] == 3 and res.outbox[H][ob.REMOVED] == 0
         assert len(held(st)) == 3
+
+
+def test_remove_encounter_refused_in_its_envelope_is_an_error(tmp_path: Path) -> None:
+    """RemoveEncounter answering 200 with an error envelope did not remove anything, but the row was marked removed
+    and counted; it is now a reconcile error (exit 3) and the row stays as it was, to be removed next time."""
+    def answer(scope: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        if scope["path"] == "/api/RemoveEncounter":
+            return 200, b'{"result": null, "MessageCode": 500, "Message": "busy"}', [(b"content-type", b"application/json")]
+        return None
+
+    items = [item(3400 + i, day="2025-10-02") for i in range(10)]
+    with sandbox_with(tmp_path, answer) as (st, pw):
+        creds = Credentials("u10699", pw)
+        assert sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, creds, tmp_path / "s.sqlite").exit_code == 0
+        res = sync_payloads(write(tmp_path / "b.ndjson", items[1:]), st.base_url, creds, tmp_path / "s.sqlite",
+                            remove=True)
+        assert (res.reconcile["removed"], res.exit_code) == (0, EXIT_UNDELIVERED)
+        assert any("RemoveEncounter" in e and "busy" in e for e in res.reconcile["errors"])
+        assert res.outbox[H][ob.REMOVED] == 0 and len(held(st)) == 10
+
+
+def test_each_facility_reports_its_own_outcome(tmp_path: Path) -> None:
+    """A payload that failed for one facility made every facility of the run report mode=Error to PHR; each now
+    reports its own outcome."""
+    other = "10700"
+
+    def answer(scope: dict[str, Any]) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        if scope["path"] != "/api/UpdatePHRv1":
+            return None
+        bearer = dict(scope["headers"]).get(b"authorization", b"").decode().removeprefix("Bearer ")
+        claims = bearer.split(".")[1] if bearer.count(".") == 2 else ""
+        facility = base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)).decode() if claims else ""
+        return (503, b"busy", []) if other in facility else None  # the other facility's uploads all fail
+
+    with sandbox_with(tmp_path, answer) as (st, pw):
+        creds = {H: Credentials("u10699", pw), other: Credentials("u10700", st.add_user("u10700", other, "pw-10700"))}
+        items = [item(3500, day="2025-10-03"), item(3501, day="2025-10-03", hcode=other)]
+        res = sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, creds, tmp_path / "s.sqlite",
+                            max_attempts=2, backoff_base=0.01)
+        assert res.failed == 1 and res.sent == 1
+        rows = {r["hospital_code"]: dict(r) for r in st.sandbox.store.read(
+            lambda c: c.execute(select(store.agent_status)).mappings().all())}
+        assert rows[other]["last_error"] == "error: 1 payloads failed"
+        assert not rows[H]["last_error"] and rows[H]["status"].startswith("idle")
 
 
 def test_token_renewal_reads_the_life_left_on_the_issuers_clock() -> None:

@@ -115,8 +115,8 @@ def _exit_code(res: SyncResult) -> int:
         return EXIT_AUTH
     if "other_agent" in res.skip_kind.values():
         return EXIT_LOCKED
-    if res.down or res.remaining() or res.skipped:
-        return EXIT_UNDELIVERED
+    if res.down or res.remaining() or res.skipped or res.reconcile.get("errors"):
+        return EXIT_UNDELIVERED  # (a day PHR could not be asked about is not known to be delivered)
     if any(c.get(ob.REFUSED, 0) for c in res.outbox.values()):
         return EXIT_REFUSED
     return EXIT_OK
@@ -170,6 +170,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     rec.removed += r.removed
                     rec.guarded += r.guarded
                     rec.errors += r.errors
+                    rec.notes += r.notes
                     if rnd == 0 and full and not r.errors and not snd.down and not facility and not since:
                         box.set_meta(FULL_CHECK_META, str(time.time()))
                     if not r.resend or snd.down:
@@ -182,12 +183,16 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             res.reconcile = rec.as_dict()
             res.skipped, res.skip_kind = dict(snd.skipped), dict(snd.skip_kind)
             res.down = snd.down
-            if snd.down or c.failed:
-                text, error = f"error: {snd.down or f'{c.failed} payloads failed'}", True
-            else:
-                text, error = f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}", False
-            await asyncio.gather(*(snd.agent_status(h, text, error=error, final=True)
-                                   for h in snd.checked_facilities()))
+            async def report(h: str) -> None:  # each facility's own outcome: a failure elsewhere is not its error
+                failed = c.failed_by.get(h, 0)
+                if snd.down or failed:
+                    await snd.agent_status(h, f"error: {snd.down or f'{failed} payloads failed'}", error=True,
+                                           final=True)
+                else:
+                    await snd.agent_status(h, f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}",
+                                           final=True)
+
+            await asyncio.gather(*(report(h) for h in snd.checked_facilities()))
         res.outbox = _counts(box, facility)
         res.exit_code = _exit_code(res)
         res.seconds = time.perf_counter() - t0

@@ -32,16 +32,26 @@ class ReconcileResult:
     resend: int = 0  # acknowledged earlier but missing on PHR: pending again
     removed: int = 0
     guarded: list[dict[str, Any]] = field(default_factory=list)  # days whose removals were held back
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # days PHR could not be asked about (the run exits 3)
+    notes: list[str] = field(default_factory=list)  # facilities not reconciled by design (only the 1-year token)
 
     def as_dict(self) -> dict[str, Any]:
         return {"days": self.days, "full": self.full, "confirmed": self.confirmed, "resend": self.resend, "removed": self.removed,
-                "guarded": self.guarded, "errors": self.errors}
+                "guarded": self.guarded, "errors": self.errors, "notes": self.notes}
 
 
 def _full_ref(hcode: str, ref: str) -> str:
     """PHR stores ``HCODE:<ref>``; a ref already starting with the facility code is kept as it is (§7.3)."""
     return ref if ref.startswith(f"{hcode}:") else f"{hcode}:{ref}"
+
+
+def _accepted(r: Reply) -> bool:
+    """A 200 whose envelope does not say otherwise (``MessageCode`` 200 or none)."""
+    try:
+        data = r.json()
+    except ValueError:
+        return False
+    return r.status_code == 200 and isinstance(data, dict) and str(data.get("MessageCode", 200)) == "200"
 
 
 def _held_refs(r: Reply) -> list[Any] | None:
@@ -81,6 +91,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
             res.confirmed += await sender.db(box.set_status, keys, ob.CONFIRMED)
 
     async def check_day(hcode: str, day: str, in_window: bool) -> None:
+        await sender.agent_status(hcode, f"reconciling / ตรวจกับ PHR: {day}")  # a long full check stays visible
         rows = await sender.db(box.day_rows, hcode, day)
         r = await sender.call("GET", "OrganizationSummary", hcode,
                               params={"data": "encounter_ref_code", "date": day, "hospital_code": hcode})
@@ -129,12 +140,12 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         for ref in gone:
             rr = await sender.call("GET", "RemoveEncounter", hcode,
                                    params={"hospital_code": hcode, "encounter_ref_code": ref})
-            if rr.status_code == 200:
+            if _accepted(rr):  # (result 0 = PHR did not hold it: gone all the same)
                 res.removed += 1
                 if ref in by_ref:
                     removed_keys.append(by_ref[ref])
             else:
-                res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}")
+                res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}: {mask_text(rr.text[:120])}")
         await sender.db(box.set_status, removed_keys, ob.REMOVED)
 
     # a few days at once: each question is one round trip to PHR, and a full check asks about every day
@@ -148,7 +159,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         if hcode in sender.skipped or not await sender.facility_ok(hcode):
             continue
         if sender.token_only(hcode):
-            res.errors.append(f"{hcode}: ไม่ได้ตรวจกับ PHR: โทเค็น 1 ปีเรียก OrganizationSummary ไม่ได้ (ต้องมีบัญชี Account "
+            res.notes.append(f"{hcode}: ไม่ได้ตรวจกับ PHR: โทเค็น 1 ปีเรียก OrganizationSummary ไม่ได้ (ต้องมีบัญชี Account "
                               f"Center) / not reconciled: the 1-year token cannot call OrganizationSummary (it needs an "
                               f"Account Center account)")
             continue

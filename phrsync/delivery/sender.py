@@ -58,6 +58,7 @@ class Counters:
     confirmed: int = 0
     refused: int = 0
     failed: int = 0
+    failed_by: dict[str, int] = field(default_factory=dict)  # per facility: its own error report to PHR
     in_doubt: int = 0  # rows found "sending" at start (a crash or kill): sent again
     status_codes: dict[str, int] = field(default_factory=dict)
 
@@ -531,20 +532,24 @@ class Sender:
         except TokenScopeError as e:  # a register with only the 1-year token: kept to send once there is an account
             self.record(row.key, ob.FAILED, None, "needs JWT", mask_text(str(e)))
             c.failed += 1
+            c.failed_by[h] = c.failed_by.get(h, 0) + 1
             return
         except AuthError as e:
             self.skip(h, "error" if e.transient else "auth", str(e))
             self.record(row.key, ob.FAILED, None, "auth", mask_text(str(e)))
             c.failed += 1
+            c.failed_by[h] = c.failed_by.get(h, 0) + 1
             return
         except GaveUp as e:
             self.record(row.key, ob.FAILED, None, "transient", mask_text(str(e)))
             c.failed += 1
+            c.failed_by[h] = c.failed_by.get(h, 0) + 1
             return
         except TargetDown as e:
             self.down = str(e)
             self.record(row.key, ob.FAILED, None, "target down", str(e))
             c.failed += 1
+            c.failed_by[h] = c.failed_by.get(h, 0) + 1
             return
         code = r.status_code
         mc = _message_code(r)

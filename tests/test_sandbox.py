@@ -150,6 +150,21 @@ def test_missing_forged_and_expired_tokens_are_401(st: SandboxThread) -> None:
     assert refs(login(st, "99999"), "99999", "2025-01-15").count("99999:VNX") == 0
 
 
+def test_non_ascii_bearer_is_401_not_500(st: SandboxThread) -> None:
+    """A bearer whose claims segment holds non-ASCII bytes (e.g. Latin-1 in the header) crashed the signature
+    check with a UnicodeEncodeError: 500 and a traceback instead of 401 invalid token."""
+    with pytest.raises(jwt.TokenError):
+        jwt.decode("eyJhbGciOiJIUzI1NiJ9.\u00e9\u00e9.abc", b"s1", now=1_900_000_000)
+    url = st.base_url + "/api/OrganizationSummary"
+    q = {"data": "encounter_ref_code", "date": "2025-01-15"}
+    for bearer in (b"Bearer eyJhbGciOiJIUzI1NiJ9.\xe9\xe9.abc", b"Bearer \xe9.\xe9.\xe9"):
+        r = httpx.get(url, params=q, headers={"Authorization": bearer})
+        assert r.status_code == 401 and r.json()["Message"] == "invalid token"
+    r = httpx.post(st.base_url + "/api/UpdatePHRv1", json=update_payload("99999", make_cid(1), "VNA"),
+                   headers={"Authorization": b"Bearer eyJhbGciOiJIUzI1NiJ9.\xe9\xe9.abc"})
+    assert r.status_code == 401
+
+
 def test_token_expires_on_the_clock_and_501_option(tmp_path: Path) -> None:
     clk = FakeClock()
     cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, clock=clk, expired_status=501)

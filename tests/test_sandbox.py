@@ -396,6 +396,20 @@ def test_utility_endpoints(st: SandboxThread, c99: httpx.Client) -> None:
     assert "/api/UpdatePHRv1" in httpx.get(c99.base_url.join("/openapi.json")).json()["paths"]
 
 
+def test_organization_summary_refuses_days_that_do_not_exist(c99: httpx.Client) -> None:
+    """2025-13-01 or 2025-02-30 passed the shape check and answered 200 [] ('PHR holds nothing that day'),
+    hiding the calling agent's date bug; they are now 400 like any malformed date."""
+    for day in ("2025-13-01", "2025-02-30", "2025-00-10"):
+        r = c99.get("/api/OrganizationSummary", params={"data": "encounter_ref_code", "date": day})
+        assert r.status_code == 400 and r.json()["issues"][0]["path"] == "date", day
+    for month in ("2025-13", "2025-00"):
+        r = c99.get("/api/OrganizationSummary", params={"data": "month_summary", "month": month})
+        assert r.status_code == 400 and r.json()["issues"][0]["path"] == "month", month
+    assert c99.get("/api/OrganizationSummary", params={"data": "encounter_ref_code",
+                                                       "date": "2024-02-29"}).status_code == 200
+    assert c99.get("/api/OrganizationSummary", params={"data": "month_summary", "month": "2025-12"}).status_code == 200
+
+
 def test_dashboard_thai_regions_and_facilities(st: SandboxThread) -> None:
     h = "10699"  # โรงพยาบาลสมเด็จพระยุพราชสระแก้ว, Sa Kaeo = health region 6
     c = login(st, h)

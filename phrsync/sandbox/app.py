@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import datetime
 import inspect
 import logging
 import math
@@ -36,6 +37,20 @@ from phrsync.sandbox.settings import SandboxConfig
 log = logging.getLogger("phrsync.sandbox")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
+
+
+def _real_date(text: str | None, pattern: re.Pattern[str], suffix: str = "") -> bool:
+    """The shape and a day that exists: 2025-13-01 or 2025-02-30 would otherwise read as 'PHR holds
+    nothing that day', and an agent walking the calendar would resend (or never notice) its bug."""
+    if not text or not pattern.match(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text + suffix)
+    except ValueError:
+        return False
+    return True
+
+
 _JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 _JSON_ARRAY_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "string"}}]}}}}}
@@ -458,12 +473,14 @@ def build_api(sbx: Sandbox) -> FastAPI:
         p = _auth(request)
         hcode = auth.same_facility(p, hospital_code)
         if data == "encounter_ref_code":
-            if not date or not _DATE_RE.match(date):
-                raise Bad([issue("date", "format", "date ต้องเป็น yyyy-mm-dd", "date must be yyyy-mm-dd")])
+            if not _real_date(date, _DATE_RE):
+                raise Bad([issue("date", "format", "date ต้องเป็นวันที่ที่มีจริง แบบ yyyy-mm-dd",
+                                 "date must be a real day as yyyy-mm-dd")])
             res = await run_in_threadpool(sbx.store.read, lambda c: store.refs_for_day(c, hcode, date))
         elif data == "month_summary":
-            if not month or not _MONTH_RE.match(month):
-                raise Bad([issue("month", "format", "month ต้องเป็น yyyy-mm", "month must be yyyy-mm")])
+            if not _real_date(month, _MONTH_RE, "-01"):
+                raise Bad([issue("month", "format", "month ต้องเป็นเดือนที่มีจริง แบบ yyyy-mm",
+                                 "month must be a real month as yyyy-mm")])
             res = await run_in_threadpool(sbx.store.read, lambda c: store.month_counts(c, hcode, month))
         elif data == "patient_chronic_registry":
             cd = payloads.clean(cd_code) if cd_code else None

@@ -410,6 +410,15 @@ def test_organization_summary_refuses_days_that_do_not_exist(c99: httpx.Client) 
     assert c99.get("/api/OrganizationSummary", params={"data": "month_summary", "month": "2025-12"}).status_code == 200
 
 
+def test_unknown_path_and_wrong_method_answer_in_thai_too(c99: httpx.Client) -> None:
+    """404 and 405 came without MessageTH although every other error (and docs/sandbox.md) carries it."""
+    r = c99.get("/api/NoSuchThing")
+    assert r.status_code == 404 and r.json()["Message"] == "not found" and r.json()["MessageTH"]
+    r = c99.get("/api/UpdatePHRv1")
+    assert r.status_code == 405 and r.json()["MessageCode"] == 405 and r.json()["MessageTH"]
+    assert "POST" in r.headers["allow"]
+
+
 def test_dashboard_thai_regions_and_facilities(st: SandboxThread) -> None:
     h = "10699"  # โรงพยาบาลสมเด็จพระยุพราชสระแก้ว, Sa Kaeo = health region 6
     c = login(st, h)

@@ -173,8 +173,10 @@ def build_api(sbx: Sandbox) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        msg = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-        return error_response(request, ApiError(exc.status_code, msg, headers=dict(exc.headers or {})))
+        msg, msg_th = {404: ("not found", "ไม่พบเส้นทางนี้"),
+                       405: ("method not allowed", "ใช้ HTTP method นี้กับเส้นทางนี้ไม่ได้")}.get(
+            exc.status_code, (str(exc.detail), "คำขอไม่ถูกต้อง"))
+        return error_response(request, ApiError(exc.status_code, msg, msg_th, headers=dict(exc.headers or {})))
 
     @app.exception_handler(RequestValidationError)
     async def _reqval(request: Request, exc: RequestValidationError) -> Response:

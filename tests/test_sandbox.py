@@ -419,6 +419,18 @@ def test_unknown_path_and_wrong_method_answer_in_thai_too(c99: httpx.Client) -> 
     assert "POST" in r.headers["allow"]
 
 
+def test_bom_named_on_chronic_removal_and_utility_bodies(c99: httpx.Client) -> None:
+    """A BOM before the removal array or a utility object was reported as 'body is not valid JSON', unlike
+    the uploads, which name the BOM; the agent's developer was left looking for a JSON error that is not there."""
+    r = c99.post("/api/PatientChronicRegisterv1", params={"mode": "remove", "cd_code": "001"},
+                 content=b"\xef\xbb\xbf[]")
+    assert r.status_code == 400 and r.json()["issues"][0]["rule"] == "json_bom"
+    r = c99.post("/api/GetAgentComputerName", content=b'\xef\xbb\xbf{"hospital_code": "99999"}')
+    assert r.status_code == 400 and r.json()["issues"][0]["rule"] == "json_bom"
+    r = c99.post("/api/PatientChronicRegisterv1", params={"mode": "remove", "cd_code": "001"}, content=b"[")
+    assert r.status_code == 400 and r.json()["issues"][0]["rule"] == "json_syntax"
+
+
 def test_dashboard_thai_regions_and_facilities(st: SandboxThread) -> None:
     h = "10699"  # โรงพยาบาลสมเด็จพระยุพราชสระแก้ว, Sa Kaeo = health region 6
     c = login(st, h)

@@ -82,6 +82,18 @@ class _BuiltinValidator:
         return []
 
 
+def _loads(body: bytes) -> Any:
+    """JSON of a non-upload body (chronic removal list, utility objects); a leading BOM is named as such,
+    as the upload validator does, rather than reported as unreadable JSON."""
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise Bad([issue("$", "json_bom", "ข้อมูลขึ้นต้นด้วย BOM: ลบ BOM ออกและส่งเป็น UTF-8",
+                         "body starts with a byte-order mark (BOM): remove it and send UTF-8")])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise Bad([issue("$", "json_syntax", "รูปแบบ JSON ไม่ถูกต้อง", "body is not valid JSON")]) from e
+
+
 class RateLimiter:
     """Sliding one-minute window of uploads per facility (project default §7.2: 120/min)."""
 
@@ -376,10 +388,7 @@ def build_api(sbx: Sandbox) -> FastAPI:
             hcode = auth.same_facility(p, hospital_code)
             if not cd_code:
                 raise Bad([issue("cd_code", "required", "ต้องระบุ cd_code", "cd_code is required")])
-            try:
-                refs = orjson.loads(await _body(request))
-            except orjson.JSONDecodeError as e:
-                raise Bad([issue("$", "json_syntax", "รูปแบบ JSON ไม่ถูกต้อง", "body is not valid JSON")]) from e
+            refs = _loads(await _body(request))
             if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
                 raise Bad([issue("$", "type", "ต้องเป็นอาร์เรย์ของ chronic_ref_code",
                                  "body must be a JSON array of chronic_ref_code strings")])
@@ -503,10 +512,7 @@ def build_api(sbx: Sandbox) -> FastAPI:
 
     async def _json_obj(request: Request) -> dict[str, Any]:
         body = await _body(request)
-        try:
-            data = orjson.loads(body) if body.strip() else {}
-        except orjson.JSONDecodeError as e:
-            raise Bad([issue("$", "json_syntax", "รูปแบบ JSON ไม่ถูกต้อง", "body is not valid JSON")]) from e
+        data = _loads(body) if body.strip() else {}
         if not isinstance(data, dict):
             raise Bad([issue("$", "payload_object", "ข้อมูลต้องเป็นออบเจ็กต์ JSON", "payload must be a JSON object")])
         return data

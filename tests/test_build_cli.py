@@ -132,6 +132,15 @@ def test_validate_command(staging: Path, tmp_path: Path) -> None:
     assert cid(1) not in text
 
 
+def test_build_refuses_a_malformed_facility_code(staging: Path, tmp_path: Path) -> None:
+    """--facility 1066 (a digit short) selected nothing and the build reported only '0 encounters', with exit 0;
+    a code that cannot be a HOSPCODE is now a usage error that names it."""
+    code, text = _run(["build", "--staging", str(staging), "--out", str(tmp_path / "p.ndjson"),
+                       "--facility", "10699,1066", "--json"])
+    assert code == 2 and "1066" in text and "5" in text
+    assert not (tmp_path / "p.ndjson").exists()
+
+
 def test_build_missing_staging(tmp_path: Path) -> None:
     code, text = _run(["build", "--staging", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "p.ndjson")])
     assert code != 0 and "staging" in text

@@ -150,6 +150,21 @@ def test_missing_forged_and_expired_tokens_are_401(st: SandboxThread) -> None:
     assert refs(login(st, "99999"), "99999", "2025-01-15").count("99999:VNX") == 0
 
 
+def test_non_ascii_bearer_is_401_not_500(st: SandboxThread) -> None:
+    """A bearer whose claims segment holds non-ASCII bytes (e.g. Latin-1 in the header) crashed the signature
+    check with a UnicodeEncodeError: 500 and a traceback instead of 401 invalid token."""
+    with pytest.raises(jwt.TokenError):
+        jwt.decode("eyJhbGciOiJIUzI1NiJ9.\u00e9\u00e9.abc", b"s1", now=1_900_000_000)
+    url = st.base_url + "/api/OrganizationSummary"
+    q = {"data": "encounter_ref_code", "date": "2025-01-15"}
+    for bearer in (b"Bearer eyJhbGciOiJIUzI1NiJ9.\xe9\xe9.abc", b"Bearer \xe9.\xe9.\xe9"):
+        r = httpx.get(url, params=q, headers={"Authorization": bearer})
+        assert r.status_code == 401 and r.json()["Message"] == "invalid token"
+    r = httpx.post(st.base_url + "/api/UpdatePHRv1", json=update_payload("99999", make_cid(1), "VNA"),
+                   headers={"Authorization": b"Bearer eyJhbGciOiJIUzI1NiJ9.\xe9\xe9.abc"})
+    assert r.status_code == 401
+
+
 def test_token_expires_on_the_clock_and_501_option(tmp_path: Path) -> None:
     clk = FakeClock()
     cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, clock=clk, expired_status=501)
@@ -379,6 +394,41 @@ def test_utility_endpoints(st: SandboxThread, c99: httpx.Client) -> None:
     assert r.status_code == 404 and set(r.json()) >= ENVELOPE_KEYS
     assert c99.get("/api/UpdatePHRv1").status_code == 405
     assert "/api/UpdatePHRv1" in httpx.get(c99.base_url.join("/openapi.json")).json()["paths"]
+
+
+def test_organization_summary_refuses_days_that_do_not_exist(c99: httpx.Client) -> None:
+    """2025-13-01 or 2025-02-30 passed the shape check and answered 200 [] ('PHR holds nothing that day'),
+    hiding the calling agent's date bug; they are now 400 like any malformed date."""
+    for day in ("2025-13-01", "2025-02-30", "2025-00-10"):
+        r = c99.get("/api/OrganizationSummary", params={"data": "encounter_ref_code", "date": day})
+        assert r.status_code == 400 and r.json()["issues"][0]["path"] == "date", day
+    for month in ("2025-13", "2025-00"):
+        r = c99.get("/api/OrganizationSummary", params={"data": "month_summary", "month": month})
+        assert r.status_code == 400 and r.json()["issues"][0]["path"] == "month", month
+    assert c99.get("/api/OrganizationSummary", params={"data": "encounter_ref_code",
+                                                       "date": "2024-02-29"}).status_code == 200
+    assert c99.get("/api/OrganizationSummary", params={"data": "month_summary", "month": "2025-12"}).status_code == 200
+
+
+def test_unknown_path_and_wrong_method_answer_in_thai_too(c99: httpx.Client) -> None:
+    """404 and 405 came without MessageTH although every other error (and docs/sandbox.md) carries it."""
+    r = c99.get("/api/NoSuchThing")
+    assert r.status_code == 404 and r.json()["Message"] == "not found" and r.json()["MessageTH"]
+    r = c99.get("/api/UpdatePHRv1")
+    assert r.status_code == 405 and r.json()["MessageCode"] == 405 and r.json()["MessageTH"]
+    assert "POST" in r.headers["allow"]
+
+
+def test_bom_named_on_chronic_removal_and_utility_bodies(c99: httpx.Client) -> None:
+    """A BOM before the removal array or a utility object was reported as 'body is not valid JSON', unlike
+    the uploads, which name the BOM; the agent's developer was left looking for a JSON error that is not there."""
+    r = c99.post("/api/PatientChronicRegisterv1", params={"mode": "remove", "cd_code": "001"},
+                 content=b"\xef\xbb\xbf[]")
+    assert r.status_code == 400 and r.json()["issues"][0]["rule"] == "json_bom"
+    r = c99.post("/api/GetAgentComputerName", content=b'\xef\xbb\xbf{"hospital_code": "99999"}')
+    assert r.status_code == 400 and r.json()["issues"][0]["rule"] == "json_bom"
+    r = c99.post("/api/PatientChronicRegisterv1", params={"mode": "remove", "cd_code": "001"}, content=b"[")
+    assert r.status_code == 400 and r.json()["issues"][0]["rule"] == "json_syntax"
 
 
 def test_dashboard_thai_regions_and_facilities(st: SandboxThread) -> None:

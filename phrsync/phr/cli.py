@@ -78,6 +78,10 @@ def build_cmd(ctx: click.Context, facilities: tuple[str, ...], date_from: str | 
     if d_from and d_to and d_to < d_from:
         raise click.UsageError(bilingual("--to ต้องไม่ก่อน --from", "--to must not be before --from"))
     facs = tuple(sorted({f.strip() for v in facilities for f in v.split(",") if f.strip()}))
+    bad = [f for f in facs if not (len(f) == 5 and f.isdigit())]
+    if bad:  # a typo such as 1066 matched nothing and the build said only "0 encounters"
+        raise click.UsageError(bilingual(f"--facility ต้องเป็นรหัสหน่วยบริการ 5 หลัก (HOSPCODE): {', '.join(bad)}",
+                                         f"--facility must be a 5-digit facility code (HOSPCODE): {', '.join(bad)}"))
     sel = Selection(facs, d_from, d_to)
     path = Path(staging) if staging else cfg.staging
     if not path.exists():

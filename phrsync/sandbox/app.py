@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import datetime
 import inspect
 import logging
 import math
@@ -36,6 +37,20 @@ from phrsync.sandbox.settings import SandboxConfig
 log = logging.getLogger("phrsync.sandbox")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
+
+
+def _real_date(text: str | None, pattern: re.Pattern[str], suffix: str = "") -> bool:
+    """The shape and a day that exists: 2025-13-01 or 2025-02-30 would otherwise read as 'PHR holds
+    nothing that day', and an agent walking the calendar would resend (or never notice) its bug."""
+    if not text or not pattern.match(text):
+        return False
+    try:
+        datetime.date.fromisoformat(text + suffix)
+    except ValueError:
+        return False
+    return True
+
+
 _JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 _JSON_ARRAY_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "string"}}]}}}}}
@@ -65,6 +80,18 @@ class _BuiltinValidator:
     @staticmethod
     def validate(endpoint: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
         return []
+
+
+def _loads(body: bytes) -> Any:
+    """JSON of a non-upload body (chronic removal list, utility objects); a leading BOM is named as such,
+    as the upload validator does, rather than reported as unreadable JSON."""
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        raise Bad([issue("$", "json_bom", "ข้อมูลขึ้นต้นด้วย BOM: ลบ BOM ออกและส่งเป็น UTF-8",
+                         "body starts with a byte-order mark (BOM): remove it and send UTF-8")])
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise Bad([issue("$", "json_syntax", "รูปแบบ JSON ไม่ถูกต้อง", "body is not valid JSON")]) from e
 
 
 class RateLimiter:
@@ -158,8 +185,10 @@ def build_api(sbx: Sandbox) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        msg = {404: "not found", 405: "method not allowed"}.get(exc.status_code, str(exc.detail))
-        return error_response(request, ApiError(exc.status_code, msg, headers=dict(exc.headers or {})))
+        msg, msg_th = {404: ("not found", "ไม่พบเส้นทางนี้"),
+                       405: ("method not allowed", "ใช้ HTTP method นี้กับเส้นทางนี้ไม่ได้")}.get(
+            exc.status_code, (str(exc.detail), "คำขอไม่ถูกต้อง"))
+        return error_response(request, ApiError(exc.status_code, msg, msg_th, headers=dict(exc.headers or {})))
 
     @app.exception_handler(RequestValidationError)
     async def _reqval(request: Request, exc: RequestValidationError) -> Response:
@@ -359,10 +388,7 @@ def build_api(sbx: Sandbox) -> FastAPI:
             hcode = auth.same_facility(p, hospital_code)
             if not cd_code:
                 raise Bad([issue("cd_code", "required", "ต้องระบุ cd_code", "cd_code is required")])
-            try:
-                refs = orjson.loads(await _body(request))
-            except orjson.JSONDecodeError as e:
-                raise Bad([issue("$", "json_syntax", "รูปแบบ JSON ไม่ถูกต้อง", "body is not valid JSON")]) from e
+            refs = _loads(await _body(request))
             if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
                 raise Bad([issue("$", "type", "ต้องเป็นอาร์เรย์ของ chronic_ref_code",
                                  "body must be a JSON array of chronic_ref_code strings")])
@@ -458,12 +484,14 @@ def build_api(sbx: Sandbox) -> FastAPI:
         p = _auth(request)
         hcode = auth.same_facility(p, hospital_code)
         if data == "encounter_ref_code":
-            if not date or not _DATE_RE.match(date):
-                raise Bad([issue("date", "format", "date ต้องเป็น yyyy-mm-dd", "date must be yyyy-mm-dd")])
+            if not _real_date(date, _DATE_RE):
+                raise Bad([issue("date", "format", "date ต้องเป็นวันที่ที่มีจริง แบบ yyyy-mm-dd",
+                                 "date must be a real day as yyyy-mm-dd")])
             res = await run_in_threadpool(sbx.store.read, lambda c: store.refs_for_day(c, hcode, date))
         elif data == "month_summary":
-            if not month or not _MONTH_RE.match(month):
-                raise Bad([issue("month", "format", "month ต้องเป็น yyyy-mm", "month must be yyyy-mm")])
+            if not _real_date(month, _MONTH_RE, "-01"):
+                raise Bad([issue("month", "format", "month ต้องเป็นเดือนที่มีจริง แบบ yyyy-mm",
+                                 "month must be a real month as yyyy-mm")])
             res = await run_in_threadpool(sbx.store.read, lambda c: store.month_counts(c, hcode, month))
         elif data == "patient_chronic_registry":
             cd = payloads.clean(cd_code) if cd_code else None
@@ -484,10 +512,7 @@ def build_api(sbx: Sandbox) -> FastAPI:
 
     async def _json_obj(request: Request) -> dict[str, Any]:
         body = await _body(request)
-        try:
-            data = orjson.loads(body) if body.strip() else {}
-        except orjson.JSONDecodeError as e:
-            raise Bad([issue("$", "json_syntax", "รูปแบบ JSON ไม่ถูกต้อง", "body is not valid JSON")]) from e
+        data = _loads(body) if body.strip() else {}
         if not isinstance(data, dict):
             raise Bad([issue("$", "payload_object", "ข้อมูลต้องเป็นออบเจ็กต์ JSON", "payload must be a JSON object")])
         return data

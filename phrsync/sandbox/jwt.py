@@ -40,8 +40,9 @@ def encode(claims: dict[str, Any], secret: bytes) -> str:
 
 def decode(token: str, secret: bytes, now: float | None = None, leeway: float = 0.0) -> dict[str, Any]:
     """Verify signature, algorithm and ``exp``; return the claims or raise :class:`TokenError`."""
-    parts = token.strip().split(".")
-    if len(parts) != 3:
+    token = token.strip()
+    parts = token.split(".")
+    if len(parts) != 3 or not token.isascii():  # a non-ASCII byte can never be base64url: refuse, not crash
         raise TokenError("malformed token")
     h, p, s = parts
     try:

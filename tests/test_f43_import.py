@@ -332,3 +332,15 @@ def test_batches_of_whole_row_groups_and_joined_pieces_import_the_same(tmp_path:
     assert whole[1] and len(sizes) > 4
     # every batch but the last of each 43-file (flushed when the import ends) is whole row groups
     assert sum(1 for n in sizes if n % 4) <= 2
+
+
+def test_a_shifted_line_is_filed_under_the_export_facility_not_its_first_item(store: Staging,
+                                                                                tmp_path: Path) -> None:
+    """A line whose first item is not a facility code (here a citizen ID, as when columns are shifted)
+    must not put that item, unmasked, in the quarantine's facility column."""
+    header, good = text("SERVICE", [service("S1", "1", 1)]).splitlines()
+    body = "\r\n".join([header, good, f"{cid(2)}|2|S2", "x" * 10_000 + "|1"]) + "\r\n"
+    run(store, write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": body}))
+    entries = [e for e in quarantine(store) if e["rule"] == "truncated_line"]
+    assert [e["line"] for e in entries] == [3, 4]
+    assert {e["hospcode"] for e in entries} == {"10699"}

@@ -312,9 +312,18 @@ def _take_header(state: _FileState, data: bytes) -> tuple[bytes, list[Problem], 
     nl = data.find(b"\n")
     first_line = data[:nl] if nl >= 0 else data
     head = first_line.rstrip(b"\r").decode("utf-8", "replace").strip()
-    if head.upper().startswith("HOSPCODE|") or head.upper() == "HOSPCODE":
+    if _is_header(state.spec, head):
         return (data[nl + 1:] if nl >= 0 else b""), state.set_header(head), 1
     return data, [], 0
+
+
+def _is_header(spec: FileSpec, head: str) -> bool:
+    """A header names HOSPCODE among mostly known field names, in any order: an exporter that puts
+    another column first must not have its header read as data and every row shifted."""
+    cols = [c.strip().upper() for c in head.split("|")]
+    if cols and cols[-1] == "":
+        cols.pop()
+    return "HOSPCODE" in cols and 2 * sum(c in spec.by_name for c in cols) >= len(cols)
 
 
 def _block_chunks(state: _FileState, data: bytes, first_lineno: int, problems: list[Problem],

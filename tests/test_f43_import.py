@@ -344,3 +344,22 @@ def test_a_shifted_line_is_filed_under_the_export_facility_not_its_first_item(st
     entries = [e for e in quarantine(store) if e["rule"] == "truncated_line"]
     assert [e["line"] for e in entries] == [3, 4]
     assert {e["hospcode"] for e in entries} == {"10699"}
+
+
+def test_zips_inside_a_batch_zip_are_read_and_a_broken_one_is_named(store: Staging, tmp_path: Path) -> None:
+    """A batch zip of facility zips was skipped without a word: every row in it was lost."""
+    inner = write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": text("SERVICE", [service("S1", "1", 1)])})
+    qof = write_zip(tmp_path / "QOF_10699_202501.zip", {"service.txt": text("SERVICE", [service("S1", "1", 1)])})
+    batch = tmp_path / "in" / "batch_202501.zip"
+    batch.parent.mkdir()
+    with zipfile.ZipFile(batch, "w") as z:
+        z.write(inner, "exports/" + inner.name)
+        z.write(qof, qof.name)  # the same rows with header lines: not read twice
+        z.writestr("F43_10700_202501.zip", b"PK\x03\x04 cut short")
+    rep = run(store, batch.parent)
+    assert rep.files["SERVICE"].accepted == 1 and rep.files["SERVICE"].inserted == 1
+    (row,) = staged_rows(store, "SERVICE")
+    assert row["_source"] == "batch_202501.zip:F43_10699_202501.zip:service.txt"
+    (e,) = quarantine(store)
+    assert (e["rule"], e["source"]) == ("bad_zip", "batch_202501.zip:F43_10700_202501.zip")
+    assert run(store, batch.parent).skipped == 1  # fingerprinted as one export

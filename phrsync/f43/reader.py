@@ -96,10 +96,9 @@ def opened(path: Path) -> Iterator[list[Member | Problem]]:
     if isinstance(zf, Problem):
         yield [zf]
         return
-    try:
-        yield list(_zip_members(path, zf))
-    finally:
-        zf.close()
+    with contextlib.ExitStack() as stack:
+        stack.callback(zf.close)
+        yield list(_zip_members(path, zf, stack))
 
 
 def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | Problem]:
@@ -138,26 +137,59 @@ def _bad_zip(path: Path, e: BaseException) -> Problem:
     return _file_problem(path.name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
 
 
-def _zip_members(path: Path, zf: zipfile.ZipFile) -> Iterator[Member | Problem]:
+def _zip_members(path: Path, zf: zipfile.ZipFile, stack: contextlib.ExitStack | None = None,
+                 name: str = "", depth: int = 0) -> Iterator[Member | Problem]:
+    """The ``.txt`` members of a zip, and those of zips inside it (a batch zip of facility zips).
+
+    ``name`` is the zip's label (``outer.zip:inner.zip`` for a nested one). A nested zip is read through
+    the outer one's stream: no temporary file, no extra file descriptor; ``stack`` closes it after the
+    container (``None``: left to the collector, as :func:`iter_members` does)."""
+    name = name or path.name
     try:
         infos = [i for i in zf.infolist() if not i.is_dir()]
     except _ZIP_ERRORS as e:
-        yield _bad_zip(path, e)
+        yield _file_problem(name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
         return
-    hosp = hospcode_from_name(path.name)
+    hosp = hospcode_from_name(name.rsplit(":", 1)[-1])
     for info in sorted(infos, key=lambda i: i.filename.lower()):
         inner = info.filename
+        base = os.path.basename(inner.replace("\\", "/"))
         if inner.lower().endswith(".zip"):
-            continue  # nested QOF copies and the like are not read
+            # QOF_ copies repeat the F43 files with header lines; deeper nesting is no export layout
+            if not base.upper().startswith("QOF_"):
+                yield from _nested_members(path, zf, info, stack, f"{name}:{base}", depth + 1)
+            continue
         if not inner.lower().endswith(".txt"):
             continue
         yield Member(
-            label=f"{path.name}:{os.path.basename(inner)}",
+            label=f"{name}:{base}",
             name=inner,
             container=str(path),
             hospcode=hosp or hospcode_from_name(inner),
             open=lambda zf=zf, info=info: zf.open(info),
         )
+
+
+MAX_ZIP_DEPTH = 2  # a batch zip of facility zips, and one more level
+
+
+def _nested_members(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, stack: contextlib.ExitStack | None,
+                    name: str, depth: int) -> Iterator[Member | Problem]:
+    if depth > MAX_ZIP_DEPTH:
+        yield _file_problem(name, "bad_zip", f"zip ซ้อนกันเกิน {MAX_ZIP_DEPTH} ชั้น ไม่ได้อ่าน — แตกไฟล์ก่อนนำเข้า",
+                            f"zip nested more than {MAX_ZIP_DEPTH} deep, not read — unzip it first")
+        return
+    try:
+        stream = zf.open(info)
+        if stack is not None:
+            stack.callback(stream.close)
+        nested = zipfile.ZipFile(stream)  # type: ignore[arg-type]
+    except _ZIP_ERRORS as e:
+        yield _file_problem(name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
+        return
+    if stack is not None:
+        stack.callback(nested.close)
+    yield from _zip_members(path, nested, stack, name, depth)
 
 
 def _file_problem(label: str, rule: str, th: str, en: str, spec_name: str = "") -> Problem:

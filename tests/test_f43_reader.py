@@ -152,3 +152,12 @@ def test_header_is_recognised_when_hospcode_is_not_the_first_column() -> None:
     assert problems == []
     assert [(r["SEQ"], r["HOSPCODE"], r["CID"], r["_line"]) for r in rows] == [
         ("S1", "10699", cid(1), 2), ("S2", "10699", cid(2), 3)]
+
+
+def test_lines_ended_by_cr_alone_are_lines() -> None:
+    """CR-only line ends made the whole file one line: taken as the header, every row silently dropped."""
+    for header in (True, False):
+        body = text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2)], header=header, eol="\r")
+        rows, problems = rows_of(body.encode())
+        assert problems == []
+        assert [(r["SEQ"], r["_line"]) for r in rows] == [("S1", 1 + header), ("S2", 2 + header)]

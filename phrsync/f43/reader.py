@@ -1,7 +1,7 @@
 """Readers for 43-file exports: a zip per facility, a folder of ``.txt`` files, or single files.
 
 Real exports differ in every way the standard leaves open, so the reader copes with: UTF-8 or
-TIS-620/cp874 (detected per file, with a per-line fallback), a UTF-8 BOM, CRLF or LF, a trailing
+TIS-620/cp874 (detected per file, with a per-line fallback), a UTF-8 BOM, CRLF, LF or CR, a trailing
 ``|``, a header row or none (then the layout follows from the field count), older layouts without
 the appended columns, and lines cut short. It never raises on bad bytes: a line it cannot use
 becomes a :class:`~phrsync.f43.source.Problem`, and everything else is read in bounded chunks.
@@ -283,6 +283,8 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
         yield _file_chunk(spec, label, hospcode, "unreadable", f"อ่านไฟล์ไม่ได้ ({e})", f"cannot read file ({e})")
         return
     state = _FileState(spec, label, hospcode, detect_encoding(sample))
+    # lines ended by CR alone (old Mac style): read as one line they became a header and nothing else
+    cr_only = b"\n" not in sample and b"\r" in sample[:-1]
     problems: list[Problem] = []
     if state.encoding != "utf-8":
         problems.append(Problem(label, spec.name, 0, "", state.encoding, "encoding_tis620",
@@ -304,6 +306,8 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
             break
         if not data:
             break
+        if cr_only:
+            data = data.replace(b"\r", b"\n")
         data = carry + data
         cut = data.rfind(b"\n")
         if cut < 0:

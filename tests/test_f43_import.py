@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -363,3 +365,22 @@ def test_zips_inside_a_batch_zip_are_read_and_a_broken_one_is_named(store: Stagi
     (e,) = quarantine(store)
     assert (e["rule"], e["source"]) == ("bad_zip", "batch_202501.zip:F43_10700_202501.zip")
     assert run(store, batch.parent).skipped == 1  # fingerprinted as one export
+
+
+def test_reading_commands_on_a_missing_or_busy_store_say_so_without_a_traceback(tmp_path: Path) -> None:
+    missing = str(tmp_path / "none.duckdb")
+    for args in (["quarantine", "list"], ["quarantine", "summary"], ["staging"]):
+        res = CliRunner().invoke(cli, [*args, "--staging", missing, "--json"])
+        assert res.exit_code == 2, res.exception
+        assert "run phrsync import first" in res.output and not (tmp_path / "none.duckdb").exists()
+    busy = tmp_path / "busy.duckdb"
+    Staging(busy).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.read()", str(busy)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"  # as an import would
+        res = CliRunner().invoke(cli, ["quarantine", "summary", "--staging", str(busy)])
+    finally:
+        holder.communicate("")
+    assert res.exit_code == 2 and "cannot open staging store" in res.output, res.exception

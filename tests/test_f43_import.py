@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -14,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phrsync.cli import cli
+from phrsync.f43 import schema
 from phrsync.f43.importer import Importer, staged_rows
+from phrsync.f43.reader import _is_header
 from phrsync.f43.staging import Staging
 
 TODAY = dt.date(2026, 11, 25)
@@ -217,10 +221,14 @@ def test_arbitrary_bytes_give_rows_or_quarantine_never_an_exception(tmp_path_fac
     with Staging(d / "s.duckdb") as store:
         Importer(store, today=TODAY).import_paths([z])
         for file, data, has_header in (("SERVICE", lines_body, False), ("PERSON", header + lines_body, True)):
-            raw_lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")
+            data = data.removeprefix(b"\xef\xbb\xbf")
+            if b"\n" not in data and b"\r" in data[:-1]:  # lines ended by CR alone
+                data = data.replace(b"\r", b"\n")
+            raw_lines = data.split(b"\n")
+            # the reader drops NUL bytes, so a line of NULs alone is a blank line, like one of spaces
             expected = {i + 1 for i, ln in enumerate(raw_lines)
-                        if ln.rstrip(b"\r\n").strip() and not (i == 0 and (has_header or ln.upper().startswith(b"HOSPCODE|")
-                                                                           or ln.upper().rstrip(b"\r") == b"HOSPCODE"))}
+                        if ln.replace(b"\x00", b"").rstrip(b"\r\n").strip() and not (i == 0 and (
+                            has_header or _is_header(schema.get(file), ln.rstrip(b"\r").decode("utf-8", "replace"))))}
             staged = {r[0] for r in store.query(f"SELECT _line FROM f43_{file.lower()}")}
             quarantined = {r[0] for r in store.query(
                 "SELECT DISTINCT line FROM quarantine WHERE file = ? AND severity = 'error' AND line > 0", [file])}
@@ -332,3 +340,53 @@ def test_batches_of_whole_row_groups_and_joined_pieces_import_the_same(tmp_path:
     assert whole[1] and len(sizes) > 4
     # every batch but the last of each 43-file (flushed when the import ends) is whole row groups
     assert sum(1 for n in sizes if n % 4) <= 2
+
+
+def test_a_shifted_line_is_filed_under_the_export_facility_not_its_first_item(store: Staging,
+                                                                                tmp_path: Path) -> None:
+    """A line whose first item is not a facility code (here a citizen ID, as when columns are shifted)
+    must not put that item, unmasked, in the quarantine's facility column."""
+    header, good = text("SERVICE", [service("S1", "1", 1)]).splitlines()
+    body = "\r\n".join([header, good, f"{cid(2)}|2|S2", "x" * 10_000 + "|1"]) + "\r\n"
+    run(store, write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": body}))
+    entries = [e for e in quarantine(store) if e["rule"] == "truncated_line"]
+    assert [e["line"] for e in entries] == [3, 4]
+    assert {e["hospcode"] for e in entries} == {"10699"}
+
+
+def test_zips_inside_a_batch_zip_are_read_and_a_broken_one_is_named(store: Staging, tmp_path: Path) -> None:
+    """A batch zip of facility zips was skipped without a word: every row in it was lost."""
+    inner = write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": text("SERVICE", [service("S1", "1", 1)])})
+    qof = write_zip(tmp_path / "QOF_10699_202501.zip", {"service.txt": text("SERVICE", [service("S1", "1", 1)])})
+    batch = tmp_path / "in" / "batch_202501.zip"
+    batch.parent.mkdir()
+    with zipfile.ZipFile(batch, "w") as z:
+        z.write(inner, "exports/" + inner.name)
+        z.write(qof, qof.name)  # the same rows with header lines: not read twice
+        z.writestr("F43_10700_202501.zip", b"PK\x03\x04 cut short")
+    rep = run(store, batch.parent)
+    assert rep.files["SERVICE"].accepted == 1 and rep.files["SERVICE"].inserted == 1
+    (row,) = staged_rows(store, "SERVICE")
+    assert row["_source"] == "batch_202501.zip:F43_10699_202501.zip:service.txt"
+    (e,) = quarantine(store)
+    assert (e["rule"], e["source"]) == ("bad_zip", "batch_202501.zip:F43_10700_202501.zip")
+    assert run(store, batch.parent).skipped == 1  # fingerprinted as one export
+
+
+def test_reading_commands_on_a_missing_or_busy_store_say_so_without_a_traceback(tmp_path: Path) -> None:
+    missing = str(tmp_path / "none.duckdb")
+    for args in (["quarantine", "list"], ["quarantine", "summary"], ["staging"]):
+        res = CliRunner().invoke(cli, [*args, "--staging", missing, "--json"])
+        assert res.exit_code == 2, res.exception
+        assert "run phrsync import first" in res.output and not (tmp_path / "none.duckdb").exists()
+    busy = tmp_path / "busy.duckdb"
+    Staging(busy).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); sys.stdin.read()", str(busy)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"  # as an import would
+        res = CliRunner().invoke(cli, ["quarantine", "summary", "--staging", str(busy)])
+    finally:
+        holder.communicate("")
+    assert res.exit_code == 2 and "cannot open staging store" in res.output, res.exception

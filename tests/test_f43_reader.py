@@ -27,9 +27,7 @@ def test_header_file_maps_columns_by_name_in_any_order_and_case() -> None:
     values = {"HOSPCODE": "10699", "PID": "7", "SEQ": "S1", "DATE_SERV": "20250105", "DIAGTYPE": "1",
               "DIAGCODE": "J069", "CLINIC": "00100", "PROVIDER": "P1", "D_UPDATE": "20250105103000", "CID": cid(1)}
     names = list(reversed(spec.field_names))
-    # header detection needs HOSPCODE first; put it first explicitly
-    names = ["HOSPCODE"] + [n for n in names if n != "HOSPCODE"]
-    body = "|".join(n.lower() if n != "HOSPCODE" else "hospcode" for n in names) + "\n"
+    body = "|".join(n.lower() for n in names) + "\n"
     body += "|".join(values[n] for n in names) + "\n"
     rows, problems = rows_of(body.encode(), "DIAGNOSIS_OPD")
     assert problems == []
@@ -144,3 +142,22 @@ def test_exports_are_read_in_the_order_they_were_made() -> None:
     assert [p.name for p in export_order([Path(n) for n in names])] == [  # type: ignore[union-attr]
         "notes.txt", "F43_10699_202412.zip", "F43_10700_202501.zip", "F43_10699_20250115093000.zip",
         "F43_10699_202502.zip", "F43_10700_202502.zip"]
+
+
+def test_header_is_recognised_when_hospcode_is_not_the_first_column() -> None:
+    """An exporter that writes CID (or any column) first: the header still maps columns by name."""
+    names = list(reversed(schema.get("SERVICE").field_names))
+    body = text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2)], layout=tuple(names))
+    rows, problems = rows_of(body.encode())
+    assert problems == []
+    assert [(r["SEQ"], r["HOSPCODE"], r["CID"], r["_line"]) for r in rows] == [
+        ("S1", "10699", cid(1), 2), ("S2", "10699", cid(2), 3)]
+
+
+def test_lines_ended_by_cr_alone_are_lines() -> None:
+    """CR-only line ends made the whole file one line: taken as the header, every row silently dropped."""
+    for header in (True, False):
+        body = text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2)], header=header, eol="\r")
+        rows, problems = rows_of(body.encode())
+        assert problems == []
+        assert [(r["SEQ"], r["_line"]) for r in rows] == [("S1", 1 + header), ("S2", 2 + header)]

@@ -16,12 +16,26 @@ from rich.table import Table
 from phrsync.config import config_from_context
 from phrsync.f43.importer import Importer, ImportReport
 from phrsync.f43.staging import Staging, StagingError
+from phrsync.thai import bilingual
 
 err = Console(stderr=True)
 
 
 def _staging_path(ctx: click.Context, staging: str | None) -> Path:
     return Path(staging) if staging else config_from_context(ctx).staging
+
+
+def _read_only(ctx: click.Context, staging: str | None) -> Staging:
+    """The store for the reading commands: a missing one, or one an import holds, is a plain error
+    (exit 2) instead of a traceback."""
+    path = _staging_path(ctx, staging)
+    if not path.exists():
+        raise click.UsageError(bilingual(f"ไม่พบไฟล์ staging {path} (ใช้ phrsync import ก่อน)",
+                                         f"staging store {path} not found (run phrsync import first)"))
+    try:
+        return Staging(path, read_only=True)
+    except StagingError as e:
+        raise click.UsageError(str(e)) from e
 
 
 def _parse_since(value: str | None) -> dt.datetime | None:
@@ -183,7 +197,7 @@ def quarantine_list(ctx: click.Context, facility: str | None, file_: str | None,
             params.append(val)
     sql = ("SELECT hospcode, file, source, line, field, value, rule, severity, reason_th, reason_en FROM quarantine"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id LIMIT ?")
-    with Staging(_staging_path(ctx, staging), read_only=True) as st:
+    with _read_only(ctx, staging) as st:
         rows = st.query(sql, [*params, limit])
     keys = ["hospcode", "file", "source", "line", "field", "value", "rule", "severity", "reason_th", "reason_en"]
     if as_json:
@@ -203,7 +217,7 @@ def quarantine_list(ctx: click.Context, facility: str | None, file_: str | None,
 @click.pass_context
 def quarantine_summary(ctx: click.Context, staging: str | None, as_json: bool) -> None:
     """จำนวนที่ถูกกักต่อหน่วยบริการ แฟ้ม และเหตุผล / counts per facility, file and rule."""
-    with Staging(_staging_path(ctx, staging), read_only=True) as st:
+    with _read_only(ctx, staging) as st:
         rows = st.quarantine_summary()
     keys = ["hospcode", "file", "rule", "severity", "count"]
     if as_json:
@@ -223,7 +237,7 @@ def quarantine_summary(ctx: click.Context, staging: str | None, as_json: bool) -
 @click.pass_context
 def staging_cmd(ctx: click.Context, staging: str | None, as_json: bool) -> None:
     """จำนวนแถวในที่พักข้อมูลต่อแฟ้ม / rows in the staging store per file."""
-    with Staging(_staging_path(ctx, staging), read_only=True) as st:
+    with _read_only(ctx, staging) as st:
         counts = st.counts()
         imports = st.query("SELECT id, started, finished, status, kind FROM imports ORDER BY id DESC LIMIT 5")
     if as_json:

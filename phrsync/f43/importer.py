@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import Counter, defaultdict
@@ -52,6 +53,8 @@ MAX_BUFFERED = 600_000  # all layouts together: the largest buffer is flushed be
 # the C heap in use rose from ~30 to ~88 MB over the 1M import; joined, it stays at 35-50 MB.
 # Joining copies only the rows of small buffers, a few times each.
 MAX_PIECES = 256
+
+_HOSPCODE = re.compile(schema.HOSP)
 
 ProgressFn = Callable[[str, int, int], None]  # (label, done, total)
 
@@ -340,7 +343,7 @@ class Importer:
             if positions is not None:
                 row = {name: (items[pos] if 0 <= pos < len(items) else "")
                        for name, pos in zip(spec.field_names, positions, strict=True)} | row
-            hosp = (row.get("HOSPCODE") or row.get("_hosp") or "").strip()
+            hosp = _facility(row)
             sha = self._seq_sha.get(seq, "")
             for item, severity in [(e, "error") for e in errs] + [(w, "warning") for w in warns]:
                 fname, rule = item.split(":", 1)
@@ -400,6 +403,14 @@ class Importer:
         rep.seconds = time.perf_counter() - self._t0
         self.st.finish_import(rep.import_id, "done", json.dumps(rep.as_dict(), ensure_ascii=False))
         return rep
+
+
+def _facility(row: dict[str, Any]) -> str:
+    """The facility an entry is filed under: the row's HOSPCODE when it is one, else the export's. A line
+    whose fields are shifted (a column order not recognised, a line cut short) has other data in that
+    place, e.g. a citizen ID, which would be shown unmasked by ``quarantine list`` and ``summary``."""
+    hosp = (row.get("HOSPCODE") or "").strip()
+    return hosp if _HOSPCODE.fullmatch(hosp) else (row.get("_hosp") or "").strip()
 
 
 def _items(column: pa.ChunkedArray) -> list[list[str]]:

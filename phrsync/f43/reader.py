@@ -1,7 +1,7 @@
 """Readers for 43-file exports: a zip per facility, a folder of ``.txt`` files, or single files.
 
 Real exports differ in every way the standard leaves open, so the reader copes with: UTF-8 or
-TIS-620/cp874 (detected per file, with a per-line fallback), a UTF-8 BOM, CRLF or LF, a trailing
+TIS-620/cp874 (detected per file, with a per-line fallback), a UTF-8 BOM, CRLF, LF or CR, a trailing
 ``|``, a header row or none (then the layout follows from the field count), older layouts without
 the appended columns, and lines cut short. It never raises on bad bytes: a line it cannot use
 becomes a :class:`~phrsync.f43.source.Problem`, and everything else is read in bounded chunks.
@@ -96,10 +96,9 @@ def opened(path: Path) -> Iterator[list[Member | Problem]]:
     if isinstance(zf, Problem):
         yield [zf]
         return
-    try:
-        yield list(_zip_members(path, zf))
-    finally:
-        zf.close()
+    with contextlib.ExitStack() as stack:
+        stack.callback(zf.close)
+        yield list(_zip_members(path, zf, stack))
 
 
 def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | Problem]:
@@ -138,26 +137,59 @@ def _bad_zip(path: Path, e: BaseException) -> Problem:
     return _file_problem(path.name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
 
 
-def _zip_members(path: Path, zf: zipfile.ZipFile) -> Iterator[Member | Problem]:
+def _zip_members(path: Path, zf: zipfile.ZipFile, stack: contextlib.ExitStack | None = None,
+                 name: str = "", depth: int = 0) -> Iterator[Member | Problem]:
+    """The ``.txt`` members of a zip, and those of zips inside it (a batch zip of facility zips).
+
+    ``name`` is the zip's label (``outer.zip:inner.zip`` for a nested one). A nested zip is read through
+    the outer one's stream: no temporary file, no extra file descriptor; ``stack`` closes it after the
+    container (``None``: left to the collector, as :func:`iter_members` does)."""
+    name = name or path.name
     try:
         infos = [i for i in zf.infolist() if not i.is_dir()]
     except _ZIP_ERRORS as e:
-        yield _bad_zip(path, e)
+        yield _file_problem(name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
         return
-    hosp = hospcode_from_name(path.name)
+    hosp = hospcode_from_name(name.rsplit(":", 1)[-1])
     for info in sorted(infos, key=lambda i: i.filename.lower()):
         inner = info.filename
+        base = os.path.basename(inner.replace("\\", "/"))
         if inner.lower().endswith(".zip"):
-            continue  # nested QOF copies and the like are not read
+            # QOF_ copies repeat the F43 files with header lines; deeper nesting is no export layout
+            if not base.upper().startswith("QOF_"):
+                yield from _nested_members(path, zf, info, stack, f"{name}:{base}", depth + 1)
+            continue
         if not inner.lower().endswith(".txt"):
             continue
         yield Member(
-            label=f"{path.name}:{os.path.basename(inner)}",
+            label=f"{name}:{base}",
             name=inner,
             container=str(path),
             hospcode=hosp or hospcode_from_name(inner),
             open=lambda zf=zf, info=info: zf.open(info),
         )
+
+
+MAX_ZIP_DEPTH = 2  # a batch zip of facility zips, and one more level
+
+
+def _nested_members(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, stack: contextlib.ExitStack | None,
+                    name: str, depth: int) -> Iterator[Member | Problem]:
+    if depth > MAX_ZIP_DEPTH:
+        yield _file_problem(name, "bad_zip", f"zip ซ้อนกันเกิน {MAX_ZIP_DEPTH} ชั้น ไม่ได้อ่าน — แตกไฟล์ก่อนนำเข้า",
+                            f"zip nested more than {MAX_ZIP_DEPTH} deep, not read — unzip it first")
+        return
+    try:
+        stream = zf.open(info)
+        if stack is not None:
+            stack.callback(stream.close)
+        nested = zipfile.ZipFile(stream)  # type: ignore[arg-type]
+    except _ZIP_ERRORS as e:
+        yield _file_problem(name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
+        return
+    if stack is not None:
+        stack.callback(nested.close)
+    yield from _zip_members(path, nested, stack, name, depth)
 
 
 def _file_problem(label: str, rule: str, th: str, en: str, spec_name: str = "") -> Problem:
@@ -251,6 +283,8 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
         yield _file_chunk(spec, label, hospcode, "unreadable", f"อ่านไฟล์ไม่ได้ ({e})", f"cannot read file ({e})")
         return
     state = _FileState(spec, label, hospcode, detect_encoding(sample))
+    # lines ended by CR alone (old Mac style): read as one line they became a header and nothing else
+    cr_only = b"\n" not in sample and b"\r" in sample[:-1]
     problems: list[Problem] = []
     if state.encoding != "utf-8":
         problems.append(Problem(label, spec.name, 0, "", state.encoding, "encoding_tis620",
@@ -272,6 +306,8 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
             break
         if not data:
             break
+        if cr_only:
+            data = data.replace(b"\r", b"\n")
         data = carry + data
         cut = data.rfind(b"\n")
         if cut < 0:
@@ -312,9 +348,18 @@ def _take_header(state: _FileState, data: bytes) -> tuple[bytes, list[Problem], 
     nl = data.find(b"\n")
     first_line = data[:nl] if nl >= 0 else data
     head = first_line.rstrip(b"\r").decode("utf-8", "replace").strip()
-    if head.upper().startswith("HOSPCODE|") or head.upper() == "HOSPCODE":
+    if _is_header(state.spec, head):
         return (data[nl + 1:] if nl >= 0 else b""), state.set_header(head), 1
     return data, [], 0
+
+
+def _is_header(spec: FileSpec, head: str) -> bool:
+    """A header names HOSPCODE among mostly known field names, in any order: an exporter that puts
+    another column first must not have its header read as data and every row shifted."""
+    cols = [c.strip().upper() for c in head.split("|")]
+    if cols and cols[-1] == "":
+        cols.pop()
+    return "HOSPCODE" in cols and 2 * sum(c in spec.by_name for c in cols) >= len(cols)
 
 
 def _block_chunks(state: _FileState, data: bytes, first_lineno: int, problems: list[Problem],

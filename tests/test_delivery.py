@@ -500,16 +500,21 @@ def untouched(state: Path, items: list[dict[str, Any]]) -> bool:
         box.close()
 
 
+def another_computer_reports(st: SandboxThread, user: str, pw_hash: str, hcode: str) -> None:
+    """Computer "other-pc" tells PHR it is sending for ``hcode`` (UpdateAgentStatus), as a second agent would."""
+    c = httpx.Client(base_url=st.base_url)
+    tok = c.post("/token", params={"Action": "get_moph_access_token"},
+                 content=json.dumps({"user": user, "password_hash": pw_hash, "hospital_code": hcode})).text.strip()
+    r = c.post("/api/UpdateAgentStatus", headers={"Authorization": f"Bearer {tok}"},
+               json={"hospital_code": hcode, "agent_status": "processing", "agent_computer_name": "other-pc"})
+    assert r.status_code == 200, r.text
+
+
 def test_another_computer_sending_for_the_facility(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
     st, _ = sbx
     h = "10701"
     pw = st.add_user("u10701", h, "pw-10701")
-    c = httpx.Client(base_url=st.base_url)
-    tok = c.post("/token", params={"Action": "get_moph_access_token"},
-                 content=json.dumps({"user": "u10701", "password_hash": pw, "hospital_code": h})).text.strip()
-    r = c.post("/api/UpdateAgentStatus", headers={"Authorization": f"Bearer {tok}"},
-               json={"hospital_code": h, "agent_status": "processing", "agent_computer_name": "other-pc"})
-    assert r.status_code == 200, r.text
+    another_computer_reports(st, "u10701", pw, h)
     res = sync_payloads(write(tmp_path / "b.ndjson", [item(600, hcode=h)]), st.base_url,
                         Credentials("u10701", pw), tmp_path / "s.sqlite")
     assert res.exit_code == EXIT_LOCKED and res.skip_kind == {h: "other_agent"} and res.sent == 0
@@ -1163,12 +1168,7 @@ def test_another_computer_is_seen_whatever_this_computers_clock_says(
             return time.time() + skew
 
     with sandbox_with(tmp_path, lambda scope: None) as (st, pw):
-        c = httpx.Client(base_url=st.base_url)
-        tok = c.post("/token", params={"Action": "get_moph_access_token"},
-                     content=json.dumps({"user": "u10699", "password_hash": pw, "hospital_code": H})).text.strip()
-        r = c.post("/api/UpdateAgentStatus", headers={"Authorization": f"Bearer {tok}"},
-                   json={"hospital_code": H, "agent_status": "processing", "agent_computer_name": "other-pc"})
-        assert r.status_code == 200, r.text
+        another_computer_reports(st, "u10699", pw, H)
         monkeypatch.setattr(sender_mod, "time", Skewed())
         its = [item(3100)]
         res = sync_payloads(write(tmp_path / "b.ndjson", its), st.base_url, Credentials("u10699", pw),

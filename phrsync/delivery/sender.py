@@ -423,7 +423,7 @@ class Sender:
         return True
 
     def checked_facilities(self) -> list[str]:
-        """Facilities this run reported itself for (and not skipped)."""
+        """Facilities this run checked (GetAgentComputerName, or only the 1-year token) and did not skip."""
         return [h for h, f in self._checked.items() if f.done() and f.result()]
 
     def skip(self, hcode: str, kind: str, why: str) -> None:
@@ -438,7 +438,7 @@ class Sender:
         run's outcome: idle, or mode=Error) always goes, waiting out PHR's 5 s after the previous report when
         it must rather than being dropped (PHR showed a run "starting" for good and never saw its errors)."""
         now = time.monotonic()
-        if self.token_only(hcode) or (not final and now < self._next_status.get(hcode, 0.0)):
+        if (not final and now < self._next_status.get(hcode, 0.0)) or self.token_only(hcode):
             return  # (the 1-year token cannot call UpdateAgentStatus)
         last = self._last_status.get(hcode)
         if last is not None and now - last < STATUS_MIN_GAP:

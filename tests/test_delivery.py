@@ -1259,3 +1259,30 @@ def test_removal_guard_allows_exactly_the_fraction(sbx: tuple[SandboxThread, str
     res = run_blocking(run_sync(settings, write(tmp_path / "b.ndjson", items[29:])))
     assert res.reconcile["guarded"] == [] and res.reconcile["removed"] == 29
     assert len([r for r in held(st) if r.startswith(f"{H}:R034")]) == 71
+
+
+def test_facilities_skipped_for_the_same_reason_share_one_line(tmp_path: Path) -> None:
+    """A province with no account configured yet printed one near-identical line per facility (124 for Sa Kaeo,
+    each naming its own [delivery.facilities.H]); facilities skipped for the same reason now share one line
+    that counts and names them, and a different reason keeps its own line."""
+    from phrsync.delivery.cli import _skipped_lines
+
+    codes = [f"0{2435 + i}" for i in range(7)]
+    skipped = {h: f"{h}: ไม่มีบัญชี [delivery.facilities.{h}] / no account [delivery.facilities.{h}]" for h in codes}
+    skipped["10699"] = "10699: login refused (403)"
+    out = _skipped_lines(skipped)
+    assert len(out) == 2, out
+    assert "skipped 7 facilities (02435, 02436, 02437, 02438, 02439 … (+2))" in out[0]
+    assert out[0].endswith("no account [delivery.facilities.H]") and "ข้าม 7 หน่วยบริการ" in out[0]
+    assert out[1] == "  ข้าม / skipped 10699: login refused (403)"
+
+    hcodes = ["02435", "02436", "02437"]
+    nd = write(tmp_path / "b.ndjson", [item(i, hcode=h) for i, h in enumerate(hcodes)])
+    conf = tmp_path / "phrsync.toml"
+    conf.write_text('[targets.t]\nbase_url = "http://127.0.0.1:9"\n', encoding="utf-8")  # nothing listens
+    r = CliRunner().invoke(cli, ["--config", str(conf), "sync", "-i", str(nd), "--target", "t", "--no-verify"],
+                           env={"PHRSYNC_STATE_URL": f"sqlite:///{tmp_path / 's.sqlite'}", "PHRSYNC_PHR_USER": "",
+                                "PHRSYNC_PHR_PASSWORD": "", "PHRSYNC_PHR_FACILITY_TOKEN": ""})
+    assert r.exit_code == 4, r.output
+    lines = [ln for ln in r.stdout.splitlines() if "skipped" in ln]
+    assert len(lines) == 1 and "skipped 3 facilities (02435, 02436, 02437)" in lines[0], r.stdout

@@ -60,6 +60,24 @@ def _default_input(cfg: Config) -> Path:
     return p if p.is_absolute() or cfg.source is None else cfg.source.parent / p
 
 
+def _skipped_lines(skipped: dict[str, str], shown: int = 5) -> list[str]:
+    """One line per reason, not per facility: a province with no account configured yet had 124 near-identical
+    lines (the facility code inside each reason), and the one that differed was lost among them."""
+    groups: dict[str, list[str]] = {}
+    for h, why in skipped.items():
+        groups.setdefault(why.removeprefix(f"{h}: ").replace(h, "H"), []).append(h)
+    out = []
+    for why, codes in groups.items():
+        if len(codes) == 1:
+            h = codes[0]
+            out.append(f"  ข้าม / skipped {h}: {skipped[h].removeprefix(f'{h}: ')}")
+            continue
+        codes = sorted(codes)
+        listed = ", ".join(codes[:shown]) + (f" … (+{len(codes) - shown})" if len(codes) > shown else "")
+        out.append(f"  ข้าม {len(codes)} หน่วยบริการ / skipped {len(codes)} facilities ({listed}): {why}")
+    return out
+
+
 def _print_result(res: agent.SyncResult, as_json: bool, lines: bool = False) -> None:
     """``lines``: one compact JSON object per line (``run`` prints one per round, for a program to follow)."""
     if as_json:
@@ -83,8 +101,8 @@ def _print_result(res: agent.SyncResult, as_json: bool, lines: bool = False) -> 
         for g in rc["guarded"]:
             click.echo(f"  ไม่ลบ / held back: {g['hospcode']} {g['day']}: {g['would_remove']}/{g['held']} "
                        "(ใช้ --force ถ้าตั้งใจ / use --force if intended)")
-    for h, why in res.skipped.items():
-        click.echo(f"  ข้าม / skipped {h}: {why.removeprefix(f'{h}: ')}")
+    for line in _skipped_lines(res.skipped):
+        click.echo(line)
     if res.down:
         click.echo(f"ปลายทางไม่พร้อม / target down: {res.down}")
 

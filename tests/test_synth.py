@@ -116,7 +116,12 @@ def test_same_options_same_bytes(tmp_path: Path) -> None:
 def test_parallel_workers_write_the_same_bytes(tmp_path: Path) -> None:
     opts = SynthOptions(encounters=400, seed=4, months=1, dirty=0.02)
     one = write_zips(generate(opts), tmp_path / "one", opts.to_dict())
-    two = write_province(opts, tmp_path / "two", workers=2)
+    seen: dict[int, list[tuple[int, int]]] = {1: [], 2: []}
+    two = write_province(opts, tmp_path / "two", workers=2, progress=lambda d, t: seen[2].append((d, t)))
+    write_province(opts, tmp_path / "three", workers=1, progress=lambda d, t: seen[1].append((d, t)))
+    facilities = two["facilities"]
+    for w in (1, 2):  # progress by facility, to the last one, in either way of writing
+        assert seen[w] == [(i, facilities) for i in range(1, facilities + 1)], w
     assert {k: v for k, v in one.items() if k != "out_dir"} == {k: v for k, v in two.items() if k != "out_dir"}
     for p in sorted((tmp_path / "one").iterdir()):
         assert p.read_bytes() == (tmp_path / "two" / p.name).read_bytes(), p.name

@@ -60,21 +60,35 @@ def synth_cmd(province: str, encounters: int, seed: int, out_dir: str | None, di
         pl = plan(opts)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from phrsync.synth.export import by_facility
+
+    prog = Progress(TextColumn("สร้างข้อมูล / generating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True, disable=as_json or not sys.stderr.isatty())
+    task = prog.add_task("synth", total=len(pl.province.facilities))
+
+    def progress(done: int, total: int) -> None:  # facilities written
+        prog.update(task, completed=done, total=total)
+
     t0 = time.perf_counter()
     summary: dict[str, Any] = {}
     writer = None
     if out_dir and not hdc_url:
         # zips only: facilities in parallel processes (same bytes as one process)
-        summary.update(write_province(opts, out_dir, workers or min(2, os.cpu_count() or 1)))
+        with prog:
+            summary.update(write_province(opts, out_dir, workers or min(2, os.cpu_count() or 1), progress))
     elif hdc_url:
-        batches = generate(opts)
+        batches = by_facility(generate(opts), len(pl.province.facilities), progress)
         writer = ZipWriter(out_dir) if out_dir else None
         if writer:
             batches = writer.tap(batches)
         from phrsync.f43.hdc import load_batches  # written by the HDC part of the product
 
         try:
-            loaded = load_batches(hdc_url, batches)
+            with prog:
+                loaded = load_batches(hdc_url, batches)
         except Exception as e:  # report without the password or any CID the message may carry
             msg = mask_text(str(e))
             secret = _password(hdc_url)

@@ -12,7 +12,7 @@ import json
 import multiprocessing
 import zipfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,23 +166,47 @@ def _facility_job(job: tuple[SynthOptions, str, str]) -> tuple[int, dict[str, An
     return fac.ordinal, w.state()
 
 
-def write_province(opts: SynthOptions, out_dir: str | Path, workers: int = 1) -> dict[str, Any]:
-    """Generate and write the whole province, facilities spread over ``workers`` processes.
+def by_facility(batches: Iterable[Batch], total: int, progress: Callable[[int, int], None] | None
+                ) -> Iterator[Batch]:
+    """``batches`` unchanged; ``progress(facilities done, total)`` each time a facility's last batch has gone
+    (a province of a million visits takes most of a minute)."""
+    done, current = 0, None
+    for b in batches:
+        if b.hospcode != current:
+            if current is not None and progress:
+                done += 1
+                progress(done, total)
+            current = b.hospcode
+        yield b
+    if current is not None and progress:
+        progress(done + 1, total)
+
+
+def write_province(opts: SynthOptions, out_dir: str | Path, workers: int = 1,
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Generate and write the whole province, facilities spread over ``workers`` processes;
+    ``progress(facilities done, total)`` as each facility is written.
 
     Each facility's output depends only on the options and the facility, so the zips and the
     manifest (merged in facility order) are the same bytes whatever the number of workers.
     """
-    if workers <= 1:
-        return write_zips(generate(opts), out_dir, opts.to_dict())
     pl = plan(opts)
+    total = len(pl.province.facilities)
+    if workers <= 1:
+        return write_zips(by_facility(generate(opts), total, progress), out_dir, opts.to_dict())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     # largest facilities first so the pool finishes together
     facs = sorted(pl.province.facilities, key=lambda f: (-sum(pl.quotas[f.hospcode]), f.ordinal))
     jobs = [(opts, f.hospcode, str(out_dir)) for f in facs]
     # spawn, not fork: the caller may hold threads (DuckDB, a server, a test runner) whose locks a
     # forked child would inherit locked, and then wait on forever.
+    done: list[tuple[int, dict[str, Any]]] = []
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        states = sorted(pool.imap_unordered(_facility_job, jobs), key=lambda x: x[0])
+        for result in pool.imap_unordered(_facility_job, jobs):
+            done.append(result)
+            if progress:
+                progress(len(done), total)
+    states = sorted(done, key=lambda x: x[0])
     w = ZipWriter(out_dir)
     for _, st in states:
         w.merge(st)

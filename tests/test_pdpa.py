@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 
+from phrsync.config import Config
+from phrsync.delivery.config import load_delivery
 from phrsync.pdpa import cid_check_digit, cid_is_valid, mask_cid, mask_text, mask_value
+from phrsync.sandbox.settings import SandboxConfig
 
 
 def _reference_valid(cid: str) -> bool:
@@ -35,3 +38,17 @@ def test_masks() -> None:
     assert mask_text("cid=1234567890121 ok") == "cid=1-2345-xxxxx-xx-1 ok"
     assert mask_value("สมชาย", True) == "สxxxย"
     assert mask_value("0100", False) == "0100"
+
+
+def test_reprs_of_settings_show_no_secret() -> None:
+    """repr() of the agent's and the sandbox's settings printed the state store's PostgreSQL password, the JWT
+    signing secret and the password-hash key: a traceback or a test report would carry them."""
+    cfg = Config(raw={"delivery": {"state_url": "postgresql+psycopg://phr:DbSecret1@db/agent"}})
+    env = {"PHRSYNC_PHR_PASSWORD": "pw-Secret2", "PHRSYNC_PHR_PASSWORD_KEY": "key-Secret3",
+           "PHRSYNC_PHR_FACILITY_TOKEN": "10699:{TOKEN-Secret4}"}
+    settings = load_delivery(cfg, "sandbox", env=env)
+    sbx = SandboxConfig(db_url="postgresql+psycopg://pg:DbSecret5@db/sbx", jwt_secret=b"jwt-Secret6",
+                        password_key="key-Secret7")
+    for text in (repr(settings), repr(sbx), repr(cfg)):
+        assert "Secret" not in text, text
+    assert settings.state_url.endswith("@db/agent") and sbx.secret() == b"jwt-Secret6"

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import random
+import stat
+from pathlib import Path
 
+from click.testing import CliRunner
+from f43files import write_zip
+from fixtures.golden import dataset as golden
+
+from phrsync.cli import cli
 from phrsync.config import Config
 from phrsync.delivery.config import load_delivery
 from phrsync.pdpa import cid_check_digit, cid_is_valid, mask_cid, mask_text, mask_value
@@ -52,3 +60,30 @@ def test_reprs_of_settings_show_no_secret() -> None:
     for text in (repr(settings), repr(sbx), repr(cfg)):
         assert "Secret" not in text, text
     assert settings.state_url.endswith("@db/agent") and sbx.secret() == b"jwt-Secret6"
+
+
+def test_files_holding_personal_data_are_created_private(tmp_path: Path) -> None:
+    """Under the usual umask 022 the staging DuckDB, the payloads, the reports and the outbox SQLite were created
+    0644 (and their folders 0755): any local account could read every citizen's ID, name and diagnoses. The
+    phrsync command now creates what it writes readable by its own user only, and leaves the umask as it was."""
+    (tmp_path / "phrsync.toml").write_text('data_dir = "data"\n', encoding="utf-8")
+    z = write_zip(tmp_path / "F43_10699_202501.zip", golden.files())
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    data = tmp_path / "data"
+    old = os.umask(0o022)
+    try:
+        run = CliRunner()
+        assert run.invoke(cli, [*conf, "import", str(z)]).exit_code == 0
+        r = run.invoke(cli, [*conf, "build", "--out", str(data / "out" / "payloads.ndjson"), "--report",
+                             str(data / "out" / "report.html")])
+        assert r.exit_code == 0, r.output
+        r = run.invoke(cli, [*conf, "sync", "-i", str(data / "out" / "payloads.ndjson"), "--dry-run"])
+        assert r.exit_code == 0, r.output
+        assert os.umask(0o022) == 0o022  # the caller's umask is back
+    finally:
+        os.umask(old)
+    made = [data / "staging.duckdb", data / "out" / "payloads.ndjson", data / "out" / "report.html",
+            data / "out" / "report.csv", data / "delivery" / "outbox.sqlite", data / "delivery", data / "out", data]
+    for p in made:
+        assert p.exists(), p
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, f"{p}: {oct(p.stat().st_mode)}"

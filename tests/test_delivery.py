@@ -1259,3 +1259,16 @@ def test_removal_guard_allows_exactly_the_fraction(sbx: tuple[SandboxThread, str
     res = run_blocking(run_sync(settings, write(tmp_path / "b.ndjson", items[29:])))
     assert res.reconcile["guarded"] == [] and res.reconcile["removed"] == 29
     assert len([r for r in held(st) if r.startswith(f"{H}:R034")]) == 71
+
+
+def test_status_on_an_unreachable_state_store_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """``status`` printed a 140-line SQLAlchemy traceback when the state store could not be opened (``sync`` said
+    so in one line); now it gives the same one-line message and exit 2, with no URL password in it."""
+    (tmp_path / "phrsync.toml").write_text(
+        '[delivery]\nstate_url = "postgresql+psycopg://phr:DbSecret1@127.0.0.1:notaport/x"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status"])
+    assert r.exit_code == 2 and "state store error" in r.output and r.exception is not None
+    assert isinstance(r.exception, SystemExit) and "DbSecret1" not in r.output
+    (tmp_path / "phrsync.toml").write_text(f'[delivery]\nstate_path = "{tmp_path}"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status", "--json"])
+    assert r.exit_code == 2 and "state store error" in r.output, r.output

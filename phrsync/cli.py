@@ -4,6 +4,7 @@ lists them, so loading ``phrsync --help`` stays fast and a broken optional part 
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -65,12 +66,26 @@ def cli(ctx: click.Context, config_path: str | None, lang: str) -> None:
     """
     from phrsync.config import ConfigError, load_config
 
+    _private_files(ctx)
     ctx.ensure_object(dict)
     try:
         ctx.obj["config"] = load_config(config_path)
     except ConfigError as e:  # reported (exit 2) by the first command that reads it, so --help still works
         ctx.obj["config_error"] = e
     ctx.obj["lang"] = lang
+
+
+def _private_files(ctx: click.Context) -> None:
+    """Every file and folder phrsync creates is readable by the user it runs as only (umask + 077).
+
+    Nearly all of it holds personal data — the staging DuckDB and its .wal, the outbox and sandbox SQLite
+    files, payloads, reports — and under the usual umask 022 each was created 0644, readable by every local
+    account. DuckDB cannot be handed a file created private beforehand, so the process umask is what makes its
+    files private from their first byte. The previous umask comes back when the command ends (tests run the
+    CLI in-process)."""
+    old = os.umask(0o077)
+    os.umask(old | 0o077)
+    ctx.call_on_close(lambda: os.umask(old))
 
 
 def main() -> None:

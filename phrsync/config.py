@@ -21,7 +21,7 @@ class ConfigError(ValueError):
 class Config:
     data_dir: Path = Path("data")
     staging_path: Path | None = None  # DuckDB file; default <data_dir>/staging.duckdb
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # may hold a state_url or sandbox key
     source: Path | None = None
 
     @property

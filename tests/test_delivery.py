@@ -1286,3 +1286,16 @@ def test_facilities_skipped_for_the_same_reason_share_one_line(tmp_path: Path) -
     assert r.exit_code == 4, r.output
     lines = [ln for ln in r.stdout.splitlines() if "skipped" in ln]
     assert len(lines) == 1 and "skipped 3 facilities (02435, 02436, 02437)" in lines[0], r.stdout
+
+
+def test_status_on_an_unreachable_state_store_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    """``status`` printed a 140-line SQLAlchemy traceback when the state store could not be opened (``sync`` said
+    so in one line); now it gives the same one-line message and exit 2, with no URL password in it."""
+    (tmp_path / "phrsync.toml").write_text(
+        '[delivery]\nstate_url = "postgresql+psycopg://phr:DbSecret1@127.0.0.1:notaport/x"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status"])
+    assert r.exit_code == 2 and "state store error" in r.output and r.exception is not None
+    assert isinstance(r.exception, SystemExit) and "DbSecret1" not in r.output
+    (tmp_path / "phrsync.toml").write_text(f'[delivery]\nstate_path = "{tmp_path}"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status", "--json"])
+    assert r.exit_code == 2 and "state store error" in r.output, r.output

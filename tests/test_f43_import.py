@@ -195,6 +195,26 @@ def test_cli_import_json_counts_per_file_and_reason(tmp_path: Path) -> None:
     assert json.loads(res.output)["rows"]["SERVICE"] == 1
 
 
+def test_hdc_password_is_never_taken_from_the_command_line(tmp_path: Path) -> None:
+    """``--hdc "$PHRSYNC_HDC_URL"`` (the documented example) put the password in argv, where ``ps`` shows it to
+    every local user. A URL with a password on the command line is refused; ``--hdc`` alone reads the URL from
+    the environment; and an exported URL no longer silently replaces the PATHS given to ``import``."""
+    st = str(tmp_path / "s.duckdb")
+    url = "mysql+pymysql://hdc:s3cretpw@127.0.0.1:1/hdc"
+    res = CliRunner().invoke(cli, ["import", "--hdc", url, "--staging", st])
+    assert res.exit_code == 2 and "PHRSYNC_HDC_URL" in res.output and "s3cretpw" not in res.output
+    res = CliRunner().invoke(cli, ["import", "--hdc", "mysql+pymysql//hdc:s3cretpw@h/hdc", "--staging", st])
+    assert res.exit_code == 2, res.output  # unparseable, still a password
+    res = CliRunner().invoke(cli, ["import", "--hdc", "--since", "2025-10-01", "--staging", st],
+                             env={"PHRSYNC_HDC_URL": url})
+    assert res.exit_code == 3 and "127.0.0.1:1/hdc" in res.output and "s3cretpw" not in res.output
+    res = CliRunner().invoke(cli, ["import", "--hdc", "--staging", st], env={"PHRSYNC_HDC_URL": ""})
+    assert res.exit_code == 2 and "PHRSYNC_HDC_URL" in res.output
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {"person.txt": text("PERSON", [person("1", 1)])})
+    res = CliRunner().invoke(cli, ["import", str(z), "--staging", st, "--json"], env={"PHRSYNC_HDC_URL": url})
+    assert res.exit_code == 0 and json.loads(res.output)["files"]["PERSON"]["accepted"] == 1
+
+
 def test_cli_help_on_every_import_verb() -> None:
     for args in (["import", "--help"], ["quarantine", "list", "--help"], ["quarantine", "summary", "--help"],
                  ["staging", "--help"]):

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
+import stat
+from pathlib import Path
 
+from click.testing import CliRunner
+from f43files import write_zip
+from fixtures.golden import dataset as golden
+
+from phrsync.cli import cli
+from phrsync.config import Config
+from phrsync.delivery.config import load_delivery
 from phrsync.pdpa import cid_check_digit, cid_is_valid, mask_cid, mask_text, mask_value
+from phrsync.sandbox.settings import SandboxConfig
 
 
 def _reference_valid(cid: str) -> bool:
@@ -35,3 +46,44 @@ def test_masks() -> None:
     assert mask_text("cid=1234567890121 ok") == "cid=1-2345-xxxxx-xx-1 ok"
     assert mask_value("สมชาย", True) == "สxxxย"
     assert mask_value("0100", False) == "0100"
+
+
+def test_reprs_of_settings_show_no_secret() -> None:
+    """repr() of the agent's and the sandbox's settings printed the state store's PostgreSQL password, the JWT
+    signing secret and the password-hash key: a traceback or a test report would carry them."""
+    cfg = Config(raw={"delivery": {"state_url": "postgresql+psycopg://phr:DbSecret1@db/agent"}})
+    env = {"PHRSYNC_PHR_PASSWORD": "pw-Secret2", "PHRSYNC_PHR_PASSWORD_KEY": "key-Secret3",
+           "PHRSYNC_PHR_FACILITY_TOKEN": "10699:{TOKEN-Secret4}"}
+    settings = load_delivery(cfg, "sandbox", env=env)
+    sbx = SandboxConfig(db_url="postgresql+psycopg://pg:DbSecret5@db/sbx", jwt_secret=b"jwt-Secret6",
+                        password_key="key-Secret7")
+    for text in (repr(settings), repr(sbx), repr(cfg)):
+        assert "Secret" not in text, text
+    assert settings.state_url.endswith("@db/agent") and sbx.secret() == b"jwt-Secret6"
+
+
+def test_files_holding_personal_data_are_created_private(tmp_path: Path) -> None:
+    """Under the usual umask 022 the staging DuckDB, the payloads, the reports and the outbox SQLite were created
+    0644 (and their folders 0755): any local account could read every citizen's ID, name and diagnoses. The
+    phrsync command now creates what it writes readable by its own user only, and leaves the umask as it was."""
+    (tmp_path / "phrsync.toml").write_text('data_dir = "data"\n', encoding="utf-8")
+    z = write_zip(tmp_path / "F43_10699_202501.zip", golden.files())
+    conf = ["--config", str(tmp_path / "phrsync.toml")]
+    data = tmp_path / "data"
+    old = os.umask(0o022)
+    try:
+        run = CliRunner()
+        assert run.invoke(cli, [*conf, "import", str(z)]).exit_code == 0
+        r = run.invoke(cli, [*conf, "build", "--out", str(data / "out" / "payloads.ndjson"), "--report",
+                             str(data / "out" / "report.html")])
+        assert r.exit_code == 0, r.output
+        r = run.invoke(cli, [*conf, "sync", "-i", str(data / "out" / "payloads.ndjson"), "--dry-run"])
+        assert r.exit_code == 0, r.output
+        assert os.umask(0o022) == 0o022  # the caller's umask is back
+    finally:
+        os.umask(old)
+    made = [data / "staging.duckdb", data / "out" / "payloads.ndjson", data / "out" / "report.html",
+            data / "out" / "report.csv", data / "delivery" / "outbox.sqlite", data / "delivery", data / "out", data]
+    for p in made:
+        assert p.exists(), p
+        assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, f"{p}: {oct(p.stat().st_mode)}"

@@ -295,6 +295,26 @@ def test_access_log_masks_cids(tmp_path: Path, caplog: pytest.LogCaptureFixture)
     assert cid not in caplog.text and cid[0] + "-" + cid[1:5] + "-xxxxx" in caplog.text
 
 
+def test_access_log_hides_query_credentials_and_percent_encoded_cids(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """/token takes user and password_hash as query parameters too, and the access log wrote the query string
+    as it came: the password hash (enough to log in) and a JWT in ``token=`` landed in the log, as did a CID
+    whose first digit was percent-encoded (``%31...``), which the 13-digit mask did not see."""
+    cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, access_log=True)
+    cid = make_cid(15)
+    with caplog.at_level("INFO", logger="phrsync.sandbox.access"), running(cfg) as s:
+        good = s.add_user("log1", "10699", "pw1")
+        r = httpx.get(s.base_url + "/token", params={"Action": "get_moph_access_token", "user": "log1",
+                                                     "password_hash": good, "hospital_code": "10699"})
+        assert r.status_code == 200
+        jwt_text = r.text
+        httpx.get(f"{s.base_url}/api/WebApp?Action=Encounter&cid=%{ord(cid[0]):X}{cid[1:]}&token={jwt_text}")
+    log = "\n".join(r.getMessage() for r in caplog.records if r.name == "phrsync.sandbox.access")
+    assert "/token?Action=get_moph_access_token&user=log1&password_hash=***&hospital_code=10699 200" in log
+    assert good not in log and jwt_text not in log and "token=***" in log
+    assert cid not in log and f"cid={cid[0]}-{cid[1:5]}-xxxxx-xx-{cid[12]}" in log
+
+
 def test_body_too_large_is_413(tmp_path: Path) -> None:
     cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, max_body_bytes=1000)
     with running(cfg) as s:

@@ -244,15 +244,20 @@ def status_cmd(ctx: click.Context, target: str | None, as_json: bool) -> None:
         counts_only: dict[str, Any] = {"target": settings.target.name, "facilities": {}, "last_run": None}
         click.echo(json.dumps(counts_only) if as_json else "ยังไม่มีข้อมูลในคิวส่ง / the outbox is empty")
         return
-    box = ob.Outbox(settings.state_url)
     try:
-        counts = box.counts()
-        times = box.facility_times()
-        facilities = {h: {**c, **times.get(h, {}), "top_refusals": box.top_reasons(h) if c.get(ob.REFUSED) else []}
-                      for h, c in counts.items()}
-        last = box.last_run()
-    finally:
-        box.close()
+        box = ob.Outbox(settings.state_url)
+        try:
+            counts = box.counts()
+            times = box.facility_times()
+            facilities = {h: {**c, **times.get(h, {}), "top_refusals": box.top_reasons(h) if c.get(ob.REFUSED) else []}
+                          for h, c in counts.items()}
+            last = box.last_run()
+        finally:
+            box.close()
+    except (SQLAlchemyError, ValueError) as e:  # unreachable or broken store: a message (exit 2), as sync gives
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        click.echo(f"ฐานข้อมูลสถานะใช้ไม่ได้ / state store error: {mask_text(first)[:300]}", err=True)
+        ctx.exit(agent.EXIT_USAGE)
     if as_json:
         click.echo(json.dumps({"target": settings.target.name, "facilities": facilities, "last_run": last},
                               ensure_ascii=False, indent=1, default=str))

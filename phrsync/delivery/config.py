@@ -88,7 +88,7 @@ class Credentials:
 @dataclass
 class DeliverySettings:
     target: Target
-    state_url: str
+    state_url: str = field(repr=False)  # a PostgreSQL URL carries its password: kept out of reprs and tracebacks
     default_credentials: Credentials = field(default_factory=Credentials)
     facility_credentials: dict[str, Credentials] = field(default_factory=dict)
     remove_max_fraction: float = 0.2  # reconcile never removes more than this share of a day without --force

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -19,6 +22,8 @@ from phrsync.f43.staging import Staging, StagingError
 from phrsync.thai import bilingual
 
 err = Console(stderr=True)
+HDC_ENV = "PHRSYNC_HDC_URL"
+_HDC_FROM_ENV = "\x00env"  # the value of a bare --hdc: take the URL from HDC_ENV
 
 
 def _staging_path(ctx: click.Context, staging: str | None) -> Path:
@@ -56,9 +61,10 @@ def _parse_date(value: str | None) -> dt.date | None:
 
 @click.command("import")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--hdc", "hdc_url", metavar="URL", envvar="PHRSYNC_HDC_URL",
-              help="นำเข้าจากฐานข้อมูล HDC (SQLAlchemy URL) / read the HDC MySQL/MariaDB database, "
-                   "e.g. mysql+pymysql://user@host/hdc (password via PHRSYNC_HDC_URL env, not the command line)")
+@click.option("--hdc", "hdc_url", metavar="[URL]", envvar=HDC_ENV, is_flag=False, flag_value=_HDC_FROM_ENV,
+              help="นำเข้าจากฐานข้อมูล HDC; --hdc เฉยๆ ใช้ URL จาก PHRSYNC_HDC_URL (URL ที่มีรหัสผ่านใส่ในบรรทัดคำสั่งไม่ได้) "
+                   "/ read the HDC MySQL/MariaDB database; --hdc alone takes the URL from PHRSYNC_HDC_URL (a URL with a "
+                   "password is refused on the command line: other users see it in ps)")
 @click.option("--since", help="เฉพาะแถวที่ D_UPDATE ตั้งแต่วันนี้ / only rows changed since (YYYY-MM-DD)")
 @click.option("--from", "date_from", help="วันที่รับบริการเริ่ม / first service date (YYYY-MM-DD)")
 @click.option("--to", "date_to", help="วันที่รับบริการสุดท้าย / last service date (YYYY-MM-DD)")
@@ -81,8 +87,10 @@ def import_cmd(ctx: click.Context, paths: tuple[str, ...], hdc_url: str | None, 
     \b
     ตัวอย่าง / examples:
       phrsync import exports/
-      PHRSYNC_HDC_URL=mysql+pymysql://hdc:***@10.0.0.5/hdc phrsync import --hdc "$PHRSYNC_HDC_URL" --since 2025-10-01
+      export PHRSYNC_HDC_URL='mysql+pymysql://hdc:***@10.0.0.5/hdc'
+      phrsync import --hdc --since 2025-10-01
     """
+    hdc_url = _hdc_url(ctx, hdc_url, paths)
     if not paths and not hdc_url:
         raise click.UsageError("ระบุ PATHS หรือ --hdc URL / give PATHS or --hdc URL")
     path = _staging_path(ctx, staging)
@@ -112,6 +120,35 @@ def import_cmd(ctx: click.Context, paths: tuple[str, ...], hdc_url: str | None, 
             report = imp.import_paths(paths)
     _print_report(report, as_json)
     sys.exit(0)
+
+
+def _hdc_url(ctx: click.Context, value: str | None, paths: tuple[str, ...]) -> str | None:
+    """The HDC URL to read, if any. A password typed on the command line is refused: any local user reads it in
+    ``ps`` (``--hdc "$PHRSYNC_HDC_URL"`` expands it there too), so ``--hdc`` alone takes the URL from the
+    environment. An exported PHRSYNC_HDC_URL does not override PATHS given to the same command."""
+    source = ctx.get_parameter_source("hdc_url")
+    if value == _HDC_FROM_ENV:
+        value = os.environ.get(HDC_ENV)
+        if not value:
+            raise click.UsageError(bilingual(f"--hdc ไม่มี URL: ตั้ง {HDC_ENV}", f"--hdc without a URL: set {HDC_ENV}"))
+    elif value and source == ParameterSource.COMMANDLINE and _has_password(value):
+        raise click.UsageError(bilingual(
+            f"ห้ามใส่รหัสผ่านในบรรทัดคำสั่ง (ผู้ใช้อื่นเห็นใน ps): ตั้ง {HDC_ENV} แล้วใช้ --hdc เฉยๆ",
+            f"no password on the command line (other users see it in ps): set {HDC_ENV} and give --hdc alone"))
+    elif value and source == ParameterSource.ENVIRONMENT and paths:
+        return None
+    return value
+
+
+def _has_password(url: str) -> bool:
+    """True when ``url`` carries a password (``user:secret@host``), parsed or not."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).password is not None
+    except ArgumentError:
+        return re.search(r"//[^:/@]*:[^@]*@", url) is not None
 
 
 def _mask_url(url: str) -> str:

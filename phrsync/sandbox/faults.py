@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import threading
 import time
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,6 +20,8 @@ from phrsync.sandbox.envelope import iso_utc
 from phrsync.sandbox.settings import FaultConfig
 
 access_log = logging.getLogger("phrsync.sandbox.access")
+# /token also takes its credentials as query parameters: their values never reach the access log
+_SECRET_PARAM = re.compile(r"(?i)((?:^|&)(?:[^=&]*password[^=&]*|[^=&]*token|jwt)=)[^&]*")
 _GATEWAY_HTML = "<html><head><title>{code} {reason}</title></head><body><center><h1>{code} {reason}</h1></center>" \
                 "<hr><center>nginx</center></body></html>\n"
 
@@ -67,7 +71,8 @@ class FaultMiddleware:
             await self._serve(scope, receive, send)
 
     async def _logged(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Access log line with every 13-digit number masked (WebApp query strings carry CIDs)."""
+        """Access log line with every 13-digit number masked (WebApp query strings carry CIDs, percent-encoded
+        or not) and credentials in the query string (``/token?password_hash=``) replaced by ``***``."""
         status = [0]
 
         async def spy(msg: Any) -> None:
@@ -78,8 +83,8 @@ class FaultMiddleware:
         try:
             await self._serve(scope, receive, spy)
         finally:
-            q = scope.get("query_string", b"").decode("latin-1")
-            target = scope["path"] + (f"?{q}" if q else "")
+            q = _SECRET_PARAM.sub(r"\1***", scope.get("query_string", b"").decode("latin-1"))
+            target = scope["path"] + (f"?{unquote(q)}" if q else "")
             ms = (time.time() - scope["sbx_t0"]) * 1000
             access_log.info("%s %s %s %.0f ms", scope["method"], mask_text(target), status[0] or "-", ms)
 

@@ -43,9 +43,10 @@ class FaultConfig:
 @dataclass
 class SandboxConfig:
     data_dir: Path = Path("data/sandbox")
-    db_url: str | None = None  # default: SQLite file <data_dir>/sandbox.sqlite
-    jwt_secret: bytes | None = None
-    password_key: str | None = None
+    # secrets (and a database URL's password) stay out of repr(): it ends up in tracebacks and test reports
+    db_url: str | None = field(default=None, repr=False)  # default: SQLite file <data_dir>/sandbox.sqlite
+    jwt_secret: bytes | None = field(default=None, repr=False)
+    password_key: str | None = field(default=None, repr=False)
     jwt_ttl_seconds: int = 8 * 3600
     expired_status: int = 401  # 501 imitates the production quirk some clients expect
     rate_limit_per_minute: int = 120  # uploads per facility per minute; 0 = unlimited

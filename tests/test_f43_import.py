@@ -232,6 +232,7 @@ def test_cli_help_on_every_import_verb() -> None:
 ))
 @example(body=b"\x00").via("found by hypothesis: a line of NULs alone")  # type: ignore[misc]
 @example(body=b"\x1c").via("found by hypothesis: a line of Unicode whitespace alone")  # type: ignore[misc]
+@example(body=b"\xa0").via("found by hypothesis: a no-break space alone, in TIS-620")  # type: ignore[misc]
 @example(body=b"1|2\r3|4\r").via("lines ended by CR alone")  # type: ignore[misc]
 def test_arbitrary_bytes_give_rows_or_quarantine_never_an_exception(tmp_path_factory, body: bytes) -> None:
     d = tmp_path_factory.mktemp("fuzz")
@@ -248,10 +249,11 @@ def test_arbitrary_bytes_give_rows_or_quarantine_never_an_exception(tmp_path_fac
             if b"\n" not in data and b"\r" in data[:-1]:  # lines ended by CR alone
                 data = data.replace(b"\r", b"\n")
             raw_lines = data.split(b"\n")
-            # the reader drops NUL bytes and takes a line of whitespace alone (Unicode's, which counts the
-            # separators \x1c-\x1f) for a blank line: neither is a row
+            # the reader drops NUL bytes and takes a line of whitespace alone for a blank line — Unicode's
+            # whitespace, which counts the separators \x1c-\x1f, and a TIS-620 file's 0xA0 (no-break space)
             expected = {i + 1 for i, ln in enumerate(raw_lines)
-                        if ln.replace(b"\x00", b"").rstrip(b"\r\n").decode("utf-8", "replace").strip()
+                        if all(ln.replace(b"\x00", b"").rstrip(b"\r\n").decode(enc, "replace").strip()
+                               for enc in ("utf-8", "cp874"))
                         and not (i == 0 and (
                             has_header or _is_header(schema.get(file), ln.rstrip(b"\r").decode("utf-8", "replace"))))}
             staged = {r[0] for r in store.query(f"SELECT _line FROM f43_{file.lower()}")}

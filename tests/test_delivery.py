@@ -1077,6 +1077,39 @@ def test_reconcile_takes_a_malformed_organization_summary_as_an_error(tmp_path: 
         assert len(held(st)) == 3
 
 
+def test_plain_http_beyond_this_computer_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A target on plain HTTP that is not loopback sends health data and the password hash readable on the way:
+    the run says so (the local sandbox on 127.0.0.1 is fine)."""
+    from phrsync.delivery.agent import run_blocking
+    from phrsync.delivery.config import DeliverySettings, Target
+    from phrsync.delivery.sender import Sender, _private_link
+
+    assert all(_private_link(u) for u in ("https://phr1.moph.go.th", "http://127.0.0.1:8787", "http://localhost:1",
+                                          "http://[::1]:8787"))
+    assert not any(_private_link(u) for u in ("http://10.0.0.5:8787", "http://phr.province.local"))
+
+    async def enter(url: str) -> None:
+        box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+        try:
+            async with Sender(DeliverySettings(Target("t", url), box.url), box):
+                pass
+        finally:
+            box.close()
+
+    with caplog.at_level("WARNING", logger="phrsync.delivery"):
+        run_blocking(enter("http://127.0.0.1:8787"))
+        assert "plain http" not in caplog.text
+        run_blocking(enter("http://10.0.0.5:8787"))
+    assert "10.0.0.5" in caplog.text and "plain http" in caplog.text
+
+
+def test_sync_without_a_build_file_says_so(tmp_path: Path) -> None:
+    """A first ``sync`` before any ``build`` printed only "delivered 0"; it now says there is no build file."""
+    (tmp_path / "phrsync.toml").write_text('data_dir = "data"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "sync"])
+    assert r.exit_code == 0 and "no build file at" in r.output and "phrsync build" in r.output, r.output
+
+
 def test_remove_encounter_refused_in_its_envelope_is_an_error(tmp_path: Path) -> None:
     """RemoveEncounter answering 200 with an error envelope did not remove anything, but the row was marked removed
     and counted; it is now a reconcile error (exit 3) and the row stays as it was, to be removed next time."""

@@ -192,6 +192,9 @@ def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_
     if not path.is_file():
         if input_path:
             raise click.BadParameter(f"ไม่พบไฟล์ / file not found: {path}", param_hint="--input")
+        if not as_json:  # a new user's first sync before any build said only "delivered 0"
+            click.echo(f"ไม่มีไฟล์ build ที่ {path}: ส่งเฉพาะที่ค้างในคิว (สร้างด้วย phrsync build) / no build file at "
+                       f"{path}: sending only what the outbox holds (make one with phrsync build)", err=True)
         path = None  # no build file yet: send what the outbox holds
     ctx.exit(_run(settings, path, as_json, facility=facility, since=since, dry_run=dry_run, verify=not no_verify,
                   remove=not no_remove, force=force, full_check=True if full_check else None))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import ipaddress
 import logging
 import random
 import ssl
@@ -286,6 +287,11 @@ class Sender:
             verify = ssl.create_default_context(cafile=self.t.ca_bundle or certifi.where())
         else:  # plain http (the local sandbox): no roots to load; any TLS it met would fail verification
             verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        for url in {self.t.base_url, self.t.token_url} - {""}:
+            if not _private_link(url):
+                log.warning("%s ไม่ได้เข้ารหัส (http) ข้อมูลสุขภาพและ password_hash จะผ่านเครือข่ายแบบอ่านได้ ใช้ https / "
+                            "is plain http: health data and the password hash cross the network readable; use https",
+                            httpx.URL(url).host)
         self.client = self._new_client(4, verify)  # logins and utility calls
         # One connection per upload worker ("lane"). Through httpx's client and pool each upload cost the agent
         # more CPU than the server spent storing it, so a lane speaks HTTP/1.1 itself (see lane.py); behind a
@@ -566,6 +572,17 @@ class Sender:
         self.record(row.key, ob.REFUSED, code, reason, full)
         c.refused += 1
         log.warning("ปฏิเสธ / refused %s: %s", row.key if row.endpoint == ob.ENCOUNTER_EP else row.endpoint, reason)
+
+
+def _private_link(url: str) -> bool:
+    """HTTPS, or plain HTTP that never leaves this computer (the local sandbox)."""
+    u = httpx.URL(url)
+    if u.scheme != "http" or u.host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(u.host).is_loopback
+    except ValueError:
+        return False
 
 
 def _retry_after(r: Reply) -> float:

@@ -536,26 +536,18 @@ class Sender:
         try:
             r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before, client=lane)
         except TokenScopeError as e:  # a register with only the 1-year token: kept to send once there is an account
-            self.record(row.key, ob.FAILED, None, "needs JWT", mask_text(str(e)))
-            c.failed += 1
-            c.failed_by[h] = c.failed_by.get(h, 0) + 1
+            self._failed(row, "needs JWT", mask_text(str(e)))
             return
         except AuthError as e:
             self.skip(h, "error" if e.transient else "auth", str(e))
-            self.record(row.key, ob.FAILED, None, "auth", mask_text(str(e)))
-            c.failed += 1
-            c.failed_by[h] = c.failed_by.get(h, 0) + 1
+            self._failed(row, "auth", mask_text(str(e)))
             return
         except GaveUp as e:
-            self.record(row.key, ob.FAILED, None, "transient", mask_text(str(e)))
-            c.failed += 1
-            c.failed_by[h] = c.failed_by.get(h, 0) + 1
+            self._failed(row, "transient", mask_text(str(e)))
             return
         except TargetDown as e:
             self.down = str(e)
-            self.record(row.key, ob.FAILED, None, "target down", str(e))
-            c.failed += 1
-            c.failed_by[h] = c.failed_by.get(h, 0) + 1
+            self._failed(row, "target down", str(e))
             return
         code = r.status_code
         mc = _message_code(r)
@@ -572,6 +564,13 @@ class Sender:
         self.record(row.key, ob.REFUSED, code, reason, full)
         c.refused += 1
         log.warning("ปฏิเสธ / refused %s: %s", row.key if row.endpoint == ob.ENCOUNTER_EP else row.endpoint, reason)
+
+    def _failed(self, row: ob.Row, reason: str, error: str) -> None:
+        """A row given up on for this run: ``failed`` (sent again next run), counted for its facility's report."""
+        self.record(row.key, ob.FAILED, None, reason, error)
+        c = self.counters
+        c.failed += 1
+        c.failed_by[row.hospcode] = c.failed_by.get(row.hospcode, 0) + 1
 
 
 def _private_link(url: str) -> bool:

@@ -45,24 +45,27 @@ def _full_ref(hcode: str, ref: str) -> str:
     return ref if ref.startswith(f"{hcode}:") else f"{hcode}:{ref}"
 
 
-def _accepted(r: Reply) -> bool:
-    """A 200 whose envelope does not say otherwise (``MessageCode`` 200 or none)."""
+def _envelope(r: Reply) -> dict[str, Any] | None:
+    """PHR's answer as an envelope that does not report an error (``MessageCode`` 200 or none); None when it is
+    not JSON, not an object, or an error envelope."""
     try:
         data = r.json()
     except ValueError:
-        return False
-    return r.status_code == 200 and isinstance(data, dict) and str(data.get("MessageCode", 200)) == "200"
+        return None
+    return data if isinstance(data, dict) and str(data.get("MessageCode", 200)) == "200" else None
+
+
+def _accepted(r: Reply) -> bool:
+    """A 200 whose envelope does not say otherwise."""
+    return r.status_code == 200 and _envelope(r) is not None
 
 
 def _held_refs(r: Reply) -> list[Any] | None:
     """The refs of an OrganizationSummary answer, or None when it is not one: not JSON, an error envelope
     (``MessageCode`` other than 200) or a ``result`` that is not a list. Read as "PHR holds nothing", such an
     answer sent the whole day again and marked rows the build dropped as removed without removing them."""
-    try:
-        data = r.json()
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or str(data.get("MessageCode", 200)) != "200":
+    data = _envelope(r)
+    if data is None:
         return None
     held = data.get("result")
     if held is None:

@@ -107,6 +107,12 @@ def _print_result(res: agent.SyncResult, as_json: bool, lines: bool = False) -> 
         click.echo(f"ปลายทางไม่พร้อม / target down: {res.down}")
 
 
+def _state_store_error(e: Exception) -> None:
+    """One masked line on stderr, not the driver's traceback (which can run to a hundred lines)."""
+    first = str(e).splitlines()[0] if str(e) else type(e).__name__
+    click.echo(f"ฐานข้อมูลสถานะใช้ไม่ได้ / state store error: {mask_text(first)[:300]}", err=True)
+
+
 def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, lines: bool = False, **kw: Any) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -131,8 +137,7 @@ def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, lines: 
         click.echo(f"ผิดพลาด / error: {mask_text(str(e))}", err=True)
         return agent.EXIT_USAGE
     except SQLAlchemyError as e:  # the state store is unreachable or broken: nothing was sent
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        click.echo(f"ฐานข้อมูลสถานะใช้ไม่ได้ / state store error: {mask_text(first)[:300]}", err=True)
+        _state_store_error(e)
         return agent.EXIT_USAGE
     _print_result(res, as_json, lines)
     return res.exit_code
@@ -258,8 +263,7 @@ def status_cmd(ctx: click.Context, target: str | None, as_json: bool) -> None:
         finally:
             box.close()
     except (SQLAlchemyError, ValueError) as e:  # unreachable or broken store: a message (exit 2), as sync gives
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        click.echo(f"ฐานข้อมูลสถานะใช้ไม่ได้ / state store error: {mask_text(first)[:300]}", err=True)
+        _state_store_error(e)
         ctx.exit(agent.EXIT_USAGE)
     if as_json:
         click.echo(json.dumps({"target": settings.target.name, "facilities": facilities, "last_run": last},

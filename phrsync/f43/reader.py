@@ -130,11 +130,11 @@ def _open_zip(path: Path) -> zipfile.ZipFile | Problem:
     try:
         return zipfile.ZipFile(path)
     except _ZIP_ERRORS as e:
-        return _bad_zip(path, e)
+        return _bad_zip(path.name, e)
 
 
-def _bad_zip(path: Path, e: BaseException) -> Problem:
-    return _file_problem(path.name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
+def _bad_zip(label: str, e: BaseException) -> Problem:
+    return _file_problem(label, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
 
 
 def _zip_members(path: Path, zf: zipfile.ZipFile, stack: contextlib.ExitStack | None = None,
@@ -148,7 +148,7 @@ def _zip_members(path: Path, zf: zipfile.ZipFile, stack: contextlib.ExitStack | 
     try:
         infos = [i for i in zf.infolist() if not i.is_dir()]
     except _ZIP_ERRORS as e:
-        yield _file_problem(name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
+        yield _bad_zip(name, e)
         return
     hosp = hospcode_from_name(name.rsplit(":", 1)[-1])
     for info in sorted(infos, key=lambda i: i.filename.lower()):
@@ -185,7 +185,7 @@ def _nested_members(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, stac
             stack.callback(stream.close)
         nested = zipfile.ZipFile(stream)  # type: ignore[arg-type]
     except _ZIP_ERRORS as e:
-        yield _file_problem(name, "bad_zip", f"เปิดไฟล์ zip ไม่ได้ ({e})", f"cannot open zip file ({e})")
+        yield _bad_zip(name, e)
         return
     if stack is not None:
         stack.callback(nested.close)

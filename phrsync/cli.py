@@ -43,6 +43,16 @@ def _load(verb: str) -> click.Command | None:
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        """A :class:`~phrsync.errors.PhrsyncError` from any command: its message on stderr, its exit code."""
+        from phrsync.errors import PhrsyncError
+
+        try:
+            return super().invoke(ctx)
+        except PhrsyncError as e:
+            click.echo(f"ผิดพลาด / error: {e}", err=True)
+            ctx.exit(int(e.exit_code))
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [v for v in COMMANDS if _load(v) is not None]
 

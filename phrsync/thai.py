@@ -24,3 +24,31 @@ def thai_date(d: dt.date | dt.datetime | None, full: bool = False) -> str:
 
 def bilingual(th: str, en: str) -> str:
     return f"{th} / {en}"
+
+
+BANGKOK = dt.timezone(dt.timedelta(hours=7), "Asia/Bangkok")  # Thailand keeps no daylight saving time
+
+
+def local_time(ts: float | dt.datetime, tz: dt.tzinfo = BANGKOK) -> dt.datetime:
+    """An epoch time or an aware datetime, in the province's zone (naive datetimes are taken as UTC)."""
+    if isinstance(ts, dt.datetime):
+        return (ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)).astimezone(tz)
+    return dt.datetime.fromtimestamp(ts, tz)
+
+
+def zone_label(t: dt.datetime) -> str:
+    """``UTC+7`` for a time's offset: every time phrsync shows says its zone."""
+    off = t.utcoffset() or dt.timedelta(0)
+    minutes = int(off.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    h, m = divmod(abs(minutes), 60)
+    return f"UTC{sign}{h}" + (f":{m:02d}" if m else "")
+
+
+def thai_datetime(ts: float | dt.datetime | None, tz: dt.tzinfo = BANGKOK, seconds: bool = False) -> str:
+    """``4 ธ.ค. 2569 15:36 น. (UTC+7)``: a Buddhist-era date and a time that says its zone (Asia/Bangkok)."""
+    if ts is None or ts == 0:
+        return "-"
+    t = local_time(ts, tz)
+    clock = f"{t:%H:%M:%S}" if seconds else f"{t:%H:%M}"
+    return f"{t.day} {MONTHS_TH[t.month - 1]} {t.year + 543} {clock} น. ({zone_label(t)})"

@@ -1,5 +1,5 @@
-"""The ``phrsync`` command. Each package owns its verbs in its own ``cli.py``; this file only
-lists them, so loading ``phrsync --help`` stays fast and a broken optional part cannot hide the rest."""
+"""The ``phrsync`` command. Each package owns its verbs in its own ``cli.py``; this file only lists them and
+imports a verb's module when that verb runs, so ``phrsync --help`` stays fast."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "status": "phrsync.delivery.cli:status_cmd",
     "retry": "phrsync.delivery.cli:retry_cmd",
     "run": "phrsync.delivery.cli:run_cmd",
+    "config": "phrsync.config_cli:config_cmd",
     "demo": "phrsync.demo:demo_cmd",
 }
 
@@ -33,13 +34,9 @@ def _load(verb: str) -> click.Command | None:
     if not target:
         return None
     mod_name, attr = target.split(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("phrsync"):
-            return None  # that part of the product is not built yet
-        raise
-    return getattr(mod, attr, None)
+    cmd = getattr(importlib.import_module(mod_name), attr)
+    assert isinstance(cmd, click.Command), target
+    return cmd
 
 
 class LazyGroup(click.Group):
@@ -47,6 +44,8 @@ class LazyGroup(click.Group):
         """A :class:`~phrsync.errors.PhrsyncError` from any command: its message on stderr, its exit code."""
         from phrsync.errors import PhrsyncError
 
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        ctx.meta["phrsync.help"] = not rest or any(a in ("-h", "--help") for a in rest)
         try:
             return super().invoke(ctx)
         except PhrsyncError as e:
@@ -54,7 +53,7 @@ class LazyGroup(click.Group):
             ctx.exit(int(e.exit_code))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [v for v in COMMANDS if _load(v) is not None]
+        return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return _load(cmd_name)
@@ -64,25 +63,25 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="phrsync")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="PHRSYNC_CONFIG",
               help="phrsync.toml (ค่าตั้งต้น: ./phrsync.toml ถ้ามี) / configuration file")
-@click.option("--lang", type=click.Choice(["th", "en"]), envvar="PHRSYNC_LANG", default="th",
-              help="ภาษาของข้อความ / message language")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, lang: str) -> None:
+def cli(ctx: click.Context, config_path: str | None) -> None:
     """phrsync — ส่งข้อมูล 43 แฟ้มเข้า MOPH-PHR (หมอพร้อม) / 43-file data to MOPH-PHR.
 
     \b
     ลำดับงาน / data flow:
       synth → import → build → sandbox/sync → status
     """
-    from phrsync.config import ConfigError, load_config
+    from phrsync.config import load_config
+    from phrsync.errors import ConfigError
 
     _private_files(ctx)
     ctx.ensure_object(dict)
     try:
         ctx.obj["config"] = load_config(config_path)
-    except ConfigError as e:  # reported (exit 2) by the first command that reads it, so --help still works
+    except ConfigError as e:
+        if not ctx.meta.get("phrsync.help"):  # every command refuses a broken phrsync.toml; --help still answers
+            raise
         ctx.obj["config_error"] = e
-    ctx.obj["lang"] = lang
 
 
 def _private_files(ctx: click.Context) -> None:

@@ -293,7 +293,9 @@ def describe(e: ValidationError, source: str, model: type[BaseModel] = Settings)
     for err in e.errors():
         loc = tuple(err["loc"])
         got = err.get("input")
-        section, key = _where(loc, whole_table=err["type"] == "value_error" and isinstance(got, dict))
+        table = err["type"] in ("dict_type", "model_type", "model_attributes_type") or (
+            err["type"] == "value_error" and isinstance(got, dict))
+        section, key = _where(loc, whole_table=table)
         at = f"{section} {key}".strip()
         if err["type"] == "extra_forbidden":
             near = difflib.get_close_matches(key, _known(model, loc), n=1)

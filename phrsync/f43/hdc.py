@@ -54,6 +54,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
+from phrsync.errors import SourceError
 from phrsync.f43 import schema
 from phrsync.f43.schema import Field, FileSpec
 from phrsync.f43.source import LINE_COL, RAW_COL, Chunk, Problem, to_table
@@ -71,8 +72,8 @@ _CHAR_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", 
 _FLOAT_TYPES = {"float", "double", "real"}
 
 
-class HDCError(RuntimeError):
-    """The HDC database could not be reached or used; the message is bilingual and password-free."""
+class HDCError(SourceError):
+    """The HDC database could not be reached or used (exit 6); the message is bilingual and password-free."""
 
 
 class Batch(Protocol):
@@ -108,12 +109,11 @@ def _url(url_or_engine: str | URL | Engine) -> URL:
         try:
             u = make_url(url_or_engine)
         except ArgumentError as e:
-            raise HDCError(
-                f"URL ฐานข้อมูล HDC ไม่ถูกต้อง / invalid HDC database URL: {mask_url(str(url_or_engine))}"
-            ) from e
+            raise HDCError("URL ฐานข้อมูล HDC ไม่ถูกต้อง",
+                           f"invalid HDC database URL: {mask_url(str(url_or_engine))}") from e
     backend = u.get_backend_name()
     if backend not in ("mysql", "mariadb"):
-        raise HDCError(f"HDC ต้องเป็น MySQL/MariaDB / HDC must be MySQL or MariaDB: {mask_url(u)}")
+        raise HDCError("HDC ต้องเป็น MySQL/MariaDB", f"HDC must be MySQL or MariaDB: {mask_url(u)}")
     if u.get_driver_name() != "pymysql":
         u = u.set(drivername=f"{backend}+pymysql")
     if "charset" not in u.query:
@@ -147,7 +147,7 @@ def _error(u: URL, action_th: str, action_en: str, exc: BaseException) -> HDCErr
     if u.password:
         detail = detail.replace(str(u.password), "***")
     detail = mask_text(detail)  # a server message may quote a key value, e.g. a citizen ID
-    return HDCError(f"{action_th} ({_where(u)}) / {action_en} ({_where(u)}): {detail}")
+    return HDCError(f"{action_th} ({_where(u)})", f"{action_en} ({_where(u)}): {detail}")
 
 
 @lru_cache(maxsize=32)
@@ -226,7 +226,7 @@ def create_schema(
     """
     u = _url(url_or_engine)
     if not u.database:
-        raise HDCError(f"URL ไม่ระบุชื่อฐานข้อมูล / the URL names no database: {mask_url(u)}")
+        raise HDCError("URL ไม่ระบุชื่อฐานข้อมูล", f"the URL names no database: {mask_url(u)}")
     specs = _specs(files)
     conn = _connect(u, database=False)
     try:
@@ -603,9 +603,8 @@ def load_batches(
                 spec = schema.FILES[name]
                 table = catalog.get(spec.table)
                 if table is None:
-                    raise HDCError(
-                        f"ไม่พบตาราง {spec.table} ({_where(u)}) / table {spec.table} not found ({_where(u)})"
-                    )
+                    raise HDCError(f"ไม่พบตาราง {spec.table} ({_where(u)})",
+                                   f"table {spec.table} not found ({_where(u)})")
                 _load_rows(cur, spec, table, rows, result, quote)
                 conn.commit()
 

@@ -1,4 +1,5 @@
-"""Import: sources → row checks → quarantine or staging. Nothing in the input can stop a run.
+"""Import: sources → row checks → quarantine or staging. Nothing inside an export can stop a run (a path that is
+no export at all is refused before the run starts).
 
 Each export container (a zip, or a loose .txt) is fingerprinted; one already imported is skipped
 unless forced, and a forced one replaces its own quarantine entries. Rows are checked a chunk at a

@@ -145,10 +145,17 @@ def test_import_sources_is_the_command_as_a_function(exports: Path, tmp_path: Pa
     summary = api.staging_summary(path)
     assert summary.rows["SERVICE"] == 4 and [i.status for i in summary.imports] == ["done"] * 3
     assert json.loads(json.dumps(summary.to_dict()))["imports"][0]["id"] == 3
+    res = CliRunner().invoke(cli, ["staging", "--staging", str(path), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output) == json.loads(json.dumps(summary.to_dict()))
     with pytest.raises(UsageError, match="--hdc only"):
         api.import_sources(path, [exports], since=dt.datetime(2025, 1, 1))
     with pytest.raises(UsageError, match="PATHS"):
         api.import_sources(path)
+    with pytest.raises(UsageError, match="not both"):
+        api.import_sources(path, [exports], hdc_url="mysql+pymysql://hdc@127.0.0.1:1/hdc")
+    loose = tmp_path / "service.txt"  # one 43-file .txt on its own is an export too
+    loose.write_text(text("SERVICE", [service("S7", "1", 1)]), encoding="utf-8")
+    assert api.import_sources(path, [loose], today=TODAY).files["SERVICE"].inserted == 1
     with pytest.raises(NotFoundError, match="run phrsync import first"):
         api.staging_summary(tmp_path / "none.duckdb")
     assert not (tmp_path / "none.duckdb").exists()

@@ -31,11 +31,11 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from phrsync import _native  # noqa: E402
+from phrsync.f43 import extract as E  # noqa: E402
+from phrsync.f43.read import Selection  # noqa: E402
 from phrsync.f43.staging import Staging  # noqa: E402
 from phrsync.phr import build as B  # noqa: E402
-from phrsync.phr import extract as E  # noqa: E402
 from phrsync.phr import mapping as M  # noqa: E402
-from phrsync.phr.extract import Selection  # noqa: E402
 from phrsync.phr.validate import validate  # noqa: E402
 
 

@@ -172,9 +172,9 @@ def test_parallel_build_writes_the_same_payloads(staging: Path, tmp_path: Path) 
 def test_split_by_days_covers_the_range_once(staging: Path) -> None:
     import datetime as dt
 
+    from phrsync.f43.read import Selection
     from phrsync.f43.staging import Staging
     from phrsync.phr.build import split_by_days
-    from phrsync.phr.extract import Selection
 
     with Staging(staging, read_only=True) as st:
         parts = split_by_days(st.con, Selection(), 3)

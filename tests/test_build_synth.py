@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
+from phrsync.f43 import extract as E
 from phrsync.f43.importer import Importer
+from phrsync.f43.read import Selection
 from phrsync.f43.staging import Staging
 from phrsync.phr import build as B
-from phrsync.phr import extract as E
 from phrsync.phr import mapping as M
-from phrsync.phr.extract import Selection
 from phrsync.phr.report import Quality
 from phrsync.synth import SynthOptions, write_zips
 from phrsync.synth.generator import facility_batches, plan

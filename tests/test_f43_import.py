@@ -207,7 +207,8 @@ def test_hdc_password_is_never_taken_from_the_command_line(tmp_path: Path) -> No
     assert res.exit_code == 2, res.output  # unparseable, still a password
     res = CliRunner().invoke(cli, ["import", "--hdc", "--since", "2025-10-01", "--staging", st],
                              env={"PHRSYNC_HDC_URL": url})
-    assert res.exit_code == 3 and "127.0.0.1:1/hdc" in res.output and "s3cretpw" not in res.output
+    assert res.exit_code == 6 and "127.0.0.1:1/hdc" in res.output and "s3cretpw" not in res.output  # SOURCE
+    assert not Path(st).exists()  # HDC is reached before the store is created
     res = CliRunner().invoke(cli, ["import", "--hdc", "--staging", st], env={"PHRSYNC_HDC_URL": ""})
     assert res.exit_code == 2 and "PHRSYNC_HDC_URL" in res.output
     z = write_zip(tmp_path / "F43_10699_202501.zip", {"person.txt": text("PERSON", [person("1", 1)])})
@@ -416,4 +417,4 @@ def test_reading_commands_on_a_missing_or_busy_store_say_so_without_a_traceback(
         res = CliRunner().invoke(cli, ["quarantine", "summary", "--staging", str(busy)])
     finally:
         holder.communicate("")
-    assert res.exit_code == 2 and "cannot open staging store" in res.output, res.exception
+    assert res.exit_code == 7 and "cannot open staging store" in res.output, res.exception  # STORE

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 from f43files import cid, person, service, text, write_zip
 
+from phrsync.errors import NotFoundError
 from phrsync.f43 import schema
 from phrsync.f43.reader import detect_encoding, iter_members, read_member, read_stream
 from phrsync.f43.source import Problem
@@ -92,11 +93,13 @@ def test_folder_of_txt_files_and_broken_zip(tmp_path) -> None:
     folder.mkdir()
     (folder / "service.txt").write_text(text("SERVICE", [service("S1", "1", 1)]), encoding="utf-8")
     (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
-    items = list(iter_members([folder, tmp_path / "broken.zip", tmp_path / "missing.zip"]))
+    items = list(iter_members([folder, tmp_path / "broken.zip"]))
     problems = [i for i in items if isinstance(i, Problem)]
     members = [i for i in items if not isinstance(i, Problem)]
     assert [m.spec.name for m in members] == ["SERVICE"]
-    assert sorted(p.rule for p in problems) == ["bad_zip", "not_found"]
+    assert sorted(p.rule for p in problems) == ["bad_zip"]
+    with pytest.raises(NotFoundError, match="missing.zip"):  # a path that is not there is no export at all
+        list(iter_members([folder, tmp_path / "missing.zip"]))
 
 
 def test_corrupted_zip_member_is_reported_not_raised(tmp_path) -> None:

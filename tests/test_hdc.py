@@ -155,8 +155,10 @@ def test_create_schema_without_extras_and_untyped(hdc_url: str) -> None:
 
 
 def test_table_ddl_is_utf8mb4_and_indexes_the_date_field() -> None:
-    ddl = hdc.table_ddl(schema.get("SERVICE"))
-    assert "CHARSET=utf8mb4" in ddl
+    ddl, params = hdc.table_ddl(schema.get("SERVICE"))
+    spec = schema.get("SERVICE")
+    assert "CHARSET=utf8mb4" in ddl and ddl.endswith("COMMENT=%s")  # the comment is a parameter too
+    assert params == [f"{spec.title_th} / {spec.title_en}"]
     assert "KEY `ix_date_serv` (`date_serv`)" in ddl and "KEY `ix_d_update` (`d_update`)" in ddl
     assert "PRIMARY KEY (`hospcode`, `seq`)" in ddl
 
@@ -485,17 +487,27 @@ def test_mask_url_hides_the_password() -> None:
     assert "p@ss" not in hdc.mask_url("mysql://u:p%40ss@h/d")
 
 
-def test_literals_round_half_up_and_reject_what_does_not_fit() -> None:
-    """Values with more decimals than the column are rounded once, in Python, the usual way."""
-    conv = hdc._decimal_literal(4, 1)
+def test_values_round_half_up_and_reject_what_does_not_fit() -> None:
+    """Values with more decimals than the column are rounded once, in Python, the usual way; what is bound is
+    the value, never SQL text (the driver quotes it)."""
+    conv = hdc._decimal_value(4, 1)
     assert conv("36.8") == "36.8" and conv(" 36.85") == "36.9" and conv("36.849") == "36.8"
     assert conv("999.94") == "999.9" and conv("1e2") == "100.0"
     assert conv("1000") is hdc._BAD and conv("nan") is hdc._BAD and conv("3,5") is hdc._BAD
-    assert hdc._date_literal("20240229") == "'2024-02-29'" and hdc._date_literal("20230229") is hdc._BAD
-    assert hdc._datetime_literal("20250115") == "'2025-01-15 00:00:00'"
-    assert hdc._datetime_literal("20250115246000") is hdc._BAD
-    assert hdc._datetime_literal("19600101000000", True) is hdc._BAD  # outside TIMESTAMP's range
-    assert hdc._time_literal("235959") == "'23:59:59'" and hdc._time_literal("240000") is hdc._BAD
-    assert hdc._int_literal(2**7)("127") == "127" and hdc._int_literal(2**7)("128") is hdc._BAD
-    assert hdc._quote("it's \\ \n") == "'it\\'s \\\\ \\n'"
-    assert hdc._quote_ansi("it's") == "'it''s'"
+    assert hdc._date_value("20240229") == "2024-02-29" and hdc._date_value("20230229") is hdc._BAD
+    assert hdc._datetime_value("20250115") == "2025-01-15 00:00:00"
+    assert hdc._datetime_value("20250115246000") is hdc._BAD
+    assert hdc._datetime_value("19600101000000", True) is hdc._BAD  # outside TIMESTAMP's range
+    assert hdc._time_value("235959") == "23:59:59" and hdc._time_value("240000") is hdc._BAD
+    assert hdc._int_value(2**7)("127") == 127 and hdc._int_value(2**7)("128") is hdc._BAD
+    assert hdc._int_value(2**7)("120.0") == 120 and hdc._int_value(2**7)("120.5") is hdc._BAD
+
+
+def test_upsert_sql_has_placeholders_only() -> None:
+    """No value is ever spelled into the SQL: one %s per column, for PyMySQL's executemany."""
+    spec = schema.get("EPI")
+    cols = [hdc._Column(f.sql_name, "varchar", 20, 80, None, None) for f in spec.fields]
+    table = hdc._Table("epi", {c.name.upper(): c for c in cols}, [spec.by_name[k].sql_name for k in spec.key])
+    sql = hdc._upsert_sql(table, cols, set(spec.key))
+    assert sql.count("%s") == len(cols) and "'" not in sql
+    assert pymysql.cursors.RE_INSERT_VALUES.match(sql)  # sent as multi-row statements, not row by row

@@ -13,11 +13,11 @@ import orjson
 import pytest
 from fixtures.golden import dataset as D
 
+from phrsync.f43 import extract as E
+from phrsync.f43.read import Selection
 from phrsync.f43.staging import Staging
 from phrsync.phr import build as B
-from phrsync.phr import extract as E
 from phrsync.phr import mapping as M
-from phrsync.phr.extract import Selection
 from phrsync.phr.policies import Policies
 from phrsync.phr.validate import validate
 from phrsync.terminology import configure, reset

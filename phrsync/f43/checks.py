@@ -44,7 +44,6 @@ RULES: dict[str, Rule] = {
         Rule("truncated_file", "error", "ไฟล์ขาดหรือเสียหาย", "file cut or damaged"),
         Rule("bad_zip", "error", "เปิดไฟล์ zip ไม่ได้", "cannot open zip file"),
         Rule("unreadable", "error", "อ่านไฟล์ไม่ได้", "cannot read file"),
-        Rule("not_found", "error", "ไม่พบไฟล์", "file not found"),
         Rule("hdc_table_missing", "warning", "ไม่มีตารางนี้ในฐานข้อมูล HDC", "table missing in the HDC database"),
         Rule("hdc_column_missing", "warning", "ตาราง HDC ไม่มีคอลัมน์นี้ อ่านเป็นค่าว่าง",
              "column missing in the HDC table; read as empty"),

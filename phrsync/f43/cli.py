@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from phrsync.config import config_from_context
-from phrsync.f43.importer import Importer, ImportReport
-from phrsync.f43.staging import Staging, StagingError
+from phrsync.f43 import api
+from phrsync.f43.importer import ImportReport
 from phrsync.thai import bilingual
 
 err = Console(stderr=True)
@@ -28,19 +27,6 @@ _HDC_FROM_ENV = "\x00env"  # the value of a bare --hdc: take the URL from HDC_EN
 
 def _staging_path(ctx: click.Context, staging: str | None) -> Path:
     return Path(staging) if staging else config_from_context(ctx).staging
-
-
-def _read_only(ctx: click.Context, staging: str | None) -> Staging:
-    """The store for the reading commands: a missing one, or one an import holds, is a plain error
-    (exit 2) instead of a traceback."""
-    path = _staging_path(ctx, staging)
-    if not path.exists():
-        raise click.UsageError(bilingual(f"ไม่พบไฟล์ staging {path} (ใช้ phrsync import ก่อน)",
-                                         f"staging store {path} not found (run phrsync import first)"))
-    try:
-        return Staging(path, read_only=True)
-    except StagingError as e:
-        raise click.UsageError(str(e)) from e
 
 
 def _parse_since(value: str | None) -> dt.datetime | None:
@@ -65,10 +51,11 @@ def _parse_date(value: str | None) -> dt.date | None:
               help="นำเข้าจากฐานข้อมูล HDC; --hdc เฉยๆ ใช้ URL จาก PHRSYNC_HDC_URL (URL ที่มีรหัสผ่านใส่ในบรรทัดคำสั่งไม่ได้) "
                    "/ read the HDC MySQL/MariaDB database; --hdc alone takes the URL from PHRSYNC_HDC_URL (a URL with a "
                    "password is refused on the command line: other users see it in ps)")
-@click.option("--since", help="เฉพาะแถวที่ D_UPDATE ตั้งแต่วันนี้ / only rows changed since (YYYY-MM-DD)")
-@click.option("--from", "date_from", help="วันที่รับบริการเริ่ม / first service date (YYYY-MM-DD)")
-@click.option("--to", "date_to", help="วันที่รับบริการสุดท้าย / last service date (YYYY-MM-DD)")
-@click.option("--facility", "facilities", multiple=True, help="รหัสหน่วยบริการ (HDC) / facility code(s) to read")
+@click.option("--since", help="(HDC) เฉพาะแถวที่ D_UPDATE ตั้งแต่วันนี้ / (HDC) only rows changed since (YYYY-MM-DD)")
+@click.option("--from", "date_from", help="(HDC) วันที่รับบริการเริ่ม / (HDC) first service date (YYYY-MM-DD)")
+@click.option("--to", "date_to", help="(HDC) วันที่รับบริการสุดท้าย / (HDC) last service date (YYYY-MM-DD)")
+@click.option("--facility", "facilities", multiple=True,
+              help="(HDC) รหัสหน่วยบริการ / (HDC) facility code(s) to read")
 @click.option("--staging", type=click.Path(), help="ไฟล์ staging (ค่าตั้งต้น data/staging.duckdb) / staging store file")
 @click.option("--force", is_flag=True, help="นำเข้าซ้ำแม้เคยนำเข้าแล้ว / re-read exports already imported")
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine-readable summary")
@@ -79,8 +66,8 @@ def import_cmd(ctx: click.Context, paths: tuple[str, ...], hdc_url: str | None, 
     """นำเข้า 43 แฟ้ม (zip/โฟลเดอร์/HDC) เข้าที่พักข้อมูล / import 43-file exports into staging.
 
     \b
-    PATHS: ไฟล์ zip ต่อหน่วยบริการ, โฟลเดอร์ของไฟล์ .txt หรือโฟลเดอร์ของ zip
-           zips (one per facility), folders of .txt files, or folders of zips.
+    PATHS: ไฟล์ zip ต่อหน่วยบริการ, ไฟล์ .txt ของแฟ้มหนึ่ง, โฟลเดอร์ของไฟล์ .txt หรือโฟลเดอร์ของ zip
+           zips (one per facility), one 43-file .txt, folders of .txt files, or folders of zips.
     แถวที่ผิดจะถูกกักไว้ (quarantine) พร้อมเหตุผล แถวที่ถูกต้องนำเข้าตามปกติ
     Bad rows are quarantined with their reason; every good row still loads.
 
@@ -91,35 +78,16 @@ def import_cmd(ctx: click.Context, paths: tuple[str, ...], hdc_url: str | None, 
       phrsync import --hdc --since 2025-10-01
     """
     hdc_url = _hdc_url(ctx, hdc_url, paths)
-    if not paths and not hdc_url:
-        raise click.UsageError("ระบุ PATHS หรือ --hdc URL / give PATHS or --hdc URL")
-    path = _staging_path(ctx, staging)
-    try:
-        st = Staging(path)
-    except StagingError as e:
-        err.print(f"[red]{e}[/red]")
-        sys.exit(2)
-    with st, _progress(as_json) as progress:
+    with _progress(as_json) as progress:
         task = progress.add_task("นำเข้า / importing", total=None)
 
         def tick(label: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total or None, description=f"นำเข้า / importing {label}")
 
-        imp = Importer(st, force=force, progress=tick)
-        if hdc_url:
-            from phrsync.f43.hdc import HDCError, read_hdc
-
-            try:
-                chunks = read_hdc(hdc_url, since=_parse_since(since), date_from=_parse_date(date_from),
-                                  date_to=_parse_date(date_to), hospcodes=facilities or None)
-                report = imp.import_chunks(chunks, "hdc", _mask_url(hdc_url))
-            except HDCError as e:
-                err.print(f"[red]{e}[/red]")
-                sys.exit(3)
-        else:
-            report = imp.import_paths(paths)
+        report = api.import_sources(_staging_path(ctx, staging), paths, hdc_url=hdc_url, since=_parse_since(since),
+                                    date_from=_parse_date(date_from), date_to=_parse_date(date_to),
+                                    facilities=facilities, force=force, progress=tick)
     _print_report(report, as_json)
-    sys.exit(0)
 
 
 def _hdc_url(ctx: click.Context, value: str | None, paths: tuple[str, ...]) -> str | None:
@@ -151,15 +119,6 @@ def _has_password(url: str) -> bool:
         return re.search(r"//[^:/@]*:[^@]*@", url) is not None
 
 
-def _mask_url(url: str) -> str:
-    try:
-        from phrsync.f43.hdc import mask_url
-
-        return mask_url(url)
-    except ImportError:
-        return url.split("@")[-1]
-
-
 class _NullProgress:
     def __enter__(self) -> _NullProgress:
         return self
@@ -182,7 +141,7 @@ def _progress(quiet: bool) -> Any:
 
 
 def _print_report(report: ImportReport, as_json: bool) -> None:
-    d = report.as_dict()
+    d = report.to_dict()
     if as_json:
         click.echo(json.dumps(d, ensure_ascii=False, indent=2))
         return
@@ -226,45 +185,35 @@ def quarantine_cmd() -> None:
 def quarantine_list(ctx: click.Context, facility: str | None, file_: str | None, rule: str | None,
                     severity: str | None, limit: int, staging: str | None, as_json: bool) -> None:
     """รายการที่ถูกกัก: แฟ้ม บรรทัด ช่อง ค่า (ปิดบังข้อมูลส่วนบุคคล) เหตุผล / entries with file, line, field, masked value, reason."""
-    where, params = [], []
-    for col, val in (("hospcode", facility), ("file", file_ and file_.upper()), ("rule", rule),
-                     ("severity", severity)):
-        if val:
-            where.append(f"{col} = ?")
-            params.append(val)
-    sql = ("SELECT hospcode, file, source, line, field, value, rule, severity, reason_th, reason_en FROM quarantine"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id LIMIT ?")
-    with _read_only(ctx, staging) as st:
-        rows = st.query(sql, [*params, limit])
-    keys = ["hospcode", "file", "source", "line", "field", "value", "rule", "severity", "reason_th", "reason_en"]
+    rows = api.quarantine_list(_staging_path(ctx, staging), facility=facility, file=file_, rule=rule,
+                               severity=severity, limit=limit)
     if as_json:
-        click.echo(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
         return
     t = Table()
     for col in ("หน่วย/facility", "แหล่ง/source", "บรรทัด/line", "ช่อง/field", "ค่า/value", "เหตุผล/reason"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r[0] or "", r[2], str(r[3]), r[4], r[5] or "", f"{r[8]} / {r[9]}")
+        t.add_row(r.hospcode, r.source, str(r.line), r.field, r.value, f"{r.reason_th} / {r.reason_en}")
     Console().print(t)
 
 
 @quarantine_cmd.command("summary")
+@click.option("--facility", help="รหัสหน่วยบริการ / facility code")
 @click.option("--staging", type=click.Path(), help="ไฟล์ staging / staging store file")
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine-readable")
 @click.pass_context
-def quarantine_summary(ctx: click.Context, staging: str | None, as_json: bool) -> None:
+def quarantine_summary(ctx: click.Context, facility: str | None, staging: str | None, as_json: bool) -> None:
     """จำนวนที่ถูกกักต่อหน่วยบริการ แฟ้ม และเหตุผล / counts per facility, file and rule."""
-    with _read_only(ctx, staging) as st:
-        rows = st.quarantine_summary()
-    keys = ["hospcode", "file", "rule", "severity", "count"]
+    rows = api.quarantine_summary(_staging_path(ctx, staging), facility=facility)
     if as_json:
-        click.echo(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
         return
     t = Table()
     for col in ("หน่วย/facility", "แฟ้ม/file", "กฎ/rule", "ระดับ/severity", "จำนวน/count"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r[0] or "", r[1] or "", r[2], r[3], f"{r[4]:,}")
+        t.add_row(r.hospcode, r.file, r.rule, r.severity, f"{r.count:,}")
     Console().print(t)
 
 
@@ -274,17 +223,13 @@ def quarantine_summary(ctx: click.Context, staging: str | None, as_json: bool) -
 @click.pass_context
 def staging_cmd(ctx: click.Context, staging: str | None, as_json: bool) -> None:
     """จำนวนแถวในที่พักข้อมูลต่อแฟ้ม / rows in the staging store per file."""
-    with _read_only(ctx, staging) as st:
-        counts = st.counts()
-        imports = st.query("SELECT id, started, finished, status, kind FROM imports ORDER BY id DESC LIMIT 5")
+    summary = api.staging_summary(_staging_path(ctx, staging))
     if as_json:
-        click.echo(json.dumps({"rows": counts, "imports": [
-            {"id": i[0], "started": str(i[1]), "finished": str(i[2]), "status": i[3], "kind": i[4]}
-            for i in imports]}, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
         return
     t = Table(title="ที่พักข้อมูล / staging")
     t.add_column("แฟ้ม/file")
     t.add_column("แถว/rows", justify="right")
-    for k, v in counts.items():
+    for k, v in summary.rows.items():
         t.add_row(k, f"{v:,}")
     Console().print(t)

@@ -48,12 +48,12 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql
-from pymysql.constants import SERVER_STATUS
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
+from phrsync.errors import SourceError
 from phrsync.f43 import schema
 from phrsync.f43.schema import Field, FileSpec
 from phrsync.f43.source import LINE_COL, RAW_COL, Chunk, Problem, to_table
@@ -64,15 +64,15 @@ HDC_EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cid_aes", "VARCHAR(255) NULL"),
     ("log_import_id", "BIGINT NULL"),
 )
-LOAD_BATCH_ROWS = 5_000  # rows per multi-row INSERT (also capped at about a megabyte)
+LOAD_BATCH_ROWS = 5_000  # rows gathered per file before they are sent (in statements of at most a megabyte)
 THAI_TZ = dt.timezone(dt.timedelta(hours=7))  # HDC times are local Thai time without a zone
 
 _CHAR_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
 _FLOAT_TYPES = {"float", "double", "real"}
 
 
-class HDCError(RuntimeError):
-    """The HDC database could not be reached or used; the message is bilingual and password-free."""
+class HDCError(SourceError):
+    """The HDC database could not be reached or used (exit 6); the message is bilingual and password-free."""
 
 
 class Batch(Protocol):
@@ -108,12 +108,11 @@ def _url(url_or_engine: str | URL | Engine) -> URL:
         try:
             u = make_url(url_or_engine)
         except ArgumentError as e:
-            raise HDCError(
-                f"URL ฐานข้อมูล HDC ไม่ถูกต้อง / invalid HDC database URL: {mask_url(str(url_or_engine))}"
-            ) from e
+            raise HDCError("URL ฐานข้อมูล HDC ไม่ถูกต้อง",
+                           f"invalid HDC database URL: {mask_url(str(url_or_engine))}") from e
     backend = u.get_backend_name()
     if backend not in ("mysql", "mariadb"):
-        raise HDCError(f"HDC ต้องเป็น MySQL/MariaDB / HDC must be MySQL or MariaDB: {mask_url(u)}")
+        raise HDCError("HDC ต้องเป็น MySQL/MariaDB", f"HDC must be MySQL or MariaDB: {mask_url(u)}")
     if u.get_driver_name() != "pymysql":
         u = u.set(drivername=f"{backend}+pymysql")
     if "charset" not in u.query:
@@ -147,7 +146,7 @@ def _error(u: URL, action_th: str, action_en: str, exc: BaseException) -> HDCErr
     if u.password:
         detail = detail.replace(str(u.password), "***")
     detail = mask_text(detail)  # a server message may quote a key value, e.g. a citizen ID
-    return HDCError(f"{action_th} ({_where(u)}) / {action_en} ({_where(u)}): {detail}")
+    return HDCError(f"{action_th} ({_where(u)})", f"{action_en} ({_where(u)}): {detail}")
 
 
 @lru_cache(maxsize=32)
@@ -195,8 +194,9 @@ def _column_ddl(f: Field, name: str, typed: bool) -> str:
     return f"{_q(name)} {typ} {null}"
 
 
-def table_ddl(spec: FileSpec, *, upper_case: bool = False, hdc_extras: bool = True, typed: bool = True) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for one 43-file in the HDC layout."""
+def table_ddl(spec: FileSpec, *, upper_case: bool = False, hdc_extras: bool = True,
+              typed: bool = True) -> tuple[str, list[Any]]:
+    """``CREATE TABLE IF NOT EXISTS`` for one 43-file in the HDC layout, and its parameters (the comment)."""
     name = (lambda f: f.name) if upper_case else (lambda f: f.sql_name)
     cols = [_column_ddl(f, name(f), typed) for f in spec.fields]
     if hdc_extras:
@@ -205,11 +205,9 @@ def table_ddl(spec: FileSpec, *, upper_case: bool = False, hdc_extras: bool = Tr
     # The reader's filters: date range on the date field, incremental reads on D_UPDATE.
     for idx in dict.fromkeys(x for x in (spec.date_field, "D_UPDATE") if x):
         cols.append(f"KEY {_q('ix_' + idx.lower())} ({_q(name(spec.by_name[idx]))})")
-    comment = f"{spec.title_th} / {spec.title_en}".replace("'", "")
-    return (
-        f"CREATE TABLE IF NOT EXISTS {_q(spec.table)} (\n  " + ",\n  ".join(cols) + "\n) "
-        f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='{comment}'"
-    )
+    ddl = (f"CREATE TABLE IF NOT EXISTS {_q(spec.table)} (\n  " + ",\n  ".join(cols) + "\n) "
+           "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT=")
+    return ddl.replace("%", "%%") + "%s", [f"{spec.title_th} / {spec.title_en}"]
 
 
 def create_schema(
@@ -226,7 +224,7 @@ def create_schema(
     """
     u = _url(url_or_engine)
     if not u.database:
-        raise HDCError(f"URL ไม่ระบุชื่อฐานข้อมูล / the URL names no database: {mask_url(u)}")
+        raise HDCError("URL ไม่ระบุชื่อฐานข้อมูล", f"the URL names no database: {mask_url(u)}")
     specs = _specs(files)
     conn = _connect(u, database=False)
     try:
@@ -237,7 +235,7 @@ def create_schema(
             )
             cur.execute(f"USE {_q(u.database)}")
             for spec in specs:
-                cur.execute(table_ddl(spec, upper_case=upper_case, hdc_extras=hdc_extras, typed=typed))
+                cur.execute(*table_ddl(spec, upper_case=upper_case, hdc_extras=hdc_extras, typed=typed))
         conn.commit()
     except pymysql.err.MySQLError as e:
         raise _error(u, "สร้างตาราง HDC ไม่สำเร็จ", "cannot create the HDC tables", e) from e
@@ -304,31 +302,22 @@ def _catalog(cur: Any) -> dict[str, _Table]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading: 43-file text → SQL literals
+# Loading: 43-file text → driver parameters
 #
-# The loader writes multi-row INSERT statements itself, with values already rendered as SQL
-# literals: PyMySQL's per-value escaping (three calls per value) cost more than everything else
-# together. Each converter turns one non-empty text into a literal, or ``_BAD`` when the text does
-# not fit the column (then NULL is stored and the value counted).
+# Every value goes to the server as a driver parameter (PyMySQL quotes it, following the server's
+# NO_BACKSLASH_ESCAPES mode); no SQL text is built from data. Each converter turns one non-empty text into
+# the value to bind (text in the form the column takes), or ``_BAD`` when the text does not fit the column
+# (then NULL is stored and the value counted).
 
 _BAD = object()  # marker: the text does not fit the column
-_ESCAPES = str.maketrans({"\0": "\\0", "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\032": "\\Z",
-                          '"': '\\"', "'": "\\'"})
 _NUMBER_RE = re.compile(r"-?(\d*)(?:\.(\d*))?")
-_MAX_STATEMENT_CHARS = 1_000_000  # well under every server's default max_allowed_packet
-
-
-def _quote(s: str) -> str:
-    return "'" + s.translate(_ESCAPES) + "'"
-
-
-def _quote_ansi(s: str) -> str:
-    """Quoting for a server in NO_BACKSLASH_ESCAPES mode, where only quotes are special."""
-    return "'" + s.replace("'", "''") + "'"
+# PyMySQL's executemany sends the rows of a multi-row INSERT in statements of at most this many bytes,
+# well under every server's default max_allowed_packet
+_MAX_STATEMENT_BYTES = 1_000_000
 
 
 @lru_cache(maxsize=65_536)
-def _date_literal(s: str) -> str | object:
+def _date_value(s: str) -> str | object:
     s = s.strip()
     if len(s) != 8 or not s.isdigit():
         return _BAD
@@ -336,11 +325,11 @@ def _date_literal(s: str) -> str | object:
         d = dt.date(int(s[:4]), int(s[4:6]), int(s[6:]))
     except ValueError:
         return _BAD
-    return f"'{d.isoformat()}'"
+    return d.isoformat()
 
 
 @lru_cache(maxsize=65_536)
-def _datetime_literal(s: str, timestamp: bool = False) -> str | object:
+def _datetime_value(s: str, timestamp: bool = False) -> str | object:
     s = s.strip()
     if len(s) == 8:  # a date alone means midnight
         s += "000000"
@@ -352,14 +341,14 @@ def _datetime_literal(s: str, timestamp: bool = False) -> str | object:
         return _BAD
     if timestamp and not 1970 < v.year < 2038:  # TIMESTAMP's range (in any local zone)
         return _BAD
-    return f"'{v.isoformat(sep=' ')}'"
+    return v.isoformat(sep=" ")
 
 
-def _time_literal(s: str) -> str | object:
+def _time_value(s: str) -> str | object:
     s = s.strip()
     if len(s) != 6 or not s.isdigit() or int(s[:2]) > 23 or int(s[2:4]) > 59 or int(s[4:]) > 59:
         return _BAD
-    return f"'{s[:2]}:{s[2:4]}:{s[4:]}'"
+    return f"{s[:2]}:{s[2:4]}:{s[4:]}"
 
 
 _INT_RANGE = {
@@ -368,7 +357,7 @@ _INT_RANGE = {
 }
 
 
-def _decimal_literal(prec: int, scale: int) -> Callable[[str], str | object]:
+def _decimal_value(prec: int, scale: int) -> Callable[[str], str | object]:
     quantum = Decimal(1).scaleb(-scale)
     limit = Decimal(10) ** (prec - scale)
     int_digits = prec - scale
@@ -389,8 +378,8 @@ def _decimal_literal(prec: int, scale: int) -> Callable[[str], str | object]:
     return conv
 
 
-def _int_literal(bound: int) -> Callable[[str], str | object]:
-    def conv(s: str) -> str | object:
+def _int_value(bound: int) -> Callable[[str], int | object]:
+    def conv(s: str) -> int | object:
         s = s.strip()
         try:
             v = int(s)
@@ -402,46 +391,46 @@ def _int_literal(bound: int) -> Callable[[str], str | object]:
             if not d.is_finite() or d != d.to_integral_value():
                 return _BAD
             v = int(d)
-        return str(v) if -bound <= v < bound else _BAD
+        return v if -bound <= v < bound else _BAD
 
     return conv
 
 
-def _float_literal(s: str) -> str | object:
+def _float_value(s: str) -> float | object:
     try:
         v = float(s.strip())
     except ValueError:
         return _BAD
-    return repr(v) if v == v and abs(v) != float("inf") else _BAD
+    return v if v == v and abs(v) != float("inf") else _BAD
 
 
-def _literal(col: _Column, quote: Callable[[str], str]) -> Callable[[str], str | object]:
-    """Non-empty 43-file text → SQL literal for this column, or ``_BAD``."""
+def _converter(col: _Column) -> Callable[[str], Any]:
+    """Non-empty 43-file text → the value to bind for this column, or ``_BAD``."""
     t = col.data_type
     if t == "date":
-        return _date_literal
+        return _date_value
     if t in ("datetime", "timestamp"):
         ts = t == "timestamp"
-        return lambda s: _datetime_literal(s, ts)
+        return lambda s: _datetime_value(s, ts)
     if t == "time":
-        return _time_literal
+        return _time_value
     if t == "decimal":
-        return _decimal_literal(col.precision or 65, col.scale or 0)
+        return _decimal_value(col.precision or 65, col.scale or 0)
     if t in _INT_RANGE:
-        return _int_literal(_INT_RANGE[t])
+        return _int_value(_INT_RANGE[t])
     if t in _FLOAT_TYPES:
-        return _float_literal
+        return _float_value
     if t in ("char", "varchar") and col.max_chars:
         n = col.max_chars
-        return lambda s: quote(s) if len(s) <= n else _BAD
+        return lambda s: s if len(s) <= n else _BAD
     if col.max_octets:  # TEXT and friends: the limit is in bytes
         n = col.max_octets
-        return lambda s: quote(s) if len(s) * 4 <= n or len(s.encode("utf-8")) <= n else _BAD
-    return quote
+        return lambda s: s if len(s) * 4 <= n or len(s.encode("utf-8")) <= n else _BAD
+    return lambda s: s
 
 
-def _upsert_sql(table: _Table, cols: list[_Column], key_upper: set[str]) -> tuple[str, str]:
-    """Head and tail of an INSERT … ON DUPLICATE KEY UPDATE keeping the later D_UPDATE.
+def _upsert_sql(table: _Table, cols: list[_Column], key_upper: set[str]) -> str:
+    """An INSERT … VALUES (%s, …) ON DUPLICATE KEY UPDATE keeping the later D_UPDATE, for executemany.
 
     MySQL applies the assignments left to right and later ones see earlier results, so D_UPDATE
     is assigned last: every comparison sees the stored row's D_UPDATE. A NULL incoming D_UPDATE
@@ -462,16 +451,13 @@ def _upsert_sql(table: _Table, cols: list[_Column], key_upper: set[str]) -> tupl
         sets.append(f"{d} = IF(VALUES({d}) >= {d} OR {d} IS NULL, VALUES({d}), {d})")
     if not sets:  # every column is in the key: a duplicate is simply the same row
         sets.append(f"{names[0]} = {names[0]}")
-    return (
-        f"INSERT INTO {_q(table.name)} ({', '.join(names)}) VALUES ",
-        f" ON DUPLICATE KEY UPDATE {', '.join(sets)}",
-    )
+    head = f"INSERT INTO {_q(table.name)} ({', '.join(names)}) VALUES "
+    tail = f" ON DUPLICATE KEY UPDATE {', '.join(sets)}"
+    # names come from the catalogue: a % in one must not read as a placeholder
+    return head.replace("%", "%%") + "(" + ", ".join(["%s"] * len(cols)) + ")" + tail.replace("%", "%%")
 
 
-def _load_rows(
-    cur: Any, spec: FileSpec, table: _Table, rows: Sequence[Sequence[str]], result: LoadResult,
-    quote: Callable[[str], str],
-) -> None:
+def _load_rows(cur: Any, spec: FileSpec, table: _Table, rows: Sequence[Sequence[str]], result: LoadResult) -> None:
     width = len(spec.fields)
     padded: list[Sequence[str]] = []
     for r in rows:
@@ -488,22 +474,22 @@ def _load_rows(
     bad = result.bad_values
 
     # Column by column: one converter, one tight loop. A key column's unusable value becomes
-    # None, which marks the whole row as not loadable.
-    literal_cols: list[list[str | None]] = []
+    # _BAD, which marks the whole row as not loadable; any other becomes None (NULL).
+    value_cols: list[list[Any]] = []
     for i, f, col in present:
-        conv = _literal(col, quote)
+        conv = _converter(col)
         is_key = col.name.upper() in key_upper
-        out: list[str | None] = []
+        out: list[Any] = []
         nbad = 0
-        empty = None if is_key else "NULL"
+        empty = _BAD if is_key else None
         values = by_field[i] if by_field else ()
-        if col.data_type in ("char", "varchar") and col.max_chars and quote is _quote:
-            n = col.max_chars  # most columns are text: the same as _literal's, inlined for speed
+        if col.data_type in ("char", "varchar") and col.max_chars:
+            n = col.max_chars  # most columns are text: the same as _converter's, inlined for speed
             for s in values:
                 if not s:
                     out.append(empty)
                 elif len(s) <= n:
-                    out.append("'" + s.translate(_ESCAPES) + "'")
+                    out.append(s)
                 else:
                     nbad += 1
                     out.append(empty)
@@ -517,31 +503,19 @@ def _load_rows(
                     nbad += 1
                     out.append(empty)
                 else:
-                    out.append(v)  # type: ignore[arg-type]
+                    out.append(v)
         if nbad:
             label = f"{spec.name}.{f.name}"
             bad[label] = bad.get(label, 0) + nbad
-        literal_cols.append(out)
+        value_cols.append(out)
 
-    head, tail = _upsert_sql(table, cols, key_upper)
-    loaded = skipped = 0
-    parts: list[str] = []
-    size = 0
-    for lits in zip(*literal_cols, strict=True):
-        if None in lits:
-            skipped += 1
-            continue
-        tup = "(" + ",".join(lits) + ")"  # type: ignore[arg-type]
-        parts.append(tup)
-        size += len(tup) + 1
-        if len(parts) >= LOAD_BATCH_ROWS or size >= _MAX_STATEMENT_CHARS:
-            cur.execute(head + ",".join(parts) + tail)
-            loaded += len(parts)
-            parts, size = [], 0
-    if parts:
-        cur.execute(head + ",".join(parts) + tail)
-        loaded += len(parts)
-    result[spec.name] = result.get(spec.name, 0) + loaded
+    sql = _upsert_sql(table, cols, key_upper)
+    cur.max_stmt_length = _MAX_STATEMENT_BYTES  # executemany's rows per statement
+    good = [r for r in zip(*value_cols, strict=True) if _BAD not in r]
+    for start in range(0, len(good), LOAD_BATCH_ROWS):
+        cur.executemany(sql, good[start:start + LOAD_BATCH_ROWS])
+    result[spec.name] = result.get(spec.name, 0) + len(good)
+    skipped = len(padded) - len(good)
     if skipped:
         result.skipped[spec.name] = result.skipped.get(spec.name, 0) + skipped
 
@@ -588,8 +562,6 @@ def load_batches(
     u = _url(url)
     result = LoadResult()
     conn, catalog = _open_for_load(u, upper_case, typed)
-    no_backslash = bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES)
-    quote = _quote_ansi if no_backslash else _quote
     try:
         with conn.cursor() as cur:
             # Rows wait per file until a full statement's worth has gathered: a province sends
@@ -603,10 +575,9 @@ def load_batches(
                 spec = schema.FILES[name]
                 table = catalog.get(spec.table)
                 if table is None:
-                    raise HDCError(
-                        f"ไม่พบตาราง {spec.table} ({_where(u)}) / table {spec.table} not found ({_where(u)})"
-                    )
-                _load_rows(cur, spec, table, rows, result, quote)
+                    raise HDCError(f"ไม่พบตาราง {spec.table} ({_where(u)})",
+                                   f"table {spec.table} not found ({_where(u)})")
+                _load_rows(cur, spec, table, rows, result)
                 conn.commit()
 
             for batch in batches:

@@ -1,4 +1,5 @@
-"""Import: sources → row checks → quarantine or staging. Nothing in the input can stop a run.
+"""Import: sources → row checks → quarantine or staging. Nothing inside an export can stop a run (a path that is
+no export at all is refused before the run starts).
 
 Each export container (a zip, or a loose .txt) is fingerprinted; one already imported is skipped
 unless forced, and a forced one replaces its own quarantine entries. Rows are checked a chunk at a
@@ -90,7 +91,8 @@ class ImportReport:
     def rows_quarantined(self) -> int:
         return sum(s.quarantined for s in self.files.values())
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The report as ``--json`` prints it."""
         per_reason: dict[str, dict[str, Any]] = {}
         for (file, rule, sev), n in sorted(self.reasons.items()):
             r = RULES.get(rule)
@@ -111,6 +113,8 @@ class ImportReport:
             "files": {k: vars(v) for k, v in sorted(self.files.items())},
             "quarantine_by_reason": per_reason,
         }
+
+    as_dict = to_dict  # the demo's name for it
 
 
 class Importer:
@@ -138,17 +142,14 @@ class Importer:
 
     # -- public entry points --------------------------------------------------------------------
     def import_paths(self, paths: Iterable[str | Path]) -> ImportReport:
+        """Import zips, 43-file .txt files and folders of them. The paths are checked before the import starts
+        (:func:`~phrsync.f43.reader.check_paths`): a wrong one raises and leaves the store as it was."""
         paths = [Path(p) for p in paths]
+        items = export_order(containers(paths))
         rep = self._start("files", ", ".join(str(p) for p in paths))
-        items = export_order(list(containers(paths)))
-        total = sum(1 for c in items if not isinstance(c, Problem))
+        total = len(items)
         done = self.st.imported_sources()
-        i = 0
-        for path in items:
-            if isinstance(path, Problem):
-                self._problems([path], "")
-                continue
-            i += 1
+        for i, path in enumerate(items, 1):
             sha = _sha256(path)
             if sha in done and not self.force:
                 rep.skipped += 1
@@ -401,7 +402,7 @@ class Importer:
         self._sources.clear()
         self._touched.clear()
         rep.seconds = time.perf_counter() - self._t0
-        self.st.finish_import(rep.import_id, "done", json.dumps(rep.as_dict(), ensure_ascii=False))
+        self.st.finish_import(rep.import_id, "done", json.dumps(rep.to_dict(), ensure_ascii=False))
         return rep
 
 

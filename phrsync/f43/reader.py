@@ -23,6 +23,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from phrsync.errors import NotFoundError, UsageError
 from phrsync.f43 import schema
 from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import LINE_COL, RAW_COL, Chunk, Problem, to_table
@@ -53,14 +54,14 @@ class Member:
 _ZIP_WHEN = re.compile(r"(?<![0-9A-Za-z])F43_[0-9A-Za-z]{5}_([0-9]{6,14})", re.IGNORECASE)
 
 
-def export_order(paths: list[Path | Problem]) -> list[Path | Problem]:
+def export_order(paths: list[Path]) -> list[Path]:
     """Containers in the order the exports were made (the date in ``F43_<hcode>_<yyyymm[dd...]>``), facility
     after date; names without a date keep their place at the front. Two reasons: an export made later wins
     a tie of equal D_UPDATE, and staging rows land month by month, so a later query for a date range
     skips the storage blocks of other months instead of reading every facility's whole year."""
-    def key(item: tuple[int, Path | Problem]) -> tuple[str, str, int]:
+    def key(item: tuple[int, Path]) -> tuple[str, str, int]:
         i, p = item
-        m = _ZIP_WHEN.search(p.name) if isinstance(p, Path) else None
+        m = _ZIP_WHEN.search(p.name)
         return (m.group(1)[:8], hospcode_from_name(p.name), i) if m else ("", "", i)
 
     return [p for _, p in sorted(enumerate(paths), key=key)]
@@ -71,18 +72,47 @@ def hospcode_from_name(name: str) -> str:
     return m.group(1) if m else ""
 
 
-def containers(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path | Problem]:
-    """The export containers (zips and loose ``.txt`` files) under the given paths, in a stable order,
-    without opening any: a province sends thousands, and an open zip holds a file descriptor."""
+ACCEPTED_TH = "รับไฟล์ zip ของ 43 แฟ้ม, ไฟล์ .txt ของแฟ้มหนึ่ง (เช่น service.txt) หรือโฟลเดอร์ของไฟล์ .txt/.zip"
+ACCEPTED_EN = "accepted: a 43-file zip, one 43-file .txt (e.g. service.txt), or a folder of .txt/.zip files"
+
+
+def check_paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The paths to import, each checked before anything is created: a path that does not exist, a file that is
+    no 43-file export (``README.md``) or a folder without a single ``.zip``/``.txt`` is a
+    :class:`~phrsync.errors.NotFoundError` / :class:`~phrsync.errors.UsageError` naming it and what is
+    accepted, instead of an import that succeeds with one quarantine entry."""
+    out: list[Path] = []
     for p in paths:
         path = Path(p)
         if not path.exists():
-            yield _file_problem(str(path), "not_found", "ไม่พบไฟล์หรือโฟลเดอร์", "file or folder not found")
-        elif path.is_dir():
-            files = sorted(q for q in path.rglob("*") if q.is_file())
-            yield from containers(q for q in files if q.suffix.lower() in (".zip", ".txt"))
+            raise NotFoundError(f"ไม่พบไฟล์หรือโฟลเดอร์ {path}", f"no such file or folder: {path}",
+                                hint=f"{ACCEPTED_TH} / {ACCEPTED_EN}")
+        if path.is_dir():
+            if not any(q.is_file() and q.suffix.lower() in _CONTAINER_SUFFIXES for q in path.rglob("*")):
+                raise NotFoundError(f"ไม่มีไฟล์ .zip หรือ .txt ในโฟลเดอร์ {path}",
+                                    f"no .zip or .txt file in the folder {path}", hint=f"{ACCEPTED_TH} / {ACCEPTED_EN}")
+        elif not (path.suffix.lower() == ".zip"
+                  or (path.suffix.lower() == ".txt" and schema.lookup(path.stem) is not None)):
+            raise UsageError(f"{path} ไม่ใช่ไฟล์ส่งออก 43 แฟ้ม", f"{path} is not a 43-file export",
+                             hint=f"{ACCEPTED_TH} / {ACCEPTED_EN}")
+        out.append(path)
+    return out
+
+
+_CONTAINER_SUFFIXES = (".zip", ".txt")
+
+
+def containers(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The export containers (zips and loose ``.txt`` files) under the given paths, in a stable order,
+    without opening any: a province sends thousands, and an open zip holds a file descriptor. The paths are
+    checked first (:func:`check_paths`)."""
+    out: list[Path] = []
+    for path in check_paths(paths):
+        if path.is_dir():
+            out += sorted(q for q in path.rglob("*") if q.is_file() and q.suffix.lower() in _CONTAINER_SUFFIXES)
         else:
-            yield path
+            out.append(path)
+    return out
 
 
 @contextlib.contextmanager
@@ -105,9 +135,7 @@ def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | P
     """Every ``.txt`` member of the given zips, folders and files (zips left open until collected:
     for tools and tests; the importer goes container by container with :func:`opened`)."""
     for c in containers(paths):
-        if isinstance(c, Problem):
-            yield c
-        elif c.suffix.lower() == ".zip":
+        if c.suffix.lower() == ".zip":
             zf = _open_zip(c)
             if isinstance(zf, Problem):
                 yield zf

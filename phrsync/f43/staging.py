@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from phrsync.errors import StoreError
 from phrsync.f43 import schema
 from phrsync.f43.checks import q
 from phrsync.f43.schema import FileSpec
@@ -40,8 +41,8 @@ def table_name(spec: FileSpec) -> str:
     return f"f43_{spec.table}"
 
 
-class StagingError(RuntimeError):
-    pass
+class StagingError(StoreError):
+    """The staging store cannot be opened or used (exit 7): held by another program, or broken."""
 
 
 class Staging:
@@ -54,13 +55,12 @@ class Staging:
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as e:
-            raise StagingError(
-                f"เปิดฐานข้อมูลพักข้อมูลไม่ได้ (อาจมีโปรแกรมอื่นใช้อยู่) / cannot open staging store {self.path}: {e}"
-            ) from e
+            raise StagingError(f"เปิดฐานข้อมูลพักข้อมูล {self.path} ไม่ได้ (อาจมีโปรแกรมอื่นใช้อยู่)",
+                               f"cannot open staging store {self.path}: {e}") from e
         # DuckDB's cache grows to this limit and spills beyond it: it bounds the import's memory
         limit = memory_limit or os.environ.get("PHRSYNC_STAGING_MEMORY", DEFAULT_MEMORY_LIMIT)
         self.con.execute(f"SET memory_limit = '{limit}'")
-        self.con.execute(f"SET VARIABLE phrsync_memory_limit = '{limit}'")  # as set (phr.extract.release_cache)
+        self.con.execute(f"SET VARIABLE phrsync_memory_limit = '{limit}'")  # as set (f43.extract.release_cache)
         self.con.execute("SET preserve_insertion_order = false")
         if not read_only:
             self.ensure_schema()
@@ -276,19 +276,7 @@ class Staging:
         return {"inserted": single_new + int(inserted), "replaced": int(replaced),
                 "unchanged": int(same) + int(lost)}
 
-    # -- read side (later stages) ---------------------------------------------------------------
-    def counts(self) -> dict[str, int]:
-        out = {}
-        for spec in schema.FILES.values():
-            out[spec.name] = int(self.row(f"SELECT count(*) FROM {table_name(spec)}")[0])
-        return out
-
-    def facilities(self) -> list[str]:
-        rows = self.con.execute(f"SELECT DISTINCT HOSPCODE FROM {table_name(schema.get('SERVICE'))} "
-                                f"UNION SELECT DISTINCT HOSPCODE FROM {table_name(schema.get('PERSON'))} "
-                                "ORDER BY 1").fetchall()
-        return [r[0] for r in rows]
-
+    # -- low-level access (inside phrsync.f43; other stages use phrsync.f43.read) -----------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, params or []).fetchall()
 
@@ -297,9 +285,3 @@ class Staging:
         connection whose last result was only partly fetched)."""
         rows = self.con.execute(sql, params or []).fetchall()
         return rows[0] if rows else ()
-
-    def quarantine_summary(self, import_id: int | None = None) -> list[tuple[Any, ...]]:
-        where = "WHERE import_id = ?" if import_id is not None else ""
-        return self.con.execute(
-            f"SELECT hospcode, file, rule, severity, count(*) FROM quarantine {where} "
-            "GROUP BY ALL ORDER BY 5 DESC", [import_id] if import_id is not None else []).fetchall()

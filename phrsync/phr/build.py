@@ -24,8 +24,9 @@ from typing import Any, BinaryIO
 import duckdb
 import orjson
 
-from phrsync.phr import extract, mapping
-from phrsync.phr.extract import Selection
+from phrsync.f43 import extract
+from phrsync.f43.read import Selection, encounters_per_day
+from phrsync.phr import mapping
 from phrsync.phr.mapping import MapContext, Note
 from phrsync.phr.report import Quality, example_label
 from phrsync.phr.validate import validate
@@ -203,16 +204,7 @@ MAIN_MEMORY = "1GB"
 
 def split_by_days(con: duckdb.DuckDBPyConnection, sel: Selection, parts: int) -> list[Selection]:
     """Contiguous date ranges of the selection holding about equal numbers of encounters."""
-    hs, hp = sel.hosp_sql("t")
-    lo = sel.date_from or dt.date(1900, 1, 1)
-    hi = sel.date_to or dt.date(9999, 12, 31)
-    rows = con.execute(
-        f"""SELECT d, sum(n) FROM (
-              SELECT t."DATE_SERV" AS d, count(*) AS n FROM f43_service t
-               WHERE t."DATE_SERV" BETWEEN ? AND ?{hs} GROUP BY 1
-              UNION ALL SELECT CAST(t."DATETIME_ADMIT" AS DATE), count(*) FROM f43_admission t
-               WHERE CAST(t."DATETIME_ADMIT" AS DATE) BETWEEN ? AND ?{hs} GROUP BY 1) GROUP BY 1 ORDER BY 1""",
-        [lo, hi, *hp, lo, hi, *hp]).fetchall()
+    rows = encounters_per_day(con, sel)
     if not rows:
         return []
     total = sum(int(n) for _, n in rows)

@@ -60,8 +60,8 @@ def build_cmd(ctx: click.Context, facilities: tuple[str, ...], date_from: str | 
       phrsync build --out data/payloads.ndjson --report data/quality.html
       phrsync build --facility 10699 --from 2025-10-01 --to 2025-10-31 --out oct.ndjson --json
     """
+    from phrsync.f43.read import Selection
     from phrsync.phr.build import STAGES, build, parse_day
-    from phrsync.phr.extract import Selection
     from phrsync.phr.mapping import MapContext, reset_code_cache
     from phrsync.phr.policies import PolicyError, from_config
     from phrsync.phr.report import write_csv, write_html

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from phrsync.f43 import schema
+from phrsync.f43.read import quarantine_groups
 from phrsync.pdpa import mask_cid, mask_text, mask_value
 from phrsync.thai import thai_date
 
@@ -194,18 +195,12 @@ class Quality:
     def add_quarantine(self, con: duckdb.DuckDBPyConnection, facilities: tuple[str, ...] = ()) -> None:
         """The import's quarantine table (rows that never reached staging), grouped by file and rule."""
         try:
-            where = ""
-            params: list[Any] = []
-            if facilities:
-                where = f" WHERE hospcode IN ({', '.join('?' for _ in facilities)})"
-                params = list(facilities)
-            rows = con.execute(
-                "SELECT coalesce(hospcode, ''), file, rule, severity, any_value(reason_th), any_value(reason_en), "
-                "count(*), list(struct_pack(source := source, line := line, field := field, value := value) "
-                f"ORDER BY line)[1:{MAX_EXAMPLES}] FROM quarantine{where} GROUP BY ALL", params).fetchall()
+            groups = quarantine_groups(con, facilities, MAX_EXAMPLES)
         except duckdb.Error:
             return
-        for hcode, file, rule, sev, th, en, n, examples in rows:
+        for g in groups:
+            hcode, file, rule, sev, th, en, n, examples = (g.hospcode, g.file, g.rule, g.severity, g.reason_th,
+                                                            g.reason_en, g.count, g.examples)
             spec = schema.lookup(file or "")
             cat = "quarantine" if sev == "error" else "import_warning"
             fld = (examples[0].get("field") or "") if examples else ""

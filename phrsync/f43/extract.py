@@ -7,7 +7,8 @@ and streamed back as Arrow record batches that are the bundles as they are (no P
 A query covers one date window (``window_days``) or several consecutive ones holding at most
 ``ROWS_PER_QUERY`` encounters, so memory is bounded by that, not by the size of the store.
 
-A bundle is a plain dict (no I/O left in it), ready for :mod:`phrsync.phr.mapping`::
+It lives in phrsync.f43 because it is SQL on the staging tables: the store's layout and the queries that read
+it change together. A bundle is a plain dict (no I/O left in it), ready for :mod:`phrsync.phr.mapping`::
 
     {"kind": "OPD" | "IPD", "hospcode", "ref" (SEQ or AN), "service" (SERVICE or ADMISSION row; every row carries
      the columns the mapping reads, see SERVICE_COLS),
@@ -23,12 +24,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from phrsync.f43 import schema
+from phrsync.f43.read import EVERYTHING, Selection
 from phrsync.f43.staging import table_name
 
 
@@ -105,21 +106,6 @@ EPI_COLS = ("SEQ", "VACCINETYPE", "DATE_SERV", "VACCINEPLACE", "PROVIDER", "D_UP
 CHRONIC_COLS = ("CHRONIC", "DATE_DIAG", "HOSP_DX", "HOSP_RX", "DATE_DISCH", "TYPEDISCH", "D_UPDATE", "CID")
 ALLERGY_COLS = ("DRUGALLERGY", "DNAME", "DATERECORD", "TYPEDX", "ALEVEL", "SYMPTOM", "INFORMANT", "INFORMHOSP",
                 "PROVIDER", "D_UPDATE", "CID")
-
-
-@dataclass(frozen=True)
-class Selection:
-    """Which data a build covers: facilities (empty = all) and a service-date range (inclusive)."""
-
-    facilities: tuple[str, ...] = ()
-    date_from: dt.date | None = None
-    date_to: dt.date | None = None
-
-    def hosp_sql(self, alias: str) -> tuple[str, list[Any]]:
-        if not self.facilities:
-            return "", []
-        marks = ", ".join("?" for _ in self.facilities)
-        return f" AND {alias}.\"HOSPCODE\" IN ({marks})", list(self.facilities)
 
 
 def _person_ctes(keys: str) -> str:
@@ -250,7 +236,7 @@ ROWS_PER_QUERY = 40_000
 def _window_groups(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection, lo: dt.date, hi: dt.date,
                    days: int, max_rows: int) -> list[tuple[dt.date, dt.date]]:
     """Consecutive windows merged into date ranges holding at most ``max_rows`` rows (one window at least)."""
-    where, params = _selected(sel, col)
+    where, params = sel.where(col)
     counts = dict(con.execute(f"SELECT {_window('t', col)}, count(*) FROM {table} t WHERE {where} GROUP BY 1",
                               [lo, days, *params]).fetchall())
     groups: list[tuple[dt.date, dt.date]] = []
@@ -266,23 +252,8 @@ def _window_groups(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Se
     return groups
 
 
-def _selected(sel: Selection, col: str) -> tuple[str, list[Any]]:
-    """WHERE clause (alias ``t``) for a selection's facilities and inclusive service-date range on a DATE
-    or TIMESTAMP column, half-open on the upper side so a timestamp on the last day is included."""
-    hs, hp = sel.hosp_sql("t")
-    where = ["TRUE"]
-    params: list[Any] = []
-    if sel.date_from:
-        where.append(f't."{col}" >= ?')
-        params.append(sel.date_from)
-    if sel.date_to:
-        where.append(f't."{col}" < ?')
-        params.append(sel.date_to + dt.timedelta(days=1))
-    return " AND ".join(where) + hs, params + hp
-
-
 def _range(con: duckdb.DuckDBPyConnection, table: str, col: str, sel: Selection) -> tuple[dt.date, dt.date] | None:
-    where, params = _selected(sel, col)
+    where, params = sel.where(col)
     row = con.execute(f'SELECT min(CAST(t."{col}" AS DATE)), max(CAST(t."{col}" AS DATE)) FROM {table} t '
                       f"WHERE {where}", params).fetchall()[0]
     if row[0] is None:
@@ -322,7 +293,7 @@ def release_cache(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"SET memory_limit = '{limit}'")
 
 
-def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *, window_days: int = 7,
+def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = EVERYTHING, *, window_days: int = 7,
                  batch_rows: int = 2048, include_ipd: bool = True) -> Iterator[dict[str, Any]]:
     """Every encounter bundle of the selection: OPD visits by window, then admissions by window (in each
     window by facility, then time). The store's blocks cached by a query are released after it
@@ -347,11 +318,11 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *
             release_cache(con)
 
 
-def count_encounters(con: duckdb.DuckDBPyConnection, sel: Selection = Selection()) -> int:
+def count_encounters(con: duckdb.DuckDBPyConnection, sel: Selection = EVERYTHING) -> int:
     """How many bundles :func:`iter_bundles` will yield (for the progress bar)."""
     total = 0
     for table, col in ((_t("SERVICE"), "DATE_SERV"), (_t("ADMISSION"), "DATETIME_ADMIT")):
-        where, params = _selected(sel, col)
+        where, params = sel.where(col)
         row = con.execute(f"SELECT count(*) FROM {table} t WHERE {where}", params).fetchall()[0]
         total += int(row[0])
     return total
@@ -404,7 +375,7 @@ def _iter_register(con: duckdb.DuckDBPyConnection, file: str, cols: Sequence[str
         yield row
 
 
-def iter_immunization_registers(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *,
+def iter_immunization_registers(con: duckdb.DuckDBPyConnection, sel: Selection = EVERYTHING, *,
                                 batch_rows: int = 2048) -> Iterator[dict[str, Any]]:
     """One dict per person and facility with EPI rows: ``{hospcode, pid, person, ..., rows}``; ``rows`` is the
     person's WHOLE vaccination list there (ImmunizationRegisterv1 replaces it)."""
@@ -412,19 +383,19 @@ def iter_immunization_registers(con: duckdb.DuckDBPyConnection, sel: Selection =
                               batch_rows, epi_visit_match=True)
 
 
-def iter_chronic_registers(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *,
+def iter_chronic_registers(con: duckdb.DuckDBPyConnection, sel: Selection = EVERYTHING, *,
                            batch_rows: int = 2048) -> Iterator[dict[str, Any]]:
     yield from _iter_register(con, "CHRONIC", CHRONIC_COLS, 'x."DATE_DIAG", x."CHRONIC"', "DATE_DIAG", sel,
                               batch_rows)
 
 
-def iter_allergy_registers(con: duckdb.DuckDBPyConnection, sel: Selection = Selection(), *,
+def iter_allergy_registers(con: duckdb.DuckDBPyConnection, sel: Selection = EVERYTHING, *,
                            batch_rows: int = 2048) -> Iterator[dict[str, Any]]:
     yield from _iter_register(con, "DRUGALLERGY", ALLERGY_COLS, 'x."DATERECORD", x."DRUGALLERGY"', "DATERECORD",
                               sel, batch_rows)
 
 
-def iter_daily_counts(con: duckdb.DuckDBPyConnection, sel: Selection = Selection()) -> Iterator[dict[str, Any]]:
+def iter_daily_counts(con: duckdb.DuckDBPyConnection, sel: Selection = EVERYTHING) -> Iterator[dict[str, Any]]:
     """Per facility and calendar month: ``{hospcode, month: "YYYY-MM", days: [{date, opd, ipd, disch}]}``
     (OrgEncounterSummary takes at most one month per call)."""
     hs_s, hp = sel.hosp_sql("t")

@@ -13,6 +13,7 @@ from f43files import cid
 from fixtures.golden import dataset as D
 
 from phrsync.cli import cli
+from phrsync.phr import buildfile
 from phrsync.phr.policies import Policies, PolicyError
 
 
@@ -46,6 +47,8 @@ def test_build_json_summary_and_ndjson(staging: Path, tmp_path: Path) -> None:
         else:
             assert "day" not in x
     assert not (tmp_path / "p.ndjson.part").exists()
+    # every line the build writes is in the layout the outbox splits without parsing the payload
+    assert all(buildfile.split_line(x, 1) is not None for x in out.read_bytes().splitlines(keepends=True))
     assert s["facilities"]["10699"]["quarantined"] == 2  # person 4: PERSON and SERVICE rows
     assert s["report"] == {"html": str(tmp_path / "q.html"), "csv": str(tmp_path / "q.csv")}
 

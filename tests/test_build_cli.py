@@ -50,6 +50,11 @@ def test_build_json_summary_and_ndjson(staging: Path, tmp_path: Path) -> None:
     # every line the build writes is in the layout the outbox splits without parsing the payload
     assert all(buildfile.split_line(x, 1) is not None for x in out.read_bytes().splitlines(keepends=True))
     assert s["facilities"]["10699"]["quarantined"] == 2  # person 4: PERSON and SERVICE rows
+    # the summary beside the build file: what each facility built, and what the validator refused before sending
+    bs = buildfile.read_summary(out)
+    assert bs is not None and s["summary"] == str(tmp_path / "p.ndjson.summary.json")
+    assert bs.facilities == {h: f["by_endpoint"] for h, f in s["facilities"].items()}
+    assert bs.count("10699", "refused") == 1 and bs.count("10699", "built") == 7
     assert s["report"] == {"html": str(tmp_path / "q.html"), "csv": str(tmp_path / "q.csv")}
 
 

@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 
 import duckdb
 
-from phrsync.phr import extract, mapping
-from phrsync.phr.buildfile import encode_line
+from phrsync.phr import buildfile, extract, mapping
+from phrsync.phr.buildfile import BuildSummary, encode_line
 from phrsync.phr.extract import Selection
 from phrsync.phr.mapping import MapContext, Note
 from phrsync.phr.report import Quality, example_label
@@ -42,6 +42,7 @@ class BuildResult:
     encounters_per_second: float = 0.0
     out: str = ""
     quality: Quality | None = None
+    summary: str = ""  # the summary file beside ``out`` (phrsync.phr.buildfile.write_summary)
 
     def bump(self, endpoint: str, what: str) -> None:
         c = self.counts.get(endpoint)
@@ -53,7 +54,7 @@ class BuildResult:
         return sum(c[what] for c in self.counts.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out": self.out, "seconds": round(self.seconds, 3),
+        return {"out": self.out, "summary": self.summary, "seconds": round(self.seconds, 3),
                 "encounters_per_second": round(self.encounters_per_second, 1),
                 "built": self.total("built"), "refused": self.total("refused"), "skipped": self.total("skipped"),
                 "by_endpoint": self.counts,
@@ -307,6 +308,9 @@ def build(staging_path: str | Path, out_path: str | Path, sel: Selection, ctx: M
                     q.facility_names.setdefault(h, name)
     res.seconds = time.perf_counter() - t0
     res.out = str(out)
+    res.summary = str(buildfile.write_summary(out, BuildSummary(
+        built_at=dt.datetime.now(dt.UTC), seconds=res.seconds,
+        facilities={h: {ep: dict(c) for ep, c in sorted(t.by_endpoint.items())} for h, t in sorted(q.totals.items())})))
     return res
 
 

@@ -220,33 +220,36 @@ def summary_path(ndjson_path: str | Path) -> Path:
 @dataclass
 class BuildSummary:
     """What one build made of each facility: {hospcode: {endpoint: {"built", "refused", "skipped"}}}, so that
-    ``status`` can count what the validator refused before anything was sent. ``size``: the build file's size
-    in bytes, which tells a summary from a file built since."""
+    ``status`` can count what the validator refused before anything was sent. ``size`` and ``mtime_ns``: the
+    build file's, which tell a summary from a file written since."""
 
     built_at: dt.datetime
     seconds: float = 0.0
     facilities: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     size: int = 0
+    mtime_ns: int = 0
 
     def count(self, hospcode: str, what: str) -> int:
         return sum(c.get(what, 0) for c in self.facilities.get(hospcode, {}).values())
 
     def to_dict(self) -> dict[str, Any]:
         return {"built_at": self.built_at.isoformat(timespec="seconds"), "seconds": round(self.seconds, 3),
-                "size": self.size, "facilities": self.facilities}
+                "size": self.size, "mtime_ns": self.mtime_ns, "facilities": self.facilities}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildSummary:
         return cls(built_at=dt.datetime.fromisoformat(d["built_at"]), seconds=float(d.get("seconds", 0.0)),
                    facilities={str(h): {str(ep): {w: int(c.get(w, 0)) for w in OUTCOMES} for ep, c in eps.items()}
                                for h, eps in d.get("facilities", {}).items()},
-                   size=int(d.get("size", 0)))
+                   size=int(d.get("size", 0)), mtime_ns=int(d.get("mtime_ns", 0)))
 
 
 def write_summary(ndjson_path: str | Path, summary: BuildSummary) -> Path:
-    """Write ``<file>.summary.json`` beside the build file (atomically; ``size`` taken from the file)."""
+    """Write ``<file>.summary.json`` beside the build file (atomically; ``size`` and ``mtime_ns`` taken from
+    the file)."""
     out = summary_path(ndjson_path)
-    summary.size = Path(ndjson_path).stat().st_size
+    st = Path(ndjson_path).stat()
+    summary.size, summary.mtime_ns = st.st_size, st.st_mtime_ns
     tmp = out.with_name(out.name + ".part")
     tmp.write_bytes(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2 | _SORTED))
     os.replace(tmp, out)
@@ -255,11 +258,11 @@ def write_summary(ndjson_path: str | Path, summary: BuildSummary) -> Path:
 
 def read_summary(ndjson_path: str | Path) -> BuildSummary | None:
     """The summary of the build file, or None when there is none, it cannot be read, or it belongs to an
-    earlier file of that name (its size differs)."""
+    earlier file of that name (the file's size or modification time differs)."""
     p = summary_path(ndjson_path)
     try:
         s = BuildSummary.from_dict(orjson.loads(p.read_bytes()))
-        size = Path(ndjson_path).stat().st_size
+        st = Path(ndjson_path).stat()
     except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
         return None
-    return s if s.size == size else None
+    return s if (s.size, s.mtime_ns) == (st.st_size, st.st_mtime_ns) else None

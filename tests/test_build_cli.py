@@ -217,3 +217,22 @@ def test_report_says_who_fixes_what(staging: Path, tmp_path: Path) -> None:
     assert owner[("estimate", "lab_time_visit_start")] == "none"
     html = (tmp_path / "q.html").read_text(encoding="utf-8")
     assert "ต้องแก้ที่หน่วยบริการ" in html and "to fix at the facility" in html
+
+
+def test_report_escapes_what_comes_from_the_data() -> None:
+    """A facility name, message or example holding markup is shown as text, never run (the report's template
+    escapes every value)."""
+    import datetime as dt
+
+    from phrsync.phr.mapping import Note
+    from phrsync.phr.report import Quality, render_html
+
+    q = Quality({"10699": "<script>alert('x')</script> รพ.สต."})
+    q.payload("10699", "UpdatePHRv1", "built", "10699:<b>V1</b>", (),
+              [Note("typein_unmapped", "Encounter[0].type", "TYPEIN <i>", "TYPEIN <i>", "unknown_code")])
+    html = render_html(q, generated=dt.datetime(2025, 1, 5, tzinfo=dt.UTC), selection={"facilities": ["<x>"]},
+                       policies={"visit_end": "<omit>"})
+    assert "<script>" not in html and "<b>V1" not in html and "<i>" not in html and "<x>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; รพ.สต." in html
+    assert "10699:&lt;b&gt;V1&lt;/b&gt;" in html and "&lt;omit&gt;" in html
+    assert html.count("<style>") == 1 and "font-family:'Sarabun'" in html  # the stylesheet itself is not escaped

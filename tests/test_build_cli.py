@@ -65,8 +65,11 @@ def test_build_selection(staging: Path, tmp_path: Path) -> None:
     assert code == 0, text
     keys = [orjson.loads(x)["key"] for x in out.read_bytes().splitlines()]
     assert keys == ["UpdatePHRv1|10699:V002"]
-    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--facility", "99999", "--json"])
-    assert code == 0 and json.loads(text)["built"] == 0
+    # a well-formed code that the staging store has nothing of: an error naming it, not an empty success
+    out.unlink()
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--facility", "10699,99999", "--json"])
+    assert code == 2 and "ไม่มีหน่วยบริการ 99999" in text and "no facility 99999" in text and "10699" not in text
+    assert not out.exists()
     code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--from", "2025-02-01",
                        "--to", "2025-01-01"])
     assert code != 0
@@ -236,3 +239,41 @@ def test_report_escapes_what_comes_from_the_data() -> None:
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; รพ.สต." in html
     assert "10699:&lt;b&gt;V1&lt;/b&gt;" in html and "&lt;omit&gt;" in html
     assert html.count("<style>") == 1 and "font-family:'Sarabun'" in html  # the stylesheet itself is not escaped
+
+
+def test_build_and_validate_as_a_library(staging: Path, tmp_path: Path) -> None:
+    """The functions under ``phrsync build`` and ``phrsync validate``: typed results, errors of phrsync.errors."""
+    import datetime as dt
+
+    from phrsync.config import Config
+    from phrsync.errors import Exit, NotFoundError, PhrsyncError, UsageError
+    from phrsync.phr.api import build_payloads, parse_facilities, validate_files
+
+    cfg = Config(data_dir=tmp_path)
+    out = tmp_path / "lib.ndjson"
+    done = build_payloads(cfg, out, staging=staging, facilities=["10699"], date_from=dt.date(2025, 1, 6),
+                          date_to=dt.date(2025, 1, 6), stages=("encounters",), report=tmp_path / "r.html")
+    assert done.result.counts["UpdatePHRv1"]["built"] == 1 and done.selection.facilities == ("10699",)
+    d = done.to_dict()
+    assert d["built"] == 1 and d["report"]["csv"] == str(tmp_path / "r.csv") and "visit_end" in d["policies"]
+    assert (tmp_path / "r.html").exists() and buildfile.read_summary(out) is not None
+    with pytest.raises(NotFoundError, match="99999") as e:
+        build_payloads(cfg, tmp_path / "x.ndjson", staging=staging, facilities=["99999"])
+    assert e.value.exit_code == Exit.USAGE and not (tmp_path / "x.ndjson").exists()
+    with pytest.raises(NotFoundError, match="staging"):
+        build_payloads(cfg, tmp_path / "x.ndjson")  # <data_dir>/staging.duckdb does not exist
+    with pytest.raises(UsageError, match="--to"):
+        build_payloads(cfg, out, staging=staging, date_from=dt.date(2025, 2, 1), date_to=dt.date(2025, 1, 1))
+    assert parse_facilities(["10700,10699", " 10699"]) == ("10699", "10700")
+    with pytest.raises(UsageError, match="1066"):
+        parse_facilities(["1066"])
+    rep = validate_files([out])
+    assert rep.ok and len(rep.results) == 1 and rep.results[0].item.endswith("UpdatePHRv1|10699:V002")
+    assert rep.to_dict()["checked"] == 1
+    bad = tmp_path / "bad.ndjson"
+    bad.write_bytes(out.read_bytes() + b"{not json\n")
+    rep = validate_files([bad], limit=1)
+    assert (rep.ok, rep.failed, rep.results[1].item) == (False, 1, f"{bad}:2")
+    assert len(rep.to_dict()["results"][1]["issues"]) <= 1
+    with pytest.raises(PhrsyncError, match="Nope"):
+        validate_files([out], endpoint="Nope")

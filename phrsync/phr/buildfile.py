@@ -37,10 +37,22 @@ HEAD: tuple[tuple[str, bytes], ...] = (
     ("key", rb'[^"\\]{1,255}'),
 )
 _PAYLOAD_AT = b',"payload":'
-_HEAD_RE = re.compile(
-    rb"\{(?:" + rb'"day":"(' + HEAD[0][1] + rb')",)?'
-    + b",".join(b'"' + name.encode() + b'":"(' + pattern + b')"' for name, pattern in HEAD[1:])
-    + _PAYLOAD_AT)
+
+
+def _head_re(optional_day: bool, endpoint: str | None = None) -> re.Pattern[bytes]:
+    """The writer's head (up to where the payload starts) as a pattern with one group per :data:`HEAD` field:
+    the fast reader's (any endpoint, ``day`` optional) or the chunker's (``day`` and this one endpoint)."""
+    parts = []
+    for name, value in HEAD:
+        if name == "endpoint" and endpoint is not None:
+            value = re.escape(endpoint.encode())
+        part = b'"' + name.encode() + b'":"(' + value + b')",'
+        parts.append(b"(?:" + part + b")?" if name == "day" and optional_day else part)
+    return re.compile(b"\\{" + b"".join(parts)[:-1] + _PAYLOAD_AT)
+
+
+_HEAD_RE = _head_re(optional_day=True)  # groups: day (or None), endpoint, hospcode, key
+_ENCOUNTER_RE = _head_re(optional_day=False, endpoint=ENCOUNTER)
 _CLOSER = {b"{": b"}", b"[": b"]"}
 _BKK = dt.timezone(dt.timedelta(hours=7))
 _SORTED = orjson.OPT_SORT_KEYS
@@ -176,8 +188,7 @@ def runs(buf: Any) -> list[Run]:
     pos = n = count = start = first = 0
     cur: tuple[bytes, bytes] | None | bool = False  # False: no run yet
     first_key = b""
-    match, find, crc = _HEAD_RE.match, buf.find, zlib.crc32
-    enc = ENCOUNTER.encode()
+    match, find, crc = _ENCOUNTER_RE.match, buf.find, zlib.crc32
 
     def close(end: int) -> None:
         k = cur if isinstance(cur, tuple) else None
@@ -187,9 +198,7 @@ def runs(buf: Any) -> list[Run]:
     while pos < size:
         nl = find(b"\n", pos)
         n += 1
-        m = match(buf, pos)
-        if m is not None and (m.group(1) is None or m.group(2) != enc):
-            m = None  # not an encounter line with its day: a run of its own kind
+        m = match(buf, pos)  # None: not an encounter line with its day, a run of its own kind
         k = m.group(1, 3) if m else None
         if k != cur:
             if count:

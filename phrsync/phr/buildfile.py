@@ -199,7 +199,7 @@ def runs(buf: Any) -> list[Run]:
         nl = find(b"\n", pos)
         n += 1
         m = match(buf, pos)  # None: not an encounter line with its day, a run of its own kind
-        k = m.group(1, 3) if m else None
+        k = (m[1], m[3]) if m else None
         if k != cur:
             if count:
                 close(pos)

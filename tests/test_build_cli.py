@@ -70,6 +70,18 @@ def test_build_selection(staging: Path, tmp_path: Path) -> None:
     code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--facility", "10699,99999", "--json"])
     assert code == 2 and "ไม่มีหน่วยบริการ 99999" in text and "no facility 99999" in text and "10699" not in text
     assert not out.exists()
+    # ... but a facility whose rows were all quarantined is known: its report says why
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(staging, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("INSERT INTO quarantine (hospcode, file, rule, severity, reason_th, reason_en) "
+                    "VALUES ('10777', 'PERSON', 'cid_checksum', 'error', 'ผิด', 'bad')")
+    code, text = _run(["build", "--staging", str(copy), "--out", str(out), "--facility", "10777", "--json"])
+    assert code == 0 and json.loads(text)["facilities"]["10777"]["quarantined"] == 1
     code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--from", "2025-02-01",
                        "--to", "2025-01-01"])
     assert code != 0

@@ -34,14 +34,16 @@ def parse_facilities(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def check_facilities(staging_path: str | Path, codes: Sequence[str]) -> None:
-    """Raise :class:`NotFoundError` naming every code the staging store holds no PERSON or SERVICE row of: a
-    well-formed but unknown code would otherwise build nothing and report an empty success."""
+    """Raise :class:`NotFoundError` naming every code the staging store holds nothing of (no PERSON or SERVICE
+    row, no quarantined row): a well-formed but unknown code would otherwise build nothing and report an empty
+    success. A facility whose rows were all quarantined is known: its report says why."""
     if not codes:
         return
     from phrsync.f43.staging import Staging
 
     with Staging(staging_path, read_only=True) as st:
         known = set(st.facilities())
+        known.update(h for (h,) in st.query("SELECT DISTINCT hospcode FROM quarantine WHERE hospcode IS NOT NULL"))
     missing = [c for c in codes if c not in known]
     if missing:
         raise NotFoundError(f"ไม่มีหน่วยบริการ {', '.join(missing)} ใน staging {staging_path}",

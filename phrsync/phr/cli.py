@@ -83,7 +83,7 @@ def build_cmd(ctx: click.Context, facilities: tuple[str, ...], date_from: str | 
     for ep, c in sorted(res.counts.items()):
         click.echo(f"  {ep:<26} " + bilingual(f"สร้างได้ {c['built']:,} ปฏิเสธ {c['refused']:,} ข้าม {c['skipped']:,}",
                                               f"built {c['built']:,} refused {c['refused']:,} skipped {c['skipped']:,}"))
-    click.echo(bilingual(f"เขียนที่ {res.out}", f"written to {res.out}"))
+    click.echo(bilingual(f"เขียนที่ {res.out} (สรุป {res.summary})", f"written to {res.out} (summary {res.summary})"))
     if written:
         click.echo(bilingual(f"รายงานคุณภาพข้อมูล {written['html']} และ {written['csv']}",
                              f"data-quality report {written['html']} and {written['csv']}"))

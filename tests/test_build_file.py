@@ -34,7 +34,7 @@ def test_writer_lines_are_read_fast_and_mean_what_a_full_parse_says(endpoint: st
     head = {"day": day} if day else {}
     head.update(endpoint=endpoint, hospcode="10699", key=f"{endpoint}|10699:V1")
     assert line == orjson.dumps({**head, "payload": payload}, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
-    assert list(orjson.loads(line)) == [*head, "payload"]
+    assert list(orjson.loads(line)) == [name for name, _ in bf.HEAD if name in head] + ["payload"]
     fast = bf.split_line(line, 7, lambda b: f"h{len(b)}")
     assert fast is not None and fast["payload"] is None and fast["line"] == 7
     assert bytes(fast["payload_bytes"]) == orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)

@@ -13,6 +13,7 @@ from f43files import cid
 from fixtures.golden import dataset as D
 
 from phrsync.cli import cli
+from phrsync.phr import buildfile
 from phrsync.phr.policies import Policies, PolicyError
 
 
@@ -46,7 +47,14 @@ def test_build_json_summary_and_ndjson(staging: Path, tmp_path: Path) -> None:
         else:
             assert "day" not in x
     assert not (tmp_path / "p.ndjson.part").exists()
+    # every line the build writes is in the layout the outbox splits without parsing the payload
+    assert all(buildfile.split_line(x, 1) is not None for x in out.read_bytes().splitlines(keepends=True))
     assert s["facilities"]["10699"]["quarantined"] == 2  # person 4: PERSON and SERVICE rows
+    # the summary beside the build file: what each facility built, and what the validator refused before sending
+    bs = buildfile.read_summary(out)
+    assert bs is not None and s["summary"] == str(tmp_path / "p.ndjson.summary.json")
+    assert bs.facilities == {h: f["by_endpoint"] for h, f in s["facilities"].items()}
+    assert bs.count("10699", "refused") == 1 and bs.count("10699", "built") == 7
     assert s["report"] == {"html": str(tmp_path / "q.html"), "csv": str(tmp_path / "q.csv")}
 
 
@@ -57,8 +65,23 @@ def test_build_selection(staging: Path, tmp_path: Path) -> None:
     assert code == 0, text
     keys = [orjson.loads(x)["key"] for x in out.read_bytes().splitlines()]
     assert keys == ["UpdatePHRv1|10699:V002"]
-    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--facility", "99999", "--json"])
-    assert code == 0 and json.loads(text)["built"] == 0
+    # a well-formed code that the staging store has nothing of: an error naming it, not an empty success
+    out.unlink()
+    code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--facility", "10699,99999", "--json"])
+    assert code == 2 and "ไม่มีหน่วยบริการ 99999" in text and "no facility 99999" in text and "10699" not in text
+    assert not out.exists()
+    # ... but a facility whose rows were all quarantined is known: its report says why
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "copy.duckdb"
+    shutil.copy(staging, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("INSERT INTO quarantine (hospcode, file, rule, severity, reason_th, reason_en) "
+                    "VALUES ('10777', 'PERSON', 'cid_checksum', 'error', 'ผิด', 'bad')")
+    code, text = _run(["build", "--staging", str(copy), "--out", str(out), "--facility", "10777", "--json"])
+    assert code == 0 and json.loads(text)["facilities"]["10777"]["quarantined"] == 1
     code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--from", "2025-02-01",
                        "--to", "2025-01-01"])
     assert code != 0
@@ -209,3 +232,60 @@ def test_report_says_who_fixes_what(staging: Path, tmp_path: Path) -> None:
     assert owner[("estimate", "lab_time_visit_start")] == "none"
     html = (tmp_path / "q.html").read_text(encoding="utf-8")
     assert "ต้องแก้ที่หน่วยบริการ" in html and "to fix at the facility" in html
+
+
+def test_report_escapes_what_comes_from_the_data() -> None:
+    """A facility name, message or example holding markup is shown as text, never run (the report's template
+    escapes every value)."""
+    import datetime as dt
+
+    from phrsync.phr.mapping import Note
+    from phrsync.phr.report import Quality, render_html
+
+    q = Quality({"10699": "<script>alert('x')</script> รพ.สต."})
+    q.payload("10699", "UpdatePHRv1", "built", "10699:<b>V1</b>", (),
+              [Note("typein_unmapped", "Encounter[0].type", "TYPEIN <i>", "TYPEIN <i>", "unknown_code")])
+    html = render_html(q, generated=dt.datetime(2025, 1, 5, tzinfo=dt.UTC), selection={"facilities": ["<x>"]},
+                       policies={"visit_end": "<omit>"})
+    assert "<script>" not in html and "<b>V1" not in html and "<i>" not in html and "<x>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; รพ.สต." in html
+    assert "10699:&lt;b&gt;V1&lt;/b&gt;" in html and "&lt;omit&gt;" in html
+    assert html.count("<style>") == 1 and "font-family:'Sarabun'" in html  # the stylesheet itself is not escaped
+
+
+def test_build_and_validate_as_a_library(staging: Path, tmp_path: Path) -> None:
+    """The functions under ``phrsync build`` and ``phrsync validate``: typed results, errors of phrsync.errors."""
+    import datetime as dt
+
+    from phrsync.config import Config
+    from phrsync.errors import Exit, NotFoundError, PhrsyncError, UsageError
+    from phrsync.phr.api import build_payloads, parse_facilities, validate_files
+
+    cfg = Config(data_dir=tmp_path)
+    out = tmp_path / "lib.ndjson"
+    done = build_payloads(cfg, out, staging=staging, facilities=["10699"], date_from=dt.date(2025, 1, 6),
+                          date_to=dt.date(2025, 1, 6), stages=("encounters",), report=tmp_path / "r.html")
+    assert done.result.counts["UpdatePHRv1"]["built"] == 1 and done.selection.facilities == ("10699",)
+    d = done.to_dict()
+    assert d["built"] == 1 and d["report"]["csv"] == str(tmp_path / "r.csv") and "visit_end" in d["policies"]
+    assert (tmp_path / "r.html").exists() and buildfile.read_summary(out) is not None
+    with pytest.raises(NotFoundError, match="99999") as e:
+        build_payloads(cfg, tmp_path / "x.ndjson", staging=staging, facilities=["99999"])
+    assert e.value.exit_code == Exit.USAGE and not (tmp_path / "x.ndjson").exists()
+    with pytest.raises(NotFoundError, match="staging"):
+        build_payloads(cfg, tmp_path / "x.ndjson")  # <data_dir>/staging.duckdb does not exist
+    with pytest.raises(UsageError, match="--to"):
+        build_payloads(cfg, out, staging=staging, date_from=dt.date(2025, 2, 1), date_to=dt.date(2025, 1, 1))
+    assert parse_facilities(["10700,10699", " 10699"]) == ("10699", "10700")
+    with pytest.raises(UsageError, match="1066"):
+        parse_facilities(["1066"])
+    rep = validate_files([out])
+    assert rep.ok and len(rep.results) == 1 and rep.results[0].item.endswith("UpdatePHRv1|10699:V002")
+    assert rep.to_dict()["checked"] == 1
+    bad = tmp_path / "bad.ndjson"
+    bad.write_bytes(out.read_bytes() + b"{not json\n")
+    rep = validate_files([bad], limit=1)
+    assert (rep.ok, rep.failed, rep.results[1].item) == (False, 1, f"{bad}:2")
+    assert len(rep.to_dict()["results"][1]["issues"]) <= 1
+    with pytest.raises(PhrsyncError, match="Nope"):
+        validate_files([out], endpoint="Nope")

@@ -490,3 +490,24 @@ def test_cli_hdc_failure_hides_the_password(tmp_path: Path) -> None:
                                    "--hdc", "mysql+pymysql://root:s3cretpw@127.0.0.1:1/nodb"])
     assert res.exit_code != 0
     assert "s3cretpw" not in res.output and "HDC" in res.output
+
+
+def test_synthesize_as_a_library(tmp_path: Path) -> None:
+    """The function under ``phrsync synth``: a typed result whose to_dict() is the command's --json."""
+    from phrsync.errors import Exit, PhrsyncError, UsageError
+    from phrsync.synth.api import synthesize
+
+    opts = SynthOptions(encounters=120, months=1, seed=3)
+    res = synthesize(opts, tmp_path / "lib", workers=1)
+    assert res.encounters == 120 and res.months == 1 and res.province_name and res.hdc is None
+    d = res.to_dict()
+    assert d["zips"] == len(list((tmp_path / "lib").glob("*.zip"))) and d["period"]["first"] == "2025-10"
+    cli_json = json.loads(CliRunner().invoke(cli, ["synth", "-n", "120", "--months", "1", "--seed", "3", "--out",
+                                                   str(tmp_path / "cli"), "--json"]).output)
+    assert {k: v for k, v in cli_json.items() if k not in ("seconds", "out_dir")} == {
+        k: v for k, v in d.items() if k not in ("seconds", "out_dir")}
+    with pytest.raises(UsageError, match="--out"):
+        synthesize(opts)
+    with pytest.raises(PhrsyncError) as e:
+        synthesize(SynthOptions(encounters=10, province="10"), tmp_path / "x")
+    assert e.value.exit_code == Exit.USAGE and "27" in str(e.value)

@@ -13,17 +13,15 @@ so a second copy replaces the first instead of adding to it.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import mmap
 import os
-import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import lz4.frame
 import orjson
@@ -49,12 +47,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 
+from phrsync.phr import buildfile
+from phrsync.phr.buildfile import Run as _Run
+from phrsync.phr.buildfile import runs as _runs
+from phrsync.phr.buildfile import split_lines as _split_lines
+from phrsync.phr.buildfile import visit_day as encounter_day
+
 PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED = (
     "pending", "sending", "sent", "confirmed", "refused", "failed", "removed")
 STATUSES = (PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED)
 TO_SEND = (PENDING, SENDING, FAILED)
 ENCOUNTER_EP = "UpdatePHRv1"
-_BKK = dt.timezone(dt.timedelta(hours=7))
 
 metadata = MetaData()
 outbox = Table(
@@ -160,20 +163,6 @@ def unpack(stored: bytes) -> bytes:
     return zlib.decompress(stored)
 
 
-def encounter_day(payload: dict[str, Any]) -> str | None:
-    """The visit day in Asia/Bangkok, as PHR files it for OrganizationSummary."""
-    try:
-        start = payload["Encounter"][0]["period"]["start"]
-        if isinstance(start, str) and len(start) == 25 and start.endswith("+07:00") and start[10] == "T":
-            return start[:10]  # already Bangkok time, as phrsync builds it: no parsing needed
-        t = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
-    if t.tzinfo is not None:
-        t = t.astimezone(_BKK)
-    return t.date().isoformat()
-
-
 def _ref(endpoint: str, key: str, payload: dict[str, Any]) -> str:
     if endpoint == ENCOUNTER_EP:
         try:
@@ -210,130 +199,22 @@ class Row:
     status: str = PENDING  # as read, before the sender claimed it (to put it back if it is not sent after all)
 
 
-def iter_ndjson(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Lines of a ``phrsync build`` file: {"key", "endpoint", "hospcode", "payload"}."""
-    with open(path, "rb") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            yield from _parsed_line(line, n, path)
-
-
-_PAYLOAD_AT = b',"payload":'
+# the build file's readers (phrsync.phr.buildfile owns its format) under the names the agent and the demo use
+iter_ndjson = buildfile.iter_lines
+ndjson_facilities = buildfile.facilities
 
 
 def iter_build_file(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Like :func:`iter_ndjson`, for :meth:`Outbox.load`: a line as ``phrsync build`` writes it (keys sorted, so
-    ``payload`` comes last and its bytes are canonical) is split without parsing the payload: ``payload_bytes``
-    holds them (a memoryview into the line), ``payload_hash`` their hash, and ``payload`` is None. With the
-    visit ``day`` the build writes beside an encounter, the load never parses such a payload; without it,
-    only when its hash is not the stored one. Any other line is parsed whole, as before."""
-    with open(path, "rb") as fh:
-        for n, line in enumerate(fh, 1):
-            yield from _build_item(line, n, path)
+    """The items of a build file for :meth:`Outbox.load` (:func:`phrsync.phr.buildfile.iter_items`): a line as
+    ``phrsync build`` writes it is split without parsing its payload (``payload`` None, ``payload_bytes`` and
+    their :func:`content_hash` as ``payload_hash``); with the visit ``day`` beside an encounter the load never
+    parses it, without it only when its hash is not the stored one. Any other line is parsed whole."""
+    return buildfile.iter_items(path, content_hash)
 
 
 def _build_item(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, Any]]:
-    end = len(line) - (2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0)
-    at = (line.find(_PAYLOAD_AT, 0, 1024) if line.startswith((b'{"endpoint":', b'{"day":'))
-          and line[end - 1:end] == b"}" else -1)
-    if at > 0:
-        try:
-            head = orjson.loads(line[:at] + b"}")
-        except orjson.JSONDecodeError:
-            head = None
-        if (type(head) is dict and (len(head) == 3 or (len(head) == 4 and "day" in head))
-                and type(head.get("key")) is str and type(head.get("endpoint")) is str
-                and type(head.get("hospcode")) is str and type(head.get("day", "")) is str):
-            raw = memoryview(line)[at + len(_PAYLOAD_AT):end - 1]
-            head["payload"] = None
-            head["payload_bytes"] = raw
-            head["payload_hash"] = content_hash(raw)
-            head["line"] = n
-            if "day" not in head:
-                head["day"] = None
-            yield head
-            return
-    if line.strip():
-        yield from _parsed_line(line, n, path)
-
-
-# The head of an encounter line as ``phrsync build`` writes it; chunks of such lines (one facility, one day, cut
-# where a key says so) are what load_file compares whole.
-_RUN_HEAD = re.compile(
-    rb'\{"day":"(\d{4}-\d{2}-\d{2})","endpoint":"UpdatePHRv1","hospcode":"([0-9A-Za-z]{1,16})","key":"([^"\\]{1,255})"')
-CHUNK_CUT = 32  # a run is also cut after a line whose key hashes to 0 modulo this: ~32 lines per chunk
-
-
-def _split_lines(data: bytes) -> list[bytes]:
-    """Lines as the file has them (split at ``\\n`` only, as line numbers are counted)."""
-    parts = data.split(b"\n")
-    if parts and not parts[-1]:
-        parts.pop()
-    return parts
-
-
-class _Run(NamedTuple):
-    first_line: int
-    start: int
-    end: int
-    hospcode: str | None  # None: not encounter lines as the build writes them (registers, summaries, other)
-    day: str | None
-    first_key: str | None  # a chunk's identity with (hospcode, day): its first line's key
-    lines: int
-
-
-def _runs(buf: Any) -> list[_Run]:
-    """The file as chunks: consecutive encounter lines of one facility and visit day, also cut after a line
-    whose key's CRC-32 is 0 modulo ``CHUNK_CUT`` — content-defined, so a changed, added or removed visit
-    changes only its own chunk; everything else in runs of its own. One regex match and one newline search
-    per line: no line is copied."""
-    out: list[_Run] = []
-    size = len(buf)
-    pos = n = count = start = first = 0
-    cur: tuple[bytes, bytes] | None | bool = False  # False: no run yet
-    first_key = b""
-    match, find, crc = _RUN_HEAD.match, buf.find, zlib.crc32
-
-    def close(end: int) -> None:
-        k = cur if isinstance(cur, tuple) else None
-        out.append(_Run(first, start, end, k[1].decode() if k else None, k[0].decode() if k else None,
-                        first_key.decode() if k else None, count))
-
-    while pos < size:
-        nl = find(b"\n", pos)
-        n += 1
-        m = match(buf, pos)
-        k = m.group(1, 2) if m else None
-        if k != cur:
-            if count:
-                close(pos)
-            cur, start, first, count = k, pos, n, 0
-            first_key = m.group(3) if m else b""
-        count += 1
-        pos = size if nl < 0 else nl + 1
-        if m and crc(m.group(3)) % CHUNK_CUT == 0:  # cut here: the next line starts a chunk
-            close(pos)
-            cur, count = False, 0
-    if count:
-        close(pos)
-    return out
-
-
-def _parsed_line(line: bytes, n: int, path: str | Path) -> Iterator[dict[str, Any]]:
-    try:
-        item = orjson.loads(line)
-        if not isinstance(item, dict) or not all(k in item for k in ("key", "endpoint", "hospcode", "payload")):
-            raise ValueError("missing key/endpoint/hospcode/payload")
-    except (orjson.JSONDecodeError, ValueError, TypeError) as e:
-        raise ValueError(f"บรรทัด {n} ของ {path} ไม่ถูกต้อง / line {n} of {path} is invalid: {e}") from None
-    item["line"] = n  # for a later complaint about it (a duplicate key)
-    yield item
-
-
-def ndjson_facilities(path: str | Path) -> list[str]:
-    """The facility codes of a build file (e.g. to create one sandbox account per facility for a demo)."""
-    return sorted({str(i["hospcode"]) for i in iter_ndjson(path)})
+    """One line of a build file as :func:`iter_build_file` gives it."""
+    return buildfile.read_line(line, n, path, content_hash)
 
 
 class Outbox:

@@ -1,7 +1,6 @@
 """``phrsync build``: staging store → validated MOPH-PHR payloads in an NDJSON file, sending nothing.
 
-One line per payload that passed the shared validator: ``{"key", "endpoint", "hospcode", "payload"}`` and, for
-an encounter, ``"day"`` (its visit day).
+One line per payload that passed the shared validator, in the layout :mod:`phrsync.phr.buildfile` defines.
 Refused payloads are not written; they are counted and explained in the data-quality report together
 with every mapping note (estimates, unknown codes, skipped records) and the import's quarantine.
 The file is written to a temporary name and renamed at the end, so a crashed build never leaves a
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import duckdb
-import orjson
 
 from phrsync.f43 import extract
 from phrsync.f43.read import Selection, encounters_per_day
-from phrsync.phr import mapping
+from phrsync.phr import buildfile, mapping
+from phrsync.phr.buildfile import BuildSummary, encode_line
 from phrsync.phr.mapping import MapContext, Note
 from phrsync.phr.report import Quality, example_label
 from phrsync.phr.validate import validate
@@ -44,6 +43,7 @@ class BuildResult:
     encounters_per_second: float = 0.0
     out: str = ""
     quality: Quality | None = None
+    summary: str = ""  # the summary file beside ``out`` (phrsync.phr.buildfile.write_summary)
 
     def bump(self, endpoint: str, what: str) -> None:
         c = self.counts.get(endpoint)
@@ -55,7 +55,7 @@ class BuildResult:
         return sum(c[what] for c in self.counts.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out": self.out, "seconds": round(self.seconds, 3),
+        return {"out": self.out, "summary": self.summary, "seconds": round(self.seconds, 3),
                 "encounters_per_second": round(self.encounters_per_second, 1),
                 "built": self.total("built"), "refused": self.total("refused"), "skipped": self.total("skipped"),
                 "by_endpoint": self.counts,
@@ -130,10 +130,6 @@ def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: 
     enc_seconds = 0.0
     stage_now = ""
     done = 0
-    dumps = orjson.dumps
-    # sorted keys: the payload's bytes in the line are then its canonical form, which lets the agent tell an
-    # unchanged payload by hashing those bytes without parsing them (delivery.outbox.iter_build_file)
-    line = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
     write = fh.write
     with _acyclic_build():
         for stage, ep, fn, item, hcode, label in _sources(con, sel, stages, window_days):
@@ -162,13 +158,7 @@ def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: 
                     outcome = "refused"
                 else:
                     outcome = "built"
-                    head = {"key": mapping.key_for(ep, payload), "endpoint": ep, "hospcode": hcode,
-                            "payload": payload}
-                    if ep == mapping.EP_ENCOUNTER:
-                        day = _visit_day(payload)
-                        if day:
-                            head["day"] = day
-                    write(dumps(head, option=line))
+                    write(encode_line(mapping.key_for(ep, payload), ep, hcode, payload))
             res.bump(ep, outcome)
             q.payload(hcode, ep, outcome, functools.partial(label, item), issues, notes)
     if stage_now == "encounters":
@@ -178,21 +168,6 @@ def build_to(fh: BinaryIO, con: duckdb.DuckDBPyConnection, sel: Selection, ctx: 
     res.seconds = time.perf_counter() - t0
     res.encounters_per_second = enc_done / enc_seconds if enc_seconds > 0 else 0.0
     return res
-
-
-def _visit_day(payload: dict[str, Any]) -> str | None:
-    """The visit day (Asia/Bangkok) written beside an encounter, so that the agent files it for reconcile
-    without parsing the payload; only for the forms the mapping writes (a ``+07:00`` time or a date; any other
-    and the agent works the day out itself)."""
-    try:
-        start = payload["Encounter"][0]["period"]["start"]
-    except (KeyError, IndexError, TypeError):
-        return None
-    if not isinstance(start, str):
-        return None
-    if len(start) == 25 and start.endswith("+07:00") and start[10] == "T":
-        return start[:10]
-    return start if len(start) == 10 and start[4] == start[7] == "-" else None  # a date without a time
 
 
 PARALLEL_MIN = 20_000  # below this many encounters, starting worker processes costs more than it saves
@@ -325,6 +300,9 @@ def build(staging_path: str | Path, out_path: str | Path, sel: Selection, ctx: M
                     q.facility_names.setdefault(h, name)
     res.seconds = time.perf_counter() - t0
     res.out = str(out)
+    res.summary = str(buildfile.write_summary(out, BuildSummary(
+        built_at=dt.datetime.now(dt.UTC), seconds=res.seconds,
+        facilities={h: {ep: dict(c) for ep, c in sorted(t.by_endpoint.items())} for h, t in sorted(q.totals.items())})))
     return res
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import html
-import io
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import jinja2
 
 from phrsync.f43 import schema
 from phrsync.f43.read import quarantine_groups
@@ -303,88 +302,43 @@ def write_csv(q: Quality, path: str | Path) -> None:
             w.writerow({**r, "examples": " | ".join(r["examples"])})
 
 
-_CSS = """
-body{font-family:'Sarabun','Noto Sans Thai',Tahoma,sans-serif;margin:1.5rem;color:#222}
-h1{font-size:1.5rem} h2{font-size:1.2rem;margin-top:2rem;border-bottom:2px solid #2a6;padding-bottom:.2rem}
-table{border-collapse:collapse;width:100%;margin:.5rem 0} th,td{border:1px solid #ccc;padding:.3rem .5rem;
-vertical-align:top;font-size:.9rem} th{background:#eef6f0;text-align:left} td.n{text-align:right}
-.en{color:#666;font-size:.85em} .bad{background:#fde8e8} .warn{background:#fff6e0} .ok{background:#eaf7ea}
-.ex{font-family:monospace;font-size:.8rem;color:#444} .tag{display:inline-block;padding:0 .4rem;border-radius:.3rem}
-"""
+@functools.lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    """The report's templates (``phrsync/phr/templates``), HTML-escaping every value they print."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("phrsync.phr", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["num"] = lambda n: f"{n:,}"
+    return env
 
 
-def _e(s: Any) -> str:
-    return html.escape(str(s), quote=True)
+def _view(q: Quality, generated: dt.datetime, selection: dict[str, Any], policies: dict[str, Any] | None
+          ) -> dict[str, Any]:
+    """What the template shows, worked out here so that it only lays it out."""
+    d_from, d_to = selection.get("date_from"), selection.get("date_to")
+    overview, details = [], []
+    for h in q.facilities():
+        t = q.totals[h]
+        name = q.facility_names.get(h, "")
+        overview.append({"code": h, "name": name, "cls": "bad" if (t.refused or t.skipped or q.quarantined.get(h))
+                         else "ok", "built": t.built, "refused": t.refused, "skipped": t.skipped,
+                         "quarantined": q.quarantined.get(h, 0), "estimates": q.problem_count(h, ["estimate"]),
+                         "unknown_codes": q.problem_count(h, ["unknown_code"]),
+                         "warnings": q.problem_count(h, ["warning", "missing"]), "to_fix": q.facility_fix_count(h)})
+        rows = [{**r, "owner_en": OWNERS[r["owner"]][1],
+                 "cls": "bad" if r["category"] in ("refused", "skipped", "quarantine") else "warn"} for r in q.rows(h)]
+        details.append({"code": h, "name": name, "rows": rows, "endpoints": ", ".join(
+            f"{ep}: {v['built']:,}/{v['refused']:,}/{v['skipped']:,}" for ep, v in sorted(t.by_endpoint.items()))})
+    return {"generated_th": thai_date(generated), "generated_iso": generated.isoformat(timespec="seconds"),
+            "range_th": f"{thai_date(d_from)} ถึง {thai_date(d_to)}" if (d_from or d_to) else "ทั้งหมด",
+            "range_en": f"{d_from or '…'} to {d_to or '…'}" if (d_from or d_to) else "all dates",
+            "facilities": ", ".join(selection.get("facilities") or []) or "ทุกหน่วยบริการ",
+            "overview": overview, "details": details, "policies": policies or {}}
 
 
 def render_html(q: Quality, *, generated: dt.datetime, selection: dict[str, Any] | None = None,
                 policies: dict[str, Any] | None = None) -> str:
-    sel = selection or {}
-    out = io.StringIO()
-    w = out.write
-    w("<!DOCTYPE html><html lang='th'><head><meta charset='utf-8'>")
-    w("<title>รายงานคุณภาพข้อมูล 43 แฟ้ม → MOPH-PHR / Data-quality report</title>")
-    w(f"<style>{_CSS}</style></head><body>")
-    w("<h1>รายงานคุณภาพข้อมูล 43 แฟ้ม → MOPH-PHR <span class='en'>/ 43-file → MOPH-PHR data-quality report</span></h1>")
-    w(f"<p>สร้างเมื่อ {_e(thai_date(generated))} <span class='en'>/ generated {_e(generated.isoformat(timespec='seconds'))}"
-      "</span></p>")
-    d_from, d_to = sel.get("date_from"), sel.get("date_to")
-    rng = f"{thai_date(d_from)} ถึง {thai_date(d_to)}" if (d_from or d_to) else "ทั้งหมด"
-    rng_en = f"{d_from or '…'} to {d_to or '…'}" if (d_from or d_to) else "all dates"
-    facs = ", ".join(sel.get("facilities") or []) or "ทุกหน่วยบริการ"
-    w(f"<p>ช่วงวันที่รับบริการ: {_e(rng)} <span class='en'>/ service dates: {_e(rng_en)}</span><br>"
-      f"หน่วยบริการ: {_e(facs)} <span class='en'>/ facilities</span></p>")
-    # overview
-    w("<h2>สรุปรายหน่วยบริการ <span class='en'>/ summary by facility</span></h2>")
-    w("<p>เรียงจากหน่วยบริการที่ต้องแก้ไขมากที่สุด <span class='en'>/ facilities with the most to fix first</span></p>")
-    w("<table><tr><th>รหัส<br><span class='en'>code</span></th><th>หน่วยบริการ<br><span class='en'>facility</span></th>"
-      "<th>สร้างได้<br><span class='en'>built</span></th><th>ถูกปฏิเสธ<br><span class='en'>refused</span></th>"
-      "<th>ข้าม<br><span class='en'>skipped</span></th><th>แถวที่ถูกกัก<br><span class='en'>quarantined rows</span></th>"
-      "<th>ค่าประมาณ<br><span class='en'>estimates</span></th><th>รหัสไม่รู้จัก<br><span class='en'>unknown codes</span></th>"
-      "<th>คำเตือน<br><span class='en'>warnings</span></th>"
-      "<th>ต้องแก้ที่หน่วยบริการ<br><span class='en'>to fix at the facility</span></th></tr>")
-    for h in q.facilities():
-        t = q.totals[h]
-        cls = "bad" if (t.refused or t.skipped or q.quarantined.get(h)) else "ok"
-        w(f"<tr class='{cls}'><td><a href='#f{_e(h)}'>{_e(h)}</a></td><td>{_e(q.facility_names.get(h, ''))}</td>"
-          f"<td class='n'>{t.built:,}</td><td class='n'>{t.refused:,}</td><td class='n'>{t.skipped:,}</td>"
-          f"<td class='n'>{q.quarantined.get(h, 0):,}</td><td class='n'>{q.problem_count(h, ['estimate']):,}</td>"
-          f"<td class='n'>{q.problem_count(h, ['unknown_code']):,}</td>"
-          f"<td class='n'>{q.problem_count(h, ['warning', 'missing']):,}</td>"
-          f"<td class='n'><b>{q.facility_fix_count(h):,}</b></td></tr>")
-    w("</table>")
-    # per facility
-    for h in q.facilities():
-        t = q.totals[h]
-        w(f"<h2 id='f{_e(h)}'>{_e(h)} {_e(q.facility_names.get(h, ''))}</h2>")
-        eps = ", ".join(f"{ep}: {v['built']:,}/{v['refused']:,}/{v['skipped']:,}" for ep, v in sorted(t.by_endpoint.items()))
-        w(f"<p>สร้างได้/ถูกปฏิเสธ/ข้าม ต่อบริการ <span class='en'>/ built/refused/skipped per endpoint</span>: {_e(eps) or '-'}</p>")
-        rows = q.rows(h)
-        if not rows:
-            w("<p class='ok'>ไม่พบปัญหา <span class='en'>/ no problems found</span></p>")
-            continue
-        w("<table><tr><th>ประเภท<br><span class='en'>kind</span></th><th>ที่มา<br><span class='en'>endpoint/file</span></th>"
-          "<th>รหัสปัญหา<br><span class='en'>rule</span></th><th>ฟิลด์<br><span class='en'>field</span></th>"
-          "<th>จำนวน<br><span class='en'>count</span></th><th>รายละเอียด<br><span class='en'>detail</span></th>"
-          "<th>ใครแก้ / แก้อย่างไร<br><span class='en'>who fixes / how</span></th>"
-          "<th>ตัวอย่าง (ปกปิดเลขบัตร)<br><span class='en'>examples (CID masked)</span></th></tr>")
-        for r in rows:
-            cls = "bad" if r["category"] in ("refused", "skipped", "quarantine") else "warn"
-            ex = "<br>".join(_e(x) for x in r["examples"])
-            w(f"<tr class='{cls}'><td>{_e(r['category_th'])}<br><span class='en'>{_e(r['category_en'])}</span></td>"
-              f"<td>{_e(r['endpoint_or_file'])}</td><td>{_e(r['code'])}</td><td>{_e(r['path'])}</td>"
-              f"<td class='n'>{r['count']:,}</td><td>{_e(r['message_th'])}<br><span class='en'>{_e(r['message_en'])}</span></td>"
-              f"<td><b>{_e(r['owner_th'])}</b>: {_e(r['fix_th'])}<br><span class='en'>{_e(OWNERS[r['owner']][1])}: "
-              f"{_e(r['fix_en'])}</span></td>"
-              f"<td class='ex'>{ex}</td></tr>")
-        w("</table>")
-    if policies:
-        w("<h2>นโยบายที่ใช้กับข้อมูลที่ 43 แฟ้มไม่มี <span class='en'>/ missing-data policies in force</span></h2><table>")
-        for k, v in policies.items():
-            w(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>")
-        w("</table><p class='en'>See docs/mapping.md for what each policy does.</p>")
-    w("</body></html>")
-    return out.getvalue()
+    """The report as one HTML page (template ``quality.html.j2``)."""
+    return _templates().get_template("quality.html.j2").render(_view(q, generated, selection or {}, policies))
 
 
 def write_html(q: Quality, path: str | Path, **kw: Any) -> None:

@@ -68,7 +68,7 @@ def test_build_selection(staging: Path, tmp_path: Path) -> None:
     # a well-formed code that the staging store has nothing of: an error naming it, not an empty success
     out.unlink()
     code, text = _run(["build", "--staging", str(staging), "--out", str(out), "--facility", "10699,99999", "--json"])
-    assert code == 2 and "ไม่มีหน่วยบริการ 99999" in text and "no facility 99999" in text and "10699" not in text
+    assert code == 2 and "ไม่มีหน่วยบริการ 99999 " in text and "no facility 99999 " in text and "no facility 10699" not in text
     assert not out.exists()
     # ... but a facility whose rows were all quarantined is known: its report says why
     import shutil

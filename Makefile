@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the modules setup.py compiles with mypyc: editing one re-installs, which rebuilds its extension (until then
 # phrsync imports the edited source instead, with a warning; see phrsync/_native.py)
-COMPILED := phrsync/_native.py phrsync/phr/validate.py phrsync/phr/mapping.py
+COMPILED := phrsync/_native.py phrsync/phr/validate/primitives.py phrsync/phr/validate/resources.py \
+	phrsync/phr/validate/endpoints.py phrsync/phr/mapping.py
 
 .PHONY: demo test lint bench clean
 

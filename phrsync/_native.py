@@ -135,3 +135,17 @@ def install() -> None:
 def describe() -> str:
     """One line for benchmark output: how each compiled module is loaded."""
     return ", ".join(f"{name.rsplit('.', 1)[-1]}: {state}" for name, (state, _) in STATUS.items())
+
+
+def require_compiled(status: dict[str, tuple[str, Path]] | None = None) -> int:
+    """``make test`` in CI, before the compiled run of the suite: 0 when every module runs compiled, else 1
+    with the reason (an install that fell back to plain Python would otherwise test the same code twice)."""
+    status = STATUS if status is None else status
+    off = {name: state for name, (state, _) in status.items() if state != "compiled"}
+    if not off:
+        print(f"phrsync: ทุกโมดูลทำงานแบบคอมไพล์ / every module runs compiled ({len(status)})")
+        return 0
+    what = ", ".join(f"{name} ({state})" for name, state in off.items())
+    print(f"phrsync: โมดูลเหล่านี้ไม่ได้ทำงานแบบคอมไพล์ / not running compiled: {what}. ติดตั้งใหม่พร้อม mypyc และ"
+          f"คอมไพเลอร์ C / re-install with mypyc and a C compiler: .venv/bin/pip install -e .", file=sys.stderr)
+    return 1

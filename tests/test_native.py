@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import phrsync
 from phrsync import _native
 
@@ -117,3 +119,22 @@ def test_modules_load_as_planned() -> None:
     files = _loaded_from({_native.ENV: "0"})
     for name, (_state, path) in _native.plan(pure=False).items():
         assert Path(files[name]).resolve() == path.resolve(), (name, files)
+
+
+def test_require_compiled_names_what_is_not(capsys: pytest.CaptureFixture[str]) -> None:
+    py = Path("phrsync/phr/mapping.py")
+    assert _native.require_compiled({"phrsync.phr.mapping": ("compiled", py)}) == 0
+    status = {"phrsync.phr.mapping": ("compiled", py), "phrsync.phr.validate.primitives": ("absent", py)}
+    assert _native.require_compiled(status) == 1
+    err = capsys.readouterr().err
+    assert "phrsync.phr.validate.primitives (absent)" in err and "mapping" not in err
+
+
+def test_make_test_runs_the_suite_compiled_then_as_plain_python() -> None:
+    root = Path(phrsync.__file__).resolve().parents[1]
+    text = (root / "Makefile").read_text(encoding="utf-8")
+    recipe = text.split("\ntest:", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    steps = [line.strip() for line in recipe]
+    assert steps[0] == "$(BIN)/ruff check phrsync tests benchmarks"
+    assert "_native.require_compiled()" in steps[1] and steps[1].startswith("$(if $(CI),")
+    assert steps[2:] == ["$(BIN)/pytest -q", f"{_native.ENV}=1 $(BIN)/pytest -q"]

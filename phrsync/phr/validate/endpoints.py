@@ -73,7 +73,7 @@ _ONE_PHR_CAREGIVER_TYPE = frozenset({PHR_CS + "caregiver_type"})
 _ONE_PHR_DRP_CATEGORY = frozenset({PHR_CS + "drp_category"})
 
 
-# --- endpoints ------------------------------------------------------------------------------------
+# --- endpoints ----------------------------------------------------------------------------------------
 
 def _top_keys(c: _Ctx, payload: dict, known: frozenset[str]) -> None:
     if payload.keys() <= known:
@@ -476,7 +476,7 @@ ENDPOINTS: dict[str, Endpoint] = {e.name: e for e in (
 )}
 
 
-# --- entry points ---------------------------------------------------------------------------------
+# --- entry points -------------------------------------------------------------------------------------
 
 def validate(endpoint: str, payload: Any) -> list[Issue]:
     """Every problem of ``payload`` (already parsed JSON) for ``endpoint`` (e.g. ``"UpdatePHRv1"``).

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from phrsync.pdpa import cid_is_valid, mask_cid, mask_text
 from phrsync.phr.rules import RULES, Severity
 
-# --- formats --------------------------------------------------------------------------------------
+# --- formats ------------------------------------------------------------------------------------------
 _DATE_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _DT_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.([0-9]{1,9}))?)?(Z|[+-][0-9]{2}:?[0-9]{2})?")
 _HCODE_RE = re.compile(r"[0-9]{5}")
@@ -34,7 +34,7 @@ _TYPE_TH = {"string": "ข้อความ", "object": "ออบเจ็ก�
             "integer": "จำนวนเต็ม", "boolean": "ค่าจริง/เท็จ", "null": "null"}
 
 
-# --- issues ----------------------------------------------------------------------------------------
+# --- issues -------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Issue:
@@ -146,7 +146,7 @@ def _issue(key: tuple[_Path, str, str, str]) -> Issue:
     return issue
 
 
-# --- the state of one run ---------------------------------------------------------------------------
+# --- the state of one run -----------------------------------------------------------------------------
 
 class _Ctx:
     """State of one validation run: the issues so far and the facts later checks compare against."""
@@ -194,7 +194,7 @@ class _Ctx:
                  f"expected {expected}, got {got}")
 
 
-# --- primitive getters: each returns the value when usable, else None, and records what is wrong ----
+# --- primitive getters: each returns the value when usable, else None, and records what is wrong ------
 
 def _str(c: _Ctx, o: dict, p: _Path, k: str, req: bool = False) -> str | None:
     v = o.get(k)
@@ -366,7 +366,7 @@ def _enum(c: _Ctx, o: dict, p: _Path, k: str, allowed: frozenset[str], req: bool
     return v
 
 
-# --- dates, times and periods ------------------------------------------------------------------------
+# --- dates, times and periods -------------------------------------------------------------------------
 
 def _year_checks(c: _Ctx, path: _Path, d: dt.date, future_ok: bool, birth_check: bool) -> bool:
     """Plausibility of a parsed (local) date; False when the year is unusable."""

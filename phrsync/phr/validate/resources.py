@@ -62,7 +62,7 @@ from .primitives import (
     _vaccine_codes,
 )
 
-# --- value sets ---------------------------------------------------------------------------------
+# --- value sets ---------------------------------------------------------------------------------------
 _GENDER = frozenset({"male", "female"})  # spec §3.1: "male or female only"
 _NAME_USE = frozenset({"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"})
 _TELECOM_SYSTEM = frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"})
@@ -90,13 +90,12 @@ _ALLERGY_CATEGORY = frozenset({"food", "medication", "environment", "biologic"})
 _ALLERGY_CRIT = frozenset({"low", "high", "unable-to-assess"})
 
 
-# --- code systems (spec §6) -----------------------------------------------------------------------
+# --- code systems (spec §6) ---------------------------------------------------------------------------
 _VACCINE_SYSTEMS = frozenset({SYS_VACCINE, PHR_CS + "vaccine_code"})
 _ICD10_SYSTEMS = frozenset({SYS_ICD10})
 _TMT_SYSTEMS = frozenset({SYS_TMT})
 
 
-# single-system / single-value sets, built once
 # single-system / single-value sets, built once
 _ONE_ORGANIZATION = frozenset({"Organization"})
 _ONE_OFFICIAL = frozenset({"official"})
@@ -116,7 +115,7 @@ _PRACT_RE = re.compile(r"Practitioner/\S+")
 _WS_RE = re.compile(r"\s")
 
 
-# --- shared blocks ----------------------------------------------------------------------------------
+# --- shared blocks ------------------------------------------------------------------------------------
 
 def _organization(c: _Ctx, o: dict, p: _Path, k: str, req: bool, sender: bool = False,
                   agent: bool = False) -> str | None:
@@ -431,7 +430,7 @@ def _notes(c: _Ctx, o: dict, p: _Path, k: str = "note") -> None:
             _str(c, n, np, "text", True)
 
 
-# --- UpdatePHRv1: Encounter and its parts (§3.2) ---------------------------------------------------
+# --- UpdatePHRv1: Encounter and its parts (§3.2) ------------------------------------------------------
 _ENCOUNTER_KEYS = frozenset({
     "identifier", "managingOrganization", "status", "class", "type", "priority", "subclass", "division",
     "period", "subject", "participant", "reason", "screen_allergy", "screen_smoking", "screen_drinking",
@@ -849,7 +848,7 @@ def _encounter(c: _Ctx, enc: dict, ep: _Path) -> None:
         c.add((ep, "Claim"), "unspecified_content", "ส่ง []", "send []")
 
 
-# --- allergies (UpdatePHRv1, AllergyIntolerancev1) -------------------------------------------------
+# --- allergies (UpdatePHRv1, AllergyIntolerancev1) ----------------------------------------------------
 
 def _allergy(c: _Ctx, o: dict, p: _Path, expect_org: bool) -> None:
     _item_org(c, o, p, expect_org)

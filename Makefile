@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the modules setup.py compiles with mypyc: editing one re-installs, which rebuilds its extension (until then
 # phrsync imports the edited source instead, with a warning; see phrsync/_native.py)
-COMPILED := phrsync/_native.py phrsync/phr/validate.py phrsync/phr/mapping.py
+COMPILED := phrsync/_native.py phrsync/phr/validate/primitives.py phrsync/phr/validate/resources.py \
+	phrsync/phr/validate/endpoints.py phrsync/phr/mapping.py
 
 .PHONY: demo test lint bench clean
 
@@ -18,9 +19,13 @@ $(STAMP): pyproject.toml setup.py $(COMPILED)
 demo: $(STAMP)
 	$(BIN)/phrsync demo
 
+# the suite runs twice, compiled and as plain Python (both must pass); in CI the first run must really be
+# compiled (an install that fell back to plain Python would test the same code twice)
 test: $(STAMP)
 	$(BIN)/ruff check phrsync tests benchmarks
+	$(if $(CI),$(BIN)/python -c "from phrsync import _native; raise SystemExit(_native.require_compiled())")
 	$(BIN)/pytest -q
+	PHRSYNC_PURE_PYTHON=1 $(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/import_bench.py

@@ -1,12 +1,17 @@
 """Another version of the validator against this one: the same issues for every input, and the CPU time of each.
 
 Used when the validator is changed for speed: its results must not change at all (paths, rules, messages,
-severities, order). ``--old`` is the other version's source, e.g. the one on main:
+severities, order). ``--old`` is the other version's source: the package's folder, e.g. the one on main,
 
-    git show main:phrsync/phr/validate.py > /tmp/validate_old.py
+    rm -rf /tmp/validate_old && mkdir /tmp/validate_old
+    git archive main phrsync/phr/validate | tar -x -C /tmp/validate_old
     .venv/bin/python -m phrsync build --staging data/staging.duckdb --from 2025-11-01 --to 2025-11-07 \\
         --out /tmp/payloads.ndjson
-    .venv/bin/python benchmarks/validate_compare.py --old /tmp/validate_old.py --payloads /tmp/payloads.ndjson
+    .venv/bin/python benchmarks/validate_compare.py --old /tmp/validate_old/phrsync/phr/validate \\
+        --payloads /tmp/payloads.ndjson
+
+or a single file, for a version from before the validator was a package (``git show
+<commit>:phrsync/phr/validate.py > /tmp/validate_old.py``).
 
 Compared: every payload of the NDJSON build file (optional), every fixture under tests/fixtures/payloads (valid
 and invalid, byte-level cases through ``validate_json_bytes``) and ``--mutations`` mutated copies of those
@@ -50,7 +55,14 @@ ODD_VALUES: tuple[Any, ...] = (
 
 
 def load_module(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("phrsync_validate_other", path)
+    """The other version under its own name: a package folder (its modules import one another relatively,
+    so they resolve inside it) or a single module file."""
+    name = "phrsync_validate_other"
+    if path.is_dir():
+        spec = importlib.util.spec_from_file_location(name, path / "__init__.py",
+                                                      submodule_search_locations=[str(path)])
+    else:
+        spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
@@ -137,7 +149,8 @@ def cpu_per_payload(fn: Any, payloads: list[Any]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", type=Path, required=True, help="source file of the other validator version")
+    ap.add_argument("--old", type=Path, required=True,
+                    help="the other validator version: its package folder, or its source file")
     ap.add_argument("--payloads", type=Path, help="NDJSON build file ({endpoint, payload} per line)")
     ap.add_argument("--mutations", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=1)

@@ -7,6 +7,11 @@ in :data:`STAMP`, and a module whose source changed since (an edit in an editabl
 checkout``) is imported from its ``.py`` with a warning instead of running stale compiled code. Rebuild
 with ``make`` (or ``pip install -e .``). ``PHRSYNC_PURE_PYTHON=1`` imports every one of them from source.
 
+The compiled modules of one directory are loaded compiled only all together (:func:`groups`): a compiled
+module calls another's compiled code directly, through that module's mypyc library rather than the module
+that was imported, so beside the other's source it would run old code on objects it does not know (the
+interpreter crashes). When one of them is stale, every module of its directory is imported from source.
+
 Only :mod:`importlib` is used here: this runs when ``phrsync`` is imported.
 """
 
@@ -23,8 +28,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-# modules compiled by setup.py, as paths relative to the project root (setup.py reads this list)
-COMPILED = ("phrsync/phr/validate.py", "phrsync/phr/mapping.py")
+# modules compiled by setup.py, as paths relative to the project root (setup.py and the Makefile's COMPILED
+# read this list; a test checks the Makefile)
+COMPILED = (
+    "phrsync/phr/validate/primitives.py",
+    "phrsync/phr/validate/resources.py",
+    "phrsync/phr/validate/endpoints.py",
+    "phrsync/phr/mapping.py",
+)
 STAMP = "_native_sources.json"  # in the phrsync package directory, written by setup.py's build_ext
 ENV = "PHRSYNC_PURE_PYTHON"
 _ROOT = Path(__file__).resolve().parent  # the phrsync package directory
@@ -36,6 +47,15 @@ def source_hash(path: Path) -> str:
 
 def module_name(rel: str) -> str:
     return rel.removesuffix(".py").replace("/", ".")
+
+
+def groups(compiled: Sequence[str] = COMPILED) -> dict[str, tuple[str, ...]]:
+    """The compiled modules by package (directory): the modules that are loaded compiled only together."""
+    out: dict[str, tuple[str, ...]] = {}
+    for rel in compiled:
+        package = module_name(rel).rpartition(".")[0]
+        out[package] = (*out.get(package, ()), rel)
+    return out
 
 
 def _extension(py: Path) -> Path | None:
@@ -52,7 +72,7 @@ def plan(root: Path = _ROOT, compiled: Sequence[str] = COMPILED,
     """For each compiled module: ``("compiled" | "pure" | "stale" | "absent", file to import)``.
 
     ``stale``: an extension exists but was not built from the source now beside it (or its hash is not
-    recorded), so the source is used."""
+    recorded), or another compiled module of its directory is not loaded compiled, so the source is used."""
     if pure is None:
         pure = os.environ.get(ENV, "") not in ("", "0")
     try:
@@ -72,6 +92,12 @@ def plan(root: Path = _ROOT, compiled: Sequence[str] = COMPILED,
             out[name] = ("compiled", ext)
         else:
             out[name] = ("stale", py)
+    for members in groups(compiled).values():
+        names = [module_name(rel) for rel in members]
+        if any(out[n][0] != "compiled" for n in names):
+            for n in names:
+                if out[n][0] == "compiled":
+                    out[n] = ("stale", root.parent / members[names.index(n)])
     return out
 
 
@@ -98,8 +124,10 @@ def install() -> None:
     sources = {name: path for name, (state, path) in STATUS.items() if state in ("pure", "stale")}
     stale = [name for name, (state, _) in STATUS.items() if state == "stale"]
     if stale:
-        warnings.warn(f"phrsync: compiled {', '.join(stale)} is older than its source; the source is used "
-                      "(slower). Rebuild: make, or pip install -e .", RuntimeWarning, stacklevel=3)
+        warnings.warn(f"phrsync: {', '.join(stale)} — ส่วนที่คอมไพล์ไว้เก่ากว่าต้นฉบับ (หรือคอมไพล์ร่วมกับโมดูลที่เก่า) "
+                      "จึงใช้ต้นฉบับแทน (ช้ากว่า) คอมไพล์ใหม่: make หรือ pip install -e . / compiled code older than "
+                      "its source, or compiled with a module that is; the sources are used (slower). Rebuild: make, "
+                      "or pip install -e .", RuntimeWarning, stacklevel=3)
     if sources:
         sys.meta_path.insert(0, _SourceFinder(sources))
 
@@ -107,3 +135,17 @@ def install() -> None:
 def describe() -> str:
     """One line for benchmark output: how each compiled module is loaded."""
     return ", ".join(f"{name.rsplit('.', 1)[-1]}: {state}" for name, (state, _) in STATUS.items())
+
+
+def require_compiled(status: dict[str, tuple[str, Path]] | None = None) -> int:
+    """``make test`` in CI, before the compiled run of the suite: 0 when every module runs compiled, else 1
+    with the reason (an install that fell back to plain Python would otherwise test the same code twice)."""
+    status = STATUS if status is None else status
+    off = {name: state for name, (state, _) in status.items() if state != "compiled"}
+    if not off:
+        print(f"phrsync: ทุกโมดูลทำงานแบบคอมไพล์ / every module runs compiled ({len(status)})")
+        return 0
+    what = ", ".join(f"{name} ({state})" for name, state in off.items())
+    print(f"phrsync: โมดูลเหล่านี้ไม่ได้ทำงานแบบคอมไพล์ / not running compiled: {what}. ติดตั้งใหม่พร้อม mypyc และ"
+          f"คอมไพเลอร์ C / re-install with mypyc and a C compiler: .venv/bin/pip install -e .", file=sys.stderr)
+    return 1

@@ -306,9 +306,10 @@ def test_issue_serialisation_is_bilingual() -> None:
 
 
 def test_rule_catalogue_is_complete_and_documented() -> None:
-    src = (Path(__file__).parent.parent / "phrsync" / "phr" / "validate.py").read_text(encoding="utf-8")
+    package = Path(__file__).parent.parent / "phrsync" / "phr" / "validate"
     used = {"required", "type"} | {
-        node.args[1].value for node in ast.walk(ast.parse(src))
+        node.args[1].value for src in sorted(package.glob("*.py"))
+        for node in ast.walk(ast.parse(src.read_text(encoding="utf-8")))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add"
         and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)}
     assert len(used) > 30

@@ -20,11 +20,11 @@ from phrsync.sandbox.payloads import BKK
 from phrsync.thai import thai_date
 
 UNKNOWN = "ไม่ทราบ"
-_DATA = Path(__file__).resolve().parent.parent / "terminology" / "data"
+DATA = Path(__file__).resolve().parent.parent / "terminology" / "data"
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
-    with (_DATA / name).open(encoding="utf-8", newline="") as fh:
+    with (DATA / name).open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
 
 

@@ -10,7 +10,9 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-BKK = dt.timezone(dt.timedelta(hours=7), "Asia/Bangkok")
+from phrsync.thai import BANGKOK
+
+BKK = BANGKOK  # zone-less times in payloads are Asia/Bangkok (spec §7.9)
 HCODE_SYSTEM = "https://bps.moph.go.th/hcode/5"
 CID_SYSTEM = "https://www.dopa.go.th"
 

@@ -41,11 +41,6 @@ class Sandbox:
             self._validator = payloads.load_validator()
         return self._validator
 
-    @property
-    def db_file(self) -> Path | None:
-        u = self.cfg.url
-        return Path(u.removeprefix("sqlite:///")) if u.startswith("sqlite:///") else None
-
     def close(self) -> None:
         self.store.close()
 

@@ -17,7 +17,7 @@ router = APIRouter(tags=["dashboard"])
             summary="แดชบอร์ดศูนย์ PHR / PHR-centre dashboard (format=json for data)")
 async def dash(request: Request, format: str | None = None) -> Response:  # noqa: A002
     sbx = sandbox_of(request)
-    data = await run_in_threadpool(sbx.store.read, lambda c: dashboard.collect(c, sbx.db_file))
+    data = await run_in_threadpool(sbx.store.read, lambda c: dashboard.collect(c, sbx.store.sqlite_file))
     if format == "json":
         return Response(orjson.dumps(data), media_type="application/json")
     return HTMLResponse(dashboard.render(data, sbx.cfg.clock()))

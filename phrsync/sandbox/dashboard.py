@@ -63,7 +63,8 @@ def collect(conn: Connection, db_file: Path | None, tz: dt.tzinfo = BANGKOK) -> 
     """Every figure the page shows, as plain data (also served as JSON by ``?format=json``); times in ``tz``,
     each saying its zone (``last_received`` with its UTC offset, ``last_received_th`` with ``(UTC+7)``)."""
     enc = store.encounters
-    per_fac = dict(conn.execute(select(enc.c.hospital_code, func.count()).group_by(enc.c.hospital_code)).all())
+    per_fac: dict[str, int] = {str(h): int(n) for h, n in conn.execute(
+        select(enc.c.hospital_code, func.count()).group_by(enc.c.hospital_code)).all()}
     facs = conn.execute(select(store.facilities)).mappings().all()
     agents = {r["hospital_code"]: r for r in conn.execute(select(store.agent_status)).mappings()}
     stored = 0
@@ -71,7 +72,7 @@ def collect(conn: Connection, db_file: Path | None, tz: dt.tzinfo = BANGKOK) -> 
               store.documents):
         stored += int(conn.execute(select(func.coalesce(func.sum(func.length(t.c.data)), 0))).scalar_one())
     n_persons = int(conn.execute(select(func.count()).select_from(store.persons)).scalar_one())
-    n_enc = sum(int(v) for v in per_fac.values())
+    n_enc = sum(per_fac.values())
     regions: dict[str, int] = {str(i): 0 for i in range(1, 14)}
     regions[UNKNOWN] = 0
     by_province: dict[str, list[dict[str, Any]]] = {}

@@ -22,16 +22,17 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
 
 
-def _real_date(text: str | None, pattern: re.Pattern[str], suffix: str = "") -> bool:
-    """The shape and a day that exists: 2025-13-01 or 2025-02-30 would otherwise read as 'PHR holds
-    nothing that day', and an agent walking the calendar would resend (or never notice) its bug."""
+def _real_date(text: str | None, pattern: re.Pattern[str], suffix: str = "") -> str | None:
+    """``text`` when it has the shape and names a day that exists, else None: 2025-13-01 or 2025-02-30 would
+    otherwise read as 'PHR holds nothing that day', and an agent walking the calendar would resend (or never
+    notice) its bug."""
     if not text or not pattern.match(text):
-        return False
+        return None
     try:
         datetime.date.fromisoformat(text + suffix)
     except ValueError:
-        return False
-    return True
+        return None
+    return text
 
 
 @router.get("/api/OrganizationSummary",
@@ -42,15 +43,17 @@ async def organization_summary(request: Request, p: Uploader, data: str = Query(
     hcode = auth.same_facility(p, hospital_code)
     st = sandbox_of(request).store
     if data == "encounter_ref_code":
-        if not _real_date(date, _DATE_RE):
+        day = _real_date(date, _DATE_RE)
+        if day is None:
             raise Bad([issue("date", "format", "date ต้องเป็นวันที่ที่มีจริง แบบ yyyy-mm-dd",
                              "date must be a real day as yyyy-mm-dd")])
-        res = await run_in_threadpool(st.read, lambda c: store.refs_for_day(c, hcode, date))
+        res = await run_in_threadpool(st.read, lambda c: store.refs_for_day(c, hcode, day))
     elif data == "month_summary":
-        if not _real_date(month, _MONTH_RE, "-01"):
+        mon = _real_date(month, _MONTH_RE, "-01")
+        if mon is None:
             raise Bad([issue("month", "format", "month ต้องเป็นเดือนที่มีจริง แบบ yyyy-mm",
                              "month must be a real month as yyyy-mm")])
-        res = await run_in_threadpool(st.read, lambda c: store.month_counts(c, hcode, month))
+        res = await run_in_threadpool(st.read, lambda c: store.month_counts(c, hcode, mon))
     elif data == "patient_chronic_registry":
         cd = payloads.clean(cd_code) if cd_code else None
         res = await run_in_threadpool(st.read, lambda c: store.chronic_refs(c, hcode, cd))

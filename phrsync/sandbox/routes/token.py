@@ -20,7 +20,7 @@ router = APIRouter(tags=["auth"])
              summary="MOPH Account Center: get_moph_access_token (returns the raw JWT text)")
 async def token(request: Request, Action: str = Query(...), user: str | None = None,  # noqa: N803
                 password_hash: str | None = None, hospital_code: str | None = None) -> Response:
-    """Credentials from the query string, or from a JSON body whose string fields take precedence."""
+    # credentials from the query string, or from a JSON body whose string fields take precedence
     if Action != "get_moph_access_token":
         raise ApiError(404, "unknown Action", "ไม่รู้จัก Action")
     fields = {"user": user, "password_hash": password_hash, "hospital_code": hospital_code}

@@ -69,12 +69,12 @@ async def _store(request: Request, payload: dict[str, Any], hcode: str, warns: I
     person (registers that carry a Patient), then the endpoint's own rows."""
     sbx = sandbox_of(request)
     name, agent, now = payloads.org_name(payload), payloads.org_agent(payload), sbx.cfg.clock()
-    person = codec.pack(payload.get("Patient")) if cid is not None else None
+    person = (cid, codec.pack(payload.get("Patient"))) if cid is not None else None
 
     def job(conn: Any) -> int:
         store.touch_facility(conn, hcode, name, agent, now)
-        if cid is not None:
-            store.put_person(conn, cid, hcode, person, now)
+        if person is not None:
+            store.put_person(conn, person[0], hcode, person[1], now)
         return write(conn, now)
 
     return _accepted(request, await sbx.write(job), warns)

@@ -13,13 +13,18 @@ from typing import Any
 
 import httpx
 import jwt as pyjwt
+import orjson
 import pytest
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.routing import APIRoute
 from test_sandbox_support import PASSWORD_KEY, FakeClock, login, make_cid, update_payload
 
 from phrsync.errors import UsageError
 from phrsync.ratelimit import RateLimiter
 from phrsync.sandbox import admin, auth, faults, jwt, server
 from phrsync.sandbox.app import Sandbox
+from phrsync.sandbox.deps import Uploader
+from phrsync.sandbox.hotpath import HotPath
 from phrsync.sandbox.server import SandboxThread, running
 from phrsync.sandbox.settings import FaultConfig, SandboxConfig
 
@@ -89,8 +94,9 @@ def test_rate_limit_is_the_shared_limiter(tmp_path: Path) -> None:
 
 
 def _asgi_call(sbx: Sandbox, path: str, headers: list[tuple[bytes, bytes]],
-               messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One request straight into the ASGI app (no socket), ``messages`` as what the client sends."""
+               messages: list[dict[str, Any]], app: Any = None) -> list[dict[str, Any]]:
+    """One request straight into the ASGI app (``sbx.asgi`` unless ``app``; no socket), ``messages`` as what
+    the client sends; returns what the app sent."""
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
              "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
@@ -102,7 +108,7 @@ def _asgi_call(sbx: Sandbox, path: str, headers: list[tuple[bytes, bytes]],
     async def send(msg: dict[str, Any]) -> None:
         sent.append(msg)
 
-    asyncio.run(sbx.asgi(scope, receive, send))
+    asyncio.run((app or sbx.asgi)(scope, receive, send))
     return sent
 
 
@@ -116,12 +122,56 @@ def test_a_client_gone_mid_upload_is_no_error(tmp_path: Path, caplog: pytest.Log
         token = auth.login(sbx.store, cfg, "gone", jwt.password_hash("pw", PASSWORD_KEY), "99999")
         headers = [(b"authorization", f"Bearer {token}".encode()), (b"content-type", b"application/json")]
         with caplog.at_level(logging.ERROR):
-            _asgi_call(sbx, "/api/UpdatePHRv1", headers,
-                       [{"type": "http.request", "body": b'{"Patient":', "more_body": True},
-                        {"type": "http.disconnect"}])
+            for path in ("/api/UpdatePHRv1", "/api/ImmunizationRegisterv1"):  # the shortcut and FastAPI
+                _asgi_call(sbx, path, headers, [{"type": "http.request", "body": b'{"Patient":', "more_body": True},
+                                                {"type": "http.disconnect"}])
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     finally:
         sbx.close()
+
+
+def _answer(sent: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """Status and envelope, without the two fields that depend on the moment."""
+    body = orjson.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    return sent[0]["status"], {k: v for k, v in body.items() if k not in ("RequestTime", "processing_time_ms")}
+
+
+def test_the_update_shortcut_answers_as_fastapi_does(tmp_path: Path) -> None:
+    """UpdatePHRv1 is served past FastAPI's layers (hotpath) with the same dependency, endpoint and handlers:
+    for each kind of request its answer is the one the FastAPI route gives."""
+    cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, rate_limit_per_minute=0, max_body_bytes=50_000)
+    sbx = Sandbox(cfg)
+    try:
+        assert isinstance(sbx.asgi.app, HotPath)
+        auth.add_user(sbx.store, cfg, "hot", "99999", "pw")
+        token = auth.login(sbx.store, cfg, "hot", jwt.password_hash("pw", PASSWORD_KEY), "99999")
+        bearer = [(b"authorization", f"Bearer {token}".encode())]
+        good = orjson.dumps(update_payload("99999", make_cid(40), "HOT1"))
+        other = orjson.dumps(update_payload("10699", make_cid(41), "HOT2"))
+        cases = [([], good), ([(b"authorization", b"Bearer nope")], good), (bearer, good), (bearer, b"{"),
+                 (bearer, b"\xef\xbb\xbf" + good), (bearer, b"[]"), (bearer, other),
+                 ([*bearer, (b"content-length", b"99999999")], good)]
+        for headers, body in cases:
+            msgs = [{"type": "http.request", "body": body, "more_body": False}]
+            hot = _answer(_asgi_call(sbx, "/api/UpdatePHRv1", headers, msgs))
+            api = _answer(_asgi_call(sbx, "/api/UpdatePHRv1", headers, msgs, app=sbx.api))
+            assert hot == api, (headers, body[:20])
+        statuses = {_answer(_asgi_call(sbx, "/api/UpdatePHRv1", h, [{"type": "http.request", "body": b}]))[0]
+                    for h, b in cases}
+        assert statuses == {200, 400, 401, 403, 413}
+    finally:
+        sbx.close()
+
+
+def test_the_shortcut_refuses_a_route_it_would_serve_wrongly() -> None:
+    """A route with parameters or a second dependency would lose them past FastAPI: refused at start-up."""
+    router = APIRouter()
+
+    @router.post("/api/X")
+    async def x(request: Request, p: Uploader, mode: str | None = None) -> None: ...
+
+    with pytest.raises(RuntimeError):
+        HotPath(FastAPI(), [r for r in router.routes if isinstance(r, APIRoute)])
 
 
 # an attribute or CSS reference that leaves this server: https://…, http://… or protocol-relative //…

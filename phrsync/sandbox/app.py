@@ -2,7 +2,8 @@
 
 Built as :class:`Sandbox` (settings + storage + validator + rate limit + fault plan) whose ``asgi`` attribute
 is what uvicorn or a test client serves. The routes live in :mod:`phrsync.sandbox.routes` (one router per
-area), the bearer check in :mod:`phrsync.sandbox.deps`, the error answers in :mod:`phrsync.sandbox.handlers`.
+area), the bearer check in :mod:`phrsync.sandbox.deps`, the error answers in :mod:`phrsync.sandbox.handlers`;
+:mod:`phrsync.sandbox.hotpath` serves UpdatePHRv1 past FastAPI's per-request layers (measured need there).
 Every answer carries the §5.2 envelope."""
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from phrsync import __version__
 from phrsync.ratelimit import RateLimiter
 from phrsync.sandbox import handlers, payloads, store
 from phrsync.sandbox.faults import FaultMiddleware, FaultPlan
-from phrsync.sandbox.routes import ROUTERS
+from phrsync.sandbox.hotpath import HotPath
+from phrsync.sandbox.routes import ROUTERS, uploads
 from phrsync.sandbox.settings import SandboxConfig
 
 
@@ -32,7 +35,8 @@ class Sandbox:
         self.rate = RateLimiter(cfg.rate_limit_per_minute, clock=cfg.clock)  # PHR's cap per facility
         self.plan = FaultPlan(cfg.faults) if cfg.faults.active else None
         self.api = build_api(self)
-        self.asgi = FaultMiddleware(self.api, self.plan, access_log=cfg.access_log)
+        hot = [r for r in uploads.router.routes if isinstance(r, APIRoute) and r.path in uploads.HOT_PATHS]
+        self.asgi = FaultMiddleware(HotPath(self.api, hot), self.plan, access_log=cfg.access_log)
 
     @property
     def validator(self) -> payloads.Validator:

@@ -4,6 +4,8 @@ its status as MessageCode and a Thai message (MessageTH) beside the English one.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,11 +55,23 @@ async def unexpected(request: Request, exc: Exception) -> Response:
     return error_response(request, ApiError(500, "internal server error", "เซิร์ฟเวอร์ขัดข้อง"))
 
 
+Handler = Callable[[Request, Any], Awaitable[Response]]
+# the one table: FastAPI's exception middleware and the hot path (phrsync.sandbox.hotpath) both answer from it
+HANDLERS: dict[type[Exception], Handler] = {
+    ApiError: api_error, Bad: bad_payload, StarletteHTTPException: http_error,
+    RequestValidationError: request_invalid, ClientDisconnect: client_gone, Exception: unexpected,
+}
+
+
+def handler_for(exc: Exception) -> Handler:
+    """The handler for ``exc``, by its class's ancestry as Starlette chooses one."""
+    for cls in type(exc).__mro__:
+        if cls in HANDLERS:
+            return HANDLERS[cls]
+    return unexpected
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers on ``app`` (the decorator form: Starlette types a handler as taking any Exception)."""
-    app.exception_handler(ApiError)(api_error)
-    app.exception_handler(Bad)(bad_payload)
-    app.exception_handler(StarletteHTTPException)(http_error)
-    app.exception_handler(RequestValidationError)(request_invalid)
-    app.exception_handler(ClientDisconnect)(client_gone)
-    app.exception_handler(Exception)(unexpected)
+    """Register the handlers on ``app``."""
+    for cls, handler in HANDLERS.items():
+        app.exception_handler(cls)(handler)

@@ -6,7 +6,7 @@ dependency solving around them. Every other request goes to FastAPI.
 Kept because ``benchmarks/sandbox_bench.py`` shows it is needed for the goal of ≥ 1,000 payloads/s: measured
 alternately on the shared 2-core machine (2 workers, load average 4–6), UpdatePHRv1 all through FastAPI gave
 780–1,340 payloads/s at 550–800 µs server CPU per payload; with this shortcut 1,930–1,940 payloads/s at
-380–470 µs. In one process FastAPI's layers cost ~60 µs per request (31 µs here, 90 µs through FastAPI, for a
+380–470 µs (at load 1.3: 1,470–1,780 against 2,370–3,290 payloads/s). In one process FastAPI's layers cost ~60 µs per request (31 µs here, 90 µs through FastAPI, for a
 refused upload)."""
 
 from __future__ import annotations

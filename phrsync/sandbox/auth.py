@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from phrsync.errors import UsageError
 from phrsync.sandbox import jwt, store
 from phrsync.sandbox.envelope import ApiError
 from phrsync.sandbox.settings import SandboxConfig
@@ -41,9 +42,11 @@ def add_user(st: store.Store, cfg: SandboxConfig, username: str, hospital_code: 
              permissions: tuple[str, ...] = DEFAULT_PERMISSIONS) -> None:
     """Create or reset a user; keeps the digest of the password_hash a client will send."""
     if not valid_hcode(hospital_code):
-        raise ValueError("รหัสสถานพยาบาลต้องเป็นตัวเลข 5 หลัก / hospital code must be 5 digits")
+        raise UsageError("รหัสสถานพยาบาลต้องเป็นตัวเลข 5 หลัก", "hospital code must be 5 digits")
     if not username or len(username) > 64:
-        raise ValueError("ชื่อผู้ใช้ไม่ถูกต้อง / invalid user name")
+        raise UsageError("ชื่อผู้ใช้ไม่ถูกต้อง (1–64 ตัวอักษร)", "invalid user name (1-64 characters)")
+    if not password:
+        raise UsageError("รหัสผ่านว่าง", "empty password")
     pw_digest = jwt.digest(jwt.password_hash(password, cfg.hash_key()))
     now = cfg.clock()
     row = {"username": username, "hospital_code": hospital_code, "pw_digest": pw_digest,
@@ -54,7 +57,7 @@ def add_user(st: store.Store, cfg: SandboxConfig, username: str, hospital_code: 
 def issue_facility_token(st: store.Store, cfg: SandboxConfig, hospital_code: str) -> tuple[str, float]:
     """New ``HCODE:{…}`` token valid 1 year; revokes the previous one (spec Appendix จ)."""
     if not valid_hcode(hospital_code):
-        raise ValueError("รหัสสถานพยาบาลต้องเป็นตัวเลข 5 หลัก / hospital code must be 5 digits")
+        raise UsageError("รหัสสถานพยาบาลต้องเป็นตัวเลข 5 หลัก", "hospital code must be 5 digits")
     raw = "{" + "-".join(secrets.token_hex(4).upper() for _ in range(4)) + "}"
     token = f"{hospital_code}:{raw}"
     now = cfg.clock()

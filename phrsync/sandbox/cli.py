@@ -1,8 +1,10 @@
-"""``phrsync sandbox``: run the local MOPH-PHR-compatible server and manage its accounts and tokens."""
+"""``phrsync sandbox``: run the local MOPH-PHR-compatible server and manage its accounts and tokens.
+
+Each command parses its options, calls one function of :mod:`phrsync.sandbox.server` or
+:mod:`phrsync.sandbox.admin` and prints its result (``--json``: the result's ``to_dict()``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sys
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import click
 
 from phrsync.config import config_from_context
+from phrsync.sandbox import admin, server
 from phrsync.sandbox.settings import FaultConfig, SandboxConfig, from_config
 
 
@@ -19,8 +22,8 @@ def _settings(ctx: click.Context, **overrides: Any) -> SandboxConfig:
     return from_config(cfg, db_url=opts.get("db"), data_dir=opts.get("data_dir"), **overrides)
 
 
-def _out(as_json: bool, data: dict[str, Any], text: str) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
+def _out(as_json: bool, result: Any) -> None:
+    click.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else result.text())
 
 
 @click.group("sandbox")
@@ -80,26 +83,15 @@ def serve_cmd(ctx: click.Context, host: str, port: int, fault_500: float, fault_
     certificate in its target's ``ca_bundle`` — TLS is always verified."""
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("ต้องระบุ --tls-cert และ --tls-key คู่กัน / --tls-cert and --tls-key go together")
-    probs = [fault_500, fault_502, fault_503, fault_429, fault_timeout, fault_drop]
-    if any(p < 0 or p > 1 for p in probs) or sum(probs) > 1:
-        raise click.BadParameter("ความน่าจะเป็นต้องอยู่ระหว่าง 0–1 และรวมไม่เกิน 1 / "
-                                 "fault probabilities must be in 0..1 and sum to at most 1")
     faults = FaultConfig(p500=fault_500, p502=fault_502, p503=fault_503, p429=fault_429, retry_after=retry_after,
                          p_timeout=fault_timeout, timeout_seconds=timeout_seconds, p_drop=fault_drop,
                          latency_ms=latency_ms, seed=seed)
     sc = _settings(ctx, faults=faults, rate_limit_per_minute=rate_limit, access_log=access_log or None,
                    commit_delay_ms=commit_delay_ms,
                    expired_status=int(expired_status) if expired_status else None)
-    from phrsync.sandbox.server import serve
-
-    scheme = "https" if tls_cert else "http"
-    info = {"url": f"{scheme}://{host}:{port}", "dashboard": f"{scheme}://{host}:{port}/dashboard",
-            "storage": sc.url.split("@")[-1] if "@" in sc.url else sc.url, "faults": faults.__dict__,
-            "workers": workers}
-    _out(as_json, info, f"เซิร์ฟเวอร์ทดสอบ MOPH-PHR / sandbox: {info['url']}  แดชบอร์ด / dashboard: "
-                        f"{info['dashboard']}\nที่เก็บข้อมูล / storage: {info['storage']}")
-    serve(sc, host=host, port=port, workers=max(1, workers),
-          tls=(tls_cert, tls_key) if tls_cert and tls_key else None)
+    server.serve(sc, host=host, port=port, workers=workers,
+                 tls=(tls_cert, tls_key) if tls_cert and tls_key else None,
+                 on_start=lambda info: _out(as_json, info))
 
 
 @sandbox_cmd.command("add-user")
@@ -113,26 +105,11 @@ def serve_cmd(ctx: click.Context, host: str, port: int, fault_500: float, fault_
 def add_user_cmd(ctx: click.Context, user: str, hospcode: str, password_stdin: bool,
                  permissions: tuple[str, ...], as_json: bool) -> None:
     """เพิ่มหรือตั้งรหัสผ่านผู้ใช้ / add a user (or reset its password)."""
-    from phrsync.sandbox import auth
-    from phrsync.sandbox.store import Store
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("รหัสผ่าน / password", hide_input=True, confirmation_prompt=True)
-    if not password:
-        raise click.UsageError("รหัสผ่านว่าง / empty password")
-    sc = _settings(ctx)
-    st = Store(sc.url, sc.commit_batch_max, sc.sqlite_synchronous)
-    try:
-        auth.add_user(st, sc, user, hospcode, password, permissions or auth.DEFAULT_PERMISSIONS)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from e
-    finally:
-        st.close()
-    _out(as_json, {"user": user, "hospital_code": hospcode,
-                   "permissions": list(permissions or auth.DEFAULT_PERMISSIONS)},
-         f"เพิ่มผู้ใช้ {user} ของหน่วยบริการ {hospcode} แล้ว / user {user} ({hospcode}) saved")
+    _out(as_json, admin.add_user(_settings(ctx), user, hospcode, password, permissions))
 
 
 @sandbox_cmd.command("issue-token")
@@ -141,22 +118,7 @@ def add_user_cmd(ctx: click.Context, user: str, hospcode: str, password_stdin: b
 @click.pass_context
 def issue_token_cmd(ctx: click.Context, hospcode: str, as_json: bool) -> None:
     """ออกโทเค็น 1 ปี HCODE:TOKEN (ยกเลิกอันเก่า; แสดงครั้งเดียว) / issue the 1-year upload token."""
-    from phrsync.sandbox import auth
-    from phrsync.sandbox.store import Store
-    from phrsync.thai import thai_date
-
-    sc = _settings(ctx)
-    st = Store(sc.url, sc.commit_batch_max, sc.sqlite_synchronous)
-    try:
-        token, exp = auth.issue_facility_token(st, sc, hospcode)
-    except ValueError as e:
-        raise click.UsageError(str(e)) from e
-    finally:
-        st.close()
-    exp_d = dt.datetime.fromtimestamp(exp).date()
-    _out(as_json, {"hospital_code": hospcode, "token": token, "expires": exp_d.isoformat()},
-         f"{token}\n(แสดงครั้งเดียว ใช้ได้ถึง {thai_date(exp_d)} เฉพาะ UpdatePHRv1 / shown once, valid until "
-         f"{exp_d.isoformat()}, UpdatePHRv1 only)")
+    _out(as_json, admin.issue_token(_settings(ctx), hospcode))
 
 
 @sandbox_cmd.command("stats")
@@ -164,20 +126,4 @@ def issue_token_cmd(ctx: click.Context, hospcode: str, as_json: bool) -> None:
 @click.pass_context
 def stats_cmd(ctx: click.Context, as_json: bool) -> None:
     """สรุปข้อมูลที่เก็บไว้ (เหมือนแดชบอร์ด) / stored totals, as on the dashboard."""
-    from pathlib import Path
-
-    from phrsync.sandbox import dashboard
-    from phrsync.sandbox.store import Store
-
-    sc = _settings(ctx)
-    st = Store(sc.url, sc.commit_batch_max, sc.sqlite_synchronous)
-    try:
-        db_file = Path(sc.url.removeprefix("sqlite:///")) if sc.url.startswith("sqlite:///") else None
-        data = st.read(lambda c: dashboard.collect(c, db_file))
-    finally:
-        st.close()
-    per_enc = data["stored_bytes"] / data["encounters"] if data["encounters"] else 0
-    data["bytes_per_encounter"] = round(per_enc, 1)
-    _out(as_json, data, f"บุคคล / persons: {data['persons']:,}  การรับบริการ / encounters: {data['encounters']:,}  "
-                        f"หน่วยบริการ / facilities: {data['facilities']:,}\nพื้นที่ / stored: "
-                        f"{data['stored_bytes']:,} B ({per_enc:,.0f} B/encounter)")
+    _out(as_json, admin.stats(_settings(ctx)))

@@ -1,4 +1,5 @@
-"""``/dashboard``: the PHR-centre view, server-rendered Thai HTML (no JavaScript build).
+"""``/dashboard``: the PHR-centre view, server-rendered Thai HTML (no JavaScript build) from the Jinja2 template
+``templates/dashboard.html``, autoescaped: facility names and agent versions come from uploads.
 
 Facility → province comes from the Sa Kaeo facility list (province 27); other facilities have no known
 province in the shipped tables and are shown under "ไม่ทราบ" (unknown)."""
@@ -8,23 +9,22 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import html
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from phrsync.sandbox import store
-from phrsync.sandbox.payloads import BKK
-from phrsync.thai import thai_date
+from phrsync.thai import BANGKOK, local_time, thai_datetime
 
 UNKNOWN = "ไม่ทราบ"
-_DATA = Path(__file__).resolve().parent.parent / "terminology" / "data"
+DATA = Path(__file__).resolve().parent.parent / "terminology" / "data"
 
 
 def _read_csv(name: str) -> list[dict[str, str]]:
-    with (_DATA / name).open(encoding="utf-8", newline="") as fh:
+    with (DATA / name).open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
 
 
@@ -59,10 +59,12 @@ def facility_place(hcode: str) -> tuple[str, str, str]:
     return region, pname, f["district"] or UNKNOWN
 
 
-def collect(conn: Connection, db_file: Path | None) -> dict[str, Any]:
-    """Every figure the page shows, as plain data (also served as JSON by ``?format=json``)."""
+def collect(conn: Connection, db_file: Path | None, tz: dt.tzinfo = BANGKOK) -> dict[str, Any]:
+    """Every figure the page shows, as plain data (also served as JSON by ``?format=json``); times in ``tz``,
+    each saying its zone (``last_received`` with its UTC offset, ``last_received_th`` with ``(UTC+7)``)."""
     enc = store.encounters
-    per_fac = dict(conn.execute(select(enc.c.hospital_code, func.count()).group_by(enc.c.hospital_code)).all())
+    per_fac: dict[str, int] = {str(h): int(n) for h, n in conn.execute(
+        select(enc.c.hospital_code, func.count()).group_by(enc.c.hospital_code)).all()}
     facs = conn.execute(select(store.facilities)).mappings().all()
     agents = {r["hospital_code"]: r for r in conn.execute(select(store.agent_status)).mappings()}
     stored = 0
@@ -70,7 +72,7 @@ def collect(conn: Connection, db_file: Path | None) -> dict[str, Any]:
               store.documents):
         stored += int(conn.execute(select(func.coalesce(func.sum(func.length(t.c.data)), 0))).scalar_one())
     n_persons = int(conn.execute(select(func.count()).select_from(store.persons)).scalar_one())
-    n_enc = sum(int(v) for v in per_fac.values())
+    n_enc = sum(per_fac.values())
     regions: dict[str, int] = {str(i): 0 for i in range(1, 14)}
     regions[UNKNOWN] = 0
     by_province: dict[str, list[dict[str, Any]]] = {}
@@ -81,11 +83,10 @@ def collect(conn: Connection, db_file: Path | None) -> dict[str, Any]:
         regions[region] = regions.get(region, 0) + n
         known = known_facilities().get(h, {})
         a = agents.get(h)
-        last = dt.datetime.fromtimestamp(f["last_received_at"], BKK).replace(tzinfo=None)
         by_province.setdefault(pname, []).append({
             "hospital_code": h, "name": known.get("name") or f["name"], "district": district,
-            "encounters": n, "last_received": last.isoformat(timespec="seconds"),
-            "last_received_th": thai_date(last),
+            "encounters": n, "last_received": local_time(f["last_received_at"], tz).isoformat(timespec="seconds"),
+            "last_received_th": thai_datetime(f["last_received_at"], tz),
             "agent_version": (a["agent_version"] if a and a["agent_version"] else f["agent"]) or "-",
         })
     for rows in by_province.values():
@@ -107,41 +108,16 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
-def render(data: dict[str, Any], now: float) -> str:
-    e = html.escape
-    now_th = thai_date(dt.datetime.fromtimestamp(now, BKK).replace(tzinfo=None))
-    region_rows = "".join(
-        f"<tr><td>{'เขตสุขภาพที่ ' + e(r) if r != UNKNOWN else UNKNOWN}</td><td class=n>{n:,}</td></tr>"
-        for r, n in data["by_region"].items())
-    prov_html = []
-    for pname, rows in data["by_province"].items():
-        body = "".join(
-            f"<tr><td>{e(r['hospital_code'])}</td><td>{e(r['name'])}</td><td>{e(r['district'])}</td>"
-            f"<td class=n>{r['encounters']:,}</td><td>{e(r['last_received_th'])}</td><td>{e(r['agent_version'])}</td></tr>"
-            for r in rows)
-        heading = (f"จังหวัด{e(pname)} / {e(province_en().get(pname, ''))} Province" if pname != UNKNOWN
-                   else "ไม่ทราบจังหวัด / Unknown province")
-        prov_html.append(
-            f"<h3>{heading}</h3>"
-            "<table><tr><th>รหัส / Code</th><th>ชื่อหน่วยบริการ / Facility</th><th>อำเภอ / District</th>"
-            "<th>Encounter</th><th>รับข้อมูลล่าสุด / Last received</th><th>เวอร์ชันโปรแกรมส่ง / Agent</th></tr>"
-            f"{body}</table>")
-    return f"""<!doctype html>
-<html lang="th"><head><meta charset="utf-8"><title>MOPH-PHR sandbox — แดชบอร์ด</title>
-<style>body{{font-family:"Noto Sans Thai",Tahoma,sans-serif;margin:1.5em;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0 1.5em}}td,th{{border:1px solid #bbb;padding:.3em .7em}}
-th{{background:#e8f1ec}}.n{{text-align:right}}.cards div{{display:inline-block;margin-right:2em;padding:.6em 1em;
-background:#f3f7f5;border-radius:6px}}.cards b{{display:block;font-size:1.4em}}</style></head><body>
-<h1>ศูนย์ข้อมูล PHR (จำลอง) / MOPH-PHR sandbox</h1>
-<p>ข้อมูล ณ {e(now_th)} — เซิร์ฟเวอร์ทดสอบ ไม่ใช่ระบบจริง / test server, not production</p>
-<div class=cards>
-<div>บุคคล / persons<b>{data['persons']:,}</b></div>
-<div>การรับบริการ / encounters<b>{data['encounters']:,}</b></div>
-<div>หน่วยบริการ / facilities<b>{data['facilities']:,}</b></div>
-<div>พื้นที่ที่ใช้ / storage<b>{e(_size(data['stored_bytes']))}</b>ไฟล์ฐานข้อมูล / DB file: {e(_size(data['db_file_bytes']))}</div>
-</div>
-<h2>การรับบริการรายเขตสุขภาพ / Encounters by health region</h2>
-<table><tr><th>เขตสุขภาพ / Region</th><th>Encounter</th></tr>{region_rows}</table>
-<h2>หน่วยบริการรายจังหวัด / Facilities by province</h2>
-{''.join(prov_html) or '<p>ยังไม่มีข้อมูล / no data yet</p>'}
-</body></html>"""
+@functools.cache
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("phrsync.sandbox", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["num"] = lambda n: f"{n:,}"
+    env.filters["size"] = _size
+    return env
+
+
+def render(data: dict[str, Any], now: float, tz: dt.tzinfo = BANGKOK) -> str:
+    """The dashboard page for ``collect``'s figures, as of ``now`` (shown in ``tz`` with its zone)."""
+    return _templates().get_template("dashboard.html").render(
+        data=data, now_th=thai_datetime(now, tz), unknown=UNKNOWN, province_en=province_en())

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from phrsync.errors import UsageError
 from phrsync.pdpa import mask_text
 from phrsync.sandbox.envelope import iso_utc
 from phrsync.sandbox.settings import FaultConfig
@@ -24,6 +25,17 @@ access_log = logging.getLogger("phrsync.sandbox.access")
 _SECRET_PARAM = re.compile(r"(?i)((?:^|&)(?:[^=&]*password[^=&]*|[^=&]*token|jwt)=)[^&]*")
 _GATEWAY_HTML = "<html><head><title>{code} {reason}</title></head><body><center><h1>{code} {reason}</h1></center>" \
                 "<hr><center>nginx</center></body></html>\n"
+
+
+def check(cfg: FaultConfig) -> FaultConfig:
+    """``cfg`` when every probability is in 0..1 and they sum to at most 1 (one draw decides one fate)."""
+    probs = [cfg.p500, cfg.p502, cfg.p503, cfg.p429, cfg.p_timeout, cfg.p_drop]
+    if any(not 0 <= p <= 1 for p in probs) or sum(probs) > 1:
+        raise UsageError("ความน่าจะเป็นต้องอยู่ระหว่าง 0–1 และรวมไม่เกิน 1",
+                         "fault probabilities must be in 0..1 and sum to at most 1")
+    if cfg.latency_ms < 0 or cfg.timeout_seconds < 0 or cfg.retry_after < 0:
+        raise UsageError("เวลาหน่วงและ Retry-After ต้องไม่ติดลบ", "latency, timeout and Retry-After cannot be negative")
+    return cfg
 
 
 class FaultPlan:

@@ -1,14 +1,22 @@
-"""Minimal HS256 JWT and MOPH ``password_hash`` helpers, written on hmac/hashlib so the sandbox needs no
-extra dependency and the exact bytes on the wire are under our control."""
+"""HS256 JWT (through PyJWT) and the MOPH ``password_hash`` and credential-digest helpers.
+
+Signature, algorithm and token shape are PyJWT's; expiry is checked here against the caller's clock, because the
+sandbox runs on its settings' clock (tests rehearse an expired token with a fake clock) and PyJWT knows only the
+wall clock."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
+
+import jwt as pyjwt
+
+ALGORITHM = "HS256"
+# only the signature, the algorithm and a present ``exp`` are PyJWT's to check; times are checked below
+_OPTIONS: Any = {"require": ["exp"], "verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                 "verify_aud": False, "verify_iss": False}
 
 
 class TokenError(ValueError):
@@ -19,50 +27,31 @@ class TokenError(ValueError):
         self.expired = expired
 
 
-def _b64e(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def _b64d(text: str) -> bytes:
-    pad = "=" * (-len(text) % 4)
-    return base64.urlsafe_b64decode(text + pad)
-
-
 def encode(claims: dict[str, Any], secret: bytes) -> str:
     """Sign ``claims`` with HS256 and return the compact JWT text."""
-    header = {"alg": "HS256", "typ": "JWT"}
-    h = _b64e(json.dumps(header, separators=(",", ":")).encode())
-    p = _b64e(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
-    signing_input = f"{h}.{p}".encode("ascii")
-    sig = hmac.new(secret, signing_input, hashlib.sha256).digest()
-    return f"{h}.{p}.{_b64e(sig)}"
+    return pyjwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
 def decode(token: str, secret: bytes, now: float | None = None, leeway: float = 0.0) -> dict[str, Any]:
-    """Verify signature, algorithm and ``exp``; return the claims or raise :class:`TokenError`."""
+    """Verify signature, algorithm (HS256 only: no ``alg=none``) and ``exp`` at ``now``; return the claims or
+    raise :class:`TokenError`."""
     token = token.strip()
-    parts = token.split(".")
-    if len(parts) != 3 or not token.isascii():  # a non-ASCII byte can never be base64url: refuse, not crash
+    if not token.isascii():  # a non-ASCII byte can never be base64url: refuse, not crash
         raise TokenError("malformed token")
-    h, p, s = parts
     try:
-        header = json.loads(_b64d(h))
-        sig = _b64d(s)
-    except (ValueError, UnicodeDecodeError) as e:
+        claims = pyjwt.decode(token, secret, algorithms=[ALGORITHM], options=_OPTIONS)
+    except pyjwt.MissingRequiredClaimError as e:
+        raise TokenError("token without exp") from e
+    except pyjwt.InvalidAlgorithmError as e:
+        raise TokenError("unsupported algorithm") from e
+    except pyjwt.InvalidSignatureError as e:
+        raise TokenError("bad signature") from e
+    except pyjwt.InvalidTokenError as e:
         raise TokenError("malformed token") from e
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
-        raise TokenError("unsupported algorithm")  # refuses alg=none and key-confusion tricks
-    expected = hmac.new(secret, f"{h}.{p}".encode("ascii"), hashlib.sha256).digest()
-    if not hmac.compare_digest(sig, expected):
-        raise TokenError("bad signature")
-    try:
-        claims = json.loads(_b64d(p))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise TokenError("malformed claims") from e
     if not isinstance(claims, dict):
         raise TokenError("malformed claims")
     exp = claims.get("exp")
-    if not isinstance(exp, int | float):
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
         raise TokenError("token without exp")
     t = time.time() if now is None else now
     if t > exp + leeway:

@@ -8,22 +8,24 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-BKK = dt.timezone(dt.timedelta(hours=7), "Asia/Bangkok")
+from phrsync.thai import BANGKOK
+
+BKK = BANGKOK  # zone-less times in payloads are Asia/Bangkok (spec §7.9)
 HCODE_SYSTEM = "https://bps.moph.go.th/hcode/5"
 CID_SYSTEM = "https://www.dopa.go.th"
 
 
 class Validator(Protocol):
-    def validate(self, endpoint: str, payload: dict[str, Any]) -> list[Any]: ...
-    def validate_json_bytes(self, endpoint: str, body: bytes) -> list[Any]: ...
+    """What the server needs of a validator: parse a body and report its issues in one pass."""
+
+    def parse_and_validate(self, endpoint: str, body: bytes) -> tuple[Any, list[Any]]: ...
 
 
-def load_validator() -> Validator | ModuleType:
-    """The shared validator, imported lazily so the server starts fast and stays a separate concern."""
-    return importlib.import_module("phrsync.phr.validate")
+def load_validator() -> Validator:
+    """The shared validator (:mod:`phrsync.phr.validate`), imported lazily so the server starts fast."""
+    return cast(Validator, importlib.import_module("phrsync.phr.validate"))
 
 
 def clean(text: str) -> str:

@@ -12,12 +12,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from phrsync.sandbox import auth, faults, jwt
 from phrsync.sandbox.app import Sandbox
 from phrsync.sandbox.settings import FaultConfig, SandboxConfig
 from phrsync.sandbox.store import Store
@@ -55,15 +56,11 @@ class SandboxThread:
 
     def add_user(self, user: str, hospital_code: str, password: str) -> str:
         """Create an account; returns the ``password_hash`` a client must send for it."""
-        from phrsync.sandbox import auth, jwt
-
         auth.add_user(self.sandbox.store, self.sandbox.cfg, user, hospital_code, password)
         return jwt.password_hash(password, self.sandbox.cfg.hash_key())
 
     def issue_facility_token(self, hospital_code: str) -> str:
         """A fresh 1-year ``HCODE:TOKEN`` (revokes the previous one)."""
-        from phrsync.sandbox import auth
-
         return auth.issue_facility_token(self.sandbox.store, self.sandbox.cfg, hospital_code)[0]
 
     def start(self) -> str:
@@ -127,10 +124,42 @@ def worker_app() -> Any:
     return Sandbox(cfg).asgi
 
 
+@dataclasses.dataclass(frozen=True)
+class ServeInfo:
+    """Where a foreground server answers and what it serves from (a database URL without its password)."""
+
+    url: str
+    dashboard: str
+    storage: str
+    faults: dict[str, Any]
+    workers: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def text(self) -> str:
+        return f"เซิร์ฟเวอร์ทดสอบ MOPH-PHR / sandbox: {self.url}  แดชบอร์ด / dashboard: {self.dashboard}\n" \
+               f"ที่เก็บข้อมูล / storage: {self.storage}"
+
+
+def serve_info(cfg: SandboxConfig, host: str = "127.0.0.1", port: int = 8787, workers: int = 1,
+               tls: Tls | None = None) -> ServeInfo:
+    """What :func:`serve` will listen on, for the start-up line."""
+    url = f"{'https' if tls else 'http'}://{host}:{port}"
+    storage = cfg.url.split("@")[-1] if "@" in cfg.url else cfg.url  # user:password@ never printed
+    return ServeInfo(url, f"{url}/dashboard", storage, dataclasses.asdict(cfg.faults), max(1, workers))
+
+
 def serve(cfg: SandboxConfig, host: str = "127.0.0.1", port: int = 8787, log_level: str = "info",
-          workers: int = 1, tls: Tls | None = None) -> None:
-    """Foreground server. One process is enough for correctness (group commit, one writer); ``workers`` > 1
-    forks uvicorn workers sharing the database for throughput (faults then are per-worker sequences)."""
+          workers: int = 1, tls: Tls | None = None, on_start: Callable[[ServeInfo], None] | None = None) -> None:
+    """Foreground server until Ctrl-C. One process is enough for correctness (group commit, one writer);
+    ``workers`` > 1 forks uvicorn workers sharing the database for throughput (faults then are per-worker
+    sequences). ``on_start`` gets the :class:`ServeInfo` once the settings are checked, before listening;
+    impossible fault probabilities are a :class:`~phrsync.errors.UsageError`."""
+    faults.check(cfg.faults)
+    workers = max(1, workers)
+    if on_start is not None:
+        on_start(serve_info(cfg, host, port, workers, tls))
     cfg.endpoint_port = cfg.endpoint_port or port
     if cfg.access_log:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

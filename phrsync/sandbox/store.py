@@ -312,6 +312,11 @@ class Store:
         self._thread = threading.Thread(target=self._writer, name="sandbox-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file (its size is on the dashboard); None for a server database."""
+        return Path(self.url.removeprefix("sqlite:///")) if self.url.startswith("sqlite:///") else None
+
     @staticmethod
     def _make_engine(url: str, synchronous: str) -> Engine:
         if url.startswith("sqlite"):

@@ -154,7 +154,7 @@ def test_token_renewed_15_minutes_before_exp_and_once_on_401() -> None:
         body = json.loads(req.content)
         if body["password_hash"] != "H":
             return httpx.Response(401, text="no")
-        tok = fake_jwt(now[0] + 3600)[:-3] + f"s{len(issued)}"
+        tok = fake_jwt(now[0] + 3600)[:-3] + f"s{len(issued)}A"  # a signature is base64url
         issued.append(tok)
         return httpx.Response(200, text=tok + "\n")
 
@@ -183,6 +183,35 @@ def test_token_renewed_15_minutes_before_exp_and_once_on_401() -> None:
 
     asyncio.run(go())
     assert jwt_exp(fake_jwt(123)) == 123 and jwt_exp("not-a-jwt") is None
+
+
+def test_jwt_claims_read_without_the_issuer_key() -> None:
+    """The agent cannot verify PHR's token (only the issuer holds the key): exp and iat are read from any
+    well-formed JWT, also one signed with a key it never saw or already expired; anything else reads as None."""
+    import jwt
+
+    from phrsync.delivery.auth import jwt_claims, jwt_time
+
+    tok = jwt.encode({"exp": 2_000_000_000, "iat": 1_999_990_000, "sub": "u"}, "the issuer-only key, never on this computer", algorithm="HS256")
+    assert (jwt_exp(tok), jwt_time(tok, "iat")) == (2_000_000_000, 1_999_990_000)
+    old = jwt.encode({"exp": 10, "iat": True}, "k" * 32, algorithm="HS256")
+    assert jwt_exp(old) == 10 and jwt_time(old, "iat") is None  # expired still read; a bool is not a time
+    assert jwt_claims("a.b.c") is None and jwt_claims("") is None and jwt_time("x.y", "exp") is None
+
+
+def test_token_issuer_429_passes_its_retry_after_on() -> None:
+    async def go() -> float:
+        def handler(req: httpx.Request) -> httpx.Response:
+            return httpx.Response(429, headers={"Retry-After": "7"})
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+            tp = TokenProvider(c, "http://x/token", lambda h: Credentials("u", "H"))
+            with pytest.raises(AuthError) as e:
+                await tp.bearer(H, "UpdatePHRv1")
+        assert e.value.transient
+        return e.value.wait
+
+    assert asyncio.run(go()) == 7
 
 
 # ---- outbox ---------------------------------------------------------------------------------
@@ -677,7 +706,8 @@ def test_sync_with_postgres_state(sbx: tuple[SandboxThread, str], tmp_path: Path
 
 
 def test_breaker_backoff_and_refusal_reasons() -> None:
-    from phrsync.delivery.sender import CircuitBreaker, TargetDown, backoff, refusal_reasons
+    from phrsync.delivery.policy import CircuitBreaker, TargetDown, backoff
+    from phrsync.delivery.sender import refusal_reasons
 
     now = [0.0]
     br = CircuitBreaker(failures=3, cooldown=10, give_up=100, clock=lambda: now[0])
@@ -1082,7 +1112,8 @@ def test_plain_http_beyond_this_computer_is_warned_about(tmp_path: Path, caplog:
     the run says so (the local sandbox on 127.0.0.1 is fine)."""
     from phrsync.delivery.agent import run_blocking
     from phrsync.delivery.config import DeliverySettings, Target
-    from phrsync.delivery.sender import Sender, _private_link
+    from phrsync.delivery.connect import private_link as _private_link
+    from phrsync.delivery.sender import Sender
 
     assert all(_private_link(u) for u in ("https://phr1.moph.go.th", "http://127.0.0.1:8787", "http://localhost:1",
                                           "http://[::1]:8787"))
@@ -1164,7 +1195,7 @@ def test_token_renewal_reads_the_life_left_on_the_issuers_clock() -> None:
 
     def handler(req: httpx.Request) -> httpx.Response:
         enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
-        tok = f"{enc({'alg': 'HS256'})}.{enc({'iat': issuer[0], 'exp': issuer[0] + 3600})}.s{len(logins)}"
+        tok = f"{enc({'alg': 'HS256'})}.{enc({'iat': issuer[0], 'exp': issuer[0] + 3600})}.s{len(logins)}A"
         logins.append(tok)
         return httpx.Response(200, text=tok)
 
@@ -1247,7 +1278,10 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     """429 Retry-After as an HTTP-date (RFC 9110 allows either form) was read as unreadable: 1 s."""
     import email.utils
 
-    from phrsync.delivery.sender import _retry_after
+    from phrsync.delivery.policy import retry_after
+
+    def _retry_after(r: httpx.Response) -> float:
+        return retry_after(r.headers)
 
     def ra(value: str) -> float:
         return _retry_after(httpx.Response(429, headers={"Retry-After": value}))

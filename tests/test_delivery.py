@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -36,11 +35,12 @@ from phrsync.delivery import outbox as ob
 from phrsync.delivery.agent import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNDELIVERED, sync_payloads
 from phrsync.delivery.auth import AuthError, TokenProvider, jwt_exp
 from phrsync.delivery.config import ConfigError, Credentials, load_delivery, password_hash
+from phrsync.errors import Exit
 from phrsync.phr.mapping import key_for
 from phrsync.sandbox import store
 from phrsync.sandbox.server import SandboxThread, running
 from phrsync.sandbox.settings import SandboxConfig
-from phrsync.thai import thai_date
+from phrsync.thai import thai_datetime
 
 H = "10699"
 
@@ -398,13 +398,14 @@ def test_refused_reasons_in_status_and_retry(sbx: tuple[SandboxThread, str], tmp
     assert r.exit_code == 0, r.output
     fac = json.loads(r.stdout)["facilities"][H]
     assert fac["confirmed"] == 3 and fac["refused"] == 1
-    assert time.time() - 600 < fac["last_sent"] <= fac["last_change"] <= time.time()  # this facility's own times
+    assert time.time() - 600 < fac["last_delivery"] <= fac["last_change"] <= time.time()  # this facility's own times
     top = fac["top_refusals"][0]
     assert top["count"] == 1 and "birthDate" in top["example"]
     assert make_cid(5199) not in r.output
     r = run.invoke(cli, [*conf, "status"])
     assert "birthDate" in r.output and "ถูกปฏิเสธ" in r.output
-    assert f"ส่งล่าสุด last sent {thai_date(dt.datetime.fromtimestamp(fac['last_sent']))}" in r.output
+    assert f"ส่งสำเร็จล่าสุด last delivery {thai_datetime(fac['last_delivery'])}" in r.output
+    assert "(UTC+7)" in r.output  # every time says its zone
     # retry without --refused leaves it alone; with --refused it is sent again (and refused again)
     r = run.invoke(cli, [*conf, "retry", "--json"])
     assert json.loads(r.stdout)["attempted"] == 0
@@ -546,7 +547,7 @@ def test_another_computer_sending_for_the_facility(sbx: tuple[SandboxThread, str
     another_computer_reports(st, "u10701", pw, h)
     res = sync_payloads(write(tmp_path / "b.ndjson", [item(600, hcode=h)]), st.base_url,
                         Credentials("u10701", pw), tmp_path / "s.sqlite")
-    assert res.exit_code == EXIT_LOCKED and res.skip_kind == {h: "other_agent"} and res.sent == 0
+    assert res.exit_code == Exit.AUTH and res.skip_kind == {h: "other_agent"} and res.sent == 0
     assert not held(st, h)
     assert untouched(tmp_path / "s.sqlite", [item(600, hcode=h)])
 
@@ -1237,7 +1238,7 @@ def test_another_computer_is_seen_whatever_this_computers_clock_says(
         its = [item(3100)]
         res = sync_payloads(write(tmp_path / "b.ndjson", its), st.base_url, Credentials("u10699", pw),
                             tmp_path / "s.sqlite")
-        assert res.exit_code == EXIT_LOCKED and res.skip_kind == {H: "other_agent"} and not held(st)
+        assert res.exit_code == Exit.AUTH and res.skip_kind == {H: "other_agent"} and not held(st)
         st.sandbox.store.write(lambda conn: conn.execute(  # the other computer's last word: 20 minutes ago
             store.agent_status.update().values(last_update=time.time() - 20 * 60)))
         res = sync_payloads(tmp_path / "b.ndjson", st.base_url, Credentials("u10699", pw), tmp_path / "s.sqlite")
@@ -1357,12 +1358,80 @@ def test_facilities_skipped_for_the_same_reason_share_one_line(tmp_path: Path) -
 
 def test_status_on_an_unreachable_state_store_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     """``status`` printed a 140-line SQLAlchemy traceback when the state store could not be opened (``sync`` said
-    so in one line); now it gives the same one-line message and exit 2, with no URL password in it."""
+    so in one line); now it gives the same one-line message and exit 7 (a broken store), with no URL password in it."""
     (tmp_path / "phrsync.toml").write_text(
         '[delivery]\nstate_url = "postgresql+psycopg://phr:DbSecret1@127.0.0.1:notaport/x"\n', encoding="utf-8")
     r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status"])
-    assert r.exit_code == 2 and "state store error" in r.output and r.exception is not None
+    assert r.exit_code == Exit.STORE and "state store error" in r.output and r.exception is not None
     assert isinstance(r.exception, SystemExit) and "DbSecret1" not in r.output
     (tmp_path / "phrsync.toml").write_text(f'[delivery]\nstate_path = "{tmp_path}"\n', encoding="utf-8")
     r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status", "--json"])
-    assert r.exit_code == 2 and "state store error" in r.output, r.output
+    assert r.exit_code == Exit.STORE and "state store error" in r.output, r.output
+
+
+def test_sync_to_a_sandbox_nobody_serves_names_the_url_and_the_setting(tmp_path: Path) -> None:
+    """A sandbox started on another port: the run stops at once (no ten minutes of retries) and says which URL it
+    tried and which setting moves it."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    conf = tmp_path / "phrsync.toml"
+    conf.write_text(f'[delivery]\nuser = "u"\n[targets.sandbox]\nbase_url = "{url}"\n', encoding="utf-8")
+    nd = write(tmp_path / "b.ndjson", [item(1)])
+    t0 = time.monotonic()
+    r = CliRunner().invoke(cli, ["--config", str(conf), "sync", "-i", str(nd), "--target", "sandbox",
+                                 "--state", str(tmp_path / "s.sqlite")],
+                           env={"PHRSYNC_PHR_PASSWORD_HASH": "H"})
+    assert r.exit_code == Exit.UNDELIVERED, r.output
+    assert time.monotonic() - t0 < 20
+    assert f"nothing listens at {url}" in r.output and "[targets.sandbox] base_url" in r.output, r.output
+    assert "ไม่มีเซิร์ฟเวอร์รับที่" in r.output  # Thai first
+    assert (tmp_path / "s.sqlite").exists()  # --state was the store used
+
+
+def test_status_is_a_query_saying_why_a_facility_is_stuck(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    """Per facility: counts, failed, the agent's state the last run left (login refused here), the validator's
+    refusals at build time; the CLI's text says why a facility is stuck, and ``--state`` picks the store."""
+    from phrsync.delivery.status import LOGIN_REFUSED, OK, delivery_status
+
+    st, pw_hash = sbx
+    state = tmp_path / "s.sqlite"
+    good = sync_payloads(write(tmp_path / "a.ndjson", [item(4000), item(4001)]), st.base_url,
+                         Credentials("u10699", pw_hash), state, backoff_base=0.01)
+    assert good.exit_code == 0
+    other = "10702"
+    res = sync_payloads(write(tmp_path / "b.ndjson", [item(4002, hcode=other)]), st.base_url,
+                        {H: Credentials("u10699", pw_hash), other: Credentials("nobody", "WRONG")}, state,
+                        backoff_base=0.01)
+    assert res.exit_code == Exit.AUTH
+    rep = delivery_status(f"sqlite:///{state}", target="t", build_refused={H: 3, "10703": 2})
+    f, g, b = rep.facilities[H], rep.facilities[other], rep.facilities["10703"]
+    assert (f.confirmed + f.sent, f.agent_state, f.build_refused, f.stuck_because()) == (2, OK, 3, None)
+    assert (g.pending, g.agent_state, g.build_refused) == (1, LOGIN_REFUSED, 0)
+    assert "login refused" in (g.stuck_because() or "") and g.agent_state_at
+    assert (b.build_refused, b.pending) == (2, 0)  # every payload refused at build: in the report all the same
+    assert rep.last_run and rep.last_run["exit_code"] == Exit.AUTH
+    d = rep.to_dict()
+    assert d["facilities"][other]["agent_state"] == LOGIN_REFUSED and json.dumps(d)
+    assert list(delivery_status(f"sqlite:///{state}", facility=other).facilities) == [other]
+    conf = tmp_path / "phrsync.toml"
+    conf.write_text("", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(conf), "status", "--state", str(state)])
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if "stuck" in ln)
+    assert "เข้าระบบไม่ได้ / login refused" in line and "(UTC+7)" in line, r.output
+    assert f"{other}: รอส่ง pending 1" in r.output
+    empty = delivery_status(f"sqlite:///{tmp_path / 'none.sqlite'}")
+    assert empty.facilities == {} and not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_broken_state_store_is_exit_7_for_sync(tmp_path: Path) -> None:
+    conf = tmp_path / "phrsync.toml"
+    conf.write_text("", encoding="utf-8")
+    nd = write(tmp_path / "b.ndjson", [item(1)])
+    (tmp_path / "dir.sqlite").mkdir()
+    r = CliRunner().invoke(cli, ["--config", str(conf), "sync", "-i", str(nd), "--state", str(tmp_path / "dir.sqlite")])
+    assert r.exit_code == Exit.STORE and "state store error" in r.output, r.output

@@ -17,7 +17,7 @@ import jwt
 import orjson
 
 from phrsync.delivery.config import Credentials
-from phrsync.delivery.connect import tls_advice, tls_failure
+from phrsync.delivery.connect import refused_locally, tls_advice, tls_failure
 from phrsync.delivery.policy import retry_after, retryable
 
 log = logging.getLogger("phrsync.delivery")
@@ -42,6 +42,15 @@ class CertificateRefused(AuthError):
 
     def __init__(self, hcode: str, message: str) -> None:
         super().__init__(hcode, message, transient=True)
+
+
+class IssuerUnreachable(AuthError):
+    """Nothing listens at the token URL on this computer (a local sandbox not started, or on another port): the
+    same for every facility; the sender stops the run and names the URL."""
+
+    def __init__(self, hcode: str, url: str) -> None:
+        super().__init__(hcode, f"ไม่มีเซิร์ฟเวอร์รับที่ {url} / nothing listens at {url}", transient=True)
+        self.url = url
 
 
 class TokenScopeError(AuthError):
@@ -137,6 +146,8 @@ class TokenProvider:
             tls = tls_failure(e)
             if tls:
                 raise CertificateRefused(hcode, tls_advice(httpx.URL(self.token_url).host, tls)) from None
+            if refused_locally(e, self.token_url):
+                raise IssuerUnreachable(hcode, self.token_url) from None
             raise AuthError(hcode, f"ติดต่อผู้ออกโทเค็นไม่ได้ / token issuer unreachable: {type(e).__name__}",
                             transient=True) from None
         self.logins += 1

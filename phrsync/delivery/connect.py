@@ -97,8 +97,8 @@ def refused_locally(exc: BaseException, url: str) -> bool:
     return False
 
 
-def nothing_listens(url: str, target: str) -> str:
+def nothing_listens(url: str, target: str, setting: str = "base_url") -> str:
     """The message for :func:`refused_locally`: the URL tried and the setting that moves it."""
     return (f"ไม่มีเซิร์ฟเวอร์รับที่ {url} (ยังไม่ได้เริ่ม phrsync sandbox serve หรือรันอยู่ที่พอร์ตอื่น) ตั้ง "
-            f"[targets.{target}] base_url ให้ตรง / nothing listens at {url} (the sandbox is not started, or runs on "
-            f"another port): start it or set [targets.{target}] base_url to where it runs")
+            f"[targets.{target}] {setting} ให้ตรง / nothing listens at {url} (the sandbox is not started, or runs on "
+            f"another port): start it or set [targets.{target}] {setting} to where it runs")

@@ -27,7 +27,13 @@ import httpx
 import orjson
 
 from phrsync.delivery import outbox as ob
-from phrsync.delivery.auth import AuthError, CertificateRefused, TokenProvider, TokenScopeError
+from phrsync.delivery.auth import (
+    AuthError,
+    CertificateRefused,
+    IssuerUnreachable,
+    TokenProvider,
+    TokenScopeError,
+)
 from phrsync.delivery.config import DeliverySettings
 from phrsync.delivery.connect import (
     new_client,
@@ -253,6 +259,10 @@ class Sender:
                 bearer = await self.tokens.bearer(hcode, endpoint)
             except CertificateRefused as e:
                 raise TargetDown(str(e)) from None  # no retry: it answers the same until ca_bundle is set
+            except IssuerUnreachable as e:  # a local token URL nobody serves: the same for every facility
+                same = httpx.URL(e.url).netloc == httpx.URL(self.t.base_url).netloc
+                raise TargetDown(nothing_listens(self.t.base_url if same else e.url, self.t.name,
+                                                 "base_url" if same else "token_url")) from None
             except AuthError as e:
                 if not e.transient:
                     raise

@@ -1435,3 +1435,60 @@ def test_a_broken_state_store_is_exit_7_for_sync(tmp_path: Path) -> None:
     (tmp_path / "dir.sqlite").mkdir()
     r = CliRunner().invoke(cli, ["--config", str(conf), "sync", "-i", str(nd), "--state", str(tmp_path / "dir.sqlite")])
     assert r.exit_code == Exit.STORE and "state store error" in r.output, r.output
+
+
+def test_run_agent_reads_the_build_file_only_when_it_changed_and_stops_on_request(
+        sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    import threading
+
+    from phrsync.delivery.agent import run_agent
+    from phrsync.delivery.config import DeliverySettings, Target
+
+    st, pw_hash = sbx
+    nd = write(tmp_path / "b.ndjson", [item(4100)])
+    settings = DeliverySettings(Target("t", st.base_url, rate_per_minute=0, backoff_base=0.01),
+                                f"sqlite:///{tmp_path / 's.sqlite'}", Credentials("u10699", pw_hash),
+                                lock_path=tmp_path / "agent.lock")
+    stop = threading.Event()
+    rounds: list[dict[str, Any]] = []
+
+    def on_round(res: Any) -> None:
+        rounds.append(res.to_dict())
+        if len(rounds) == 2:
+            write(nd, [item(4100), item(4101)])
+            os.utime(nd, (time.time() + 5, time.time() + 5))  # a new modification time, whatever the clock
+        if len(rounds) == 3:
+            stop.set()
+
+    out = run_agent(settings, nd, every_minutes=0.001, stop=stop, on_round=on_round)
+    assert [r["loaded"].get("new") for r in rounds] == [1, None, 1]  # round 2: unchanged file, not read
+    assert out.exit_code == 0 and len(out.rounds) == 3 and held(st) >= {f"{H}:R04100", f"{H}:R04101"}
+
+
+def test_pacing_is_the_shared_limiter_evenly_spaced_per_facility(tmp_path: Path) -> None:
+    from phrsync.delivery.config import DeliverySettings, Target
+    from phrsync.delivery.sender import Sender
+    from phrsync.ratelimit import RateLimiter
+
+    box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+    try:
+        snd = Sender(DeliverySettings(Target("t", "http://127.0.0.1:9", rate_per_minute=120), box.url), box)
+        lim = snd.limiter
+        assert isinstance(lim, RateLimiter)
+        lim.clock = lambda: 100.0
+        waits = [lim.reserve(H) for _ in range(3)]
+        assert waits == [0.0, 0.5, 1.0] and lim.reserve("10700") == 0.0  # each facility its own pace
+        snd._pool.shutdown()
+    finally:
+        box.close()
+
+
+def test_retry_policy_limits_attempts_and_honours_what_the_server_asked() -> None:
+    from phrsync.delivery.policy import RetryPolicy, retryable
+
+    p = RetryPolicy(max_attempts=3, base=0.5, cap=60)
+    assert p.next_wait(3) is None and p.next_wait(5) is None  # attempts used up: give up
+    w = p.next_wait(1, asked=0)
+    assert w is not None and 0 <= w <= 1.0
+    assert p.next_wait(2, asked=30) == 30  # Retry-After is longer than any backoff here
+    assert [retryable(c) for c in (500, 503, 408, 429, 400, 401, 404, 422)] == [True] * 4 + [False] * 4

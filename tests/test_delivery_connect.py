@@ -15,26 +15,37 @@ import pytest
 
 from phrsync.delivery import outbox as ob
 from phrsync.delivery.config import DeliverySettings, Target
-from phrsync.delivery.connect import new_client, proxy_for, refused_locally, tls_context, tls_failure
+from phrsync.delivery.connect import (
+    EXTRA_CONNECTIONS,
+    new_client,
+    proxy_for,
+    refused_locally,
+    tls_context,
+    tls_failure,
+)
 from phrsync.delivery.sender import Sender, _message_code
 
 PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
               "all_proxy")
 
 
-def test_one_client_whose_pool_matches_the_concurrency(tmp_path: Path) -> None:
+def test_connections_match_the_concurrency(tmp_path: Path) -> None:
+    """One httpx client per upload worker holding one connection, and one more for logins and status calls."""
     box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
-    settings = DeliverySettings(target=Target(name="t", base_url="https://phr.example", concurrency=5),
+    settings = DeliverySettings(target=Target(name="t", base_url="https://phr.example/base/", concurrency=5),
                                 state_url=box.url)
 
-    async def pool() -> tuple[int | None, int | None, bool]:
+    def pool(c: httpx.AsyncClient) -> int:
+        return c._transport._pool._max_connections  # type: ignore[attr-defined]
+
+    async def pools() -> tuple[list[int], int, bool, str]:
         async with Sender(settings, box) as snd:
             assert snd.client is not None and snd.tokens is not None
-            limits = snd.client._transport._pool  # type: ignore[attr-defined]
-            return limits._max_connections, limits._max_keepalive_connections, snd.tokens.client is snd.client
+            return ([pool(c) for c in snd.workers], pool(snd.client), snd.tokens.client is snd.client,
+                    str(snd._url("UpdatePHRv1")))
 
     try:
-        assert asyncio.run(pool()) == (7, 7, True)  # 5 upload workers + logins/status beside them
+        assert asyncio.run(pools()) == ([1] * 5, EXTRA_CONNECTIONS, True, "https://phr.example/base/api/UpdatePHRv1")
     finally:
         box.close()
 
@@ -60,11 +71,11 @@ def test_tls_verified_with_the_target_ca_bundle(tmp_path: Path) -> None:
         server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=server_ctx)
         url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         async with server:
-            async with new_client(url, concurrency=1, timeout=5, verify=tls_context([url], str(cert)),
+            async with new_client(url, connections=1, timeout=5, verify=tls_context([url], str(cert)),
                                   user_agent="t") as c:
                 assert (await c.post("/api/x", content=b"{}")).content == b"ok"
             # without the UAT CA bundle the self-signed certificate is refused: TLS is never skipped
-            async with new_client(url, concurrency=1, timeout=5, verify=tls_context([url], None),
+            async with new_client(url, connections=1, timeout=5, verify=tls_context([url], None),
                                   user_agent="t") as c:
                 with pytest.raises(httpx.ConnectError) as e:
                     await c.post("/api/x", content=b"{}")

@@ -36,6 +36,7 @@ from phrsync.delivery.auth import (
 )
 from phrsync.delivery.config import DeliverySettings
 from phrsync.delivery.connect import (
+    EXTRA_CONNECTIONS,
     new_client,
     nothing_listens,
     private_link,
@@ -117,7 +118,9 @@ class Sender:
         self._checked: dict[str, asyncio.Future[bool]] = {}
         self._last_status: dict[str, float] = {}  # when a status last went to PHR, per facility (its 5 s rule)
         self._next_status: dict[str, float] = {}  # when the next progress report is due, per facility
-        self.client: httpx.AsyncClient | None = None
+        self.client: httpx.AsyncClient | None = None  # logins, status reports, reconcile
+        self.workers: list[httpx.AsyncClient] = []  # one per upload worker, one connection each (connect.py)
+        self._urls: dict[str, httpx.URL] = {}  # endpoint -> its absolute URL, parsed once instead of per request
         self.tokens: TokenProvider | None = None
         self.breaker = CircuitBreaker(self.t.breaker_failures, self.t.breaker_cooldown, self.t.give_up_seconds)
         self.retry = RetryPolicy(self.t.max_attempts, self.t.backoff_base, self.t.backoff_max)
@@ -227,24 +230,27 @@ class Sender:
                 log.warning("%s ไม่ได้เข้ารหัส (http) ข้อมูลสุขภาพและ password_hash จะผ่านเครือข่ายแบบอ่านได้ ใช้ https / "
                             "is plain http: health data and the password hash cross the network readable; use https",
                             httpx.URL(url).host)
-        self.client = new_client(self.t.base_url, concurrency=self.t.concurrency, timeout=self.t.timeout,
-                                 verify=tls_context(urls, self.t.ca_bundle), transport=self.transport,
-                                 user_agent=self.s.agent_version or "phrsync")
+        verify, ua = tls_context(urls, self.t.ca_bundle), self.s.agent_version or "phrsync"
+        self.client = new_client(self.t.base_url, connections=EXTRA_CONNECTIONS, timeout=self.t.timeout,
+                                 verify=verify, transport=self.transport, user_agent=ua)
+        self.workers = [new_client(self.t.base_url, connections=1, timeout=self.t.timeout, verify=verify,
+                                   transport=self.transport, user_agent=ua) for _ in range(self.t.concurrency)]
         self.tokens = TokenProvider(self.client, self.t.token_url, self.s.credentials)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             await self.settle()
-        if self.client is not None:
-            await self.client.aclose()
+        for c in [self.client, *self.workers]:
+            if c is not None:
+                await c.aclose()
         self._pool.shutdown(wait=True)
 
     # ---- one HTTP call with auth, retries, breaker ------------------------------------------
     async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
                    body: bytes | None = None, upload: bool = False,
                    before: Callable[[], Any] | None = None, max_attempts: int | None = None,
-                   wait_429: bool = True) -> Reply:
+                   wait_429: bool = True, client: httpx.AsyncClient | None = None) -> Reply:
         """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown."""
         assert self.client is not None and self.tokens is not None
         policy = self.retry if max_attempts is None else RetryPolicy(max_attempts, self.retry.base, self.retry.cap)
@@ -275,8 +281,8 @@ class Sender:
                     headers["Content-Type"] = "application/json"
                 self.counters.requests += 1
                 try:
-                    r = await self.client.request(method, f"/api/{endpoint}", params=params, content=body,
-                                                  headers=headers)
+                    r = await (client or self.client).request(method, self._url(endpoint), params=params,
+                                                              content=body, headers=headers)
                 except httpx.TimeoutException:
                     last, wait = "timeout / หมดเวลารอ", 0.0
                 except httpx.TransportError as e:
@@ -317,6 +323,12 @@ class Sender:
             log.info("%s %s: %s; ลองใหม่ครั้งที่ %d ใน %.2f วินาที / retry %d in %.2f s", hcode, endpoint, last,
                      attempt, pause, attempt, pause)
             await asyncio.sleep(pause)
+
+    def _url(self, endpoint: str) -> httpx.URL:
+        u = self._urls.get(endpoint)
+        if u is None:
+            u = self._urls[endpoint] = httpx.URL(self.t.base_url.rstrip("/") + f"/api/{endpoint}")
+        return u
 
     # ---- facility guard and heartbeat ------------------------------------------------------
     async def facility_ok(self, hcode: str) -> bool:
@@ -435,14 +447,14 @@ class Sender:
             for _ in range(self.t.concurrency):
                 await queue.put(None)
 
-        async def work() -> None:
+        async def work(client: httpx.AsyncClient) -> None:
             nonlocal done
             while True:
                 row = await queue.get()
                 if row is None:
                     return
                 if self.down is None:
-                    await self.deliver(row)
+                    await self.deliver(row, client)
                 else:
                     self.unclaim(row)
                 done += 1
@@ -450,12 +462,12 @@ class Sender:
                     self.progress(done, total)
 
         try:
-            await asyncio.gather(produce(), *(work() for _ in range(self.t.concurrency)))
+            await asyncio.gather(produce(), *(work(c) for c in self.workers))
         finally:
             await self.settle()
         return self.counters
 
-    async def deliver(self, row: ob.Row) -> None:
+    async def deliver(self, row: ob.Row, client: httpx.AsyncClient | None = None) -> None:
         """Send one claimed row (see :meth:`claim`) and record the outcome; a retry commits the row
         ``sending`` again before its request."""
         h = row.hospcode
@@ -473,7 +485,8 @@ class Sender:
             await self.mark_sending(row.key)
 
         try:
-            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before)
+            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before,
+                                client=client)
         except TokenScopeError as e:  # a register with only the 1-year token: kept to send once there is an account
             self._failed(row, "needs JWT", mask_text(str(e)))
             return

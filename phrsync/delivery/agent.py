@@ -274,9 +274,8 @@ def sync(settings: DeliverySettings, ndjson: str | Path | None = None, *, progre
         raise Interrupted("หยุดโดยผู้ใช้ สั่งใหม่เพื่อทำต่อ", "interrupted: run again to resume") from None
     except SQLAlchemyError as e:  # the state store is unreachable or broken: nothing was sent
         raise st.store_error(e) from None
-    except (ValueError, OSError) as e:
-        why = mask_text(str(e))
-        raise UsageError(f"ผิดพลาด: {why}", why) from None
+    except (ValueError, OSError) as e:  # a build file that cannot be read (its messages are bilingual already)
+        raise UsageError(mask_text(str(e))) from None
 
 
 def retry(settings: DeliverySettings, *, refused: bool = False, ndjson: str | Path | None = None,

@@ -1492,3 +1492,14 @@ def test_retry_policy_limits_attempts_and_honours_what_the_server_asked() -> Non
     assert w is not None and 0 <= w <= 1.0
     assert p.next_wait(2, asked=30) == 30  # Retry-After is longer than any backoff here
     assert [retryable(c) for c in (500, 503, 408, 429, 400, 401, 404, 422)] == [True] * 4 + [False] * 4
+
+
+def test_state_option_takes_a_url_or_a_sqlite_path_with_its_own_lock(tmp_path: Path) -> None:
+    from phrsync.delivery.config import DeliverySettings, Target, with_state
+
+    base = DeliverySettings(Target("t", "http://127.0.0.1:1"), "sqlite:////x.sqlite", lock_path=tmp_path / "a.lock")
+    assert with_state(base, None) is base
+    s = with_state(base, tmp_path / "other.sqlite")
+    assert s.state_url == f"sqlite:///{tmp_path / 'other.sqlite'}" and s.lock_path == tmp_path / "other.sqlite.lock"
+    pg = with_state(base, "postgresql+psycopg://u@db/phr")
+    assert pg.state_url == "postgresql+psycopg://u@db/phr" and pg.lock_path == tmp_path / "a.lock"

@@ -147,8 +147,8 @@ def _agent_states(res: SyncResult, checked: list[str]) -> dict[str, dict[str, An
         out[h] = ({"state": st.ERROR, "why": mask_text(res.down)[:300], "at": now} if res.down and waiting
                   else {"state": st.OK, "why": None, "at": now})
     for h, kind in res.skip_kind.items():
-        out[h] = {"state": st.STATE_OF_SKIP.get(kind, st.ERROR), "why": mask_text(res.skipped.get(h, ""))[:300],
-                  "at": now}
+        why = res.skipped.get(h, "").removeprefix(f"{h}: ")  # the facility is named beside it already
+        out[h] = {"state": st.STATE_OF_SKIP.get(kind, st.ERROR), "why": mask_text(why)[:300], "at": now}
     return out
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import json
 import os
 import re
@@ -36,11 +35,12 @@ from phrsync.delivery import outbox as ob
 from phrsync.delivery.agent import EXIT_LOCKED, EXIT_REFUSED, EXIT_UNDELIVERED, sync_payloads
 from phrsync.delivery.auth import AuthError, TokenProvider, jwt_exp
 from phrsync.delivery.config import ConfigError, Credentials, load_delivery, password_hash
+from phrsync.errors import Exit
 from phrsync.phr.mapping import key_for
 from phrsync.sandbox import store
 from phrsync.sandbox.server import SandboxThread, running
 from phrsync.sandbox.settings import SandboxConfig
-from phrsync.thai import thai_date
+from phrsync.thai import thai_datetime
 
 H = "10699"
 
@@ -154,7 +154,7 @@ def test_token_renewed_15_minutes_before_exp_and_once_on_401() -> None:
         body = json.loads(req.content)
         if body["password_hash"] != "H":
             return httpx.Response(401, text="no")
-        tok = fake_jwt(now[0] + 3600)[:-3] + f"s{len(issued)}"
+        tok = fake_jwt(now[0] + 3600)[:-3] + f"s{len(issued)}A"  # a signature is base64url
         issued.append(tok)
         return httpx.Response(200, text=tok + "\n")
 
@@ -183,6 +183,35 @@ def test_token_renewed_15_minutes_before_exp_and_once_on_401() -> None:
 
     asyncio.run(go())
     assert jwt_exp(fake_jwt(123)) == 123 and jwt_exp("not-a-jwt") is None
+
+
+def test_jwt_claims_read_without_the_issuer_key() -> None:
+    """The agent cannot verify PHR's token (only the issuer holds the key): exp and iat are read from any
+    well-formed JWT, also one signed with a key it never saw or already expired; anything else reads as None."""
+    import jwt
+
+    from phrsync.delivery.auth import jwt_claims, jwt_time
+
+    tok = jwt.encode({"exp": 2_000_000_000, "iat": 1_999_990_000, "sub": "u"}, "the issuer-only key, never on this computer", algorithm="HS256")
+    assert (jwt_exp(tok), jwt_time(tok, "iat")) == (2_000_000_000, 1_999_990_000)
+    old = jwt.encode({"exp": 10, "iat": True}, "k" * 32, algorithm="HS256")
+    assert jwt_exp(old) == 10 and jwt_time(old, "iat") is None  # expired still read; a bool is not a time
+    assert jwt_claims("a.b.c") is None and jwt_claims("") is None and jwt_time("x.y", "exp") is None
+
+
+def test_token_issuer_429_passes_its_retry_after_on() -> None:
+    async def go() -> float:
+        def handler(req: httpx.Request) -> httpx.Response:
+            return httpx.Response(429, headers={"Retry-After": "7"})
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as c:
+            tp = TokenProvider(c, "http://x/token", lambda h: Credentials("u", "H"))
+            with pytest.raises(AuthError) as e:
+                await tp.bearer(H, "UpdatePHRv1")
+        assert e.value.transient
+        return e.value.wait
+
+    assert asyncio.run(go()) == 7
 
 
 # ---- outbox ---------------------------------------------------------------------------------
@@ -369,13 +398,14 @@ def test_refused_reasons_in_status_and_retry(sbx: tuple[SandboxThread, str], tmp
     assert r.exit_code == 0, r.output
     fac = json.loads(r.stdout)["facilities"][H]
     assert fac["confirmed"] == 3 and fac["refused"] == 1
-    assert time.time() - 600 < fac["last_sent"] <= fac["last_change"] <= time.time()  # this facility's own times
+    assert time.time() - 600 < fac["last_delivery"] <= fac["last_change"] <= time.time()  # this facility's own times
     top = fac["top_refusals"][0]
     assert top["count"] == 1 and "birthDate" in top["example"]
     assert make_cid(5199) not in r.output
     r = run.invoke(cli, [*conf, "status"])
     assert "birthDate" in r.output and "ถูกปฏิเสธ" in r.output
-    assert f"ส่งล่าสุด last sent {thai_date(dt.datetime.fromtimestamp(fac['last_sent']))}" in r.output
+    assert f"ส่งสำเร็จล่าสุด last delivery {thai_datetime(fac['last_delivery'])}" in r.output
+    assert "(UTC+7)" in r.output  # every time says its zone
     # retry without --refused leaves it alone; with --refused it is sent again (and refused again)
     r = run.invoke(cli, [*conf, "retry", "--json"])
     assert json.loads(r.stdout)["attempted"] == 0
@@ -517,7 +547,7 @@ def test_another_computer_sending_for_the_facility(sbx: tuple[SandboxThread, str
     another_computer_reports(st, "u10701", pw, h)
     res = sync_payloads(write(tmp_path / "b.ndjson", [item(600, hcode=h)]), st.base_url,
                         Credentials("u10701", pw), tmp_path / "s.sqlite")
-    assert res.exit_code == EXIT_LOCKED and res.skip_kind == {h: "other_agent"} and res.sent == 0
+    assert res.exit_code == Exit.AUTH and res.skip_kind == {h: "other_agent"} and res.sent == 0
     assert not held(st, h)
     assert untouched(tmp_path / "s.sqlite", [item(600, hcode=h)])
 
@@ -677,7 +707,8 @@ def test_sync_with_postgres_state(sbx: tuple[SandboxThread, str], tmp_path: Path
 
 
 def test_breaker_backoff_and_refusal_reasons() -> None:
-    from phrsync.delivery.sender import CircuitBreaker, TargetDown, backoff, refusal_reasons
+    from phrsync.delivery.policy import CircuitBreaker, TargetDown, backoff
+    from phrsync.delivery.sender import refusal_reasons
 
     now = [0.0]
     br = CircuitBreaker(failures=3, cooldown=10, give_up=100, clock=lambda: now[0])
@@ -1082,7 +1113,8 @@ def test_plain_http_beyond_this_computer_is_warned_about(tmp_path: Path, caplog:
     the run says so (the local sandbox on 127.0.0.1 is fine)."""
     from phrsync.delivery.agent import run_blocking
     from phrsync.delivery.config import DeliverySettings, Target
-    from phrsync.delivery.sender import Sender, _private_link
+    from phrsync.delivery.connect import private_link as _private_link
+    from phrsync.delivery.sender import Sender
 
     assert all(_private_link(u) for u in ("https://phr1.moph.go.th", "http://127.0.0.1:8787", "http://localhost:1",
                                           "http://[::1]:8787"))
@@ -1164,7 +1196,7 @@ def test_token_renewal_reads_the_life_left_on_the_issuers_clock() -> None:
 
     def handler(req: httpx.Request) -> httpx.Response:
         enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
-        tok = f"{enc({'alg': 'HS256'})}.{enc({'iat': issuer[0], 'exp': issuer[0] + 3600})}.s{len(logins)}"
+        tok = f"{enc({'alg': 'HS256'})}.{enc({'iat': issuer[0], 'exp': issuer[0] + 3600})}.s{len(logins)}A"
         logins.append(tok)
         return httpx.Response(200, text=tok)
 
@@ -1206,7 +1238,7 @@ def test_another_computer_is_seen_whatever_this_computers_clock_says(
         its = [item(3100)]
         res = sync_payloads(write(tmp_path / "b.ndjson", its), st.base_url, Credentials("u10699", pw),
                             tmp_path / "s.sqlite")
-        assert res.exit_code == EXIT_LOCKED and res.skip_kind == {H: "other_agent"} and not held(st)
+        assert res.exit_code == Exit.AUTH and res.skip_kind == {H: "other_agent"} and not held(st)
         st.sandbox.store.write(lambda conn: conn.execute(  # the other computer's last word: 20 minutes ago
             store.agent_status.update().values(last_update=time.time() - 20 * 60)))
         res = sync_payloads(tmp_path / "b.ndjson", st.base_url, Credentials("u10699", pw), tmp_path / "s.sqlite")
@@ -1247,7 +1279,10 @@ def test_retry_after_in_seconds_or_as_an_http_date() -> None:
     """429 Retry-After as an HTTP-date (RFC 9110 allows either form) was read as unreadable: 1 s."""
     import email.utils
 
-    from phrsync.delivery.sender import _retry_after
+    from phrsync.delivery.policy import retry_after
+
+    def _retry_after(r: httpx.Response) -> float:
+        return retry_after(r.headers)
 
     def ra(value: str) -> float:
         return _retry_after(httpx.Response(429, headers={"Retry-After": value}))
@@ -1323,12 +1358,148 @@ def test_facilities_skipped_for_the_same_reason_share_one_line(tmp_path: Path) -
 
 def test_status_on_an_unreachable_state_store_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     """``status`` printed a 140-line SQLAlchemy traceback when the state store could not be opened (``sync`` said
-    so in one line); now it gives the same one-line message and exit 2, with no URL password in it."""
+    so in one line); now it gives the same one-line message and exit 7 (a broken store), with no URL password in it."""
     (tmp_path / "phrsync.toml").write_text(
         '[delivery]\nstate_url = "postgresql+psycopg://phr:DbSecret1@127.0.0.1:notaport/x"\n', encoding="utf-8")
     r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status"])
-    assert r.exit_code == 2 and "state store error" in r.output and r.exception is not None
+    assert r.exit_code == Exit.STORE and "state store error" in r.output and r.exception is not None
     assert isinstance(r.exception, SystemExit) and "DbSecret1" not in r.output
     (tmp_path / "phrsync.toml").write_text(f'[delivery]\nstate_path = "{tmp_path}"\n', encoding="utf-8")
     r = CliRunner().invoke(cli, ["--config", str(tmp_path / "phrsync.toml"), "status", "--json"])
-    assert r.exit_code == 2 and "state store error" in r.output, r.output
+    assert r.exit_code == Exit.STORE and "state store error" in r.output, r.output
+
+
+def test_sync_to_a_sandbox_nobody_serves_names_the_url_and_the_setting(tmp_path: Path) -> None:
+    """A sandbox started on another port: the run stops at once (no ten minutes of retries) and says which URL it
+    tried and which setting moves it."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    conf = tmp_path / "phrsync.toml"
+    conf.write_text(f'[delivery]\nuser = "u"\n[targets.sandbox]\nbase_url = "{url}"\n', encoding="utf-8")
+    nd = write(tmp_path / "b.ndjson", [item(1)])
+    t0 = time.monotonic()
+    r = CliRunner().invoke(cli, ["--config", str(conf), "sync", "-i", str(nd), "--target", "sandbox",
+                                 "--state", str(tmp_path / "s.sqlite")],
+                           env={"PHRSYNC_PHR_PASSWORD_HASH": "H"})
+    assert r.exit_code == Exit.UNDELIVERED, r.output
+    assert time.monotonic() - t0 < 20
+    assert f"nothing listens at {url}" in r.output and "[targets.sandbox] base_url" in r.output, r.output
+    assert "ไม่มีเซิร์ฟเวอร์รับที่" in r.output  # Thai first
+    assert (tmp_path / "s.sqlite").exists()  # --state was the store used
+
+
+def test_status_is_a_query_saying_why_a_facility_is_stuck(sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    """Per facility: counts, failed, the agent's state the last run left (login refused here), the validator's
+    refusals at build time; the CLI's text says why a facility is stuck, and ``--state`` picks the store."""
+    from phrsync.delivery.status import LOGIN_REFUSED, OK, delivery_status
+
+    st, pw_hash = sbx
+    state = tmp_path / "s.sqlite"
+    good = sync_payloads(write(tmp_path / "a.ndjson", [item(4000), item(4001)]), st.base_url,
+                         Credentials("u10699", pw_hash), state, backoff_base=0.01)
+    assert good.exit_code == 0
+    other = "10702"
+    res = sync_payloads(write(tmp_path / "b.ndjson", [item(4002, hcode=other)]), st.base_url,
+                        {H: Credentials("u10699", pw_hash), other: Credentials("nobody", "WRONG")}, state,
+                        backoff_base=0.01)
+    assert res.exit_code == Exit.AUTH
+    rep = delivery_status(f"sqlite:///{state}", target="t", build_refused={H: 3, "10703": 2})
+    f, g, b = rep.facilities[H], rep.facilities[other], rep.facilities["10703"]
+    assert (f.confirmed + f.sent, f.agent_state, f.build_refused, f.stuck_because()) == (2, OK, 3, None)
+    assert (g.pending, g.agent_state, g.build_refused) == (1, LOGIN_REFUSED, 0)
+    assert "login refused" in (g.stuck_because() or "") and g.agent_state_at
+    assert (b.build_refused, b.pending) == (2, 0)  # every payload refused at build: in the report all the same
+    assert rep.last_run and rep.last_run["exit_code"] == Exit.AUTH
+    d = rep.to_dict()
+    assert d["facilities"][other]["agent_state"] == LOGIN_REFUSED and json.dumps(d)
+    assert list(delivery_status(f"sqlite:///{state}", facility=other).facilities) == [other]
+    conf = tmp_path / "phrsync.toml"
+    conf.write_text("", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(conf), "status", "--state", str(state)])
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if "stuck" in ln)
+    assert "เข้าระบบไม่ได้ / login refused" in line and "(UTC+7)" in line, r.output
+    assert f"{other}: รอส่ง pending 1" in r.output
+    empty = delivery_status(f"sqlite:///{tmp_path / 'none.sqlite'}")
+    assert empty.facilities == {} and not (tmp_path / "none.sqlite").exists()
+
+
+def test_a_broken_state_store_is_exit_7_for_sync(tmp_path: Path) -> None:
+    conf = tmp_path / "phrsync.toml"
+    conf.write_text("", encoding="utf-8")
+    nd = write(tmp_path / "b.ndjson", [item(1)])
+    (tmp_path / "dir.sqlite").mkdir()
+    r = CliRunner().invoke(cli, ["--config", str(conf), "sync", "-i", str(nd), "--state", str(tmp_path / "dir.sqlite")])
+    assert r.exit_code == Exit.STORE and "state store error" in r.output, r.output
+
+
+def test_run_agent_reads_the_build_file_only_when_it_changed_and_stops_on_request(
+        sbx: tuple[SandboxThread, str], tmp_path: Path) -> None:
+    import threading
+
+    from phrsync.delivery.agent import run_agent
+    from phrsync.delivery.config import DeliverySettings, Target
+
+    st, pw_hash = sbx
+    nd = write(tmp_path / "b.ndjson", [item(4100)])
+    settings = DeliverySettings(Target("t", st.base_url, rate_per_minute=0, backoff_base=0.01),
+                                f"sqlite:///{tmp_path / 's.sqlite'}", Credentials("u10699", pw_hash),
+                                lock_path=tmp_path / "agent.lock")
+    stop = threading.Event()
+    rounds: list[dict[str, Any]] = []
+
+    def on_round(res: Any) -> None:
+        rounds.append(res.to_dict())
+        if len(rounds) == 2:
+            write(nd, [item(4100), item(4101)])
+            os.utime(nd, (time.time() + 5, time.time() + 5))  # a new modification time, whatever the clock
+        if len(rounds) == 3:
+            stop.set()
+
+    out = run_agent(settings, nd, every_minutes=0.001, stop=stop, on_round=on_round)
+    assert [r["loaded"].get("new") for r in rounds] == [1, None, 1]  # round 2: unchanged file, not read
+    assert out.exit_code == 0 and len(out.rounds) == 3 and held(st) >= {f"{H}:R04100", f"{H}:R04101"}
+
+
+def test_pacing_is_the_shared_limiter_evenly_spaced_per_facility(tmp_path: Path) -> None:
+    from phrsync.delivery.config import DeliverySettings, Target
+    from phrsync.delivery.sender import Sender
+    from phrsync.ratelimit import RateLimiter
+
+    box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
+    try:
+        snd = Sender(DeliverySettings(Target("t", "http://127.0.0.1:9", rate_per_minute=120), box.url), box)
+        lim = snd.limiter
+        assert isinstance(lim, RateLimiter)
+        lim.clock = lambda: 100.0
+        waits = [lim.reserve(H) for _ in range(3)]
+        assert waits == [0.0, 0.5, 1.0] and lim.reserve("10700") == 0.0  # each facility its own pace
+        snd._pool.shutdown()
+    finally:
+        box.close()
+
+
+def test_retry_policy_limits_attempts_and_honours_what_the_server_asked() -> None:
+    from phrsync.delivery.policy import RetryPolicy, retryable
+
+    p = RetryPolicy(max_attempts=3, base=0.5, cap=60)
+    assert p.next_wait(3) is None and p.next_wait(5) is None  # attempts used up: give up
+    w = p.next_wait(1, asked=0)
+    assert w is not None and 0 <= w <= 1.0
+    assert p.next_wait(2, asked=30) == 30  # Retry-After is longer than any backoff here
+    assert [retryable(c) for c in (500, 503, 408, 429, 400, 401, 404, 422)] == [True] * 4 + [False] * 4
+
+
+def test_state_option_takes_a_url_or_a_sqlite_path_with_its_own_lock(tmp_path: Path) -> None:
+    from phrsync.delivery.config import DeliverySettings, Target, with_state
+
+    base = DeliverySettings(Target("t", "http://127.0.0.1:1"), "sqlite:////x.sqlite", lock_path=tmp_path / "a.lock")
+    assert with_state(base, None) is base
+    s = with_state(base, tmp_path / "other.sqlite")
+    assert s.state_url == f"sqlite:///{tmp_path / 'other.sqlite'}" and s.lock_path == tmp_path / "other.sqlite.lock"
+    pg = with_state(base, "postgresql+psycopg://u@db/phr")
+    assert pg.state_url == "postgresql+psycopg://u@db/phr" and pg.lock_path == tmp_path / "a.lock"

@@ -2,9 +2,14 @@
 lost, remove what the HIS deleted (guarded), and record the run. Used by ``phrsync sync``/``run`` and, through
 :func:`sync_payloads`, by ``phrsync demo``.
 
-Exit codes: 0 everything delivered; 1 some payloads refused (data to fix); 2 usage or configuration error;
+The blocking functions :func:`sync`, :func:`retry` and :func:`run_agent` are what ``phrsync sync``/``retry``/
+``run`` call: each takes the agent lock, runs, and returns a result (``to_dict()`` for ``--json``), or raises a
+:class:`phrsync.errors.PhrsyncError` (a broken state store is :class:`StoreError`, another agent on the same
+store :class:`LockedError`, Ctrl+C :class:`Interrupted`).
+
+Exit codes (:class:`phrsync.errors.Exit`): 0 everything delivered; 1 some payloads refused (data to fix);
 3 some payloads not delivered yet (target down, retries exhausted: run again); 4 login refused for a
-facility; 5 another phrsync agent holds the lock on this state.
+facility, or another computer sends for it (GetAgentComputerName); 5 another agent holds this state store.
 """
 
 from __future__ import annotations
@@ -14,24 +19,31 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from phrsync.delivery import outbox as ob
+from phrsync.delivery import status as st
 from phrsync.delivery.config import Credentials, DeliverySettings, Target
 from phrsync.delivery.reconcile import ReconcileResult, reconcile
 from phrsync.delivery.sender import ProgressFn, Sender
+from phrsync.errors import Exit, Interrupted, LockedError, UsageError
+from phrsync.pdpa import mask_text
 
 log = logging.getLogger("phrsync.delivery")
 T = TypeVar("T")
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNDELIVERED, EXIT_AUTH, EXIT_LOCKED = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNDELIVERED, EXIT_AUTH, EXIT_LOCKED = (
+    Exit.OK, Exit.REFUSED, Exit.USAGE, Exit.UNDELIVERED, Exit.AUTH, Exit.LOCKED)
 
 
-class AgentBusy(Exception):
-    """Another agent process holds the lock of this state store."""
+class AgentBusy(LockedError):
+    """Another agent process holds the lock of this state store (exit 5)."""
 
 
 @dataclass
@@ -56,6 +68,10 @@ class SyncResult:
     outbox: dict[str, dict[str, int]] = field(default_factory=dict)  # status counts per facility after the run
     exit_code: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # this process's CPU seconds per phase: load, send, verify
+    wall: dict[str, float] = field(default_factory=dict)  # elapsed seconds per phase (CPU share = cpu / wall)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.as_dict()
 
     @property
     def per_second(self) -> float:
@@ -71,7 +87,8 @@ class SyncResult:
                 "status_codes": self.status_codes, "reconcile": self.reconcile, "skipped": self.skipped, "skip_kind": self.skip_kind,
                 "down": self.down, "seconds": round(self.seconds, 3), "payloads_per_second": round(self.per_second, 1),
                 "remaining": self.remaining(), "outbox": self.outbox, "exit_code": self.exit_code,
-                "cpu_seconds": {k: round(v, 3) for k, v in self.cpu.items()}}
+                "cpu_seconds": {k: round(v, 3) for k, v in self.cpu.items()},
+                "phase_seconds": {k: round(v, 3) for k, v in self.wall.items()}}
 
 
 @contextlib.contextmanager
@@ -86,7 +103,7 @@ def agent_lock(path: Path | None) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise AgentBusy(f"มีโปรแกรมส่งอีกตัวทำงานอยู่ / another agent holds {path}") from None
+            raise AgentBusy(f"มีโปรแกรมส่งอีกตัวทำงานอยู่ ({path})", f"another agent holds {path}") from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
@@ -111,15 +128,28 @@ def _counts(box: ob.Outbox, facility: str | None) -> dict[str, dict[str, int]]:
 
 
 def _exit_code(res: SyncResult) -> int:
-    if "auth" in res.skip_kind.values():
-        return EXIT_AUTH
-    if "other_agent" in res.skip_kind.values():
-        return EXIT_LOCKED
+    if {"auth", "other_agent"} & set(res.skip_kind.values()):  # PHR's side refuses this agent the facility
+        return Exit.AUTH
     if res.down or res.remaining() or res.skipped or res.reconcile.get("errors"):
-        return EXIT_UNDELIVERED  # (a day PHR could not be asked about is not known to be delivered)
+        return Exit.UNDELIVERED  # (a day PHR could not be asked about is not known to be delivered)
     if any(c.get(ob.REFUSED, 0) for c in res.outbox.values()):
-        return EXIT_REFUSED
-    return EXIT_OK
+        return Exit.REFUSED
+    return Exit.OK
+
+
+def _agent_states(res: SyncResult, checked: list[str]) -> dict[str, dict[str, Any]]:
+    """What this run learned per facility, kept for ``status``: why it was skipped, or ok (or the target's
+    failure for a facility whose rows are still waiting)."""
+    now = time.time()
+    out: dict[str, dict[str, Any]] = {}
+    for h in checked:
+        waiting = sum(res.outbox.get(h, {}).get(s, 0) for s in ob.TO_SEND)
+        out[h] = ({"state": st.ERROR, "why": mask_text(res.down)[:300], "at": now} if res.down and waiting
+                  else {"state": st.OK, "why": None, "at": now})
+    for h, kind in res.skip_kind.items():
+        why = res.skipped.get(h, "").removeprefix(f"{h}: ")  # the facility is named beside it already
+        out[h] = {"state": st.STATE_OF_SKIP.get(kind, st.ERROR), "why": mask_text(why)[:300], "at": now}
+    return out
 
 
 async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None, *, facility: str | None = None,
@@ -142,20 +172,20 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             return res
         run_id = box.start_run(settings.target.name)
         res.in_doubt = sum(c.get(ob.SENDING, 0) for h, c in box.counts().items() if not facility or h == facility)
-        cpu = time.process_time()
+        cpu, wall = time.process_time(), time.perf_counter()
         if ndjson:
             res.loaded = box.load_file(ndjson, facility, since).as_dict()
-        res.cpu["load"] = time.process_time() - cpu
+        res.cpu["load"], res.wall["load"] = time.process_time() - cpu, time.perf_counter() - wall
         if retry_refused:
             box.requeue_refused(facility)
         res.attempted = box.count_to_send(facility)
         log.info("เริ่มส่ง %d รายการไปยัง %s (ค้างจากครั้งก่อน %d) / sending %d payloads to %s (%d in doubt)",
                  res.attempted, settings.target.name, res.in_doubt, res.attempted, settings.target.name, res.in_doubt)
         async with Sender(settings, box, progress) as snd:
-            cpu = time.process_time()
+            cpu, wall = time.process_time(), time.perf_counter()
             await snd.send_outbox(facility)
-            res.cpu["send"] = time.process_time() - cpu
-            cpu = time.process_time()
+            res.cpu["send"], res.wall["send"] = time.process_time() - cpu, time.perf_counter() - wall
+            cpu, wall = time.process_time(), time.perf_counter()
             rec = ReconcileResult()
             if verify and snd.down is None:
                 facilities = [facility] if facility else box.facilities()
@@ -176,7 +206,8 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     if not r.resend or snd.down:
                         break
                     await snd.send_outbox(facility)
-            res.cpu["verify"] = time.process_time() - cpu  # OrganizationSummary rounds and their resends
+            # OrganizationSummary rounds and their resends
+            res.cpu["verify"], res.wall["verify"] = time.process_time() - cpu, time.perf_counter() - wall
             c = snd.counters
             res.sent, res.confirmed, res.refused, res.failed = c.sent, c.confirmed, c.refused, c.failed
             res.requests, res.retries, res.status_codes = c.requests, c.retries, dict(c.status_codes)
@@ -192,10 +223,12 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     await snd.agent_status(h, f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}",
                                            final=True)
 
-            await asyncio.gather(*(report(h) for h in snd.checked_facilities()))
+            checked = snd.checked_facilities()
+            await asyncio.gather(*(report(h) for h in checked))
         res.outbox = _counts(box, facility)
-        res.exit_code = _exit_code(res)
+        res.exit_code = int(_exit_code(res))
         res.seconds = time.perf_counter() - t0
+        box.set_agent_states(_agent_states(res, checked))
         box.finish_run(run_id, res.exit_code, res.as_dict())
         log.info("จบการส่ง: สำเร็จ %d ปฏิเสธ %d ค้าง %d รหัสออก %d / run done: delivered %d, refused %d, left %d, "
                  "exit %d", res.sent + res.confirmed, res.refused, res.remaining(), res.exit_code,
@@ -227,6 +260,80 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
                                 agent_version=f"phrsync {__version__}")
     return run_blocking(run_sync(settings, ndjson_path, facility=facility, verify=verify, remove=remove,
                                  progress=progress, full_check=full_check))
+
+
+def sync(settings: DeliverySettings, ndjson: str | Path | None = None, *, progress: ProgressFn | None = None,
+         **options: Any) -> SyncResult:
+    """``phrsync sync``: one run under the agent lock (``options`` as :func:`run_sync`). Raises
+    :class:`AgentBusy` (exit 5), :class:`StoreError` (the state store, exit 7), :class:`UsageError` (an
+    unreadable build file, exit 2) or :class:`Interrupted` (Ctrl+C; what was committed stays, exit 130)."""
+    try:
+        with agent_lock(settings.lock_path):
+            return run_blocking(run_sync(settings, ndjson, progress=progress, **options))
+    except KeyboardInterrupt:
+        raise Interrupted("หยุดโดยผู้ใช้ สั่งใหม่เพื่อทำต่อ", "interrupted: run again to resume") from None
+    except SQLAlchemyError as e:  # the state store is unreachable or broken: nothing was sent
+        raise st.store_error(e) from None
+    except (ValueError, OSError) as e:  # a build file that cannot be read (its messages are bilingual already)
+        raise UsageError(mask_text(str(e))) from None
+
+
+def retry(settings: DeliverySettings, *, refused: bool = False, ndjson: str | Path | None = None,
+          facility: str | None = None, progress: ProgressFn | None = None) -> SyncResult:
+    """``phrsync retry``: resend what the outbox holds, no removal. ``refused``: refused rows too, after loading
+    ``ndjson`` (the rebuilt file with the fixed data) when given."""
+    return sync(settings, ndjson if refused else None, facility=facility, retry_refused=refused, remove=False,
+                progress=progress)
+
+
+@dataclass
+class AgentRunResult:
+    """The rounds of :func:`run_agent` and its exit code (the last round's with ``once``, else 0)."""
+
+    rounds: list[SyncResult] = field(default_factory=list)
+    exit_code: int = Exit.OK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rounds": [r.to_dict() for r in self.rounds], "exit_code": self.exit_code}
+
+
+def run_agent(settings: DeliverySettings, ndjson: Path | None, *, every_minutes: float = 60.0, once: bool = False,
+              facility: str | None = None, stop: threading.Event | None = None,
+              on_round: Callable[[SyncResult], None] | None = None,
+              progress: ProgressFn | None = None) -> AgentRunResult:
+    """``phrsync run``: a round every ``every_minutes`` until ``stop`` is set (the CLI sets it on SIGTERM; the
+    round under way finishes). Each round loads ``ndjson`` only when its modification time changed since the
+    last round that read it. Another agent on the store skips a round (exit 5 for it); any other
+    :class:`PhrsyncError` ends the loop."""
+    stop = stop or threading.Event()
+    out = AgentRunResult()
+    last_mtime = 0.0
+    while True:
+        mtime = ndjson.stat().st_mtime if ndjson is not None and ndjson.is_file() else 0.0
+        path = ndjson if mtime and mtime != last_mtime else None
+        try:
+            res = sync(settings, path, facility=facility, progress=progress)
+        except AgentBusy as e:
+            log.warning("%s", e)
+            code = int(Exit.LOCKED)
+        else:
+            if path is not None:
+                last_mtime = mtime
+            out.rounds.append(res)
+            code = res.exit_code
+            if on_round is not None:
+                on_round(res)
+        log.info("รอบเสร็จ รหัสออก %d / round done, exit code %d", code, code)
+        if once:
+            out.exit_code = code
+            return out
+        try:
+            stopped = stop.wait(every_minutes * 60)
+        except KeyboardInterrupt:
+            raise Interrupted("หยุดโดยผู้ใช้", "interrupted") from None
+        if stopped:
+            out.exit_code = Exit.OK
+            return out
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

@@ -8,16 +8,17 @@ Tokens and password hashes never reach a log line or an exception message.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Callable
 
 import httpx
+import jwt
 import orjson
 
 from phrsync.delivery.config import Credentials
-from phrsync.delivery.lane import tls_advice, tls_failure
+from phrsync.delivery.connect import refused_locally, tls_advice, tls_failure
+from phrsync.delivery.policy import retry_after, retryable
 
 log = logging.getLogger("phrsync.delivery")
 RENEW_BEFORE = 15 * 60  # seconds before exp at which a JWT is replaced
@@ -28,10 +29,11 @@ FACILITY_TOKEN_ENDPOINTS = frozenset({"UpdatePHRv1"})  # the 1-year token works 
 class AuthError(Exception):
     """Login refused or impossible; the facility is skipped for the rest of the run."""
 
-    def __init__(self, hcode: str, message: str, transient: bool = False) -> None:
+    def __init__(self, hcode: str, message: str, transient: bool = False, wait: float = 0.0) -> None:
         super().__init__(f"{hcode}: {message}")
         self.hcode = hcode
         self.transient = transient
+        self.wait = wait  # seconds the issuer asked for (its 429 Retry-After) before the next login attempt
 
 
 class CertificateRefused(AuthError):
@@ -42,9 +44,28 @@ class CertificateRefused(AuthError):
         super().__init__(hcode, message, transient=True)
 
 
+class IssuerUnreachable(AuthError):
+    """Nothing listens at the token URL on this computer (a local sandbox not started, or on another port): the
+    same for every facility; the sender stops the run and names the URL."""
+
+    def __init__(self, hcode: str, url: str) -> None:
+        super().__init__(hcode, f"ไม่มีเซิร์ฟเวอร์รับที่ {url} / nothing listens at {url}", transient=True)
+        self.url = url
+
+
 class TokenScopeError(AuthError):
     """The facility has only the 1-year ``HCODE:TOKEN``, which PHR accepts on UpdatePHRv1 alone: this call needs
     an Account Center account. Not a reason to stop the facility's encounters."""
+
+
+def jwt_claims(token: str) -> dict[str, object] | None:
+    """The claims of a JWT, unverified: only the issuer holds the key (PHR verifies), the agent reads ``exp`` and
+    ``iat`` to know when to renew. None for anything that is not a JWT."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def jwt_exp(token: str) -> float | None:
@@ -54,15 +75,8 @@ def jwt_exp(token: str) -> float | None:
 
 def jwt_time(token: str, claim: str) -> float | None:
     """A numeric time claim (``exp``, ``iat``) of a JWT, unverified."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = orjson.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, orjson.JSONDecodeError):
-        return None
-    t = claims.get(claim) if isinstance(claims, dict) else None
-    return float(t) if isinstance(t, int | float) else None
+    t = (jwt_claims(token) or {}).get(claim)
+    return float(t) if isinstance(t, int | float) and not isinstance(t, bool) else None
 
 
 def _missing_account(hcode: str, user: str) -> str:
@@ -132,11 +146,15 @@ class TokenProvider:
             tls = tls_failure(e)
             if tls:
                 raise CertificateRefused(hcode, tls_advice(httpx.URL(self.token_url).host, tls)) from None
+            if refused_locally(e, self.token_url):
+                raise IssuerUnreachable(hcode, self.token_url) from None
             raise AuthError(hcode, f"ติดต่อผู้ออกโทเค็นไม่ได้ / token issuer unreachable: {type(e).__name__}",
                             transient=True) from None
         self.logins += 1
-        if r.status_code >= 500 or r.status_code == 429:
-            raise AuthError(hcode, f"ผู้ออกโทเค็นขัดข้อง / token issuer error HTTP {r.status_code}", transient=True)
+        if retryable(r.status_code):  # the issuer failed or asked us to slow down: the sender tries again
+            wait = retry_after(r.headers) if r.status_code == 429 else 0.0
+            raise AuthError(hcode, f"ผู้ออกโทเค็นขัดข้อง / token issuer error HTTP {r.status_code}", transient=True,
+                            wait=wait)
         text = r.text.strip()
         if r.status_code != 200 or text.count(".") != 2:
             msg = f"เข้าระบบไม่สำเร็จ / login refused (HTTP {r.status_code})"

@@ -1,4 +1,7 @@
-"""``phrsync sync``, ``status``, ``retry``, ``run``: the sending agent's commands (see docs/delivery.md)."""
+"""``phrsync sync``, ``status``, ``retry``, ``run``: thin commands over :mod:`phrsync.delivery.agent` and
+:mod:`phrsync.delivery.status` (see docs/delivery.md). Each parses its options, calls one library function and
+prints the result it returns; failures are :class:`phrsync.errors.PhrsyncError` and leave through the
+``phrsync`` group with their exit code."""
 
 from __future__ import annotations
 
@@ -7,22 +10,28 @@ import json
 import logging
 import signal
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from phrsync.config import Config, config_from_context
+from phrsync.config import config_from_context
 from phrsync.delivery import agent
-from phrsync.delivery import outbox as ob
-from phrsync.delivery.config import HCODE_RE, ConfigError, DeliverySettings, load_delivery, number_setting
+from phrsync.delivery.config import (
+    HCODE_RE,
+    ConfigError,
+    DeliverySettings,
+    default_input,
+    load_delivery,
+    number_setting,
+    with_state,
+)
+from phrsync.delivery.status import OK, UNKNOWN, FacilityStatus, StatusReport, delivery_status
 from phrsync.pdpa import mask_text
-from phrsync.thai import thai_date
+from phrsync.thai import thai_datetime
 
 log = logging.getLogger("phrsync.delivery")
-EXIT_INTERRUPTED = 130  # Ctrl+C, as shells report SIGINT
 
 
 class _JsonFormatter(logging.Formatter):
@@ -46,18 +55,11 @@ def _setup_logging(log_json: bool, verbose: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry full URLs (query strings)
 
 
-def _settings(ctx: click.Context, target: str | None) -> DeliverySettings:
+def _settings(ctx: click.Context, target: str | None, state: str | None = None) -> DeliverySettings:
     try:
-        return load_delivery(config_from_context(ctx), target)
+        return with_state(load_delivery(config_from_context(ctx), target), state)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
-
-
-def _default_input(cfg: Config) -> Path:
-    """``[delivery].input``; a relative path is taken from the configuration file's folder, as ``data_dir`` and
-    ``ca_bundle`` are (not from wherever the command happens to run, e.g. systemd's ``/``)."""
-    p = Path(cfg.section("delivery").get("input", cfg.data_dir / "payloads.ndjson"))
-    return p if p.is_absolute() or cfg.source is None else cfg.source.parent / p
 
 
 def _skipped_lines(skipped: dict[str, str], shown: int = 5) -> list[str]:
@@ -107,40 +109,18 @@ def _print_result(res: agent.SyncResult, as_json: bool, lines: bool = False) -> 
         click.echo(f"ปลายทางไม่พร้อม / target down: {res.down}")
 
 
-def _state_store_error(e: Exception) -> None:
-    """One masked line on stderr, not the driver's traceback (which can run to a hundred lines)."""
-    first = str(e).splitlines()[0] if str(e) else type(e).__name__
-    click.echo(f"ฐานข้อมูลสถานะใช้ไม่ได้ / state store error: {mask_text(first)[:300]}", err=True)
+class _Bar:
+    """The progress bar on a terminal (nothing under --json or when stderr is not a terminal)."""
 
+    def __init__(self, as_json: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-def _run(settings: DeliverySettings, ndjson: Path | None, as_json: bool, lines: bool = False, **kw: Any) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        self.prog = Progress(TextColumn("ส่ง / sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                             disable=as_json or not sys.stderr.isatty(), transient=True)
+        self.task = self.prog.add_task("send", total=None)
 
-    show = not as_json and sys.stderr.isatty()
-    prog = Progress(TextColumn("ส่ง / sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not show, transient=True)
-    task = prog.add_task("send", total=None)
-
-    def progress(done: int, total: int) -> None:
-        prog.update(task, completed=done, total=total)
-
-    try:
-        with agent.agent_lock(settings.lock_path), prog:
-            res = agent.run_blocking(agent.run_sync(settings, ndjson, progress=progress, **kw))
-    except agent.AgentBusy as e:
-        click.echo(str(e), err=True)
-        return agent.EXIT_LOCKED
-    except KeyboardInterrupt:  # Ctrl+C: what was committed stays (the next run resumes); not "refused" (exit 1)
-        click.echo("หยุดโดยผู้ใช้ สั่งใหม่เพื่อทำต่อ / interrupted: run again to resume", err=True)
-        return EXIT_INTERRUPTED
-    except (ValueError, OSError) as e:
-        click.echo(f"ผิดพลาด / error: {mask_text(str(e))}", err=True)
-        return agent.EXIT_USAGE
-    except SQLAlchemyError as e:  # the state store is unreachable or broken: nothing was sent
-        _state_store_error(e)
-        return agent.EXIT_USAGE
-    _print_result(res, as_json, lines)
-    return res.exit_code
+    def __call__(self, done: int, total: int) -> None:
+        self.prog.update(self.task, completed=done, total=total)
 
 
 def _hcode(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -150,10 +130,16 @@ def _hcode(_ctx: click.Context, _param: click.Parameter, value: str | None) -> s
     return value
 
 
+_STATE_OPTION = click.option(
+    "--state", help="ฐานข้อมูลสถานะ: URL หรือไฟล์ SQLite (ค่าตั้งต้น [delivery] state_url / PHRSYNC_STATE_URL) / "
+                    "state store: a database URL or a SQLite file")
+
+
 def _common(f: Any) -> Any:
     for opt in reversed([
         click.option("--target", help="ปลายทาง production / uat / sandbox หรือชื่อใน [targets] / target name"),
         click.option("--facility", callback=_hcode, help="ส่งเฉพาะหน่วยบริการนี้ (HCODE) / only this facility"),
+        _STATE_OPTION,
         click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable output"),
         click.option("--log-json", is_flag=True, help="บันทึก (stderr) เป็น JSON ทีละบรรทัด / JSON log lines"),
         click.option("-v", "--verbose", is_flag=True, help="บันทึกละเอียด / more log output"),
@@ -177,23 +163,24 @@ def _common(f: Any) -> Any:
 @click.pass_context
 def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_run: bool, no_verify: bool,
              no_remove: bool, force: bool, full_check: bool, target: str | None, facility: str | None,
-             as_json: bool, log_json: bool, verbose: bool) -> None:
+             state: str | None, as_json: bool, log_json: bool, verbose: bool) -> None:
     """ส่งข้อมูลที่ build แล้วเข้า MOPH-PHR / send built payloads to MOPH-PHR.
 
     \b
     โหลดเฉพาะรายการใหม่หรือเปลี่ยน → ส่ง → ตรวจกับ PHR → ลบที่ HIS ลบแล้ว
     loads only new or changed payloads → sends → reconciles with PHR → removes what the HIS deleted.
     รหัสออก / exit codes: 0 ครบ ok, 1 มีรายการถูกปฏิเสธ refused, 2 ใช้งานผิด usage, 3 ยังส่งไม่ครบ
-    not all delivered, 4 เข้าระบบไม่ได้ login refused, 5 มีโปรแกรมส่งอื่นทำงานอยู่ another agent running.
+    not all delivered, 4 เข้าระบบไม่ได้ login refused, 5 มีโปรแกรมส่งอื่นทำงานอยู่ another agent running,
+    7 ฐานข้อมูลสถานะใช้ไม่ได้ state store broken or unreachable.
     """
     _setup_logging(log_json, verbose)
-    settings = _settings(ctx, target)
+    settings = _settings(ctx, target, state)
     if since:
         try:
             dt.date.fromisoformat(since)
         except ValueError:
             raise click.BadParameter("ต้องเป็น YYYY-MM-DD / must be YYYY-MM-DD", param_hint="--since") from None
-    path = Path(input_path) if input_path else _default_input(config_from_context(ctx))
+    path = Path(input_path) if input_path else default_input(config_from_context(ctx))
     if not path.is_file():
         if input_path:
             raise click.BadParameter(f"ไม่พบไฟล์ / file not found: {path}", param_hint="--input")
@@ -201,8 +188,13 @@ def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_
             click.echo(f"ไม่มีไฟล์ build ที่ {path}: ส่งเฉพาะที่ค้างในคิว (สร้างด้วย phrsync build) / no build file at "
                        f"{path}: sending only what the outbox holds (make one with phrsync build)", err=True)
         path = None  # no build file yet: send what the outbox holds
-    ctx.exit(_run(settings, path, as_json, facility=facility, since=since, dry_run=dry_run, verify=not no_verify,
-                  remove=not no_remove, force=force, full_check=True if full_check else None))
+    bar = _Bar(as_json)
+    with bar.prog:
+        res = agent.sync(settings, path, progress=bar, facility=facility, since=since, dry_run=dry_run,
+                         verify=not no_verify, remove=not no_remove, force=force,
+                         full_check=True if full_check else None)
+    _print_result(res, as_json)
+    ctx.exit(res.exit_code)
 
 
 @click.command("retry")
@@ -213,7 +205,7 @@ def sync_cmd(ctx: click.Context, input_path: str | None, since: str | None, dry_
 @_common
 @click.pass_context
 def retry_cmd(ctx: click.Context, refused: bool, input_path: str | None, target: str | None,
-              facility: str | None, as_json: bool, log_json: bool, verbose: bool) -> None:
+              facility: str | None, state: str | None, as_json: bool, log_json: bool, verbose: bool) -> None:
     """ส่งรายการที่ค้างอยู่ใหม่ / resend what the outbox still holds.
 
     ค่าตั้งต้นส่งเฉพาะที่ยังไม่สำเร็จ (ไม่อ่านไฟล์ build); --refused ส่งรายการที่ถูกปฏิเสธด้วย: อ่านไฟล์ build ก่อน
@@ -223,66 +215,71 @@ def retry_cmd(ctx: click.Context, refused: bool, input_path: str | None, target:
     a code list).
     """
     _setup_logging(log_json, verbose)
-    settings = _settings(ctx, target)
+    settings = _settings(ctx, target, state)
     path = None
     if refused:  # "after the data is fixed": the fixed data is in the rebuilt file, not in the outbox
-        path = Path(input_path) if input_path else _default_input(config_from_context(ctx))
+        path = Path(input_path) if input_path else default_input(config_from_context(ctx))
         path = path if path.is_file() else None
-    ctx.exit(_run(settings, path, as_json, facility=facility, retry_refused=refused, remove=False))
-
-
-def _when(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return thai_date(dt.datetime.fromtimestamp(ts))
+    bar = _Bar(as_json)
+    with bar.prog:
+        res = agent.retry(settings, refused=refused, ndjson=path, facility=facility, progress=bar)
+    _print_result(res, as_json)
+    ctx.exit(res.exit_code)
 
 
 @click.command("status")
 @click.option("--target", help="ปลายทาง (ใช้หาไฟล์สถานะ) / target (selects the state store)")
+@click.option("--facility", callback=_hcode, help="เฉพาะหน่วยบริการนี้ (HCODE) / only this facility")
+@_STATE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable output")
 @click.pass_context
-def status_cmd(ctx: click.Context, target: str | None, as_json: bool) -> None:
+def status_cmd(ctx: click.Context, target: str | None, facility: str | None, state: str | None,
+               as_json: bool) -> None:
     """สถานะการส่งรายหน่วยบริการ / delivery state per facility.
 
-    รอส่ง, ยืนยันแล้ว, ถูกปฏิเสธพร้อมเหตุผลหลัก และการส่งครั้งล่าสุด
-    / pending, confirmed, refused with the top reasons, and the last run.
+    รอส่ง, ยืนยันแล้ว, ถูกปฏิเสธพร้อมเหตุผลหลัก, ล้มเหลว, สาเหตุที่ค้าง และการส่งครั้งล่าสุด
+    / pending, confirmed, refused with the top reasons, failed, why a facility is stuck, and the last run.
     """
-    settings = _settings(ctx, target)
-    if settings.state_url.startswith("sqlite:///") and not Path(settings.state_url[len("sqlite:///"):]).exists():
-        counts_only: dict[str, Any] = {"target": settings.target.name, "facilities": {}, "last_run": None}
-        click.echo(json.dumps(counts_only) if as_json else "ยังไม่มีข้อมูลในคิวส่ง / the outbox is empty")
-        return
-    try:
-        box = ob.Outbox(settings.state_url)
-        try:
-            counts = box.counts()
-            times = box.facility_times()
-            facilities = {h: {**c, **times.get(h, {}), "top_refusals": box.top_reasons(h) if c.get(ob.REFUSED) else []}
-                          for h, c in counts.items()}
-            last = box.last_run()
-        finally:
-            box.close()
-    except (SQLAlchemyError, ValueError) as e:  # unreachable or broken store: a message (exit 2), as sync gives
-        _state_store_error(e)
-        ctx.exit(agent.EXIT_USAGE)
+    settings = _settings(ctx, target, state)
+    report = delivery_status(settings.state_url, target=settings.target.name, facility=facility)
     if as_json:
-        click.echo(json.dumps({"target": settings.target.name, "facilities": facilities, "last_run": last},
-                              ensure_ascii=False, indent=1, default=str))
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str))
         return
-    if not facilities:
-        click.echo("ยังไม่มีข้อมูลในคิวส่ง / the outbox is empty")
-    for h, c in facilities.items():
-        waiting = sum(c[s] for s in ob.TO_SEND)
-        click.echo(f"{h}: รอส่ง pending {waiting}  ส่งแล้ว sent {c[ob.SENT]}  ยืนยันแล้ว confirmed {c[ob.CONFIRMED]}  "
-                   f"ถูกปฏิเสธ refused {c[ob.REFUSED]}  ลบแล้ว removed {c[ob.REMOVED]}  "
-                   f"ส่งล่าสุด last sent {_when(c.get('last_sent'))}")
-        for r in c["top_refusals"]:
-            click.echo(f"    {r['count']} × {r['reason']}: {r['example'][:300]}")
+    for line in status_lines(report):
+        click.echo(line)
+
+
+def status_lines(report: StatusReport) -> list[str]:
+    """The text of ``phrsync status``: one block per facility, saying why one is stuck; every time with its
+    zone (Asia/Bangkok)."""
+    if not report.facilities:
+        return ["ยังไม่มีข้อมูลในคิวส่ง / the outbox is empty"]
+    out: list[str] = []
+    for h, f in report.facilities.items():
+        out.extend(_facility_lines(h, f))
+    last = report.last_run
     if last:
         s = last.get("summary") or {}
-        click.echo(f"ส่งล่าสุด / last run: {_when(last['started_at'])} → {_when(last.get('finished_at'))} "
-                   f"รหัสออก exit {last.get('exit_code')}, ส่ง delivered "
+        out.append(f"ส่งล่าสุด / last run: {thai_datetime(last['started_at'])} → "
+                   f"{thai_datetime(last.get('finished_at'))} รหัสออก exit {last.get('exit_code')}, ส่ง delivered "
                    f"{s.get('sent', 0) + s.get('confirmed', 0)}, ปฏิเสธ refused {s.get('refused', 0)}")
+    return out
+
+
+def _facility_lines(h: str, f: FacilityStatus) -> list[str]:
+    built = f"  ถูกปฏิเสธตอน build refused at build {f.build_refused}" if f.build_refused else ""
+    out = [f"{h}: รอส่ง pending {f.pending}  ส่งแล้ว sent {f.sent}  ยืนยันแล้ว confirmed {f.confirmed}  "
+           f"ถูกปฏิเสธ refused {f.refused}  ล้มเหลว failed {f.failed}  ลบแล้ว removed {f.removed}{built}  "
+           f"ส่งสำเร็จล่าสุด last delivery {thai_datetime(f.last_delivery)}"]
+    stuck = f.stuck_because()
+    if stuck:
+        when = f.agent_state_at if f.agent_state not in (OK, UNKNOWN) else f.last_error_at
+        out.append(f"    ค้างเพราะ / stuck: {stuck} ({thai_datetime(when)})")
+    elif f.last_error and f.last_error_at:
+        out.append(f"    ข้อผิดพลาดล่าสุด / last error ({thai_datetime(f.last_error_at)}): {f.last_error}")
+    for r in f.top_refusals:
+        out.append(f"    {r.count} × {r.reason}: {r.example[:300]}")
+    return out
 
 
 @click.command("run")
@@ -294,7 +291,7 @@ def status_cmd(ctx: click.Context, target: str | None, as_json: bool) -> None:
 @_common
 @click.pass_context
 def run_cmd(ctx: click.Context, input_path: str | None, every: float | None, once: bool, target: str | None,
-            facility: str | None, as_json: bool, log_json: bool, verbose: bool) -> None:
+            facility: str | None, state: str | None, as_json: bool, log_json: bool, verbose: bool) -> None:
     """ทำงานต่อเนื่องแบบไม่มีคนเฝ้า (เช่น ใต้ systemd) / unattended agent (e.g. under systemd).
 
     ทุกรอบ: อ่านไฟล์ build ถ้าเปลี่ยน ส่ง ตรวจกับ PHR; SIGTERM = จบรอบปัจจุบันแล้วออก
@@ -302,38 +299,19 @@ def run_cmd(ctx: click.Context, input_path: str | None, every: float | None, onc
     """
     _setup_logging(log_json, True)
     cfg = config_from_context(ctx)
-    settings = _settings(ctx, target)
+    settings = _settings(ctx, target, state)
     try:
         minutes = every or number_setting(cfg.section("delivery"), "every_minutes", 60)
     except ConfigError as e:
         raise click.UsageError(str(e)) from None
-    path = Path(input_path) if input_path else _default_input(cfg)
-    stop = {"now": False}
+    path = Path(input_path) if input_path else default_input(cfg)
+    stop = threading.Event()
 
     def _term(_sig: int, _frm: Any) -> None:
-        stop["now"] = True
         log.info("ได้รับสัญญาณหยุด จะออกหลังจบรอบ / stop requested, exiting after this round")
+        stop.set()
 
     signal.signal(signal.SIGTERM, _term)
-    last_mtime = 0.0
-    code = 0
-    while True:
-        mtime = path.stat().st_mtime if path.is_file() else 0.0
-        ndjson = path if mtime and mtime != last_mtime else None
-        code = _run(settings, ndjson, as_json, lines=True, facility=facility)
-        if code == EXIT_INTERRUPTED:
-            ctx.exit(code)
-        if ndjson is not None and code != agent.EXIT_USAGE:
-            last_mtime = mtime
-        log.info("รอบเสร็จ รหัสออก %d / round done, exit code %d", code, code)
-        if once or code == agent.EXIT_USAGE:
-            break
-        deadline = time.monotonic() + minutes * 60
-        try:
-            while not stop["now"] and time.monotonic() < deadline:
-                time.sleep(min(1.0, deadline - time.monotonic()))
-        except KeyboardInterrupt:
-            ctx.exit(EXIT_INTERRUPTED)
-        if stop["now"]:
-            break
-    ctx.exit(code if once else 0)
+    res = agent.run_agent(settings, path, every_minutes=minutes, once=once, facility=facility, stop=stop,
+                          on_round=lambda r: _print_result(r, as_json, lines=True))
+    ctx.exit(res.exit_code)

@@ -12,6 +12,7 @@ Account Center grants that user the centre's code; the agent then holds one JWT 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -220,3 +221,29 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
         agent_version=f"phrsync {__version__}",
         lock_path=(cfg.data_dir / "delivery" / "agent.lock"),
     )
+
+
+def state_url(value: str | os.PathLike[str]) -> str:
+    """A state store given as a database URL (``postgresql+psycopg://…``, ``sqlite:///…``) or a SQLite path."""
+    s = str(value)
+    return s if "://" in s else f"sqlite:///{Path(s).expanduser().resolve()}"
+
+
+def with_state(settings: DeliverySettings, value: str | os.PathLike[str] | None) -> DeliverySettings:
+    """``settings`` on another state store (``--state``). A SQLite store gets its own agent lock beside it: one
+    agent per store, not one per data folder."""
+    if not value:
+        return settings
+    url = state_url(value)
+    lock = settings.lock_path
+    if url.startswith("sqlite:///"):
+        lock = Path(url[len("sqlite:///"):] + ".lock")
+    return dataclasses.replace(settings, state_url=url, lock_path=lock)
+
+
+def default_input(cfg: Config) -> Path:
+    """``[delivery].input``, else ``<data_dir>/payloads.ndjson``; a relative path is taken from the configuration
+    file's folder, as ``data_dir`` and ``ca_bundle`` are (not from wherever the command happens to run, e.g.
+    systemd's ``/``)."""
+    p = Path(cfg.section("delivery").get("input", cfg.data_dir / "payloads.ndjson"))
+    return p if p.is_absolute() or cfg.source is None else cfg.source.parent / p

@@ -58,6 +58,7 @@ PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED = (
 STATUSES = (PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED)
 TO_SEND = (PENDING, SENDING, FAILED)
 ENCOUNTER_EP = "UpdatePHRv1"
+AGENT_STATE_META = "agent_state:"  # + HCODE in delivery_meta: the facility's state after the last run
 
 metadata = MetaData()
 outbox = Table(
@@ -709,6 +710,37 @@ class Outbox:
                 f"SELECT DISTINCT day FROM delivery_outbox WHERE hospcode = {p} AND missing_load IS NOT NULL "
                 f"AND status != '{REMOVED}'", (hospcode,))}
         return {d: (d in sent, d in stale) for d in days}
+
+    def last_errors(self) -> dict[str, tuple[float, str]]:
+        """{hospcode: (when, masked error)} of each facility's most recently failed row: what the last run
+        could not get through (``phrsync status`` shows why a facility is stuck)."""
+        with self.engine.connect() as c:
+            newest = (select(outbox.c.hospcode, func.max(outbox.c.updated_at).label("at"))
+                      .where(outbox.c.status == FAILED).group_by(outbox.c.hospcode).subquery())
+            rows = c.execute(select(outbox.c.hospcode, outbox.c.updated_at, outbox.c.reason, outbox.c.last_error)
+                             .join(newest, and_(outbox.c.hospcode == newest.c.hospcode,
+                                                outbox.c.updated_at == newest.c.at))
+                             .where(outbox.c.status == FAILED)).all()
+        out: dict[str, tuple[float, str]] = {}
+        for h, at, reason, error in rows:
+            out.setdefault(h, (float(at), str(error or reason or "")))
+        return out
+
+    def set_agent_states(self, states: dict[str, dict[str, Any]]) -> None:
+        """What the last run learned about each facility it tried (``ok``, ``login_refused``, ``other_agent``,
+        ``error``; why; when), kept for ``status`` between runs."""
+        if not states:
+            return
+        with self.engine.begin() as c:
+            for h, st in states.items():
+                name, value = f"{AGENT_STATE_META}{h}", orjson.dumps(st).decode()
+                if c.execute(update(meta).where(meta.c.name == name).values(value=value)).rowcount == 0:
+                    c.execute(insert(meta).values(name=name, value=value))
+
+    def agent_states(self) -> dict[str, dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(meta.c.name, meta.c.value).where(meta.c.name.startswith(AGENT_STATE_META))).all()
+        return {n.removeprefix(AGENT_STATE_META): orjson.loads(v) for n, v in rows}
 
     def get_meta(self, name: str) -> str | None:
         with self.engine.connect() as c:

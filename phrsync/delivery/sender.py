@@ -1,6 +1,8 @@
-"""Sending the outbox: asyncio + httpx, bounded concurrency, a rate limit per facility, retries with exponential
-backoff and full jitter on 5xx / timeouts / resets, 429 ``Retry-After`` honoured, 4xx refusals kept with the
-server's reasons and not retried, and a circuit breaker that pauses everyone while the target is down.
+"""Sending the outbox: asyncio + one httpx client (a connection per worker), bounded concurrency, each facility
+paced under PHR's per-facility cap (:class:`phrsync.ratelimit.RateLimiter`), and the retry policy of
+:mod:`phrsync.delivery.policy`: backoff with full jitter on 5xx / timeouts / resets, 429 ``Retry-After``
+honoured, 4xx refusals kept with the server's reasons and not retried, and a circuit breaker that pauses
+everyone while the target is down.
 
 Crash safety: rows are committed as ``sending`` (attempts + 1) a page at a time before any of their requests
 goes out (and again before each retry); each answer is committed with the next group commit. A ``kill -9``
@@ -14,11 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import ipaddress
 import logging
-import random
-import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,26 +27,36 @@ import httpx
 import orjson
 
 from phrsync.delivery import outbox as ob
-from phrsync.delivery.auth import AuthError, CertificateRefused, TokenProvider, TokenScopeError
+from phrsync.delivery.auth import (
+    AuthError,
+    CertificateRefused,
+    IssuerUnreachable,
+    TokenProvider,
+    TokenScopeError,
+)
 from phrsync.delivery.config import DeliverySettings
-from phrsync.delivery.lane import Answer, Lane, proxy_for, tls_advice, tls_failure
+from phrsync.delivery.connect import (
+    EXTRA_CONNECTIONS,
+    new_client,
+    nothing_listens,
+    private_link,
+    refused_locally,
+    tls_advice,
+    tls_context,
+    tls_failure,
+)
+from phrsync.delivery.policy import CircuitBreaker, GaveUp, RetryPolicy, TargetDown, retry_after, retryable
 from phrsync.pdpa import mask_text
+from phrsync.ratelimit import RateLimiter
 
 log = logging.getLogger("phrsync.delivery")
 T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]  # (done, total)
-Reply = httpx.Response | Answer  # an answer from an httpx client or from a lane: the same surface
+Reply = httpx.Response
+__all__ = ["CircuitBreaker", "GaveUp", "Reply", "Sender", "TargetDown", "refusal_reasons"]
 AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
 STATUS_MIN_GAP = 5.0  # PHR refuses UpdateAgentStatus (status or error) sooner than this after the last one
 FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
-
-
-class TargetDown(Exception):
-    """Nothing succeeded for ``give_up_seconds``: stop the run, keep every row for the next one."""
-
-
-class GaveUp(Exception):
-    """A request failed transiently ``max_attempts`` times."""
 
 
 @dataclass
@@ -62,67 +70,6 @@ class Counters:
     failed_by: dict[str, int] = field(default_factory=dict)  # per facility: its own error report to PHR
     in_doubt: int = 0  # rows found "sending" at start (a crash or kill): sent again
     status_codes: dict[str, int] = field(default_factory=dict)
-
-
-class CircuitBreaker:
-    """Opens after N consecutive transient failures; while open every worker waits for the cool-down."""
-
-    def __init__(self, failures: int, cooldown: float, give_up: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.failures, self.cooldown, self.give_up, self.clock = failures, cooldown, give_up, clock
-        self.consecutive = 0
-        self.open_until = 0.0
-        self.last_success = clock()
-        self.openings = 0
-
-    def success(self) -> None:
-        self.consecutive = 0
-        self.last_success = self.clock()
-
-    def failure(self) -> None:
-        self.consecutive += 1
-        if self.consecutive >= self.failures and self.clock() >= self.open_until:
-            self.open_until = self.clock() + self.cooldown
-            self.openings += 1
-            self.consecutive = 0
-            log.warning("ปลายทางล้มเหลวต่อเนื่อง หยุดส่ง %.0f วินาที / target failing, circuit open for %.0f s",
-                        self.cooldown, self.cooldown)
-
-    async def wait(self) -> None:
-        while True:
-            now = self.clock()
-            if now - self.last_success > self.give_up:
-                raise TargetDown(f"ไม่มีการส่งสำเร็จนาน {self.give_up:.0f} วินาที / nothing succeeded for "
-                                 f"{self.give_up:.0f} s")
-            if now >= self.open_until:
-                return
-            await asyncio.sleep(min(self.open_until - now, 1.0))
-
-
-class RateLimiter:
-    """At most ``per_minute`` uploads per facility, evenly spaced (0 = unlimited)."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.gap = 60.0 / per_minute if per_minute > 0 else 0.0
-        self.clock = clock
-        self.next: dict[str, float] = {}
-        self.paused_until: dict[str, float] = {}
-
-    async def acquire(self, hcode: str) -> None:
-        now = self.clock()
-        t = max(now, self.next.get(hcode, 0.0), self.paused_until.get(hcode, 0.0))
-        self.next[hcode] = t + self.gap
-        if t > now:
-            await asyncio.sleep(t - now)
-
-    def pause(self, hcode: str, seconds: float) -> None:
-        """PHR said 429: hold this facility's uploads for Retry-After."""
-        self.paused_until[hcode] = max(self.paused_until.get(hcode, 0.0), self.clock() + seconds)
-
-
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2^attempt)] so retrying clients do not move in step."""
-    return random.uniform(0, min(cap, base * (2 ** attempt)))
 
 
 def refusal_reasons(r: Reply) -> tuple[str, str]:
@@ -171,11 +118,13 @@ class Sender:
         self._checked: dict[str, asyncio.Future[bool]] = {}
         self._last_status: dict[str, float] = {}  # when a status last went to PHR, per facility (its 5 s rule)
         self._next_status: dict[str, float] = {}  # when the next progress report is due, per facility
-        self.client: httpx.AsyncClient | None = None
-        self.lanes: list[httpx.AsyncClient | Lane] = []
+        self.client: httpx.AsyncClient | None = None  # logins, status reports, reconcile
+        self.workers: list[httpx.AsyncClient] = []  # one per upload worker, one connection each (connect.py)
+        self._urls: dict[str, httpx.URL] = {}  # endpoint -> its absolute URL, parsed once instead of per request
         self.tokens: TokenProvider | None = None
         self.breaker = CircuitBreaker(self.t.breaker_failures, self.t.breaker_cooldown, self.t.give_up_seconds)
-        self.limiter = RateLimiter(self.t.rate_per_minute)
+        self.retry = RetryPolicy(self.t.max_attempts, self.t.backoff_base, self.t.backoff_max)
+        self.limiter = RateLimiter(self.t.rate_per_minute, spaced=True)  # evenly spaced: never a refused burst
         self.down: str | None = None
 
     async def db(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
@@ -274,39 +223,25 @@ class Sender:
             self._flushing = False
             self._kick()
 
-    def _new_client(self, connections: int, verify: ssl.SSLContext) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        return httpx.AsyncClient(base_url=self.t.base_url, timeout=self.t.timeout, verify=verify, limits=limits,
-                                 transport=self.transport, headers={"User-Agent": self.s.agent_version or "phrsync"})
-
     async def __aenter__(self) -> Sender:
-        # TLS is always verified: the system/certifi roots, or the target's own CA bundle (UAT), never off.
-        if any(u.startswith("https:") for u in (self.t.base_url, self.t.token_url or "")):
-            import certifi
-
-            verify = ssl.create_default_context(cafile=self.t.ca_bundle or certifi.where())
-        else:  # plain http (the local sandbox): no roots to load; any TLS it met would fail verification
-            verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        for url in {self.t.base_url, self.t.token_url} - {""}:
-            if not _private_link(url):
+        urls = [u for u in (self.t.base_url, self.t.token_url) if u]
+        for url in set(urls):
+            if not private_link(url):
                 log.warning("%s ไม่ได้เข้ารหัส (http) ข้อมูลสุขภาพและ password_hash จะผ่านเครือข่ายแบบอ่านได้ ใช้ https / "
                             "is plain http: health data and the password hash cross the network readable; use https",
                             httpx.URL(url).host)
-        self.client = self._new_client(4, verify)  # logins and utility calls
-        # One connection per upload worker ("lane"). Through httpx's client and pool each upload cost the agent
-        # more CPU than the server spent storing it, so a lane speaks HTTP/1.1 itself (see lane.py); behind a
-        # proxy, or with a test transport, single-connection httpx clients do the same job.
-        direct = self.transport is None and proxy_for(self.t.base_url) is None
-        ua = {"User-Agent": self.s.agent_version or "phrsync"}
-        self.lanes = [Lane(self.t.base_url, verify, self.t.timeout, ua) if direct else self._new_client(1, verify)
-                      for _ in range(self.t.concurrency)]
+        verify, ua = tls_context(urls, self.t.ca_bundle), self.s.agent_version or "phrsync"
+        self.client = new_client(self.t.base_url, connections=EXTRA_CONNECTIONS, timeout=self.t.timeout,
+                                 verify=verify, transport=self.transport, user_agent=ua)
+        self.workers = [new_client(self.t.base_url, connections=1, timeout=self.t.timeout, verify=verify,
+                                   transport=self.transport, user_agent=ua) for _ in range(self.t.concurrency)]
         self.tokens = TokenProvider(self.client, self.t.token_url, self.s.credentials)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             await self.settle()
-        for c in [self.client, *self.lanes]:
+        for c in [self.client, *self.workers]:
             if c is not None:
                 await c.aclose()
         self._pool.shutdown(wait=True)
@@ -315,10 +250,10 @@ class Sender:
     async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
                    body: bytes | None = None, upload: bool = False,
                    before: Callable[[], Any] | None = None, max_attempts: int | None = None,
-                   wait_429: bool = True, client: httpx.AsyncClient | Lane | None = None) -> Reply:
+                   wait_429: bool = True, client: httpx.AsyncClient | None = None) -> Reply:
         """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown."""
         assert self.client is not None and self.tokens is not None
-        attempts = max_attempts or self.t.max_attempts
+        policy = self.retry if max_attempts is None else RetryPolicy(max_attempts, self.retry.base, self.retry.cap)
         relogged = False
         attempt = 0
         while True:
@@ -330,10 +265,14 @@ class Sender:
                 bearer = await self.tokens.bearer(hcode, endpoint)
             except CertificateRefused as e:
                 raise TargetDown(str(e)) from None  # no retry: it answers the same until ca_bundle is set
+            except IssuerUnreachable as e:  # a local token URL nobody serves: the same for every facility
+                same = httpx.URL(e.url).netloc == httpx.URL(self.t.base_url).netloc
+                raise TargetDown(nothing_listens(self.t.base_url if same else e.url, self.t.name,
+                                                 "base_url" if same else "token_url")) from None
             except AuthError as e:
                 if not e.transient:
                     raise
-                last, wait = str(e), 0.0
+                last, wait = str(e), e.wait
             else:
                 if before is not None:
                     await before()
@@ -342,7 +281,7 @@ class Sender:
                     headers["Content-Type"] = "application/json"
                 self.counters.requests += 1
                 try:
-                    r = await (client or self.client).request(method, f"/api/{endpoint}", params=params,
+                    r = await (client or self.client).request(method, self._url(endpoint), params=params,
                                                               content=body, headers=headers)
                 except httpx.TimeoutException:
                     last, wait = "timeout / หมดเวลารอ", 0.0
@@ -350,6 +289,8 @@ class Sender:
                     tls = tls_failure(e)
                     if tls:  # the same for every request: stop the run (rows kept) and say what cures it
                         raise TargetDown(tls_advice(httpx.URL(self.t.base_url).host, tls)) from None
+                    if refused_locally(e, self.t.base_url):  # nothing listens there: say where we looked
+                        raise TargetDown(nothing_listens(self.t.base_url, self.t.name)) from None
                     last, wait = f"{type(e).__name__} / การเชื่อมต่อขัดข้อง", 0.0
                 else:
                     code = r.status_code
@@ -364,10 +305,10 @@ class Sender:
                     if code == 429 and not wait_429:
                         return r
                     if code == 429:
-                        ra = _retry_after(r)
+                        ra = retry_after(r.headers)
                         self.limiter.pause(hcode, ra)
                         last, wait, trip = "HTTP 429 / ส่งถี่เกิน", ra, False
-                    elif code >= 500 or code == 408:
+                    elif retryable(code):
                         last, wait = f"HTTP {code} / ปลายทางขัดข้อง", 0.0
                     else:
                         self.breaker.success()  # any real answer (even a refusal) means the target is up
@@ -375,13 +316,19 @@ class Sender:
             if trip:
                 self.breaker.failure()
             attempt += 1
-            if attempt >= attempts:
+            pause = policy.next_wait(attempt, wait)
+            if pause is None:
                 raise GaveUp(last)
             self.counters.retries += 1
-            pause = max(wait, backoff(attempt, self.t.backoff_base, self.t.backoff_max))
             log.info("%s %s: %s; ลองใหม่ครั้งที่ %d ใน %.2f วินาที / retry %d in %.2f s", hcode, endpoint, last,
                      attempt, pause, attempt, pause)
             await asyncio.sleep(pause)
+
+    def _url(self, endpoint: str) -> httpx.URL:
+        u = self._urls.get(endpoint)
+        if u is None:
+            u = self._urls[endpoint] = httpx.URL(self.t.base_url.rstrip("/") + f"/api/{endpoint}")
+        return u
 
     # ---- facility guard and heartbeat ------------------------------------------------------
     async def facility_ok(self, hcode: str) -> bool:
@@ -394,7 +341,11 @@ class Sender:
             except AuthError as e:
                 self.skip(hcode, "error" if e.transient else "auth", str(e))
                 ok = False
-            except (GaveUp, TargetDown) as e:
+            except GaveUp as e:
+                self.skip(hcode, "error", str(e))
+                ok = False
+            except TargetDown as e:  # the target, not this facility: the run stops and says why
+                self.down = self.down or str(e)
                 self.skip(hcode, "error", str(e))
                 ok = False
             fut.set_result(ok)
@@ -496,14 +447,14 @@ class Sender:
             for _ in range(self.t.concurrency):
                 await queue.put(None)
 
-        async def work(lane: httpx.AsyncClient | Lane) -> None:
+        async def work(client: httpx.AsyncClient) -> None:
             nonlocal done
             while True:
                 row = await queue.get()
                 if row is None:
                     return
                 if self.down is None:
-                    await self.deliver(row, lane)
+                    await self.deliver(row, client)
                 else:
                     self.unclaim(row)
                 done += 1
@@ -511,12 +462,12 @@ class Sender:
                     self.progress(done, total)
 
         try:
-            await asyncio.gather(produce(), *(work(lane) for lane in self.lanes))
+            await asyncio.gather(produce(), *(work(c) for c in self.workers))
         finally:
             await self.settle()
         return self.counters
 
-    async def deliver(self, row: ob.Row, lane: httpx.AsyncClient | Lane | None = None) -> None:
+    async def deliver(self, row: ob.Row, client: httpx.AsyncClient | None = None) -> None:
         """Send one claimed row (see :meth:`claim`) and record the outcome; a retry commits the row
         ``sending`` again before its request."""
         h = row.hospcode
@@ -534,7 +485,8 @@ class Sender:
             await self.mark_sending(row.key)
 
         try:
-            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before, client=lane)
+            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before,
+                                client=client)
         except TokenScopeError as e:  # a register with only the 1-year token: kept to send once there is an account
             self._failed(row, "needs JWT", mask_text(str(e)))
             return
@@ -571,31 +523,6 @@ class Sender:
         c = self.counters
         c.failed += 1
         c.failed_by[row.hospcode] = c.failed_by.get(row.hospcode, 0) + 1
-
-
-def _private_link(url: str) -> bool:
-    """HTTPS, or plain HTTP that never leaves this computer (the local sandbox)."""
-    u = httpx.URL(url)
-    if u.scheme != "http" or u.host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(u.host).is_loopback
-    except ValueError:
-        return False
-
-
-def _retry_after(r: Reply) -> float:
-    """Retry-After in seconds, capped at 300: delay-seconds or an HTTP-date (RFC 9110; the date form was taken
-    for unreadable, 1 s, and retried long before the server asked); 1 s when absent or unreadable."""
-    value = r.headers.get("Retry-After", "1")
-    try:
-        secs = float(value)
-    except ValueError:
-        try:
-            secs = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return 1.0
-    return max(0.0, min(300.0, secs)) if secs == secs else 1.0  # NaN: unreadable
 
 
 def _result(r: Reply) -> Any:

@@ -1,14 +1,15 @@
 """``phrsync demo``: the whole main job on the embedded default, on one machine, with no server to install.
 
-Each step uses the same public functions as the real commands, so a demo that works is evidence that
-the product works: synthesize a province → import into staging → build and validate payloads →
+Each step calls the same library functions as the real commands (never a click command, never their printed
+output), so a demo that works is evidence that the product works: synthesize a province → import into staging → build and validate payloads →
 (when available) send to the local MOPH-PHR server and reconcile.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,11 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
     \b
     ขั้นตอน / steps: synth → import → build → sandbox → sync (→ sync again: nothing to send)
     """
-    from phrsync.f43.importer import Importer
-    from phrsync.f43.staging import Staging
+    from phrsync.config import config_from_context
+    from phrsync.f43.api import import_sources
+    from phrsync.phr.api import build_payloads
     from phrsync.synth import SynthOptions
-    from phrsync.synth.export import write_province
+    from phrsync.synth.api import synthesize
 
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -53,20 +55,18 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
     quiet = as_json
 
     _step("สร้างข้อมูล 43 แฟ้มสังเคราะห์ จ.สระแก้ว", "synthesize Sa Kaeo 43-file exports", quiet)
-    t0 = time.perf_counter()
     exports = root / "exports"
-    opts = SynthOptions(province="27", encounters=encounters, seed=seed, dirty=dirty)
-    synth = write_province(opts, exports, 2)
-    summary["synth"] = {"out": str(exports), "seconds": round(time.perf_counter() - t0, 1),
-                        "zips": synth.get("zips"), "rows": synth.get("rows_total", synth.get("rows"))}
+    synth = synthesize(SynthOptions(province="27", encounters=encounters, seed=seed, dirty=dirty), exports,
+                       workers=2)
+    sd = synth.to_dict()
+    summary["synth"] = {"out": str(exports), "seconds": sd.get("seconds"), "zips": sd.get("zips"),
+                        "rows": sd.get("rows_total", sd.get("rows"))}
     if not quiet:
         click.echo(f"  {exports} ({summary['synth']['zips']} zip)")
 
     _step("นำเข้าที่พักข้อมูล (staging) พร้อมตรวจแถว", "import into staging with row checks", quiet)
     staging_path = root / "staging.duckdb"
-    with Staging(staging_path) as st:
-        rep = Importer(st).import_paths([exports])
-    d = rep.as_dict()
+    d = import_sources(staging_path, [exports]).to_dict()
     summary["import"] = {k: d[k] for k in ("rows_read", "rows_loaded", "rows_quarantined", "seconds")}
     summary["import"]["staging"] = str(staging_path)
     if not quiet:
@@ -77,25 +77,25 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
 
     _step("สร้างและตรวจ payload MOPH-PHR (ยังไม่ส่ง) พร้อมรายงานคุณภาพข้อมูล",
           "build and validate MOPH-PHR payloads (dry run) with the data-quality report", quiet)
-    from phrsync.phr.cli import build_cmd
-
     payloads, report = root / "payloads.ndjson", root / "report.html"
-    out = _invoke(ctx, build_cmd, out=str(payloads), report=str(report), staging=str(staging_path),
-                  facilities=(), date_from=None, date_to=None, only=(), workers=None, as_json=True)
-    built = json.loads(out)
-    summary["build"] = {k: built[k] for k in ("built", "refused", "skipped", "seconds", "encounters_per_second")}
-    summary["build"].update(payloads=str(payloads), report=str(report))
+    res = build_payloads(config_from_context(ctx), payloads, staging=staging_path, report=report).result
+    summary["build"] = {"built": res.total("built"), "refused": res.total("refused"),
+                        "skipped": res.total("skipped"), "seconds": round(res.seconds, 2),
+                        "encounters_per_second": round(res.encounters_per_second, 1),
+                        "payloads": str(payloads), "report": str(report)}
     if not quiet:
-        click.echo(f"  สร้าง/built {built['built']:,}, ปฏิเสธ/refused {built['refused']:,}, "
-                   f"ข้าม/skipped {built['skipped']:,} ({built['seconds']:.1f} s)")
+        b = summary["build"]
+        click.echo(f"  สร้าง/built {b['built']:,}, ปฏิเสธ/refused {b['refused']:,}, "
+                   f"ข้าม/skipped {b['skipped']:,} ({b['seconds']:.1f} s)")
         click.echo(f"  {payloads}\n  {report}")
 
     _step("เปิดเซิร์ฟเวอร์ MOPH-PHR จำลองบนเครื่องนี้ แล้วส่งข้อมูล (มีข้อผิดพลาดเครือข่ายจำลอง)",
           "start the local MOPH-PHR server and send (with injected network faults)", quiet)
     summary["sync"], summary["sync_again"], url = _send(root, payloads, fault_rate, quiet)
     sandbox_dir = root / "sandbox"
+    exe = _phrsync()
     summary["sandbox"] = {"data_dir": str(sandbox_dir),
-                          "serve": f"phrsync sandbox --data-dir {sandbox_dir} serve --port 8787",
+                          "serve": f"{exe} sandbox --data-dir {sandbox_dir} serve --port 8787",
                           "dashboard": "http://127.0.0.1:8787/dashboard"}
 
     if as_json:
@@ -103,9 +103,9 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
     else:
         click.secho("\n✔ " + bilingual("เสร็จ", "done"), bold=True)
         click.echo(bilingual("ดูแถวที่ถูกกัก", "see quarantined rows") +
-                   f": phrsync quarantine summary --staging {staging_path}")
+                   f": {exe} quarantine summary --staging {staging_path}")
         click.echo(bilingual("สถานะการส่งต่อหน่วยบริการ", "delivery status per facility") +
-                   f": PHRSYNC_STATE_URL=sqlite:///{(root / 'outbox.sqlite').resolve()} phrsync status --target sandbox")
+                   f": {exe} status --target sandbox --state {root / 'outbox.sqlite'} -i {payloads}")
         click.echo(bilingual("ดูสิ่งที่ศูนย์ PHR เห็น (แดชบอร์ด)", "see what the PHR centre sees (dashboard)") +
                    f": {summary['sandbox']['serve']}  →  {summary['sandbox']['dashboard']}")
     if serve:
@@ -114,6 +114,21 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
 
         click.echo(bilingual("เปิดแดชบอร์ดที่", "dashboard at") + " http://127.0.0.1:8787/dashboard (Ctrl-C)")
         serve_forever(SandboxConfig(data_dir=sandbox_dir, rate_limit_per_minute=0), port=8787, log_level="warning")
+
+
+def _phrsync() -> str:
+    """The ``phrsync`` to type: the one beside this Python (``.venv/bin/phrsync`` after ``make demo``) unless the
+    shell finds that same program as plain ``phrsync``."""
+    mine = Path(sys.executable).parent / "phrsync"
+    found = shutil.which("phrsync")
+    if found and mine.exists() and Path(found).resolve() == mine.resolve():
+        return "phrsync"
+    if mine.exists():
+        try:
+            return str(mine.relative_to(Path.cwd()))
+        except ValueError:
+            return str(mine)
+    return "phrsync"
 
 
 def _send(root: Path, payloads: Path, fault_rate: float, quiet: bool) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -150,14 +165,3 @@ def _send(root: Path, payloads: Path, fault_rate: float, quiet: bool) -> tuple[d
         click.echo("  " + bilingual(f"ส่งซ้ำโดยไม่มีอะไรเปลี่ยน: ส่ง {again['sent']} รายการ",
                                     f"second run with nothing changed: sent {again['sent']}"))
     return first, again, url
-
-
-def _invoke(ctx: click.Context, cmd: click.Command, **params: Any) -> str:
-    """Run another phrsync command as the user would, capturing what it prints (its --json output)."""
-    import contextlib
-    import io
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        ctx.invoke(cmd, **params)
-    return buf.getvalue()

@@ -33,7 +33,7 @@ from phrsync.delivery import status as st
 from phrsync.delivery.config import Credentials, DeliverySettings, Target
 from phrsync.delivery.reconcile import ReconcileResult, reconcile
 from phrsync.delivery.sender import ProgressFn, Sender
-from phrsync.errors import Exit, Interrupted, LockedError, UsageError
+from phrsync.errors import Exit, Interrupted, LockedError, NotFoundError, UsageError
 from phrsync.pdpa import mask_text
 
 log = logging.getLogger("phrsync.delivery")
@@ -152,6 +152,23 @@ def _agent_states(res: SyncResult, checked: list[str]) -> dict[str, dict[str, An
     return out
 
 
+def require_facility(box: ob.Outbox, ndjson: str | Path | None, facility: str | None) -> None:
+    """``--facility H`` must name a facility the outbox or the build file holds: a well-formed but unknown code
+    would send nothing and report an empty success."""
+    if not facility or facility in box.facilities():
+        return
+    if ndjson:
+        from phrsync.phr import buildfile
+
+        summary = buildfile.read_summary(ndjson)
+        known = set(summary.facilities) if summary is not None else set(buildfile.facilities(ndjson))
+        if facility in known:
+            return
+    raise NotFoundError(f"ไม่มีหน่วยบริการ {facility} ในคิวส่งหรือในไฟล์ build",
+                        f"no facility {facility} in the outbox or the build file",
+                        hint="phrsync build --facility " + facility)
+
+
 async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None, *, facility: str | None = None,
                    since: str | None = None, dry_run: bool = False, verify: bool = True, remove: bool = True,
                    force: bool = False, retry_refused: bool = False, progress: ProgressFn | None = None,
@@ -163,6 +180,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
     box = box or ob.Outbox(settings.state_url)
     res = SyncResult(target=settings.target.name, dry_run=dry_run)
     try:
+        require_facility(box, ndjson, facility)
         if dry_run:
             if ndjson:
                 res.loaded = box.plan(ob.iter_ndjson(ndjson), facility, since).as_dict()

@@ -27,7 +27,7 @@ from phrsync.delivery.config import (
     number_setting,
     with_state,
 )
-from phrsync.delivery.status import OK, UNKNOWN, FacilityStatus, StatusReport, delivery_status
+from phrsync.delivery.status import OK, UNKNOWN, FacilityStatus, StatusReport, build_refusals, delivery_status
 from phrsync.pdpa import mask_text
 from phrsync.thai import thai_datetime
 
@@ -229,19 +229,24 @@ def retry_cmd(ctx: click.Context, refused: bool, input_path: str | None, target:
 
 @click.command("status")
 @click.option("--target", help="ปลายทาง (ใช้หาไฟล์สถานะ) / target (selects the state store)")
+@click.option("-i", "--input", "input_path", type=click.Path(dir_okay=False),
+              help="ไฟล์ build ที่ใช้นับรายการที่ตัวตรวจปฏิเสธตอน build (ค่าตั้งต้น [delivery].input) / the build file whose "
+                   "summary counts what the validator refused at build time (default [delivery].input)")
 @click.option("--facility", callback=_hcode, help="เฉพาะหน่วยบริการนี้ (HCODE) / only this facility")
 @_STATE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable output")
 @click.pass_context
-def status_cmd(ctx: click.Context, target: str | None, facility: str | None, state: str | None,
-               as_json: bool) -> None:
+def status_cmd(ctx: click.Context, target: str | None, input_path: str | None, facility: str | None,
+               state: str | None, as_json: bool) -> None:
     """สถานะการส่งรายหน่วยบริการ / delivery state per facility.
 
     รอส่ง, ยืนยันแล้ว, ถูกปฏิเสธพร้อมเหตุผลหลัก, ล้มเหลว, สาเหตุที่ค้าง และการส่งครั้งล่าสุด
     / pending, confirmed, refused with the top reasons, failed, why a facility is stuck, and the last run.
     """
     settings = _settings(ctx, target, state)
-    report = delivery_status(settings.state_url, target=settings.target.name, facility=facility)
+    build_file = Path(input_path) if input_path else default_input(config_from_context(ctx))
+    report = delivery_status(settings.state_url, target=settings.target.name, facility=facility,
+                             build_refused=build_refusals(build_file))
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str))
         return

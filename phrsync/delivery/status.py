@@ -119,6 +119,19 @@ def delivery_status(state_url: str, *, target: str = "", build_refused: dict[str
     return report
 
 
+def build_refusals(build_file: str | Path | None) -> dict[str, int] | None:
+    """Payloads the validator refused at build time, per facility, from the build's summary beside
+    ``build_file`` (None when there is none, or it is older than the file)."""
+    if build_file is None:
+        return None
+    from phrsync.phr.buildfile import read_summary
+
+    summary = read_summary(build_file)
+    if summary is None:
+        return None
+    return {h: summary.count(h, "refused") for h in summary.facilities}
+
+
 def _add_build_refused(report: StatusReport, extra: dict[str, int], facility: str | None) -> None:
     """A facility whose every payload the validator refused has no outbox rows, only this count."""
     for h, n in sorted(extra.items()):

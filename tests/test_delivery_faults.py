@@ -61,7 +61,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SandboxThrea
             f'[targets.local]\nbase_url = "{st.base_url}"\ntimeout = 1.0\nconcurrency = 3\nrate_per_minute = 0\n'
             f'backoff_base = 0.05\nbackoff_max = 0.5\nbreaker_cooldown = 0.5\nstatus_interval = 5\n',
             encoding="utf-8")
-        e = {**os.environ, "PHRSYNC_PHR_PASSWORD_KEY": PASSWORD_KEY, "PHRSYNC_LANG": "th",
+        e = {**os.environ, "PHRSYNC_PHR_PASSWORD_KEY": PASSWORD_KEY,
              "PHRSYNC_PHR_PASSWORD_10699": PASSWORDS["10699"], "PHRSYNC_PHR_PASSWORD_10700": PASSWORDS["10700"]}
         e.pop("PHRSYNC_CONFIG", None)
         yield st, d, e

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -96,7 +95,8 @@ def _hdc_url(ctx: click.Context, value: str | None, paths: tuple[str, ...]) -> s
     environment. An exported PHRSYNC_HDC_URL does not override PATHS given to the same command."""
     source = ctx.get_parameter_source("hdc_url")
     if value == _HDC_FROM_ENV:
-        value = os.environ.get(HDC_ENV)
+        url = config_from_context(ctx).env.HDC_URL
+        value = url.get_secret_value() if url else None
         if not value:
             raise click.UsageError(bilingual(f"--hdc ไม่มี URL: ตั้ง {HDC_ENV}", f"--hdc without a URL: set {HDC_ENV}"))
     elif value and source == ParameterSource.COMMANDLINE and _has_password(value):

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from phrsync.config import Config
+from phrsync.settings import environment
 
 
 @dataclass
@@ -116,10 +119,15 @@ def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:
     if cfg and cfg.source and not data_dir.is_absolute():
         data_dir = cfg.source.parent / data_dir
     sc = SandboxConfig(data_dir=data_dir)
-    sc.db_url = os.environ.get("PHRSYNC_SANDBOX_DB") or sec.get("db_url")
-    secret = os.environ.get("PHRSYNC_SANDBOX_SECRET") or sec.get("jwt_secret")
-    sc.jwt_secret = secret.encode() if secret else None
-    sc.password_key = os.environ.get("PHRSYNC_SANDBOX_PASSWORD_KEY") or sec.get("password_key")
+    env = cfg.env if cfg else environment()  # the environment wins over the file for these three
+
+    def secret(v: SecretStr | None) -> str | None:
+        return v.get_secret_value() if v else None
+
+    sc.db_url = secret(env.SANDBOX_DB) or sec.get("db_url")
+    jwt_secret = secret(env.SANDBOX_SECRET) or sec.get("jwt_secret")
+    sc.jwt_secret = jwt_secret.encode() if jwt_secret else None
+    sc.password_key = secret(env.SANDBOX_PASSWORD_KEY) or sec.get("password_key")
     for name in ("jwt_ttl_seconds", "expired_status", "rate_limit_per_minute", "max_body_bytes",
                  "lockout_failures", "lockout_seconds", "facility_token_days", "commit_batch_max"):
         if name in sec:

@@ -3,25 +3,24 @@ lost, remove what the HIS deleted (guarded), and record the run. Used by ``phrsy
 :func:`sync_payloads`, by ``phrsync demo``.
 
 The blocking functions :func:`sync`, :func:`retry` and :func:`run_agent` are what ``phrsync sync``/``retry``/
-``run`` call: each takes the agent lock, runs, and returns a result (``to_dict()`` for ``--json``), or raises a
+``run`` call: each takes the state store's lease (:class:`StoreLease`), runs, and returns a result (``to_dict()`` for ``--json``), or raises a
 :class:`phrsync.errors.PhrsyncError` (a broken state store is :class:`StoreError`, another agent on the same
 store :class:`LockedError`, Ctrl+C :class:`Interrupted`).
 
 Exit codes (:class:`phrsync.errors.Exit`): 0 everything delivered; 1 some payloads refused (data to fix);
 3 some payloads not delivered yet (target down, retries exhausted: run again); 4 login refused for a
-facility, or another computer sends for it (GetAgentComputerName); 5 another agent holds this state store.
+facility, or another computer sends for it (GetAgentComputerName); 5 another agent holds this state store's lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import dataclasses
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +31,7 @@ from phrsync.delivery import outbox as ob
 from phrsync.delivery import status as st
 from phrsync.delivery.config import Credentials, DeliverySettings, Target
 from phrsync.delivery.reconcile import ReconcileResult, reconcile
-from phrsync.delivery.sender import ProgressFn, Sender
+from phrsync.delivery.sender import IDLE_STATUS, ProgressFn, Sender
 from phrsync.errors import Exit, Interrupted, LockedError, UsageError
 from phrsync.pdpa import mask_text
 
@@ -43,7 +42,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNDELIVERED, EXIT_AUTH, EXIT_LOCKED = (
 
 
 class AgentBusy(LockedError):
-    """Another agent process holds the lock of this state store (exit 5)."""
+    """Another agent holds the lease of this state store (exit 5)."""
 
 
 @dataclass
@@ -91,24 +90,68 @@ class SyncResult:
                 "phase_seconds": {k: round(v, 3) for k, v in self.wall.items()}}
 
 
-@contextlib.contextmanager
-def agent_lock(path: Path | None) -> Iterator[None]:
-    """One agent per state store on this machine (``flock``; released by the kernel even on kill -9)."""
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AgentBusy(f"มีโปรแกรมส่งอีกตัวทำงานอยู่ ({path})", f"another agent holds {path}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        yield
-    finally:
-        os.close(fd)
+LEASE_SECONDS = 60.0  # a lease not renewed for this long is free (its holder hung or its computer died)
+
+
+class StoreLease:
+    """The state store's lease for one run (:meth:`Outbox.take_lease`): one agent per store, whatever data folder
+    or computer it runs from. A thread renews it every quarter of its life; ``on_lost`` is called (once) when
+    that fails because the lease expired and another agent took it — the claims of rows stay atomic anyway."""
+
+    def __init__(self, box: ob.Outbox, computer: str, seconds: float = LEASE_SECONDS,
+                 on_lost: Callable[[str], None] | None = None) -> None:
+        self.box, self.computer, self.seconds, self.on_lost = box, computer, seconds, on_lost
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> StoreLease:
+        """Take the lease or raise :class:`AgentBusy` naming its holder."""
+        holder = self.box.take_lease(self.computer, self.seconds)
+        if holder is not None:
+            ago = max(0.0, self.box.store_time() - holder.heartbeat_at)
+            raise AgentBusy(f"มีโปรแกรมส่งอีกตัวใช้ฐานข้อมูลสถานะนี้อยู่: {holder.computer} (เครื่อง {holder.host} pid "
+                            f"{holder.pid}) ตอบล่าสุด {ago:.0f} วินาทีก่อน",
+                            f"another agent holds this state store: {holder.computer} (host {holder.host}, pid "
+                            f"{holder.pid}), last heartbeat {ago:.0f} s ago")
+        self._thread = threading.Thread(target=self._beat, name="outbox-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        until = time.monotonic() + self.seconds
+        while not self._stop.wait(self.seconds / 4):
+            try:
+                held = self.box.renew_lease(self.seconds)
+            except Exception as e:  # the store unreachable for a moment: the lease holds until it expires
+                log.warning("ต่ออายุสิทธิ์ส่งไม่ได้ / cannot renew the store lease: %s", mask_text(str(e))[:200])
+                held = time.monotonic() < until
+                if held:
+                    continue
+            if not held:
+                self.lost = ("สิทธิ์ส่งของฐานข้อมูลสถานะหมดอายุและถูกโปรแกรมอื่นรับไป / the state store's lease "
+                             "expired and another agent took it")
+                log.error("%s", self.lost)
+                if self.on_lost is not None:
+                    self.on_lost(self.lost)
+                return
+            until = time.monotonic() + self.seconds
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.lost is None:
+            with contextlib.suppress(SQLAlchemyError):
+                self.box.release_lease()
+
+
+def installation_name(box: ob.Outbox, base: str) -> str:
+    """The computer name told to PHR: ``base`` (the host name, or ``[delivery].computer_name``) and the state
+    store's installation id, so PHR's one-computer-per-facility guard tells two installations on one host
+    apart."""
+    iid = box.installation_id()
+    return base if base.endswith(f"-{iid}") else f"{base}-{iid}"
 
 
 FULL_CHECK_META = "last_full_check"
@@ -162,6 +205,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
     own = box is None
     box = box or ob.Outbox(settings.state_url)
     res = SyncResult(target=settings.target.name, dry_run=dry_run)
+    lease: StoreLease | None = None
     try:
         if dry_run:
             if ndjson:
@@ -170,6 +214,8 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             res.outbox = _counts(box, facility)
             res.seconds = time.perf_counter() - t0
             return res
+        settings = dataclasses.replace(settings, computer_name=installation_name(box, settings.computer_name))
+        lease = StoreLease(box, settings.computer_name).acquire()
         run_id = box.start_run(settings.target.name)
         res.in_doubt = sum(c.get(ob.SENDING, 0) for h, c in box.counts().items() if not facility or h == facility)
         cpu, wall = time.process_time(), time.perf_counter()
@@ -182,6 +228,10 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
         log.info("เริ่มส่ง %d รายการไปยัง %s (ค้างจากครั้งก่อน %d) / sending %d payloads to %s (%d in doubt)",
                  res.attempted, settings.target.name, res.in_doubt, res.attempted, settings.target.name, res.in_doubt)
         async with Sender(settings, box, progress) as snd:
+            def lost(why: str) -> None:  # from the lease's thread: the run stops sending, its rows stay
+                snd.down = snd.down or why
+
+            lease.on_lost = lost
             cpu, wall = time.process_time(), time.perf_counter()
             await snd.send_outbox(facility)
             res.cpu["send"], res.wall["send"] = time.process_time() - cpu, time.perf_counter() - wall
@@ -220,7 +270,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     await snd.agent_status(h, f"error: {snd.down or f'{failed} payloads failed'}", error=True,
                                            final=True)
                 else:
-                    await snd.agent_status(h, f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}",
+                    await snd.agent_status(h, f"{IDLE_STATUS} / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}",
                                            final=True)
 
             checked = snd.checked_facilities()
@@ -235,6 +285,8 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                  res.sent + res.confirmed, res.refused, res.remaining(), res.exit_code)
         return res
     finally:
+        if lease is not None:
+            lease.release()
         if own:
             box.close()
 
@@ -264,12 +316,11 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
 
 def sync(settings: DeliverySettings, ndjson: str | Path | None = None, *, progress: ProgressFn | None = None,
          **options: Any) -> SyncResult:
-    """``phrsync sync``: one run under the agent lock (``options`` as :func:`run_sync`). Raises
+    """``phrsync sync``: one run under the state store's lease (``options`` as :func:`run_sync`). Raises
     :class:`AgentBusy` (exit 5), :class:`StoreError` (the state store, exit 7), :class:`UsageError` (an
     unreadable build file, exit 2) or :class:`Interrupted` (Ctrl+C; what was committed stays, exit 130)."""
     try:
-        with agent_lock(settings.lock_path):
-            return run_blocking(run_sync(settings, ndjson, progress=progress, **options))
+        return run_blocking(run_sync(settings, ndjson, progress=progress, **options))
     except KeyboardInterrupt:
         raise Interrupted("หยุดโดยผู้ใช้ สั่งใหม่เพื่อทำต่อ", "interrupted: run again to resume") from None
     except SQLAlchemyError as e:  # the state store is unreachable or broken: nothing was sent

@@ -163,6 +163,28 @@ def _full_check_due(box: ob.Outbox, settings: DeliverySettings) -> bool:
     return last is None or time.time() - float(last) >= settings.full_check_days * 86400
 
 
+FULL_SINCE_META = "full_check_since"  # when the full check under way began (its days checked since then are done)
+
+
+def _full_check_plan(box: ob.Outbox, settings: DeliverySettings, full_check: bool | None,
+                     scoped: bool) -> tuple[bool, float | None]:
+    """(full check this run?, since when its days count as checked). A full check that did not finish (a day's
+    question failed, a facility was skipped) is resumed by the next run for the days it has not done; a
+    ``--full-check`` starts a new one. A run limited by ``--facility``/``--since`` resumes one under way for
+    its days, but neither starts nor completes one for the whole store."""
+    if full_check is False:
+        return False, None
+    now = time.time()
+    under_way = box.get_meta(FULL_SINCE_META)
+    if full_check is None and under_way is not None:
+        return True, float(under_way)
+    if full_check or _full_check_due(box, settings):
+        if not scoped:
+            box.set_meta(FULL_SINCE_META, str(now))
+        return True, now
+    return False, None
+
+
 def _counts(box: ob.Outbox, facility: str | None) -> dict[str, dict[str, int]]:
     """Status counts of what this run covers: with ``--facility H`` the result (its exit code and "not
     delivered") answers for H alone, not for the backlog of facilities the run never touched."""
@@ -192,6 +214,10 @@ def _agent_states(res: SyncResult, checked: list[str]) -> dict[str, dict[str, An
     for h, kind in res.skip_kind.items():
         why = res.skipped.get(h, "").removeprefix(f"{h}: ")  # the facility is named beside it already
         out[h] = {"state": st.STATE_OF_SKIP.get(kind, st.ERROR), "why": mask_text(why)[:300], "at": now}
+    if not res.down:  # a facility the run had nothing to do for was not contacted: nothing holds it up either
+        for h, c in res.outbox.items():
+            if h not in out and not any(c.get(s, 0) for s in (*ob.TO_SEND, ob.SENT)):
+                out[h] = {"state": st.OK, "why": st.NOTHING_TO_DO, "at": now}
     return out
 
 
@@ -239,11 +265,12 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             rec = ReconcileResult()
             if verify and snd.down is None:
                 facilities = [facility] if facility else box.facilities()
-                full = _full_check_due(box, settings) if full_check is None else full_check
+                full, full_since = _full_check_plan(box, settings, full_check, scoped=bool(facility or since))
                 rec.full = full
+                failed: dict[tuple[str, str], tuple[str, bool]] = {}  # days whose last question failed
                 for rnd in range(3):
-                    r = await reconcile(snd, facilities, since, remove=remove and rnd == 0, force=force,
-                                        only_unconfirmed=rnd > 0, full=full and rnd == 0)
+                    r = await reconcile(snd, facilities, since, remove=remove, force=force, only_unconfirmed=rnd > 0,
+                                        full=full and rnd == 0, full_since=full_since, retry_days=set(failed))
                     rec.days += r.days
                     rec.confirmed += r.confirmed
                     rec.resend += r.resend
@@ -251,11 +278,21 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     rec.guarded += r.guarded
                     rec.errors += r.errors
                     rec.notes += r.notes
-                    if rnd == 0 and full and not r.errors and not snd.down and not facility and not since:
-                        box.set_meta(FULL_CHECK_META, str(time.time()))
-                    if not r.resend or snd.down:
+                    for day, outcome in r.outcome.items():  # a day answered in a later round is no failure
+                        if outcome is None:
+                            failed.pop(day, None)
+                        else:
+                            failed[day] = outcome
+                    if (not r.resend and not failed) or snd.down:
                         break
-                    await snd.send_outbox(facility)
+                    if r.resend:
+                        await snd.send_outbox(facility)
+                rec.errors += [why for why, audit in failed.values() if not audit]
+                rec.deferred = [why for why, audit in failed.values() if audit]
+                if full and not facility and not since and not snd.down and not snd.skipped and not failed \
+                        and not rec.errors:
+                    box.set_meta(FULL_CHECK_META, str(time.time()))  # complete: the next one is due in full_check_days
+                    box.delete_meta(FULL_SINCE_META)
             # OrganizationSummary rounds and their resends
             res.cpu["verify"], res.wall["verify"] = time.process_time() - cpu, time.perf_counter() - wall
             c = snd.counters

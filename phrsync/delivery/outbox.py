@@ -840,6 +840,10 @@ class Outbox:
             if c.execute(update(meta).where(meta.c.name == name).values(value=value)).rowcount == 0:
                 c.execute(insert(meta).values(name=name, value=value))
 
+    def delete_meta(self, name: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(meta.delete().where(meta.c.name == name))
+
     def facilities(self) -> list[str]:
         with self.engine.connect() as c:
             return [r[0] for r in c.execute(select(outbox.c.hospcode).distinct().order_by(outbox.c.hospcode))]

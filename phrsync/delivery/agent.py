@@ -332,10 +332,11 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
                   state_path: str | Path, *, concurrency: int = 8, rate_per_minute: int = 0, timeout: float = 30.0,
                   facility: str | None = None, verify: bool = True, remove: bool = False,
                   progress: ProgressFn | None = None, full_check: bool | None = None,
-                  **target_options: Any) -> SyncResult:
+                  computer_name: str | None = None, **target_options: Any) -> SyncResult:
     """Send a ``phrsync build`` file to ``target_url`` (e.g. a sandbox from ``running(...)``) with the state in
     ``state_path`` (SQLite file, or a database URL). ``credentials``: one account for every facility, or a
-    ``{hcode: Credentials}`` map. Blocking; returns the :class:`SyncResult` (``as_dict()`` for JSON)."""
+    ``{hcode: Credentials}`` map; ``computer_name``: told to PHR (default the host name; the store's
+    installation id is appended). Blocking; returns the :class:`SyncResult` (``as_dict()`` for JSON)."""
     state = str(state_path)
     if "://" not in state:
         state = f"sqlite:///{Path(state).resolve()}"
@@ -347,6 +348,8 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
 
     settings = DeliverySettings(target=tgt, state_url=state, default_credentials=default, facility_credentials=per,
                                 agent_version=f"phrsync {__version__}")
+    if computer_name:
+        settings.computer_name = computer_name
     return run_blocking(run_sync(settings, ndjson_path, facility=facility, verify=verify, remove=remove,
                                  progress=progress, full_check=full_check))
 

@@ -297,9 +297,23 @@ class Outbox:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         elif u.get_backend_name() == "postgresql":
             _ensure_pg_database(u)
-        metadata.create_all(self.engine)
-        self._upgrade()
+        self._create()
         self._ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"  # for apply()'s driver SQL
+
+    def _create(self, tries: int = 5) -> None:
+        """Tables, indexes and upgrades. Two agents opening a new store at once raced here ("table already
+        exists"): whoever loses sees the winner's tables on its next try."""
+        from sqlalchemy.exc import DBAPIError
+
+        for attempt in range(tries):
+            try:
+                metadata.create_all(self.engine)
+                self._upgrade()
+                return
+            except DBAPIError:
+                if attempt == tries - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _upgrade(self) -> None:
         """Columns added after a state store was created (create_all only adds missing tables)."""

@@ -162,7 +162,8 @@ def counting(paths: dict[str, int]) -> Any:
     return answer
 
 
-def test_two_agents_with_different_data_dirs_on_one_store_deliver_each_payload_once(tmp_path: Path) -> None:
+def test_two_agents_with_different_data_dirs_on_one_store_deliver_each_payload_once(tmp_path: Path,
+                                                                                     store_url: str) -> None:
     """The one-agent lock was a file in data_dir: two configurations with different data_dir and the same state
     store, started together, both sent everything (every row attempts = 2)."""
     paths: dict[str, int] = {}
@@ -174,7 +175,7 @@ def test_two_agents_with_different_data_dirs_on_one_store_deliver_each_payload_o
         for name in ("a", "b"):
             toml = tmp_path / f"{name}.toml"
             toml.write_text(f'data_dir = "data-{name}"\n[delivery]\ntarget = "t"\nuser = "u10699"\n'
-                            f'state_path = "{tmp_path / "shared.sqlite"}"\n'
+                            f'state_url = "{store_url}"\n'
                             f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
             settings.append(load_delivery(load_config(toml, env=env), env=env))
         gate = threading.Barrier(2)

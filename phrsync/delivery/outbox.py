@@ -1006,7 +1006,7 @@ def _ensure_pg_database(u: Any) -> None:
                              connect_timeout=10) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.errors.DuplicateDatabase:
-        pass
+    except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+        pass  # (UniqueViolation: another agent created it in the same instant)
     except psycopg.OperationalError:
         pass  # no right to list/create: assume the database exists; create_all reports the real error

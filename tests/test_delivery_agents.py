@@ -17,6 +17,7 @@ from dbfixtures import (
     postgres_server,  # noqa: F401  (fixture)
     unique_name,
 )
+from sqlalchemy import select
 from test_delivery import another_computer_reports, held, item, sandbox_with, write
 from test_sandbox_support import PASSWORD_KEY
 
@@ -27,6 +28,7 @@ from phrsync.delivery import status as st_mod
 from phrsync.delivery.agent import AgentBusy, StoreLease, installation_name, sync, sync_payloads
 from phrsync.delivery.config import Credentials, load_delivery
 from phrsync.errors import Exit
+from phrsync.sandbox import store
 
 H = "10699"
 
@@ -373,3 +375,27 @@ def test_status_shows_the_agent_that_holds_the_store(tmp_path: Path) -> None:
         box.close()
     report = st_mod.delivery_status(url, computer_name="pc")
     assert not report.agent.running and any("not running" in line and name in line for line in status_lines(report))
+
+
+def test_a_run_announces_itself_to_other_computers_after_phrs_5_seconds(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first progress report came ``status_interval`` (30 s) after a facility's check: for that long another
+    installation's guard saw nobody sending and started beside it. It now comes PHR's minimum gap (5 s) after."""
+    import phrsync.delivery.sender as sender_mod
+    from phrsync.sandbox.settings import FaultConfig
+
+    monkeypatch.setattr(sender_mod, "STATUS_MIN_GAP", 0.3)
+    statuses: list[str] = []
+
+    def answer(scope: dict[str, Any]) -> None:
+        if scope["path"] == "/api/UpdateAgentStatus":
+            statuses.append(scope["query_string"].decode())
+
+    with sandbox_with(tmp_path, answer, faults=FaultConfig(latency_ms=40)) as (st, pw):
+        its = [item(9800 + i) for i in range(30)]
+        res = sync_payloads(write(tmp_path / "b.ndjson", its), st.base_url, Credentials("u10699", pw),
+                            tmp_path / "s.sqlite", concurrency=1)  # status_interval stays 30 s
+        assert res.exit_code == 0 and res.seconds > 1
+        assert len(statuses) >= 2  # progress during the run (with the old rule only the final report, at the end)
+        row = st.sandbox.store.read(lambda c: c.execute(select(store.agent_status)).mappings().one())
+        assert row["status"].startswith("idle")

@@ -386,10 +386,11 @@ class Sender:
                 self.skip(hcode, "other_agent", f"เครื่อง {other} กำลังส่งข้อมูลของหน่วยบริการนี้ / computer "
                           f"{other} is already sending for this facility ({age:.0f} s ago)")
                 return False
-        # The first progress report comes ``status_interval`` after this check, not now: a short run then reports
-        # once, its outcome, at its end — a "starting" report now would hold that outcome back for PHR's 5 s.
-        # (Another computer starting within that interval does not see this one yet: the guard is not atomic.)
-        self._next_status[hcode] = time.monotonic() + max(STATUS_MIN_GAP, self.t.status_interval)
+        # The first progress report comes PHR's 5 s after this check, not now: a run shorter than that reports once,
+        # its outcome, at its end — a "starting" report now would hold that outcome back for those 5 s. Not
+        # ``status_interval`` (30 s) either: until its first report, another computer's guard does not see this one
+        # (the guard is not atomic), and a run announced only after 30 s let a second installation start beside it.
+        self._next_status[hcode] = time.monotonic() + STATUS_MIN_GAP
         return True
 
     def checked_facilities(self) -> list[str]:

@@ -180,6 +180,9 @@ def test_two_agents_with_different_data_dirs_on_one_store_deliver_each_payload_o
                             f'state_url = "{store_url}"\n'
                             f'[targets.t]\nbase_url = "{st.base_url}"\nrate_per_minute = 0\n', encoding="utf-8")
             settings.append(load_delivery(load_config(toml, env=env), env=env))
+        pre = ob.Outbox(store_url)  # the build is in the store already (two agents creating it: the test below)
+        pre.load_file(nd)
+        pre.close()
         gate = threading.Barrier(2)
         outcomes: list[Any] = []
 
@@ -207,6 +210,27 @@ def test_two_agents_with_different_data_dirs_on_one_store_deliver_each_payload_o
         ran = [o for o in outcomes if not isinstance(o, AgentBusy)]
         assert all(r.exit_code == 0 for r in ran) and (busy or min(r.sent for r in ran) == 0)
         assert all(int(e.exit_code) == Exit.LOCKED for e in busy)
+
+
+def test_agents_opening_a_new_store_at_once_all_get_it(store_url: str) -> None:
+    """Two agents creating the store's tables at once: the loser failed with "table already exists" (PostgreSQL:
+    a unique violation creating the database)."""
+    gate = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        gate.wait()
+        try:
+            ob.Outbox(store_url).close()
+        except BaseException as e:  # noqa: BLE001  (any failure is the finding)
+            errors.append(e)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
 
 
 def test_two_installations_on_one_host_tell_each_other_apart(tmp_path: Path) -> None:

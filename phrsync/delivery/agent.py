@@ -3,7 +3,8 @@ lost, remove what the HIS deleted (guarded), and record the run. Used by ``phrsy
 :func:`sync_payloads`, by ``phrsync demo``.
 
 The blocking functions :func:`sync`, :func:`retry` and :func:`run_agent` are what ``phrsync sync``/``retry``/
-``run`` call: each takes the state store's lease (:class:`StoreLease`), runs, and returns a result (``to_dict()`` for ``--json``), or raises a
+``run`` call: each takes the state store's lease (:class:`StoreLease`), runs, and returns a result
+(``to_dict()`` for ``--json``), or raises a
 :class:`phrsync.errors.PhrsyncError` (a broken state store is :class:`StoreError`, another agent on the same
 store :class:`LockedError`, Ctrl+C :class:`Interrupted`).
 
@@ -129,8 +130,8 @@ class StoreLease:
                 if held:
                     continue
             if not held:
-                self.lost = ("สิทธิ์ส่งของฐานข้อมูลสถานะหมดอายุและถูกโปรแกรมอื่นรับไป / the state store's lease "
-                             "expired and another agent took it")
+                self.lost = ("สิทธิ์ส่งของฐานข้อมูลสถานะหมดอายุ (ต่ออายุไม่ทันหรือโปรแกรมอื่นรับไปแล้ว) / the state "
+                             "store's lease expired (not renewed in time, or another agent took it)")
                 log.error("%s", self.lost)
                 if self.on_lost is not None:
                     self.on_lost(self.lost)

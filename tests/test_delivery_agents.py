@@ -423,3 +423,25 @@ def test_a_run_announces_itself_to_other_computers_after_phrs_5_seconds(tmp_path
         assert len(statuses) >= 2  # progress during the run (with the old rule only the final report, at the end)
         row = st.sandbox.store.read(lambda c: c.execute(select(store.agent_status)).mappings().one())
         assert row["status"].startswith("idle")
+
+
+def test_an_agent_killed_holding_the_lease_does_not_lock_the_next_one_out(tmp_path: Path) -> None:
+    """kill -9 leaves the lease row behind: the next agent on this computer sees its holder's process gone and
+    takes the lease at once instead of waiting out its expiry (a SQLite store is always on this computer)."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    code = (f"import os; from phrsync.delivery import outbox as ob; b = ob.Outbox({url!r}); "
+            "assert b.take_lease('pc-killed', 600) is None; os._exit(9)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 9
+    box = ob.Outbox(url)
+    try:
+        held = box.lease()
+        assert held is not None and held.computer == "pc-killed" and held.expires_at > box.store_time()
+        lease = StoreLease(box, "pc-next").acquire()  # no AgentBusy
+        assert box.lease().computer == "pc-next"
+        lease.release()
+        assert box.lease() is None
+    finally:
+        box.close()

@@ -107,8 +107,9 @@ class DeliverySection(_Section):
                                                                     "reconcile's removal guard per day")
     full_check_days: float = Field(7.0, ge=0, description="ตรวจกับ PHR ทุกวันของ build ทุกกี่วัน / compare every "
                                                           "day of the build with PHR this often")
-    computer_name: str | None = Field(None, description="ชื่อเครื่องที่แจ้ง PHR / computer name told to PHR "
-                                                        "(default the host name)")
+    computer_name: str | None = Field(None, description="ชื่อเครื่องที่แจ้ง PHR (ต่อท้ายด้วยรหัสติดตั้งของฐานข้อมูล"
+                                                        "สถานะ) / computer name told to PHR (default the host name; "
+                                                        "the state store's installation id is appended)")
     every_minutes: float = Field(60.0, gt=0, description="phrsync run: ส่งทุกกี่นาที / minutes between rounds")
 
     @field_validator("facilities")

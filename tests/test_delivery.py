@@ -494,7 +494,8 @@ def test_kill_in_doubt_row_is_resent_without_duplicate(sbx: tuple[SandboxThread,
     cpu = res.as_dict()["cpu_seconds"]  # the run's own CPU by phase, for sizing a server
     assert set(cpu) == {"load", "send", "verify"} and all(v >= 0 for v in cpu.values()) and cpu["send"] > 0
     box = ob.Outbox(f"sqlite:///{state}")
-    box.mark_sending(items[1]["key"])  # as if killed after sending, before recording the answer
+    r = box.row(items[1]["key"])  # as if killed after sending, before recording the answer:
+    assert not box.apply([(r["key"], r["status"], r["claimed_by"])], [])  # claimed as the sender claims
     box.close()
     t0 = time.time()
     res = sync_payloads(tmp_path / "b.ndjson", st.base_url, creds, state)
@@ -566,14 +567,18 @@ def test_run_once_and_local_lock(sbx: tuple[SandboxThread, str], tmp_path: Path,
     assert r.exit_code == 0, r.output
     assert len(r.stdout.strip().splitlines()) == 1  # one JSON object per round, on one line
     assert json.loads(r.stdout)["sent"] == 2
-    from phrsync.delivery.agent import AgentBusy, agent_lock
+    from phrsync.delivery.agent import AgentBusy, StoreLease
 
-    lock = tmp_path / "data" / "delivery" / "agent.lock"
-    with agent_lock(lock):
-        with pytest.raises(AgentBusy), agent_lock(lock):
-            pass
+    box = ob.Outbox(f"sqlite:///{tmp_path / 'data' / 'delivery' / 'outbox.sqlite'}")
+    lease = StoreLease(box, "other-pc").acquire()  # another agent holds the store's lease
+    try:
+        with pytest.raises(AgentBusy):
+            StoreLease(ob.Outbox(box.url), "third-pc").acquire()
         r = CliRunner().invoke(cli, [*conf, "sync", "--json"])
-        assert r.exit_code == EXIT_LOCKED
+        assert r.exit_code == EXIT_LOCKED and "other-pc" in r.output
+    finally:
+        lease.release()
+        box.close()
 
     def interrupted(coro: Any) -> Any:
         coro.close()
@@ -1447,8 +1452,7 @@ def test_run_agent_reads_the_build_file_only_when_it_changed_and_stops_on_reques
     st, pw_hash = sbx
     nd = write(tmp_path / "b.ndjson", [item(4100)])
     settings = DeliverySettings(Target("t", st.base_url, rate_per_minute=0, backoff_base=0.01),
-                                f"sqlite:///{tmp_path / 's.sqlite'}", Credentials("u10699", pw_hash),
-                                lock_path=tmp_path / "agent.lock")
+                                f"sqlite:///{tmp_path / 's.sqlite'}", Credentials("u10699", pw_hash))
     stop = threading.Event()
     rounds: list[dict[str, Any]] = []
 
@@ -1494,12 +1498,12 @@ def test_retry_policy_limits_attempts_and_honours_what_the_server_asked() -> Non
     assert [retryable(c) for c in (500, 503, 408, 429, 400, 401, 404, 422)] == [True] * 4 + [False] * 4
 
 
-def test_state_option_takes_a_url_or_a_sqlite_path_with_its_own_lock(tmp_path: Path) -> None:
+def test_state_option_takes_a_url_or_a_sqlite_path(tmp_path: Path) -> None:
     from phrsync.delivery.config import DeliverySettings, Target, with_state
 
-    base = DeliverySettings(Target("t", "http://127.0.0.1:1"), "sqlite:////x.sqlite", lock_path=tmp_path / "a.lock")
+    base = DeliverySettings(Target("t", "http://127.0.0.1:1"), "sqlite:////x.sqlite")
     assert with_state(base, None) is base
     s = with_state(base, tmp_path / "other.sqlite")
-    assert s.state_url == f"sqlite:///{tmp_path / 'other.sqlite'}" and s.lock_path == tmp_path / "other.sqlite.lock"
+    assert s.state_url == f"sqlite:///{tmp_path / 'other.sqlite'}"
     pg = with_state(base, "postgresql+psycopg://u@db/phr")
-    assert pg.state_url == "postgresql+psycopg://u@db/phr" and pg.lock_path == tmp_path / "a.lock"
+    assert pg.state_url == "postgresql+psycopg://u@db/phr"

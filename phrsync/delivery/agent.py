@@ -3,25 +3,25 @@ lost, remove what the HIS deleted (guarded), and record the run. Used by ``phrsy
 :func:`sync_payloads`, by ``phrsync demo``.
 
 The blocking functions :func:`sync`, :func:`retry` and :func:`run_agent` are what ``phrsync sync``/``retry``/
-``run`` call: each takes the agent lock, runs, and returns a result (``to_dict()`` for ``--json``), or raises a
+``run`` call: each takes the state store's lease (:class:`StoreLease`), runs, and returns a result
+(``to_dict()`` for ``--json``), or raises a
 :class:`phrsync.errors.PhrsyncError` (a broken state store is :class:`StoreError`, another agent on the same
 store :class:`LockedError`, Ctrl+C :class:`Interrupted`).
 
 Exit codes (:class:`phrsync.errors.Exit`): 0 everything delivered; 1 some payloads refused (data to fix);
 3 some payloads not delivered yet (target down, retries exhausted: run again); 4 login refused for a
-facility, or another computer sends for it (GetAgentComputerName); 5 another agent holds this state store.
+facility, or another computer sends for it (GetAgentComputerName); 5 another agent holds this state store's lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import dataclasses
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +32,7 @@ from phrsync.delivery import outbox as ob
 from phrsync.delivery import status as st
 from phrsync.delivery.config import Credentials, DeliverySettings, Target
 from phrsync.delivery.reconcile import ReconcileResult, reconcile
-from phrsync.delivery.sender import ProgressFn, Sender
+from phrsync.delivery.sender import IDLE_STATUS, ProgressFn, Sender
 from phrsync.errors import Exit, Interrupted, LockedError, NotFoundError, UsageError
 from phrsync.pdpa import mask_text
 
@@ -43,7 +43,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNDELIVERED, EXIT_AUTH, EXIT_LOCKED = (
 
 
 class AgentBusy(LockedError):
-    """Another agent process holds the lock of this state store (exit 5)."""
+    """Another agent holds the lease of this state store (exit 5)."""
 
 
 @dataclass
@@ -91,24 +91,68 @@ class SyncResult:
                 "phase_seconds": {k: round(v, 3) for k, v in self.wall.items()}}
 
 
-@contextlib.contextmanager
-def agent_lock(path: Path | None) -> Iterator[None]:
-    """One agent per state store on this machine (``flock``; released by the kernel even on kill -9)."""
-    if path is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise AgentBusy(f"มีโปรแกรมส่งอีกตัวทำงานอยู่ ({path})", f"another agent holds {path}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        yield
-    finally:
-        os.close(fd)
+LEASE_SECONDS = 60.0  # a lease not renewed for this long is free (its holder hung or its computer died)
+
+
+class StoreLease:
+    """The state store's lease for one run (:meth:`Outbox.take_lease`): one agent per store, whatever data folder
+    or computer it runs from. A thread renews it every quarter of its life; ``on_lost`` is called (once) when
+    that fails because the lease expired and another agent took it — the claims of rows stay atomic anyway."""
+
+    def __init__(self, box: ob.Outbox, computer: str, seconds: float = LEASE_SECONDS,
+                 on_lost: Callable[[str], None] | None = None) -> None:
+        self.box, self.computer, self.seconds, self.on_lost = box, computer, seconds, on_lost
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def acquire(self) -> StoreLease:
+        """Take the lease or raise :class:`AgentBusy` naming its holder."""
+        holder = self.box.take_lease(self.computer, self.seconds)
+        if holder is not None:
+            ago = max(0.0, self.box.store_time() - holder.heartbeat_at)
+            raise AgentBusy(f"มีโปรแกรมส่งอีกตัวใช้ฐานข้อมูลสถานะนี้อยู่: {holder.computer} (เครื่อง {holder.host} pid "
+                            f"{holder.pid}) ตอบล่าสุด {ago:.0f} วินาทีก่อน",
+                            f"another agent holds this state store: {holder.computer} (host {holder.host}, pid "
+                            f"{holder.pid}), last heartbeat {ago:.0f} s ago")
+        self._thread = threading.Thread(target=self._beat, name="outbox-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        until = time.monotonic() + self.seconds
+        while not self._stop.wait(self.seconds / 4):
+            try:
+                held = self.box.renew_lease(self.seconds)
+            except Exception as e:  # the store unreachable for a moment: the lease holds until it expires
+                log.warning("ต่ออายุสิทธิ์ส่งไม่ได้ / cannot renew the store lease: %s", mask_text(str(e))[:200])
+                held = time.monotonic() < until
+                if held:
+                    continue
+            if not held:
+                self.lost = ("สิทธิ์ส่งของฐานข้อมูลสถานะหมดอายุ (ต่ออายุไม่ทันหรือโปรแกรมอื่นรับไปแล้ว) / the state "
+                             "store's lease expired (not renewed in time, or another agent took it)")
+                log.error("%s", self.lost)
+                if self.on_lost is not None:
+                    self.on_lost(self.lost)
+                return
+            until = time.monotonic() + self.seconds
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.lost is None:
+            with contextlib.suppress(SQLAlchemyError):
+                self.box.release_lease()
+
+
+def installation_name(box: ob.Outbox, base: str) -> str:
+    """The computer name told to PHR: ``base`` (the host name, or ``[delivery].computer_name``) and the state
+    store's installation id, so PHR's one-computer-per-facility guard tells two installations on one host
+    apart."""
+    iid = box.installation_id()
+    return base if base.endswith(f"-{iid}") else f"{base}-{iid}"
 
 
 FULL_CHECK_META = "last_full_check"
@@ -118,6 +162,28 @@ def _full_check_due(box: ob.Outbox, settings: DeliverySettings) -> bool:
     """A complete day-by-day comparison with PHR once every ``full_check_days`` (0 = every run)."""
     last = box.get_meta(FULL_CHECK_META)
     return last is None or time.time() - float(last) >= settings.full_check_days * 86400
+
+
+FULL_SINCE_META = "full_check_since"  # when the full check under way began (its days checked since then are done)
+
+
+def _full_check_plan(box: ob.Outbox, settings: DeliverySettings, full_check: bool | None,
+                     scoped: bool) -> tuple[bool, float | None]:
+    """(full check this run?, since when its days count as checked). A full check that did not finish (a day's
+    question failed, a facility was skipped) is resumed by the next run for the days it has not done; a
+    ``--full-check`` starts a new one. A run limited by ``--facility``/``--since`` resumes one under way for
+    its days, but neither starts nor completes one for the whole store."""
+    if full_check is False:
+        return False, None
+    now = time.time()
+    under_way = box.get_meta(FULL_SINCE_META)
+    if full_check is None and under_way is not None:
+        return True, float(under_way)
+    if full_check or _full_check_due(box, settings):
+        if not scoped:
+            box.set_meta(FULL_SINCE_META, str(now))
+        return True, now
+    return False, None
 
 
 def _counts(box: ob.Outbox, facility: str | None) -> dict[str, dict[str, int]]:
@@ -149,6 +215,10 @@ def _agent_states(res: SyncResult, checked: list[str]) -> dict[str, dict[str, An
     for h, kind in res.skip_kind.items():
         why = res.skipped.get(h, "").removeprefix(f"{h}: ")  # the facility is named beside it already
         out[h] = {"state": st.STATE_OF_SKIP.get(kind, st.ERROR), "why": mask_text(why)[:300], "at": now}
+    if not res.down:  # a facility the run had nothing to do for was not contacted: nothing holds it up either
+        for h, c in res.outbox.items():
+            if h not in out and not any(c.get(s, 0) for s in (*ob.TO_SEND, ob.SENT)):
+                out[h] = {"state": st.OK, "why": st.NOTHING_TO_DO, "at": now}
     return out
 
 
@@ -179,6 +249,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
     own = box is None
     box = box or ob.Outbox(settings.state_url)
     res = SyncResult(target=settings.target.name, dry_run=dry_run)
+    lease: StoreLease | None = None
     try:
         require_facility(box, ndjson, facility)
         if dry_run:
@@ -188,6 +259,8 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             res.outbox = _counts(box, facility)
             res.seconds = time.perf_counter() - t0
             return res
+        settings = dataclasses.replace(settings, computer_name=installation_name(box, settings.computer_name))
+        lease = StoreLease(box, settings.computer_name).acquire()
         run_id = box.start_run(settings.target.name)
         res.in_doubt = sum(c.get(ob.SENDING, 0) for h, c in box.counts().items() if not facility or h == facility)
         cpu, wall = time.process_time(), time.perf_counter()
@@ -200,6 +273,10 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
         log.info("เริ่มส่ง %d รายการไปยัง %s (ค้างจากครั้งก่อน %d) / sending %d payloads to %s (%d in doubt)",
                  res.attempted, settings.target.name, res.in_doubt, res.attempted, settings.target.name, res.in_doubt)
         async with Sender(settings, box, progress) as snd:
+            def lost(why: str) -> None:  # from the lease's thread: the run stops sending, its rows stay
+                snd.down = snd.down or why
+
+            lease.on_lost = lost
             cpu, wall = time.process_time(), time.perf_counter()
             await snd.send_outbox(facility)
             res.cpu["send"], res.wall["send"] = time.process_time() - cpu, time.perf_counter() - wall
@@ -207,11 +284,12 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             rec = ReconcileResult()
             if verify and snd.down is None:
                 facilities = [facility] if facility else box.facilities()
-                full = _full_check_due(box, settings) if full_check is None else full_check
+                full, full_since = _full_check_plan(box, settings, full_check, scoped=bool(facility or since))
                 rec.full = full
+                failed: dict[tuple[str, str], tuple[str, bool]] = {}  # days whose last question failed
                 for rnd in range(3):
-                    r = await reconcile(snd, facilities, since, remove=remove and rnd == 0, force=force,
-                                        only_unconfirmed=rnd > 0, full=full and rnd == 0)
+                    r = await reconcile(snd, facilities, since, remove=remove, force=force, only_unconfirmed=rnd > 0,
+                                        full=full and rnd == 0, full_since=full_since, retry_days=set(failed))
                     rec.days += r.days
                     rec.confirmed += r.confirmed
                     rec.resend += r.resend
@@ -219,11 +297,21 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     rec.guarded += r.guarded
                     rec.errors += r.errors
                     rec.notes += r.notes
-                    if rnd == 0 and full and not r.errors and not snd.down and not facility and not since:
-                        box.set_meta(FULL_CHECK_META, str(time.time()))
-                    if not r.resend or snd.down:
+                    for day, outcome in r.outcome.items():  # a day answered in a later round is no failure
+                        if outcome is None:
+                            failed.pop(day, None)
+                        else:
+                            failed[day] = outcome
+                    if (not r.resend and not failed) or snd.down:
                         break
-                    await snd.send_outbox(facility)
+                    if r.resend:
+                        await snd.send_outbox(facility)
+                rec.errors += [why for why, audit in failed.values() if not audit]
+                rec.deferred = [why for why, audit in failed.values() if audit]
+                if full and not facility and not since and not snd.down and not snd.skipped and not failed \
+                        and not rec.errors:
+                    box.set_meta(FULL_CHECK_META, str(time.time()))  # complete: the next one is due in full_check_days
+                    box.delete_meta(FULL_SINCE_META)
             # OrganizationSummary rounds and their resends
             res.cpu["verify"], res.wall["verify"] = time.process_time() - cpu, time.perf_counter() - wall
             c = snd.counters
@@ -238,7 +326,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                     await snd.agent_status(h, f"error: {snd.down or f'{failed} payloads failed'}", error=True,
                                            final=True)
                 else:
-                    await snd.agent_status(h, f"idle / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}",
+                    await snd.agent_status(h, f"{IDLE_STATUS} / เสร็จ: sent {c.sent + c.confirmed}, refused {c.refused}",
                                            final=True)
 
             checked = snd.checked_facilities()
@@ -253,6 +341,8 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
                  res.sent + res.confirmed, res.refused, res.remaining(), res.exit_code)
         return res
     finally:
+        if lease is not None:
+            lease.release()
         if own:
             box.close()
 
@@ -261,10 +351,11 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
                   state_path: str | Path, *, concurrency: int = 8, rate_per_minute: int = 0, timeout: float = 30.0,
                   facility: str | None = None, verify: bool = True, remove: bool = False,
                   progress: ProgressFn | None = None, full_check: bool | None = None,
-                  **target_options: Any) -> SyncResult:
+                  computer_name: str | None = None, **target_options: Any) -> SyncResult:
     """Send a ``phrsync build`` file to ``target_url`` (e.g. a sandbox from ``running(...)``) with the state in
     ``state_path`` (SQLite file, or a database URL). ``credentials``: one account for every facility, or a
-    ``{hcode: Credentials}`` map. Blocking; returns the :class:`SyncResult` (``as_dict()`` for JSON)."""
+    ``{hcode: Credentials}`` map; ``computer_name``: told to PHR (default the host name; the store's
+    installation id is appended). Blocking; returns the :class:`SyncResult` (``as_dict()`` for JSON)."""
     state = str(state_path)
     if "://" not in state:
         state = f"sqlite:///{Path(state).resolve()}"
@@ -276,18 +367,19 @@ def sync_payloads(ndjson_path: str | Path, target_url: str, credentials: Credent
 
     settings = DeliverySettings(target=tgt, state_url=state, default_credentials=default, facility_credentials=per,
                                 agent_version=f"phrsync {__version__}")
+    if computer_name:
+        settings.computer_name = computer_name
     return run_blocking(run_sync(settings, ndjson_path, facility=facility, verify=verify, remove=remove,
                                  progress=progress, full_check=full_check))
 
 
 def sync(settings: DeliverySettings, ndjson: str | Path | None = None, *, progress: ProgressFn | None = None,
          **options: Any) -> SyncResult:
-    """``phrsync sync``: one run under the agent lock (``options`` as :func:`run_sync`). Raises
+    """``phrsync sync``: one run under the state store's lease (``options`` as :func:`run_sync`). Raises
     :class:`AgentBusy` (exit 5), :class:`StoreError` (the state store, exit 7), :class:`UsageError` (an
     unreadable build file, exit 2) or :class:`Interrupted` (Ctrl+C; what was committed stays, exit 130)."""
     try:
-        with agent_lock(settings.lock_path):
-            return run_blocking(run_sync(settings, ndjson, progress=progress, **options))
+        return run_blocking(run_sync(settings, ndjson, progress=progress, **options))
     except KeyboardInterrupt:
         raise Interrupted("หยุดโดยผู้ใช้ สั่งใหม่เพื่อทำต่อ", "interrupted: run again to resume") from None
     except SQLAlchemyError as e:  # the state store is unreachable or broken: nothing was sent

@@ -246,7 +246,7 @@ def status_cmd(ctx: click.Context, target: str | None, input_path: str | None, f
     settings = _settings(ctx, target, state)
     build_file = Path(input_path) if input_path else default_input(config_from_context(ctx))
     report = delivery_status(settings.state_url, target=settings.target.name, facility=facility,
-                             build_refused=build_refusals(build_file))
+                             build_refused=build_refusals(build_file), computer_name=settings.computer_name)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str))
         return
@@ -262,6 +262,13 @@ def status_lines(report: StatusReport) -> list[str]:
     out: list[str] = []
     for h, f in report.facilities.items():
         out.extend(_facility_lines(h, f))
+    a = report.agent
+    if a.running:
+        out.append(f"โปรแกรมส่ง / agent: กำลังทำงาน running — {a.holder} (host {a.host}, pid {a.pid}) ตั้งแต่ since "
+                   f"{thai_datetime(a.since)}, ตอบล่าสุด heartbeat {thai_datetime(a.heartbeat_at)}")
+    else:
+        out.append("โปรแกรมส่ง / agent: ไม่ได้ทำงานอยู่ not running"
+                   + (f" (ชื่อเครื่องที่แจ้ง PHR / computer name told to PHR: {a.computer_name})" if a.computer_name else ""))
     last = report.last_run
     if last:
         s = last.get("summary") or {}

@@ -94,9 +94,9 @@ class DeliverySettings:
     facility_credentials: dict[str, Credentials] = field(default_factory=dict)
     remove_max_fraction: float = 0.2  # reconcile never removes more than this share of a day without --force
     full_check_days: float = 7.0  # ask PHR about every day of the build this often (else only days with news)
+    # told to PHR (UpdateAgentStatus, the GetAgentComputerName guard); a run appends its store's installation id
     computer_name: str = field(default_factory=socket.gethostname)
     agent_version: str = ""
-    lock_path: Path | None = None
 
     def credentials(self, hcode: str) -> Credentials:
         return self.facility_credentials.get(hcode, self.default_credentials)
@@ -219,7 +219,6 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
         full_check_days=number_setting(dsec, "full_check_days", 7),
         computer_name=str(dsec.get("computer_name") or socket.gethostname()),
         agent_version=f"phrsync {__version__}",
-        lock_path=(cfg.data_dir / "delivery" / "agent.lock"),
     )
 
 
@@ -230,15 +229,10 @@ def state_url(value: str | os.PathLike[str]) -> str:
 
 
 def with_state(settings: DeliverySettings, value: str | os.PathLike[str] | None) -> DeliverySettings:
-    """``settings`` on another state store (``--state``). A SQLite store gets its own agent lock beside it: one
-    agent per store, not one per data folder."""
+    """``settings`` on another state store (``--state``); the one-agent lease lives in the store itself."""
     if not value:
         return settings
-    url = state_url(value)
-    lock = settings.lock_path
-    if url.startswith("sqlite:///"):
-        lock = Path(url[len("sqlite:///"):] + ".lock")
-    return dataclasses.replace(settings, state_url=url, lock_path=lock)
+    return dataclasses.replace(settings, state_url=state_url(value))
 
 
 def default_input(cfg: Config) -> Path:

@@ -9,6 +9,10 @@ run). ``removed``: reconcile deleted it from PHR because the HIS no longer has i
 A row left ``sending`` by a crash is *in doubt*: the request may or may not have landed. It is simply sent
 again: every PHR upload is keyed (encounter ref, chronic_ref_code, person list per facility, day summary),
 so a second copy replaces the first instead of adding to it.
+
+Two agents on one store: one at a time holds the store's lease (``delivery_lease``, taken with one conditional
+statement, renewed by a heartbeat, expired or taken over when its holder died), and a row is claimed with a
+compare-and-set on its status and claimant, so even two agents that both ran would never both send a row.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import secrets
+import socket
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -81,6 +87,7 @@ outbox = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("sent_at", Float),
+    Column("claimed_by", String(64)),  # the Outbox (agent run) that last claimed the row: claims compare it
     Index("ix_delivery_outbox_hday", "hospcode", "day"),
     # to_send walks one facility in key order filtering on status: an index scan, never a sort of the outbox.
     # The only index holding the status (counts scan it too): each status change moves one index entry.
@@ -117,6 +124,23 @@ meta = Table(
     "delivery_meta", metadata,  # small facts about the state itself (e.g. when PHR was last fully checked)
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+lease = Table(
+    "delivery_lease", metadata,  # the one agent that may send from this store now (see Outbox.take_lease)
+    Column("name", String(32), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("computer", String(255), nullable=False),
+    Column("acquired_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+days_checked = Table(
+    "delivery_days_checked", metadata,  # when PHR was last asked about a facility's day, successfully
+    Column("hospcode", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("checked_at", Float, nullable=False),
 )
 runs = Table(
     "delivery_runs", metadata,
@@ -198,6 +222,41 @@ class Row:
     body: bytes
     attempts: int
     status: str = PENDING  # as read, before the sender claimed it (to put it back if it is not sent after all)
+    claimed_by: str | None = None  # as read: the claim succeeds only while both are still what was read
+
+
+LEASE_NAME = "agent"
+INSTALLATION_META = "installation_id"
+
+
+@dataclass
+class Lease:
+    """Who holds a store's lease (:meth:`Outbox.lease`)."""
+
+    owner: str
+    host: str
+    pid: int
+    computer: str
+    acquired_at: float
+    heartbeat_at: float
+    expires_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid, "computer": self.computer, "acquired_at": self.acquired_at,
+                "heartbeat_at": self.heartbeat_at, "expires_at": self.expires_at}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+Claim = str | tuple[str, str, str | None]  # a bare key, or (key, status, claimed_by) as read (Outbox.apply)
 
 
 # the build file's readers (phrsync.phr.buildfile owns its format) under the names the agent and the demo use
@@ -223,6 +282,8 @@ class Outbox:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # this store handle's claimant id: rows it claims carry it, and its lease is held under it
+        self.owner = secrets.token_hex(16)
         u = make_url(url)
         self.is_sqlite = u.get_backend_name() == "sqlite"
         if self.is_sqlite and u.database:
@@ -236,9 +297,23 @@ class Outbox:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         elif u.get_backend_name() == "postgresql":
             _ensure_pg_database(u)
-        metadata.create_all(self.engine)
-        self._upgrade()
+        self._create()
         self._ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"  # for apply()'s driver SQL
+
+    def _create(self, tries: int = 5) -> None:
+        """Tables, indexes and upgrades. Two agents opening a new store at once raced here ("table already
+        exists"): whoever loses sees the winner's tables on its next try."""
+        from sqlalchemy.exc import DBAPIError
+
+        for attempt in range(tries):
+            try:
+                metadata.create_all(self.engine)
+                self._upgrade()
+                return
+            except DBAPIError:
+                if attempt == tries - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _upgrade(self) -> None:
         """Columns added after a state store was created (create_all only adds missing tables)."""
@@ -249,6 +324,9 @@ class Outbox:
         if "missing_load" not in have:
             with self.engine.begin() as c:
                 c.execute(text("ALTER TABLE delivery_outbox ADD COLUMN missing_load INTEGER"))
+        if "claimed_by" not in have:
+            with self.engine.begin() as c:
+                c.execute(text("ALTER TABLE delivery_outbox ADD COLUMN claimed_by VARCHAR(64)"))
         if "payload" in have:  # earlier versions kept the payload in the row: move it to delivery_payloads
             with self.engine.begin() as c:
                 c.execute(text("INSERT INTO delivery_payloads (key, payload) SELECT key, payload FROM delivery_outbox"))
@@ -551,7 +629,7 @@ class Outbox:
     def _to_send_one(self, facility: str, statuses: tuple[str, ...], page: int) -> Iterator[Row]:
         last = ""
         p = self._ph
-        sql = ("SELECT o.key, o.endpoint, o.hospcode, o.ref, o.day, d.payload, o.attempts, o.status "
+        sql = ("SELECT o.key, o.endpoint, o.hospcode, o.ref, o.day, d.payload, o.attempts, o.status, o.claimed_by "
                "FROM delivery_outbox o JOIN delivery_payloads d ON d.key = o.key "
                f"WHERE o.hospcode = {p} AND o.key > {p} AND o.status IN ({', '.join([p] * len(statuses))}) "
                f"ORDER BY o.key LIMIT {int(page)}")
@@ -560,8 +638,8 @@ class Outbox:
                 rows = c.exec_driver_sql(sql, (facility, last, *statuses)).fetchall()
             if not rows:
                 return
-            for key, ep, h, ref, day, payload, attempts, status in rows:
-                yield Row(key, ep, h, ref, day, unpack(payload), attempts, status)
+            for key, ep, h, ref, day, payload, attempts, status, claimed_by in rows:
+                yield Row(key, ep, h, ref, day, unpack(payload), attempts, status, claimed_by)
             last = rows[-1][0]
 
     def count_to_send(self, facility: str | None = None) -> int:
@@ -571,11 +649,10 @@ class Outbox:
         with self.engine.connect() as c:
             return int(c.execute(select(func.count()).select_from(outbox).where(and_(*cond))).scalar() or 0)
 
-    def mark_sending(self, key: str) -> None:
-        """Committed before the request: a crash after this leaves the row in doubt, never forgotten."""
-        with self.engine.begin() as c:
-            c.execute(update(outbox).where(outbox.c.key == key).values(
-                status=SENDING, attempts=outbox.c.attempts + 1, updated_at=time.time()))
+    def mark_sending(self, key: str) -> bool:
+        """Committed before the request: a crash after this leaves the row in doubt, never forgotten. False when
+        another store handle holds the row's claim (see :meth:`apply`)."""
+        return not self.apply([key], [])
 
     def mark_result(self, key: str, status: str, http_status: int | None = None, reason: str | None = None,
                     error: str | None = None) -> None:
@@ -587,30 +664,55 @@ class Outbox:
         with self.engine.begin() as c:
             c.execute(update(outbox).where(outbox.c.key == key).values(**values))
 
-    def apply(self, sending: list[str], results: list[tuple[str, str, int | None, str | None, str | None]],
-              reverts: Iterable[tuple[str, str]] = ()) -> None:
-        """Many :meth:`mark_sending` / :meth:`mark_result` in one transaction (the sender's group commit);
-        ``reverts`` (key, earlier status) undo a claim whose request never went out.
+    def apply(self, sending: list[Claim], results: list[tuple[str, str, int | None, str | None, str | None]],
+              reverts: Iterable[tuple[str, str]] = ()) -> set[str]:
+        """Many claims and answers in one transaction (the sender's group commit); ``reverts`` (key, earlier
+        status) undo a claim whose request never went out. Returns the keys whose claim did not take.
+
+        A claim is a compare-and-set: a :class:`Row`'s ``(key, status, claimed_by)`` as read takes only while
+        the row still has that status and claimant (two agents that read the same row: one sends it); a bare
+        key (a retry) only a row this handle claimed before or nobody ever did. Answers and put-backs apply to
+        rows this handle holds (or nobody does), never to a row another agent took since.
 
         Plain driver SQL: through SQLAlchemy's compiled statements each row cost more than the database's
         own work, on the path every payload takes twice."""
         now = time.time()
         p = self._ph
+        me = self.owner
         reverts = list(reverts)
-        claim = f"UPDATE delivery_outbox SET status = '{SENDING}', attempts = attempts + 1, updated_at = {p} WHERE key"
+        lost: set[str] = set()
+        claim = (f"UPDATE delivery_outbox SET status = '{SENDING}', attempts = attempts + 1, updated_at = {p}, "
+                 f"claimed_by = {p} WHERE")
+        mine = f"COALESCE(claimed_by, {p}) = {p}"
         answer = (f"UPDATE delivery_outbox SET status = {p}, http_status = {p}, reason = {p}, last_error = {p}, "
-                  f"updated_at = {p}, sent_at = COALESCE({p}, sent_at) WHERE key")
+                  f"updated_at = {p}, sent_at = COALESCE({p}, sent_at) WHERE {mine} AND key")
+        # claims grouped by what they compare with: (None, None) = a bare key
+        groups_c: dict[tuple[str | None, str | None], list[str]] = {}
+        for cl in sending:
+            k, st, by = (cl, None, None) if isinstance(cl, str) else cl
+            groups_c.setdefault((st, by), []).append(k)
         with self.engine.begin() as c:
             # Keys that occur once: one statement per slice of keys (``key IN (...)``) instead of one per key, and
             # answers grouped by outcome (nearly all alike) — measured on their own, claim 2.7 → 1.9 and answer
             # 3.8 → 2.6 µs per payload; in the sender the database thread also takes the GIL back from the busy
             # event loop once per statement. A key twice in one group commit keeps the per-key statements, so
-            # its changes apply in order.
-            if len(set(sending)) == len(sending):
-                for part in _parts(sending):
-                    c.exec_driver_sql(f"{claim} IN ({', '.join([p] * len(part))})", (now, *part))
-            else:
-                c.exec_driver_sql(f"{claim} = {p}", [(now, k) for k in sending])
+            # its changes apply in order. RETURNING tells which claims took (SQLite 3.35+, PostgreSQL).
+            for (st, by), keys in groups_c.items():
+                if st is None:
+                    cond, cargs = mine, (me, me)
+                else:
+                    cond, cargs = f"status = {p} AND COALESCE(claimed_by, '') = {p}", (st, by or "")
+                if len(set(keys)) == len(keys):
+                    for part in _parts(keys):
+                        got = {r[0] for r in c.exec_driver_sql(
+                            f"{claim} {cond} AND key IN ({', '.join([p] * len(part))}) RETURNING key",
+                            (now, me, *cargs, *part))}
+                        lost.update(k for k in part if k not in got)
+                else:
+                    for k in keys:
+                        if not c.exec_driver_sql(f"{claim} {cond} AND key = {p} RETURNING key",
+                                                 (now, me, *cargs, k)).fetchall():
+                            lost.add(k)
             if len({r[0] for r in results}) == len(results):
                 groups: dict[tuple[str, int | None, str | None, str | None], list[str]] = {}
                 for k, st, code, reason, err in results:
@@ -619,14 +721,15 @@ class Outbox:
                     sent_at = now if st in (SENT, CONFIRMED) else None
                     for part in _parts(keys):
                         c.exec_driver_sql(f"{answer} IN ({', '.join([p] * len(part))})",
-                                          (st, code, reason, err, now, sent_at, *part))
+                                          (st, code, reason, err, now, sent_at, me, me, *part))
             else:
                 c.exec_driver_sql(f"{answer} = {p}", [(st, code, reason, err, now, now if st in (SENT, CONFIRMED)
-                                                        else None, k) for k, st, code, reason, err in results])
+                                                        else None, me, me, k) for k, st, code, reason, err in results])
             if reverts:
                 c.exec_driver_sql(
                     f"UPDATE delivery_outbox SET status = {p}, attempts = attempts - 1, updated_at = {p} "
-                    f"WHERE key = {p} AND status = '{SENDING}'", [(st, now, k) for k, st in reverts])
+                    f"WHERE key = {p} AND status = '{SENDING}' AND {mine}", [(st, now, k, me, me) for k, st in reverts])
+        return lost
 
     def set_status(self, keys: list[str], status: str, reset_attempts: bool = False) -> int:
         if not keys:
@@ -751,6 +854,10 @@ class Outbox:
             if c.execute(update(meta).where(meta.c.name == name).values(value=value)).rowcount == 0:
                 c.execute(insert(meta).values(name=name, value=value))
 
+    def delete_meta(self, name: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(meta.delete().where(meta.c.name == name))
+
     def facilities(self) -> list[str]:
         with self.engine.connect() as c:
             return [r[0] for r in c.execute(select(outbox.c.hospcode).distinct().order_by(outbox.c.hospcode))]
@@ -759,6 +866,96 @@ class Outbox:
         with self.engine.connect() as c:
             r = c.execute(select(loads.c.id, loads.c.scope).order_by(loads.c.id.desc()).limit(1)).first()
         return (int(r[0]), orjson.loads(r[1])) if r else None
+
+    # ---- the lease: one agent per store, whatever its data folder or computer -----------------
+    def _now(self, c: Any) -> float:
+        """The store's clock: agents on several computers share one PostgreSQL store, and its clock, not each
+        computer's, decides when a lease expired. (A SQLite store is on this computer.)"""
+        if self.is_sqlite:
+            return time.time()
+        return float(c.exec_driver_sql("SELECT extract(epoch from clock_timestamp())").scalar_one())
+
+    def take_lease(self, computer: str, seconds: float) -> Lease | None:
+        """Take the store's lease for ``seconds`` (renewed by :meth:`renew_lease`): None when taken, else the
+        holder. One conditional statement decides, so two agents started together cannot both win. A lease is
+        free when nobody holds it, when it expired (its holder stopped renewing), or when its holder was a
+        process of this computer that no longer runs (killed: no wait for the expiry)."""
+        host, pid = socket.gethostname(), os.getpid()
+        p = self._ph
+        with self.engine.begin() as c:
+            now = self._now(c)
+            row = (self.owner, host, pid, computer, now, now, now + seconds)
+            if c.exec_driver_sql(
+                    "INSERT INTO delivery_lease (name, owner, host, pid, computer, acquired_at, heartbeat_at, "
+                    f"expires_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}) ON CONFLICT (name) DO NOTHING",
+                    (LEASE_NAME, *row)).rowcount == 1:
+                return None
+        held = self.lease()
+        if held is None:  # released meanwhile: try once more
+            return self.take_lease(computer, seconds)
+        with self.engine.begin() as c:
+            now = self._now(c)
+            dead = held.host == host and held.pid != pid and not _pid_alive(held.pid)
+            free = held.owner == self.owner or held.expires_at < now or dead
+            # compare-and-set on the holder read: of two agents taking over the same lease, one wins
+            if free and c.exec_driver_sql(
+                    f"UPDATE delivery_lease SET owner = {p}, host = {p}, pid = {p}, computer = {p}, "
+                    f"acquired_at = {p}, heartbeat_at = {p}, expires_at = {p} WHERE name = {p} AND owner = {p}",
+                    (self.owner, host, pid, computer, now, now, now + seconds, LEASE_NAME, held.owner)).rowcount == 1:
+                return None
+        return self.lease() or held
+
+    def renew_lease(self, seconds: float) -> bool:
+        """The heartbeat: False when this handle no longer holds the lease (it expired and another took it)."""
+        p = self._ph
+        with self.engine.begin() as c:
+            now = self._now(c)
+            return c.exec_driver_sql(
+                f"UPDATE delivery_lease SET heartbeat_at = {p}, expires_at = {p} WHERE name = {p} AND owner = {p}",
+                (now, now + seconds, LEASE_NAME, self.owner)).rowcount == 1
+
+    def release_lease(self) -> None:
+        p = self._ph
+        with self.engine.begin() as c:
+            c.exec_driver_sql(f"DELETE FROM delivery_lease WHERE name = {p} AND owner = {p}", (LEASE_NAME, self.owner))
+
+    def lease(self) -> Lease | None:
+        """The lease as stored (it may have expired: compare ``expires_at`` with :meth:`store_time`)."""
+        with self.engine.connect() as c:
+            r = c.execute(select(lease.c.owner, lease.c.host, lease.c.pid, lease.c.computer, lease.c.acquired_at,
+                                 lease.c.heartbeat_at, lease.c.expires_at).where(lease.c.name == LEASE_NAME)).first()
+        return Lease(*r) if r else None
+
+    def store_time(self) -> float:
+        with self.engine.connect() as c:
+            return self._now(c)
+
+    def installation_id(self) -> str:
+        """A random id made once per state store and kept in it: what tells this agent installation from any
+        other on PHR's side (two stores on one computer share its host name)."""
+        p = self._ph
+        with self.engine.begin() as c:
+            c.exec_driver_sql(f"INSERT INTO delivery_meta (name, value) VALUES ({p}, {p}) ON CONFLICT (name) "
+                              "DO NOTHING", (INSTALLATION_META, secrets.token_hex(4)))
+            return str(c.execute(select(meta.c.value).where(meta.c.name == INSTALLATION_META)).scalar_one())
+
+    # ---- days compared with PHR (a full check resumes where it stopped) ------------------------
+    def mark_days_checked(self, days: Iterable[tuple[str, str]], at: float | None = None) -> None:
+        """Record that PHR was asked about these (facility, day) successfully at ``at`` (now)."""
+        rows = [(h, d, time.time() if at is None else at) for h, d in days]
+        if not rows:
+            return
+        p = self._ph
+        with self.engine.begin() as c:
+            c.exec_driver_sql(f"INSERT INTO delivery_days_checked (hospcode, day, checked_at) VALUES ({p}, {p}, {p}) "
+                              "ON CONFLICT (hospcode, day) DO UPDATE SET checked_at = excluded.checked_at", rows)
+
+    def days_checked_since(self, hospcode: str, since: float) -> set[str]:
+        """The days of one facility PHR was asked about at or after ``since``."""
+        p = self._ph
+        with self.engine.connect() as c:
+            return {r[0] for r in c.exec_driver_sql(
+                f"SELECT day FROM delivery_days_checked WHERE hospcode = {p} AND checked_at >= {p}", (hospcode, since))}
 
     # ---- runs ------------------------------------------------------------------------------
     def start_run(self, target: str) -> int:
@@ -809,7 +1006,7 @@ def _ensure_pg_database(u: Any) -> None:
                              connect_timeout=10) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.errors.DuplicateDatabase:
-        pass
+    except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+        pass  # (UniqueViolation: another agent created it in the same instant)
     except psycopg.OperationalError:
         pass  # no right to list/create: assume the database exists; create_all reports the real error

@@ -53,8 +53,13 @@ log = logging.getLogger("phrsync.delivery")
 T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]  # (done, total)
 Reply = httpx.Response
-__all__ = ["CircuitBreaker", "GaveUp", "Reply", "Sender", "TargetDown", "refusal_reasons"]
-AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
+__all__ = ["CircuitBreaker", "ClaimLost", "GaveUp", "Reply", "Sender", "TargetDown", "refusal_reasons"]
+class ClaimLost(GaveUp):
+    """Another agent took a row this one had claimed (its lease had expired): this one leaves it alone."""
+
+
+AGENT_STALE_SECONDS = 15 * 60
+IDLE_STATUS = "idle"  # how a run's final UpdateAgentStatus begins when it ended: the guard lets others in  # another computer's status older than this no longer blocks us
 STATUS_MIN_GAP = 5.0  # PHR refuses UpdateAgentStatus (status or error) sooner than this after the last one
 FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
 
@@ -109,7 +114,7 @@ class Sender:
         self.skipped: dict[str, str] = {}  # hcode -> why this facility is not sent this run
         self.skip_kind: dict[str, str] = {}  # hcode -> "auth" | "other_agent" | "error"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-        self._ops: list[tuple[tuple[str, Any], asyncio.Future[None] | None]] = []
+        self._ops: list[tuple[tuple[str, Any], asyncio.Future[set[str]] | None]] = []
         self._flushing = False
         self._db_error: Exception | None = None
         self._waiting = 0  # queued changes someone awaits
@@ -130,16 +135,21 @@ class Sender:
     async def db(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kw))
 
-    async def claim(self, rows: list[ob.Row]) -> None:
+    async def claim(self, rows: list[ob.Row]) -> list[ob.Row]:
         """Commit a page of rows ``sending`` (attempts + 1) before any of their requests goes out: one
         transaction per page instead of one per payload. A crash leaves at most the claimed, unanswered rows
-        in doubt; they are sent again next run, which PHR treats as a replacement."""
-        if rows:
-            await self._write(("claim", [r.key for r in rows]))
+        in doubt; they are sent again next run, which PHR treats as a replacement. Returns the rows claimed:
+        a row another agent changed since it was read is not (:meth:`Outbox.apply`)."""
+        if not rows:
+            return rows
+        lost = await self._write(("claim", [(r.key, r.status, r.claimed_by) for r in rows]))
+        return [r for r in rows if r.key not in lost] if lost else rows
 
     async def mark_sending(self, key: str) -> None:
-        """Before a retry of a claimed row: returns once the row is committed ``sending`` (attempts + 1)."""
-        await self._write(("claim", [key]))
+        """Before a retry of a claimed row: returns once the row is committed ``sending`` (attempts + 1);
+        raises :class:`ClaimLost` when another agent took the row meanwhile."""
+        if key in await self._write(("claim", [key])):
+            raise ClaimLost("แถวนี้ถูกโปรแกรมส่งอื่นรับไปแล้ว / another agent took this row")
 
     def record(self, key: str, status: str, code: int | None = None, reason: str | None = None,
                error: str | None = None) -> None:
@@ -160,12 +170,13 @@ class Sender:
             e, self._db_error = self._db_error, None
             raise e
 
-    async def _write(self, op: tuple[str, Any]) -> None:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def _write(self, op: tuple[str, Any]) -> set[str]:
+        """Queue a change and wait for its commit: the keys of the commit whose claims did not take."""
+        fut: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
         self._enqueue(op, fut)
-        await fut
+        return await fut
 
-    def _enqueue(self, op: tuple[str, Any], fut: asyncio.Future[None] | None) -> None:
+    def _enqueue(self, op: tuple[str, Any], fut: asyncio.Future[set[str]] | None) -> None:
         """Group commit: the state changes of all workers share transactions. A change someone waits for
         (a claim before its requests, :meth:`settle`) goes with the next transaction at once; answers that
         nobody waits for gather for up to ``FLUSH_DELAY`` s or ``FLUSH_OPS`` changes (a commit costs the
@@ -198,7 +209,7 @@ class Sender:
         try:
             ops, self._ops = self._ops, []
             self._waiting -= sum(1 for _, f in ops if f is not None)
-            sending: list[str] = []
+            sending: list[ob.Claim] = []
             results: list[tuple[str, str, int | None, str | None, str | None]] = []
             reverts: list[tuple[str, str]] = []
             for (kind, arg), _ in ops:
@@ -209,7 +220,7 @@ class Sender:
                 elif kind == "revert":
                     reverts.append(arg)
             try:
-                await self.db(self.box.apply, sending, results, reverts)
+                lost = await self.db(self.box.apply, sending, results, reverts)
             except Exception as e:  # waiting callers see the database error; nothing was sent for them
                 self._db_error = e
                 for _, f in ops:
@@ -218,7 +229,7 @@ class Sender:
             else:
                 for _, f in ops:
                     if f is not None:
-                        f.set_result(None)
+                        f.set_result(lost)
         finally:
             self._flushing = False
             self._kick()
@@ -369,14 +380,17 @@ class Sender:
         if isinstance(res, dict):
             other = str(res.get("agent_computer_name") or "")
             age = _age_seconds(res.get("last_update"), _request_time(r))
-            if other and other != self.s.computer_name and age is not None and age < AGENT_STALE_SECONDS:
+            # a computer whose last word was its run's outcome ("idle") has finished: it is not sending
+            idle = str(res.get("agent_status") or "").lower().startswith(IDLE_STATUS)
+            if other and other != self.s.computer_name and not idle and age is not None and age < AGENT_STALE_SECONDS:
                 self.skip(hcode, "other_agent", f"เครื่อง {other} กำลังส่งข้อมูลของหน่วยบริการนี้ / computer "
                           f"{other} is already sending for this facility ({age:.0f} s ago)")
                 return False
-        # The first progress report comes ``status_interval`` after this check, not now: a short run then reports
-        # once, its outcome, at its end — a "starting" report now would hold that outcome back for PHR's 5 s.
-        # (Another computer starting within that interval does not see this one yet: the guard is not atomic.)
-        self._next_status[hcode] = time.monotonic() + max(STATUS_MIN_GAP, self.t.status_interval)
+        # The first progress report comes PHR's 5 s after this check, not now: a run shorter than that reports once,
+        # its outcome, at its end — a "starting" report now would hold that outcome back for those 5 s. Not
+        # ``status_interval`` (30 s) either: until its first report, another computer's guard does not see this one
+        # (the guard is not atomic), and a run announced only after 30 s let a second installation start beside it.
+        self._next_status[hcode] = time.monotonic() + STATUS_MIN_GAP
         return True
 
     def checked_facilities(self) -> list[str]:
@@ -441,8 +455,9 @@ class Sender:
                     await asyncio.gather(*(self.facility_ok(h) for h in new))
                 kept = [r for r in page if r.hospcode not in self.skipped]
                 done += len(page) - len(kept)
-                await self.claim(kept)
-                for row in kept:
+                claimed = await self.claim(kept)
+                done += len(kept) - len(claimed)  # taken by another agent since they were read
+                for row in claimed:
                     await queue.put(row)
             for _ in range(self.t.concurrency):
                 await queue.put(None)

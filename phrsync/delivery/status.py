@@ -25,6 +25,20 @@ STATE_OF_SKIP = {"auth": LOGIN_REFUSED, "other_agent": OTHER_AGENT, "error": ERR
 STATE_TEXT = {OK: "ปกติ / ok", LOGIN_REFUSED: "เข้าระบบไม่ได้ / login refused",
               OTHER_AGENT: "เครื่องอื่นกำลังส่ง / another computer is sending", ERROR: "ขัดข้อง / error",
               UNKNOWN: "ยังไม่เคยส่ง / not run yet"}
+NOTHING_TO_DO = "ไม่มีงานค้าง / nothing to send or confirm"
+
+
+@dataclass
+class AgentLease:
+    """The agent of this state store: its computer name told to PHR, and who holds the store's lease now."""
+
+    computer_name: str | None = None  # this installation's name (host name + installation id), once it ran
+    running: bool = False  # an agent holds the lease (renewed, not expired)
+    holder: str | None = None  # its computer name
+    host: str | None = None
+    pid: int | None = None
+    since: float | None = None
+    heartbeat_at: float | None = None
 
 
 @dataclass
@@ -72,15 +86,17 @@ class StatusReport:
     target: str
     facilities: dict[str, FacilityStatus] = field(default_factory=dict)
     last_run: dict[str, Any] | None = None
+    agent: AgentLease = field(default_factory=AgentLease)
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target, "facilities": {h: asdict(f) for h, f in self.facilities.items()},
-                "last_run": self.last_run}
+                "last_run": self.last_run, "agent": asdict(self.agent)}
 
 
 def delivery_status(state_url: str, *, target: str = "", build_refused: dict[str, int] | None = None,
-                    facility: str | None = None) -> StatusReport:
-    """The state of every facility in the store (or only ``facility``). A SQLite store that does not exist yet
+                    facility: str | None = None, computer_name: str | None = None) -> StatusReport:
+    """The state of every facility in the store (or only ``facility``), and its agent (``computer_name``: the
+    configured base name, shown with the store's installation id). A SQLite store that does not exist yet
     is an empty report (not created); one that cannot be opened or read raises :class:`StoreError`."""
     report = StatusReport(target=target)
     extra = dict(build_refused or {})
@@ -111,6 +127,7 @@ def delivery_status(state_url: str, *, target: str = "", build_refused: dict[str
                     f.agent_state_at = st.get("at")
                 report.facilities[h] = f
             report.last_run = box.last_run()
+            report.agent = _agent_lease(box, computer_name)
         finally:
             box.close()
     except (SQLAlchemyError, ValueError) as e:
@@ -130,6 +147,17 @@ def build_refusals(build_file: str | Path | None) -> dict[str, int] | None:
     if summary is None:
         return None
     return {h: summary.count(h, "refused") for h in summary.facilities}
+
+
+def _agent_lease(box: ob.Outbox, base: str | None) -> AgentLease:
+    """Read only: a store whose agent never ran has no installation id yet, and status does not make one."""
+    iid = box.get_meta(ob.INSTALLATION_META)
+    out = AgentLease(computer_name=f"{base}-{iid}" if base and iid else None)
+    held = box.lease()
+    if held is not None and held.expires_at > box.store_time():
+        out.running, out.holder, out.host, out.pid = True, held.computer, held.host, held.pid
+        out.since, out.heartbeat_at = held.acquired_at, held.heartbeat_at
+    return out
 
 
 def _add_build_refused(report: StatusReport, extra: dict[str, int], facility: str | None) -> None:

@@ -55,5 +55,7 @@ async def get_agent_computer_name(request: Request, p: Uploader) -> Response:
         select(store.agent_status).where(store.agent_status.c.hospital_code == hcode)).mappings().first())
     if row is None or not row["computer_name"]:
         return envelope(request, None)
+    # agent_status (the last status text) is the sandbox's addition: it tells a finished agent ("idle") from
+    # one still sending
     return envelope(request, {"hospital_code": hcode, "agent_computer_name": row["computer_name"],
-                              "last_update": iso_utc(row["last_update"])})
+                              "last_update": iso_utc(row["last_update"]), "agent_status": row["status"]})

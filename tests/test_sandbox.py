@@ -629,3 +629,40 @@ def test_cli_serve_with_two_workers(tmp_path: Path) -> None:
     finally:
         srv.terminate()
         srv.wait(timeout=30)
+
+
+def test_upload_labelled_as_anything_but_json_is_415(st: SandboxThread, c99: httpx.Client) -> None:
+    """The sandbox stored a payload sent as ``text/plain`` (or as a form, or in TIS-620): a strict server refuses
+    such a client, so the rehearsal must too. 415 in the envelope, nothing stored; JSON labels still pass."""
+    body = json.dumps(update_payload("99999", make_cid(31), "VN-CT")).encode()
+    before = stats(st)
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                  "application/json; charset=tis-620"):
+        r = c99.post("/api/UpdatePHRv1", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 415, (ctype, r.text)
+        ans = r.json()
+        assert ans["MessageCode"] == 415 and "application/json" in ans["Message"] and ans["MessageTH"]
+    for route in ("ImmunizationRegisterv1", "ReferralRequest", "OrgEncounterSummary", "UpdateAgentStatus"):
+        r = c99.post(f"/api/{route}", content=b"{}", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415, (route, r.text)
+    r = c99.post("/api/PatientChronicRegisterv1", params={"mode": "remove", "cd_code": "001"}, content=b"[]",
+                 headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert stats(st) == before
+    for ctype in ("application/json; charset=UTF-8", "application/fhir+json"):
+        r = c99.post("/api/UpdatePHRv1", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 200, (ctype, r.text)
+
+
+def test_access_log_masks_dashed_cids(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``cid=1-1001-00334-43-9`` in a query string reached the access log as it was."""
+    cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, access_log=True)
+    cid = make_cid(16)
+    dashed = f"{cid[0]}-{cid[1:5]}-{cid[5:10]}-{cid[10:12]}-{cid[12]}"
+    with caplog.at_level("INFO", logger="phrsync.sandbox.access"), running(cfg) as s:
+        c = login(s, "99999")
+        c.get("/api/WebApp", params={"Action": "Encounter", "cid": dashed})
+        c.get("/api/RemoveEncounter", params={"encounter_ref_code": f"99999{cid}01"})
+    log = "\n".join(r.getMessage() for r in caplog.records if r.name == "phrsync.sandbox.access")
+    assert "/api/WebApp" in log and "/api/RemoveEncounter" in log
+    assert dashed not in log and cid not in log and cid[5:10] not in log, log

@@ -168,6 +168,11 @@ class SandboxSection(_Section):
     agent_status_interval: float | None = Field(None, ge=0, description="UpdateAgentStatus ถี่สุด (วินาที) / "
                                                                         "shortest gap (5)")
     max_body_bytes: int | None = Field(None, ge=1024, description="ขนาดคำขอสูงสุด / largest body (20 MiB)")
+    large_body_bytes: int | None = Field(None, ge=1024, description="คำขอที่ใหญ่กว่านี้นับเป็นคำขอใหญ่ / a body "
+                                                                   "above this counts as large (1 MiB)")
+    max_large_bodies: int | None = Field(None, ge=0, description="คำขอใหญ่ที่รับพร้อมกันได้ เกินนี้ตอบ 503 ให้ส่งใหม่ / "
+                                                                 "large bodies read at once; the next gets 503 "
+                                                                 "and Retry-After (4; 0 = no bound)")
     lockout_failures: int | None = Field(None, ge=1, description="รหัสผิดกี่ครั้งจึงล็อก / failed logins before "
                                                                  "lockout (5)")
     lockout_seconds: int | None = Field(None, ge=0, description="ล็อกนานเท่าไร / lockout seconds (900)")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -666,3 +667,47 @@ def test_access_log_masks_dashed_cids(tmp_path: Path, caplog: pytest.LogCaptureF
     log = "\n".join(r.getMessage() for r in caplog.records if r.name == "phrsync.sandbox.access")
     assert "/api/WebApp" in log and "/api/RemoveEncounter" in log
     assert dashed not in log and cid not in log and cid[5:10] not in log, log
+
+
+def _raw(port: int, data: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    return s
+
+
+def _wait_for(cond: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_large_bodies_in_flight_are_bounded(tmp_path: Path) -> None:
+    """48 logged-in clients each sending 19 MB held 832 MB of server memory: every large body was read at once.
+    Now at most ``max_large_bodies`` are read together; the next is answered 503 with Retry-After (retried by
+    every client), a small upload is not held up, and the slot comes back when the large one ends."""
+    cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        large_body_bytes=4096, max_large_bodies=1)
+    with running(cfg) as s:
+        c = login(s, "99999")
+        bearer = c.headers["Authorization"].encode()
+        slow = _raw(s.port, b"POST /api/UpdatePHRv1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Authorization: " + bearer + b"\r\nContent-Length: 100000\r\n\r\n" + b"{" * 5000)
+        try:
+            _wait_for(lambda: s.sandbox.gate.in_flight == 1)
+            big = update_payload("99999", make_cid(41), "VN-BIG")
+            big["Patient"]["name"][0]["text"] = "x" * 5000
+            r = c.post("/api/UpdatePHRv1", json=big)
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+            assert r.json()["MessageCode"] == 503 and r.json()["MessageTH"]
+            # chunked (no Content-Length): refused once what arrived passes the threshold
+            r = c.post("/api/UpdatePHRv1", content=iter([json.dumps(big).encode()]),
+                       headers={"Content-Type": "application/json"})
+            assert r.status_code == 503, r.text
+            small = c.post("/api/UpdatePHRv1", json=update_payload("99999", make_cid(42), "VN-SMALL"))
+            assert small.status_code == 200, small.text
+        finally:
+            slow.close()
+        _wait_for(lambda: s.sandbox.gate.in_flight == 0)
+        r = c.post("/api/UpdatePHRv1", json=big)
+        assert r.status_code == 200, r.text

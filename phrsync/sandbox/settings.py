@@ -52,6 +52,8 @@ class SandboxConfig:
     rate_limit_per_minute: int = 120  # uploads per facility per minute; 0 = unlimited
     agent_status_interval: float = 5.0
     max_body_bytes: int = 20 * 1024 * 1024
+    large_body_bytes: int = 1024 * 1024  # a body above this takes one of max_large_bodies slots
+    max_large_bodies: int = 4  # large bodies read at once; the next is answered 503 + Retry-After (0 = no bound)
     lockout_failures: int = 5
     lockout_seconds: int = 15 * 60
     facility_token_days: int = 365
@@ -121,7 +123,8 @@ def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:
     sc.jwt_secret = secret.encode() if secret else None
     sc.password_key = os.environ.get("PHRSYNC_SANDBOX_PASSWORD_KEY") or sec.get("password_key")
     for name in ("jwt_ttl_seconds", "expired_status", "rate_limit_per_minute", "max_body_bytes",
-                 "lockout_failures", "lockout_seconds", "facility_token_days", "commit_batch_max"):
+                 "large_body_bytes", "max_large_bodies", "lockout_failures", "lockout_seconds", "facility_token_days",
+                 "commit_batch_max"):
         if name in sec:
             setattr(sc, name, int(sec[name]))
     if "commit_delay_ms" in sec:

@@ -186,6 +186,29 @@ class Harness:
         self.kill("agent")
         return 1
 
+    def resend_one(self) -> None:
+        """Send one acknowledged payload again, as a faulty agent would (``--inject-resend``: the last check
+        must then fail, which shows it is not vacuous)."""
+        import httpx
+
+        from phrsync.delivery.config import password_hash
+
+        if self.server is None or self.server.poll() is not None:
+            self.start_server()
+        rec = orjson.loads(self.nd.open("rb").readline())
+        h = rec["hospcode"]
+        with httpx.Client(base_url=self.url, timeout=30) as c:
+            for _ in range(50):  # through the injected faults
+                tok = c.post("/token", params={"Action": "get_moph_access_token", "user": f"u{h}",
+                                               "password_hash": password_hash("pw", KEY), "hospital_code": h})
+                if tok.status_code != 200:
+                    continue
+                r = c.post("/api/UpdatePHRv1", content=orjson.dumps(rec["payload"]),
+                           headers={"Authorization": f"Bearer {tok.text}", "Content-Type": "application/json"})
+                if r.status_code == 200:
+                    return
+        raise RuntimeError("could not resend")
+
     def stop(self) -> None:
         for proc in (self.agent, self.server):
             if proc is not None and proc.poll() is None:
@@ -207,6 +230,8 @@ def main() -> int:
     ap.add_argument("--kill-every", default="4-12", help="seconds between kills, drawn uniformly from lo-hi")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--inject-resend", action="store_true",
+                    help="send one acknowledged payload again at the end: the duplicate check must fail")
     ap.add_argument("--agent-child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.agent_child:
@@ -230,6 +255,9 @@ def main() -> int:
         finished = h.finish()
         print(f"soak: after the kills, {time.monotonic() - t1:.0f} s until a run confirmed everything"
               f"{'' if finished == 0 else ' — NOT reached within --finish-seconds'}; agent exits {h.agent_exits}")
+        if a.inject_resend:
+            time.sleep(0.05)
+            h.resend_one()
     finally:
         h.stop()
     got_n, got_hash, written = server_state(h.data / "sandbox.sqlite")

@@ -7,7 +7,9 @@ client likes, and accepts every connection it is offered: a handful of idle sock
 connection has a deadline for its request line and headers (from the moment it opens, or from the first byte of
 the next request on a kept-alive connection) and one for its body (from the end of the headers); past one it is
 answered 408 and closed. A connection beyond ``max_connections`` is answered 503 and closed at once. The time
-the application spends on a request is not limited: only waiting for the client is."""
+the application spends on a request is not limited: only waiting for the client is. Time the server itself was
+not reading (its event loop busy, or the body's buffer full until the application takes it) is not charged to
+the client: a deadline that falls then is moved on until the server reads again."""
 
 from __future__ import annotations
 
@@ -70,6 +72,7 @@ class _Guard:
         super().__init__(*args, **kwargs)
         self._limits: HttpLimits = getattr(self.config, "limits", None) or HttpLimits()
         self._timer: asyncio.TimerHandle | None = None
+        self._due = 0.0
         self._phase: str | None = None
         self._seen: Any = None
 
@@ -116,7 +119,11 @@ class _Guard:
         self._disarm()
         self._phase = phase
         limit = self._limits.header_timeout if phase == "headers" else self._limits.body_timeout
-        self._timer = self.loop.call_later(limit, self._expire, phase)
+        self._schedule(phase, limit)
+
+    def _schedule(self, phase: str, delay: float) -> None:
+        self._due = self.loop.time() + delay
+        self._timer = self.loop.call_later(delay, self._expire, phase)
 
     def _disarm(self) -> None:
         if self._timer is not None:
@@ -127,6 +134,11 @@ class _Guard:
     def _expire(self, phase: str) -> None:
         self._timer = None
         if self.transport.is_closing():
+            return
+        late = self.loop.time() - self._due  # the event loop was busy: what the client sent may be unread
+        paused = phase == "body" and bool(getattr(getattr(self, "flow", None), "read_paused", False))
+        if late > 0.5 or paused:
+            self._schedule(phase, max(late, 1.0))
             return
         cyc = self.cycle
         if phase == "headers" or (cyc is not None and not cyc.response_started):

@@ -27,7 +27,12 @@ PROTOCOLS = ["h11", "httptools"]
 
 
 async def _echo(scope: Any, receive: Any, send: Any) -> None:
-    """Reads the whole body, then answers with its length (after a pause when the path asks for one)."""
+    """Reads the whole body, then answers with its length (after a pause when the path asks for one; /lazy
+    pauses before reading, so the server stops reading the socket once its buffer is full)."""
+    import asyncio
+
+    if scope["path"] == "/lazy":
+        await asyncio.sleep(1.5)
     size, more = 0, True
     while more:
         msg = await receive()
@@ -36,7 +41,6 @@ async def _echo(scope: Any, receive: Any, send: Any) -> None:
         size += len(msg.get("body", b""))
         more = msg.get("more_body", False)
     if scope["path"] == "/slow":
-        import asyncio
         await asyncio.sleep(1.2)
     body = str(size).encode()
     await send({"type": "http.response.start", "status": 200,
@@ -119,6 +123,9 @@ def test_a_connection_that_sends_part_of_its_body_is_closed(http: str) -> None:
         s = _connect(port, _post("/slow", b"x" * 10))
         s.settimeout(5)
         assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
+        # the server not reading (the application has not taken the body yet) is not the client's delay
+        r = httpx.post(f"http://127.0.0.1:{port}/lazy", content=b"x" * 2_000_000, timeout=10)
+        assert r.status_code == 200 and r.text == "2000000"
         # the same connection, kept alive: the next request's half headers are cut too
         s.sendall(b"GET / HTTP/1.1\r\nHo")
         got, took = _until_closed(s)

@@ -704,6 +704,9 @@ def test_large_bodies_in_flight_are_bounded(tmp_path: Path) -> None:
             r = c.post("/api/UpdatePHRv1", content=iter([json.dumps(big).encode()]),
                        headers={"Content-Type": "application/json"})
             assert r.status_code == 503, r.text
+            # a route served by FastAPI (not the UpdatePHRv1 shortcut) answers the same
+            r = c.post("/api/ImmunizationRegisterv1", json={"pad": "x" * 5000})
+            assert r.status_code == 503 and r.json()["MessageCode"] == 503, r.text
             small = c.post("/api/UpdatePHRv1", json=update_payload("99999", make_cid(42), "VN-SMALL"))
             assert small.status_code == 200, small.text
         finally:

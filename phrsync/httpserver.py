@@ -25,7 +25,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # httptools is optional for uvicorn
-    HttpToolsProtocol = None
+    HttpToolsProtocol = None  # type: ignore[misc,assignment]
 
 
 @dataclass(frozen=True)

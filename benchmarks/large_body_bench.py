@@ -13,6 +13,7 @@ import asyncio
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,7 @@ def one(slots: int, body: bytes, clients: int) -> tuple[dict[int, int], float, i
     finally:
         srv.terminate()
         srv.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)  # the sandbox's database: nothing to keep
 
 
 def main() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_CID_RE = re.compile(r"(?<![0-9])([0-9])([0-9]{4})([0-9]{5})([0-9]{2})([0-9])(?![0-9])")
+# a run of digits (13 exactly: a CID, checked or not), or a CID written in its groups 1-4-5-2-1 with one kind of
+# separator throughout (dash as on the card, space, or '+' as a query string encodes a space)
+_DIGITS_RE = re.compile(r"[0-9]{13,}")
+_GROUPED_RE = re.compile(r"(?<![0-9])([0-9])([- +])([0-9]{4})\2([0-9]{5})\2([0-9]{2})\2([0-9])(?![0-9])")
 
 
 def mask_cid(cid: str | None) -> str:
@@ -19,9 +22,32 @@ def mask_cid(cid: str | None) -> str:
     return s[:2] + "x" * (len(s) - 4) + s[-2:]
 
 
+def _masked(cid: str) -> str:
+    return f"{cid[0]}-{cid[1:5]}-xxxxx-xx-{cid[12]}"
+
+
+def _mask_run(m: re.Match[str]) -> str:
+    """A run of 13 digits is masked whatever its check digit (a mistyped CID is still someone's). In a longer
+    run, every digit of every 13-digit stretch whose check digit is right becomes ``x``: a CID glued to a
+    facility code, a visit number or a date is hidden whole, even where a chance stretch overlaps it. A long
+    number with no such stretch (9 in 10 of 14-digit numbers, fewer as they grow) stays readable: masking every
+    long number would blind the log to reference codes and ids."""
+    run = m.group(0)
+    if len(run) == 13:
+        return _masked(run)
+    hidden = bytearray(len(run))
+    for i in range(len(run) - 12):
+        if cid_is_valid(run[i:i + 13]):
+            hidden[i:i + 13] = b"\x01" * 13
+    return "".join("x" if h else d for d, h in zip(run, hidden, strict=True))
+
+
 def mask_text(text: str) -> str:
-    """Mask every 13-digit number in free text (log lines, error messages)."""
-    return _CID_RE.sub(lambda m: f"{m.group(1)}-{m.group(2)}-xxxxx-xx-{m.group(5)}", text)
+    """Mask the citizen IDs in free text (log lines, error messages): 13-digit numbers, CIDs written in
+    groups (``1-1001-00334-43-9``, ``1 1001 00334 43 9``) and checksum-valid CIDs inside longer numbers."""
+    text = _GROUPED_RE.sub(lambda m: _masked(m.group(1) + m.group(3) + m.group(4) + m.group(5) + m.group(6)),
+                           text)
+    return _DIGITS_RE.sub(_mask_run, text)
 
 
 def mask_value(value: str | None, personal: bool) -> str:

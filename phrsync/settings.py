@@ -152,7 +152,20 @@ class TargetSection(_Section):
                                                                   "between agent status reports (30)")
 
 
-class SandboxSection(_Section):
+class ServerLimitsSection(_Section):
+    """How long a phrsync web server waits for a client and how many connections it keeps open
+    (:class:`phrsync.httpserver.HttpLimits`); a section for a web server inherits these keys."""
+
+    header_timeout_seconds: float | None = Field(None, gt=0, description="รอส่วนหัวของคำขอได้นานเท่าไร เกินนี้ตอบ 408 "
+                                                                         "และตัดการเชื่อมต่อ / seconds for a "
+                                                                         "request's headers, then 408 (10)")
+    body_timeout_seconds: float | None = Field(None, gt=0, description="รอเนื้อหาของคำขอทั้งหมดได้นานเท่าไร / seconds "
+                                                                       "for a request's whole body, then 408 (60)")
+    max_connections: int | None = Field(None, ge=1, description="การเชื่อมต่อที่เปิดพร้อมกันได้ เกินนี้ตอบ 503 / open "
+                                                                "connections; the next gets 503 (1000)")
+
+
+class SandboxSection(ServerLimitsSection):
     data_dir: str | None = Field(None, description="โฟลเดอร์ข้อมูลของเซิร์ฟเวอร์ทดสอบ / the sandbox's folder "
                                                    "(default <data_dir>/sandbox)")
     db_url: str | None = Field(None, description="ฐานข้อมูลของเซิร์ฟเวอร์ทดสอบ / the sandbox database "
@@ -169,6 +182,11 @@ class SandboxSection(_Section):
     agent_status_interval: float | None = Field(None, ge=0, description="UpdateAgentStatus ถี่สุด (วินาที) / "
                                                                         "shortest gap (5)")
     max_body_bytes: int | None = Field(None, ge=1024, description="ขนาดคำขอสูงสุด / largest body (20 MiB)")
+    large_body_bytes: int | None = Field(None, ge=1024, description="คำขอที่ใหญ่กว่านี้นับเป็นคำขอใหญ่ / a body "
+                                                                   "above this counts as large (1 MiB)")
+    max_large_bodies: int | None = Field(None, ge=0, description="คำขอใหญ่ที่รับพร้อมกันได้ เกินนี้ตอบ 503 ให้ส่งใหม่ / "
+                                                                 "large bodies read at once; the next gets 503 "
+                                                                 "and Retry-After (4; 0 = no bound)")
     lockout_failures: int | None = Field(None, ge=1, description="รหัสผิดกี่ครั้งจึงล็อก / failed logins before "
                                                                  "lockout (5)")
     lockout_seconds: int | None = Field(None, ge=0, description="ล็อกนานเท่าไร / lockout seconds (900)")

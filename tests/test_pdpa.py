@@ -87,3 +87,39 @@ def test_files_holding_personal_data_are_created_private(tmp_path: Path) -> None
     for p in made:
         assert p.exists(), p
         assert stat.S_IMODE(p.stat().st_mode) & 0o077 == 0, f"{p}: {oct(p.stat().st_mode)}"
+
+
+def _cid(first12: str) -> str:
+    return first12 + cid_check_digit(first12)
+
+
+def test_mask_text_hides_a_cid_written_in_groups() -> None:
+    """The access log left ``1-1001-00334-43-9`` as it was: only an unbroken run of 13 digits was masked."""
+    for sep in ("-", " ", "+"):
+        grouped = sep.join(("1", "1001", "00334", "43", "9"))
+        out = mask_text(f"cid={grouped}&x=1")
+        assert out == "cid=1-1001-xxxxx-xx-9&x=1", out
+        assert "00334" not in out
+    # dates, phone numbers and mixed separators are not CIDs
+    assert mask_text("2025-01-01 02-590-1000 1-1001 00334-43-9") == "2025-01-01 02-590-1000 1-1001 00334-43-9"
+
+
+def test_mask_text_hides_a_cid_inside_a_longer_number() -> None:
+    """A CID glued to a facility code or a visit number (``10699`` + CID + ``01``) passed unmasked; now every
+    digit of a checksum-valid 13-digit stretch of a longer number is hidden, and the rest of it stays."""
+    cid = _cid("110010033443")
+    for text, kept in ((f"ref=10699{cid}01", ("ref=10", "01")), (f"{cid}20250101", ("101",)),
+                       (f"hn{cid}{cid}", ("hn",))):
+        out = mask_text(text)
+        assert cid not in out and cid[1:12] not in out, out
+        assert all(k in out for k in kept), out
+    # a long number with no checksum-valid stretch is kept as it is (reference codes stay readable)
+    rng = random.Random(3)
+    kept_numbers = 0
+    for _ in range(200):
+        n = "".join(rng.choice("0123456789") for _ in range(16))
+        if not any(cid_is_valid(n[i:i + 13]) for i in range(4)):
+            assert mask_text(n) == n
+            kept_numbers += 1
+    assert kept_numbers > 100
+    assert mask_text("1234567890121") == "1-2345-xxxxx-xx-1"  # 13 digits: masked whatever the check digit

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -629,3 +630,87 @@ def test_cli_serve_with_two_workers(tmp_path: Path) -> None:
     finally:
         srv.terminate()
         srv.wait(timeout=30)
+
+
+def test_upload_labelled_as_anything_but_json_is_415(st: SandboxThread, c99: httpx.Client) -> None:
+    """The sandbox stored a payload sent as ``text/plain`` (or as a form, or in TIS-620): a strict server refuses
+    such a client, so the rehearsal must too. 415 in the envelope, nothing stored; JSON labels still pass."""
+    body = json.dumps(update_payload("99999", make_cid(31), "VN-CT")).encode()
+    before = stats(st)
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+                  "application/json; charset=tis-620"):
+        r = c99.post("/api/UpdatePHRv1", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 415, (ctype, r.text)
+        ans = r.json()
+        assert ans["MessageCode"] == 415 and "application/json" in ans["Message"] and ans["MessageTH"]
+    for route in ("ImmunizationRegisterv1", "ReferralRequest", "OrgEncounterSummary", "UpdateAgentStatus"):
+        r = c99.post(f"/api/{route}", content=b"{}", headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415, (route, r.text)
+    r = c99.post("/api/PatientChronicRegisterv1", params={"mode": "remove", "cd_code": "001"}, content=b"[]",
+                 headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+    assert stats(st) == before
+    for ctype in ("application/json; charset=UTF-8", "application/fhir+json"):
+        r = c99.post("/api/UpdatePHRv1", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 200, (ctype, r.text)
+
+
+def test_access_log_masks_dashed_cids(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``cid=1-1001-00334-43-9`` in a query string reached the access log as it was."""
+    cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, access_log=True)
+    cid = make_cid(16)
+    dashed = f"{cid[0]}-{cid[1:5]}-{cid[5:10]}-{cid[10:12]}-{cid[12]}"
+    with caplog.at_level("INFO", logger="phrsync.sandbox.access"), running(cfg) as s:
+        c = login(s, "99999")
+        c.get("/api/WebApp", params={"Action": "Encounter", "cid": dashed})
+        c.get("/api/RemoveEncounter", params={"encounter_ref_code": f"99999{cid}01"})
+    log = "\n".join(r.getMessage() for r in caplog.records if r.name == "phrsync.sandbox.access")
+    assert "/api/WebApp" in log and "/api/RemoveEncounter" in log
+    assert dashed not in log and cid not in log and cid[5:10] not in log, log
+
+
+def _raw(port: int, data: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(data)
+    return s
+
+
+def _wait_for(cond: Callable[[], bool], seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_large_bodies_in_flight_are_bounded(tmp_path: Path) -> None:
+    """48 logged-in clients each sending 19 MB held 832 MB of server memory: every large body was read at once.
+    Now at most ``max_large_bodies`` are read together; the next is answered 503 with Retry-After (retried by
+    every client), a small upload is not held up, and the slot comes back when the large one ends."""
+    cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        large_body_bytes=4096, max_large_bodies=1)
+    with running(cfg) as s:
+        c = login(s, "99999")
+        bearer = c.headers["Authorization"].encode()
+        slow = _raw(s.port, b"POST /api/UpdatePHRv1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Authorization: " + bearer + b"\r\nContent-Length: 100000\r\n\r\n" + b"{" * 5000)
+        try:
+            _wait_for(lambda: s.sandbox.gate.in_flight == 1)
+            big = update_payload("99999", make_cid(41), "VN-BIG")
+            big["Patient"]["name"][0]["text"] = "x" * 5000
+            r = c.post("/api/UpdatePHRv1", json=big)
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1", r.text
+            assert r.json()["MessageCode"] == 503 and r.json()["MessageTH"]
+            # chunked (no Content-Length): refused once what arrived passes the threshold
+            r = c.post("/api/UpdatePHRv1", content=iter([json.dumps(big).encode()]),
+                       headers={"Content-Type": "application/json"})
+            assert r.status_code == 503, r.text
+            # a route served by FastAPI (not the UpdatePHRv1 shortcut) answers the same
+            r = c.post("/api/ImmunizationRegisterv1", json={"pad": "x" * 5000})
+            assert r.status_code == 503 and r.json()["MessageCode"] == 503, r.text
+            small = c.post("/api/UpdatePHRv1", json=update_payload("99999", make_cid(42), "VN-SMALL"))
+            assert small.status_code == 200, small.text
+        finally:
+            slow.close()
+        _wait_for(lambda: s.sandbox.gate.in_flight == 0)
+        r = c.post("/api/UpdatePHRv1", json=big)
+        assert r.status_code == 200, r.text

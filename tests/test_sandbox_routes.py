@@ -142,7 +142,7 @@ def test_the_update_shortcut_answers_as_fastapi_does(tmp_path: Path) -> None:
     cfg = SandboxConfig(data_dir=tmp_path, password_key=PASSWORD_KEY, rate_limit_per_minute=0, max_body_bytes=50_000)
     sbx = Sandbox(cfg)
     try:
-        assert isinstance(sbx.asgi.app, HotPath)
+        assert isinstance(sbx.gate.app, HotPath)
         auth.add_user(sbx.store, cfg, "hot", "99999", "pw")
         token = auth.login(sbx.store, cfg, "hot", jwt.password_hash("pw", PASSWORD_KEY), "99999")
         bearer = [(b"authorization", f"Bearer {token}".encode())]

@@ -1,7 +1,8 @@
 """The sandbox HTTP API: MOPH-PHR upload, utility and read routes with the spec's paths and parameters.
 
 Built as :class:`Sandbox` (settings + storage + validator + rate limit + fault plan) whose ``asgi`` attribute
-is what uvicorn or a test client serves. The routes live in :mod:`phrsync.sandbox.routes` (one router per
+is what uvicorn or a test client serves (faults and access log, then the bound on large bodies
+(:mod:`phrsync.sandbox.bodygate`), then the routes). The routes live in :mod:`phrsync.sandbox.routes` (one router per
 area), the bearer check in :mod:`phrsync.sandbox.deps`, the error answers in :mod:`phrsync.sandbox.handlers`;
 :mod:`phrsync.sandbox.hotpath` serves UpdatePHRv1 past FastAPI's per-request layers (measured need there).
 Every answer carries the §5.2 envelope."""
@@ -18,6 +19,7 @@ from fastapi.routing import APIRoute
 from phrsync import __version__
 from phrsync.ratelimit import RateLimiter
 from phrsync.sandbox import handlers, payloads, store
+from phrsync.sandbox.bodygate import BodyGate
 from phrsync.sandbox.faults import FaultMiddleware, FaultPlan
 from phrsync.sandbox.hotpath import HotPath
 from phrsync.sandbox.routes import ROUTERS, uploads
@@ -36,7 +38,8 @@ class Sandbox:
         self.plan = FaultPlan(cfg.faults) if cfg.faults.active else None
         self.api = build_api(self)
         hot = [r for r in uploads.router.routes if isinstance(r, APIRoute) and r.path in uploads.HOT_PATHS]
-        self.asgi = FaultMiddleware(HotPath(self.api, hot), self.plan, access_log=cfg.access_log)
+        self.gate = BodyGate(HotPath(self.api, hot), cfg.large_body_bytes, cfg.max_large_bodies)
+        self.asgi = FaultMiddleware(self.gate, self.plan, access_log=cfg.access_log)
 
     @property
     def validator(self) -> payloads.Validator:

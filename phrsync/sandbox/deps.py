@@ -2,7 +2,8 @@
 dependencies, and reading a request body within the size limit.
 
 Authentication is a dependency, so it runs before the route reads the body: an upload is checked in the
-order 401/403 token → 413 size → 400 bytes/JSON → 403 facility → 429 rate → 400 content → store."""
+order 401/403 token → 415 Content-Type → 413 size (503 when too many large bodies are in flight) → 400
+bytes/JSON → 403 facility → 429 rate → 400 content → store."""
 
 from __future__ import annotations
 
@@ -55,6 +56,30 @@ UploaderOrFacility = Annotated[auth.Principal, Depends(uploader_or_facility)]
 IdpUser = Annotated[auth.Principal, Depends(idp_user)]
 
 
+def require_json(request: Request) -> None:
+    """415 for a body labelled as anything but JSON in UTF-8 (``text/plain``, a form, ``charset=tis-620``).
+
+    415 rather than 400: the payload was not examined, the client's label is wrong, and an agent must not file
+    the record as refused for its content; like 400 it is not retried (:func:`phrsync.delivery.policy.retryable`).
+    ``application/json`` and ``application/<x>+json`` are JSON; a body with no Content-Type at all is read as
+    JSON, as before (RFC 8259: JSON is UTF-8), so a bare ``curl --data-binary`` still works."""
+    ctype = request.headers.get("content-type")
+    if ctype is None:
+        return
+    mime, _, params = ctype.partition(";")
+    mime = mime.strip().lower()
+    charset = ""
+    for p in params.split(";"):
+        k, _, v = p.partition("=")
+        if k.strip().lower() == "charset":
+            charset = v.strip().strip('"').lower()
+    is_json = mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json"))
+    if not is_json or charset not in ("", "utf-8", "utf8"):
+        raise ApiError(415, f"unsupported Content-Type {ctype[:80]!r}: send application/json (UTF-8)",
+                       "ชนิดข้อมูล (Content-Type) ไม่รองรับ ต้องส่งเป็น application/json แบบ UTF-8",
+                       headers={"Accept": "application/json"})
+
+
 async def read_body(request: Request) -> bytes:
     """The whole body, refused with 413 as soon as it is known to pass ``max_body_bytes``."""
     limit = sandbox_of(request).cfg.max_body_bytes
@@ -84,6 +109,7 @@ def loads(body: bytes) -> Any:
 
 async def json_object(request: Request) -> dict[str, Any]:
     """A utility call's JSON object body (empty body: no fields)."""
+    require_json(request)
     body = await read_body(request)
     data = loads(body) if body.strip() else {}
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from phrsync import httpserver
 from phrsync.sandbox import auth, faults, jwt
 from phrsync.sandbox.app import Sandbox
 from phrsync.sandbox.settings import FaultConfig, SandboxConfig
@@ -31,11 +32,15 @@ def _tls_options(tls: Tls | None) -> dict[str, Any]:
     return {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
 
 
-def _uvicorn_config(sbx: Sandbox, host: str, port: int, log_level: str, tls: Tls | None = None) -> uvicorn.Config:
+def _uvicorn_options(log_level: str, tls: Tls | None) -> dict[str, Any]:
     # access_log off: query strings (WebApp ?cid=) would put full citizen IDs in the log
-    return uvicorn.Config(sbx.asgi, host=host, port=port, log_level=log_level, access_log=False,
-                          lifespan="off", timeout_graceful_shutdown=2, backlog=2048, timeout_keep_alive=30,
-                          **_tls_options(tls))
+    return {"log_level": log_level, "access_log": False, "lifespan": "off", "timeout_graceful_shutdown": 2,
+            "backlog": 2048, **_tls_options(tls)}
+
+
+def _uvicorn_config(sbx: Sandbox, host: str, port: int, log_level: str, tls: Tls | None = None) -> uvicorn.Config:
+    """uvicorn with the sandbox's client deadlines and connection cap (:mod:`phrsync.httpserver`)."""
+    return httpserver.config(sbx.asgi, sbx.cfg.limits(), host=host, port=port, **_uvicorn_options(log_level, tls))
 
 
 class SandboxThread:
@@ -169,9 +174,8 @@ def serve(cfg: SandboxConfig, host: str = "127.0.0.1", port: int = 8787, log_lev
     if workers > 1:
         Store(cfg.url, cfg.commit_batch_max, cfg.sqlite_synchronous).close()  # create the schema once
         os.environ[_WORKER_ENV] = _to_env(cfg)
-        uvicorn.run("phrsync.sandbox.server:worker_app", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=2,
-                    backlog=2048, timeout_keep_alive=30, **_tls_options(tls))
+        httpserver.run("phrsync.sandbox.server:worker_app", cfg.limits(), factory=True, host=host, port=port,
+                       workers=workers, **_uvicorn_options(log_level, tls))
         return
     sbx = Sandbox(cfg)
     try:

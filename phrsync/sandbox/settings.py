@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from phrsync.config import Config
+from phrsync.httpserver import HttpLimits
 from phrsync.settings import environment
 
 
@@ -55,6 +56,8 @@ class SandboxConfig:
     rate_limit_per_minute: int = 120  # uploads per facility per minute; 0 = unlimited
     agent_status_interval: float = 5.0
     max_body_bytes: int = 20 * 1024 * 1024
+    large_body_bytes: int = 1024 * 1024  # a body above this takes one of max_large_bodies slots
+    max_large_bodies: int = 4  # large bodies read at once; the next is answered 503 + Retry-After (0 = no bound)
     lockout_failures: int = 5
     lockout_seconds: int = 15 * 60
     facility_token_days: int = 365
@@ -62,6 +65,9 @@ class SandboxConfig:
     commit_delay_ms: float = 1.0  # wait this long for more writes to join a transaction (0 = never wait)
     sqlite_synchronous: str = "FULL"  # FULL: an acknowledged write survives power loss
     access_log: bool = False  # one line per request, CIDs masked (logger phrsync.sandbox.access)
+    header_timeout_seconds: float = HttpLimits.header_timeout  # a client's headers, then 408 and closed
+    body_timeout_seconds: float = HttpLimits.body_timeout  # a client's whole body, then 408 and closed
+    max_connections: int = HttpLimits.max_connections  # open connections; the next is answered 503
     endpoint_ip: str = "127.0.0.1"
     endpoint_port: int = 0
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -72,6 +78,11 @@ class SandboxConfig:
         if self.db_url:
             return self.db_url
         return f"sqlite:///{(Path(self.data_dir) / 'sandbox.sqlite').resolve()}"
+
+    def limits(self) -> HttpLimits:
+        """What the HTTP server waits for and how many connections it keeps (:mod:`phrsync.httpserver`)."""
+        return HttpLimits(header_timeout=self.header_timeout_seconds, body_timeout=self.body_timeout_seconds,
+                          max_connections=self.max_connections)
 
     def secret(self) -> bytes:
         """JWT signing secret: configured, else generated once and kept in the data dir."""
@@ -129,11 +140,13 @@ def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:
     sc.jwt_secret = jwt_secret.encode() if jwt_secret else None
     sc.password_key = secret(env.SANDBOX_PASSWORD_KEY) or sec.get("password_key")
     for name in ("jwt_ttl_seconds", "expired_status", "rate_limit_per_minute", "max_body_bytes",
-                 "lockout_failures", "lockout_seconds", "facility_token_days", "commit_batch_max"):
+                 "large_body_bytes", "max_large_bodies", "lockout_failures", "lockout_seconds", "facility_token_days",
+                 "commit_batch_max", "max_connections"):
         if name in sec:
             setattr(sc, name, int(sec[name]))
-    if "commit_delay_ms" in sec:
-        sc.commit_delay_ms = float(sec["commit_delay_ms"])
+    for name in ("commit_delay_ms", "header_timeout_seconds", "body_timeout_seconds"):
+        if name in sec:
+            setattr(sc, name, float(sec[name]))
     if "agent_status_interval" in sec:
         sc.agent_status_interval = float(sec["agent_status_interval"])
     if "sqlite_synchronous" in sec:

@@ -12,7 +12,15 @@ from sqlalchemy import Table
 from starlette.responses import Response
 
 from phrsync.sandbox import auth, codec, payloads, store
-from phrsync.sandbox.deps import JSON_BODY, Uploader, UploaderOrFacility, loads, read_body, sandbox_of
+from phrsync.sandbox.deps import (
+    JSON_BODY,
+    Uploader,
+    UploaderOrFacility,
+    loads,
+    read_body,
+    require_json,
+    sandbox_of,
+)
 from phrsync.sandbox.envelope import ApiError, envelope
 from phrsync.sandbox.payloads import Bad, issue
 
@@ -31,9 +39,10 @@ def _split(found: list[Any]) -> tuple[Issues, Issues]:
 
 async def _upload(request: Request, p: auth.Principal, endpoint: str, has_org: bool = True
                   ) -> tuple[str, dict[str, Any], Issues]:
-    """The checks every upload passes, in order: size, bytes/JSON, facility (403), rate (429), content (400).
-    Returns (facility code, payload, warnings)."""
+    """The checks every upload passes, in order: Content-Type (415), size (413), bytes/JSON, facility (403),
+    rate (429), content (400). Returns (facility code, payload, warnings)."""
     sbx = sandbox_of(request)
+    require_json(request)
     body = await read_body(request)
     payload, found = sbx.validator.parse_and_validate(endpoint, body)
     errs, warns = _split(found)
@@ -164,6 +173,7 @@ async def chronic(request: Request, p: Uploader, mode: str | None = None, cd_cod
         hcode = auth.same_facility(p, hospital_code)
         if not cd_code:
             raise Bad([issue("cd_code", "required", "ต้องระบุ cd_code", "cd_code is required")])
+        require_json(request)
         refs = loads(await read_body(request))
         if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
             raise Bad([issue("$", "type", "ต้องเป็นอาร์เรย์ของ chronic_ref_code",

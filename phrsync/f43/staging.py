@@ -151,6 +151,10 @@ class Staging:
             [import_id, dt.datetime.now(), import_id])
         c.execute("DROP TABLE _src")
 
+    def quarantined_sources(self) -> set[str]:
+        """The exports that have quarantine entries (their entries are replaced when one is read again)."""
+        return {r[0] for r in self.con.execute("SELECT DISTINCT source_sha FROM quarantine").fetchall()}
+
     def forget_quarantine(self, sha256: str) -> None:
         """Before a forced re-import of a source: its old quarantine entries would be duplicated."""
         self.con.execute("DELETE FROM quarantine WHERE source_sha = ?", [sha256])
@@ -193,6 +197,12 @@ class Staging:
             f"INSERT INTO {table_name(spec)} ({cols}, _import, _source, _line, _seq, _errs, _warns) "
             f"SELECT {cols}, ?, _src, _line, _seq, _errs, _warns FROM ({checked_sql}) "
             "RETURNING _seq, _line, _errs, _warns", params=[import_id]).to_arrow_table()
+
+    def drop_files(self, spec: FileSpec, import_id: int, seqs: list[int]) -> None:
+        """Take every row of these files (sequence numbers of this import) out: files whose import failed
+        load nothing rather than an arbitrary part."""
+        self.con.execute(f"DELETE FROM {table_name(spec)} WHERE _import = ? AND list_contains(?, _seq)",
+                         [import_id, seqs])
 
     def drop_rejected(self, spec: FileSpec, import_id: int) -> None:
         """Take this import's rows with errors out of staging (they are in quarantine)."""

@@ -371,6 +371,15 @@ class _LongLine:
 
     head: bytes
     size: int
+    cr: bool = False  # the bytes so far end with CR (of a CRLF, not counted in the size)
+
+    def add(self, data: bytes) -> None:
+        self.size += len(data)
+        self.cr = data.endswith(b"\r")
+
+    def end(self, data: bytes, nl: int) -> int:
+        """The line's size when it ends at ``data[nl]`` (a newline), without its CR."""
+        return self.size + nl - (data[nl - 1:nl] == b"\r" if nl else self.cr)
 
 
 def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = "",
@@ -417,10 +426,10 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
         if long is not None:  # skip to the end of the long line
             nl = data.find(b"\n")
             if nl < 0:
-                long.size += len(data)
+                long.add(data)
                 continue
             lineno += 1
-            problems.append(state.long_line(lineno, long.size + nl, long.head))
+            problems.append(state.long_line(lineno, long.end(data, nl), long.head))
             long = None
             data = data[nl + 1:]
         data = carry + data
@@ -428,11 +437,11 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
         if cut < 0:
             carry = data
             if len(carry) > max_line_bytes:
-                long, carry = _LongLine(carry[:LONG_LINE_HEAD], len(carry)), b""
+                long, carry = _LongLine(carry[:LONG_LINE_HEAD], len(carry), carry.endswith(b"\r")), b""
             continue
         carry, data = data[cut + 1:], data[:cut + 1]
         if len(carry) > max_line_bytes:
-            long, carry = _LongLine(carry[:LONG_LINE_HEAD], len(carry)), b""
+            long, carry = _LongLine(carry[:LONG_LINE_HEAD], len(carry), carry.endswith(b"\r")), b""
         if first:
             first = False
             data, head_problems, consumed = _take_header(state, data)
@@ -444,7 +453,7 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
         lineno += data.count(b"\n")
     if long is not None:  # the file ends inside it
         lineno += 1
-        problems.append(state.long_line(lineno, long.size, long.head))
+        problems.append(state.long_line(lineno, long.size - long.cr, long.head))
     if carry:
         if first:
             first = False

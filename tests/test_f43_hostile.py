@@ -180,6 +180,22 @@ def test_a_250mb_line_among_good_lines_loads_the_good_ones_in_bounded_memory(tmp
         assert (e["line"], e["value"]) == (4, f"{250 * MIB:,}")
 
 
+@pytest.mark.slow
+def test_lines_just_under_the_limit_are_checked_in_bounded_batches(tmp_path: Path) -> None:
+    """1 GB of 60 KB lines, each under max_line_bytes: batches are bounded in bytes as well as rows (a row group of
+    such lines is 7 GB) and checked one at a time (three at once ran DuckDB out of memory)."""
+    line = b"10700|" + b"a" * 61_000 + b"|1\n"
+    z = bomb(tmp_path / "F43_10700_202501.zip", "person.txt", [(line, 17_000)])
+    out = import_in_child(tmp_path / "s.duckdb", [good_zip(tmp_path), z], timeout=400, max_compression_ratio=0)
+    assert out["peak_mb"] < PEAK_LIMIT_MB, out
+    rep = out["report"]
+    assert rep["files"]["PERSON"]["quarantined"] == 17_000 and rep["files"]["PERSON"]["accepted"] == 2
+    assert rep["exit_code"] == Exit.OK
+    with Staging(tmp_path / "s.duckdb", read_only=True) as st:
+        (longest,) = st.row("SELECT max(length(raw)) FROM quarantine")
+        assert longest <= 4096  # an entry keeps the start of a hostile line, not all of it
+
+
 def test_a_zip_bomb_member_is_refused_by_name_at_once_and_the_rest_loads(tmp_path: Path) -> None:
     """The issue's 3 MB zip of a 2 GB member ran for over 15 minutes: now the member is refused before a byte is
     inflated, with a message naming it; its zip's other file and the other zips load; the exit code says so."""

@@ -58,6 +58,16 @@ ROW_GROUP = 122_880
 CHECK_ROWS = ROW_GROUP
 CHECK_THREADS = 3  # batches in flight: DuckDB works outside the GIL; a third keeps 2 cores busier (+6% measured)
 MAX_BUFFERED = 600_000  # all layouts together: the largest buffer is flushed beyond this (bounded memory)
+# The same bounds in bytes, for long lines (each under [import] max_line_bytes): a row group of 60 KB lines
+# would be 7 GB. A 43-file line is ~120-500 bytes (the 1M benchmark: 124 on average), so ordinary batches are
+# whole row groups long before CHECK_BYTES; with 3 batches in flight and the buffers, the rows held stay < 350 MB.
+# 2 GB of 60 KB lines: peak 837 MB (48/96 MB: 856, no better; what remains is DuckDB's own 256 MB and the store).
+CHECK_BYTES = 64 << 20
+MAX_BUFFERED_BYTES = 128 << 20
+# A batch of long lines is checked alone: three at once ran DuckDB out of its 256 MB (splitting a line into fields
+# copies it; that file failed) and took the import's peak to 937 MB.
+FAT_BATCH_BYTES = 16 << 20
+RAW_KEPT = 4096  # characters of a bad line kept in its entry: a real line is shorter, a hostile one is not copied
 # Small pieces gathered in one buffer before they are joined into one: a province sends thousands of
 # tiny files, and each piece costs a few KB of Arrow objects (malloc'd, apart from its rows). A buffer
 # of a rare 43-file waits for rows all through the import, so its pieces grew with the number of zips:
@@ -191,6 +201,7 @@ class Importer:
         self._touched: set[str] = set()
         self._buf: dict[BufKey, list[pa.Table]] = defaultdict(list)  # small chunks gathered per layout
         self._buf_rows: dict[BufKey, int] = defaultdict(int)
+        self._buf_bytes: dict[BufKey, int] = defaultdict(int)
         self._sources: list[tuple[str, str, str, int]] = []
         self._pool = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="phrsync-check")
         self._inflight: list[Future[None]] = []
@@ -366,7 +377,8 @@ class Importer:
 
     def _fail(self, seqs: Iterable[int], e: BaseException) -> None:
         """Mark files failed (any thread); :meth:`_finish` reports them and takes their rows out."""
-        text = mask_text(f"{type(e).__name__}: {e}")  # an error may quote a value, e.g. a citizen ID
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        text = mask_text(f"{type(e).__name__}: {first}")  # an error may quote a value, e.g. a citizen ID
         text = text if len(text) <= 300 else text[:297] + "..."
         with self._lock:
             for seq in seqs:
@@ -383,6 +395,7 @@ class Importer:
             return
         key = (chunk.spec.name, chunk.positions, chunk.width)
         t = chunk.table
+        size = t.nbytes
         if chunk.positions is None and "_raw" not in t.column_names:
             t = t.append_column("_raw", pa.nulls(n, pa.string()))
         t = t.append_column("_src", pa.array([chunk.source] * n, pa.string()))
@@ -391,12 +404,17 @@ class Importer:
         pieces = self._buf[key]
         pieces.append(t)
         self._buf_rows[key] += n
+        self._buf_bytes[key] += size
         if len(pieces) >= MAX_PIECES:
             self._buf[key] = [pa.concat_tables(pieces).combine_chunks()]
         if self._buf_rows[key] >= CHECK_ROWS:
             self._flush(key, whole_row_groups=True)
+        elif self._buf_bytes[key] >= CHECK_BYTES:
+            self._flush(key)
         elif sum(self._buf_rows.values()) > MAX_BUFFERED:
             self._flush(max(self._buf_rows, key=self._buf_rows.__getitem__))
+        elif sum(self._buf_bytes.values()) > MAX_BUFFERED_BYTES:
+            self._flush(max(self._buf_bytes, key=self._buf_bytes.__getitem__))
 
     def _flush(self, key: BufKey, whole_row_groups: bool = False) -> None:
         """Hand a buffer to the checker threads. DuckDB releases the GIL while it works, so batches are
@@ -406,6 +424,7 @@ class Importer:
         the same order, stays buffered and leads the next batch of this layout."""
         parts = self._buf.pop(key, [])
         rows = self._buf_rows.pop(key, 0)
+        size = self._buf_bytes.pop(key, 0)
         if not parts:
             return
         table = pa.concat_tables(parts)
@@ -413,12 +432,14 @@ class Importer:
             take = rows - rows % ROW_GROUP
             self._buf[key] = [table.slice(take)]  # a slice keeps only the chunks it overlaps
             self._buf_rows[key] = rows - take
+            self._buf_bytes[key] = size * (rows - take) // rows
             table = table.slice(0, take)
         name, positions, width = key
         if key not in self._sql:
             self._sql[key] = check_sql(schema.get(name), "_chunk", self.today, self.code_sets, positions, width)
         self._touched.add(name)
-        while len(self._inflight) >= CHECK_THREADS:
+        fat = size >= FAT_BATCH_BYTES and size > 1024 * table.num_rows  # (ordinary lines: ~120-500 bytes)
+        while len(self._inflight) >= (1 if fat else CHECK_THREADS):
             self._inflight.pop(0).result()
         self._inflight.append(self._pool.submit(self._check_batch, key, table))
 
@@ -539,7 +560,7 @@ class Importer:
                     en = f"{r.en} ({n} fields, expected {width})"
                 p = Problem(source=src, file=spec.name, line=line, field=fname, value=value, rule=rule,
                             reason_th=th, reason_en=en, hospcode=hosp, severity=severity,
-                            raw=raw if errs else "")
+                            raw=raw[:RAW_KEPT] if errs else "")
                 p.sha = sha  # type: ignore[attr-defined]
                 batch.append(p)
         st.add_problems(batch, rep.import_id)

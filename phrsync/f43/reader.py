@@ -516,7 +516,8 @@ def _block_chunks(state: _FileState, data: bytes, first_lineno: int, problems: l
         arr = pc.utf8_rtrim(arr, characters="\r")
         keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), pa.scalar(0, pa.int32()))
         arr, nums = arr.filter(keep), nums.filter(keep)
-        arr, nums = _drop_long_lines(state, arr, nums, problems)
+        if len(data) > state.max_line_bytes:  # (a smaller block cannot hold a line over the limit)
+            arr, nums = _drop_long_lines(state, arr, nums, problems)
     table = _lines_to_table(state, arr, nums, problems)
     assert state.index is not None
     layout = {"positions": tuple(state.index), "width": state.width}

@@ -332,6 +332,15 @@ def test_the_quarantine_cap_keeps_a_file_with_good_rows_loading(tmp_path: Path) 
         assert (capped["value"], capped["severity"]) == ("90", "warning")
 
 
+def test_duplicate_rows_are_capped_too(tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": text("SERVICE", [service("S1", "1", 1)] * 60)})
+    with Staging(tmp_path / "s.duckdb") as st:
+        rep = Importer(st, limits=ImportSection(max_quarantine_per_file=10)).import_paths([z])
+        assert (rep.files["SERVICE"].accepted, rep.files["SERVICE"].quarantined) == (1, 59)
+        assert sum(e["rule"] == "duplicate_key" for e in quarantine(st)) == 10
+        assert len(list(staged_rows(st, "SERVICE"))) == 1
+
+
 def test_a_small_file_read_whole_with_every_row_bad_is_reported_too(tmp_path: Path) -> None:
     """Whether the reader got to stop it or not, a file all bad up to the cap is reported: the exit code does not
     depend on how fast the checks ran."""

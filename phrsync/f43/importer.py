@@ -620,7 +620,8 @@ class Importer:
             self.st.drop_files(spec, rep.import_id, self._drop[spec.name])
         self.st.drop_rejected(spec, rep.import_id)  # rows with errors are in quarantine, not staging
         r = RULES["duplicate_key"]
-        dups = self.st.quarantine_duplicates(spec, rep.import_id, self._seq_sha, r.th, r.en)
+        dups = self.st.quarantine_duplicates(spec, rep.import_id, self._seq_sha, r.th, r.en,
+                                             self.limits.max_quarantine_per_file)
         stats = rep.files[spec.name]
         if dups:
             stats.accepted -= dups

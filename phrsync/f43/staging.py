@@ -209,8 +209,9 @@ class Staging:
         self.con.execute(f"DELETE FROM {table_name(spec)} WHERE _import = ? AND _errs IS NOT NULL", [import_id])
 
     def quarantine_duplicates(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
-                              reason_th: str, reason_en: str) -> int:
-        """Rows of this import whose key repeats an earlier row of the same file: quarantined, first kept."""
+                              reason_th: str, reason_en: str, max_entries: int | None = None) -> int:
+        """Rows of this import whose key repeats an earlier row of the same file: quarantined, first kept. At most
+        ``max_entries`` of them per file get an entry (all are taken out of staging and counted)."""
         t = table_name(spec)
         keys = ", ".join(q(k) for k in spec.key)
         c = self.con
@@ -236,8 +237,10 @@ class Staging:
                 " severity, reason_th, reason_en, raw) "
                 f"SELECT ?, coalesce(s.sha, ''), h.\"HOSPCODE\", ?, h._source, h._line, ?, "
                 f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', ?, ?, {all_txt} "
-                f"FROM {t} h JOIN _dup d ON h.rowid = d.rid LEFT JOIN _seqsha s ON s.seq = h._seq",
-                [import_id, spec.name, ",".join(spec.key), reason_th, reason_en])
+                f"FROM {t} h JOIN _dup d ON h.rowid = d.rid LEFT JOIN _seqsha s ON s.seq = h._seq"
+                + (" QUALIFY row_number() OVER (PARTITION BY h._seq ORDER BY h._line) <= ?" if max_entries else ""),
+                [import_id, spec.name, ",".join(spec.key), reason_th, reason_en]
+                + ([max_entries] if max_entries else []))
             c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _dup)")
             c.execute("DROP TABLE _seqsha")
         c.execute("DROP TABLE _dup")

@@ -15,7 +15,8 @@ class Exit(IntEnum):
     """The exit codes of every ``phrsync`` command (README, "Exit codes")."""
 
     OK = 0
-    REFUSED = 1  # done, but some payloads were refused (by the validator or by PHR): fix the data
+    REFUSED = 1  # done, but some input was refused: payloads (by the validator or by PHR), or for import whole
+    # files (a broken or empty zip, over an [import] limit, all garbage, failed): fix the data
     USAGE = 2  # a wrong argument, setting, path or facility: nothing was done
     UNDELIVERED = 3  # the run ended with payloads still to send (network, PHR down): runs again later
     AUTH = 4  # PHR refused the login (or another computer sends for the facility)

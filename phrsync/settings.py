@@ -44,6 +44,25 @@ class StagingSection(_Section):
                                                "(default <data_dir>/staging.duckdb)")
 
 
+class ImportSection(_Section):
+    """[import]: bounds that keep one hostile or broken export from exhausting memory or time, so the rest of a
+    batch still loads."""
+
+    max_line_bytes: int = Field(65536, ge=1024, description="บรรทัดที่ยาวกว่านี้ (ไบต์) ถูกข้ามและกักไว้ (บรรทัด 43 แฟ้ม"
+                                                            "ยาวไม่กี่ร้อยไบต์) / a longer line (bytes) is skipped and "
+                                                            "quarantined (a 43-file line is a few hundred bytes)")
+    max_member_bytes: int = Field(2 ** 31, ge=1, description="แฟ้มใน zip ที่ขยายแล้วใหญ่กว่านี้ (ไบต์) ไม่ถูกอ่าน / a zip "
+                                                            "member larger than this uncompressed (bytes) is refused")
+    max_compression_ratio: float = Field(100.0, ge=0, description="แฟ้มใน zip (ตั้งแต่ 1 MiB) ที่บีบอัดมากกว่านี้ไม่ถูกอ่าน "
+                                                                  "(zip bomb; 0 = ไม่ตรวจ) / a zip member (from 1 MiB) "
+                                                                  "compressed more than this is refused (a zip bomb; "
+                                                                  "0 = no check)")
+    max_quarantine_per_file: int = Field(100_000, ge=1, description="รายการกักต่อแฟ้มสูงสุด; แฟ้มที่ผิดทุกแถวจนถึงจำนวนนี้"
+                                                                    "หยุดอ่าน / quarantine entries kept per file; a file "
+                                                                    "whose rows are all bad up to this many is no "
+                                                                    "longer read")
+
+
 class TerminologySection(_Section):
     dir: str | None = Field(None, description="โฟลเดอร์ตารางรหัสของจังหวัด (แทนหรือเพิ่มตารางที่มากับโปรแกรม) / the "
                                               "province's own code tables (replace or extend the shipped ones)")
@@ -201,9 +220,13 @@ class SandboxSection(ServerLimitsSection):
 class Settings(_Section):
     """The whole of phrsync.toml."""
 
+    model_config = ConfigDict(extra="forbid", strict=True, serialize_by_alias=True)
+
     data_dir: str = Field("data", description="โฟลเดอร์ข้อมูลทั้งหมด (นับจากโฟลเดอร์ของ phrsync.toml) / where "
                                               "everything is kept (or PHRSYNC_DATA)")
     staging: StagingSection = Field(default_factory=StagingSection)
+    # ``import`` is a Python keyword: the attribute is ``import_``, the table in the file ``[import]``
+    import_: ImportSection = Field(default_factory=ImportSection, alias="import")
     terminology: TerminologySection = Field(default_factory=TerminologySection)
     facilities: dict[str, str] = Field(default_factory=dict, description='ชื่อหน่วยบริการแทนตารางรหัส "10699" = '
                                                                          '"..." / facility names over the code table')
@@ -300,11 +323,16 @@ def _known(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         if skip:
             skip = False
             continue
-        f = m.model_fields.get(str(p)) if m is not None else None
+        f = _fields(m).get(str(p)) if m is not None else None
         if f is None:
             return []
         m, skip = _model_of(f.annotation)
-    return list(m.model_fields) if m is not None and not skip else []
+    return list(_fields(m)) if m is not None and not skip else []
+
+
+def _fields(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's fields by the name the file uses (``import`` for ``import_``)."""
+    return {f.alias or name: f for name, f in model.model_fields.items()}
 
 
 def describe(e: ValidationError, source: str, model: type[BaseModel] = Settings) -> str:
@@ -382,7 +410,7 @@ def environment(env: dict[str, str] | None = None) -> Environment:
 
 def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, Any, str]]:
     out = []
-    for name, f in model.model_fields.items():
+    for name, f in _fields(model).items():
         ann = f.annotation
         sub = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
         if sub is not None:

@@ -63,3 +63,47 @@ def service(seq: str, pid: str, n: int, **kw: str) -> dict[str, str]:
     }
     row.update(kw)
     return row
+
+
+Piece = bytes | tuple[bytes, int]  # bytes written once, or (block, times): the block repeated
+
+
+def repeat_zip(path: Path, members: dict[str, list[Piece]]) -> Path:
+    """A zip whose members run to gigabytes yet is small on disk and quick to write (a zip bomb, made the way one
+    is): each piece is deflated once, alone, and flushed to a byte boundary, so that copies of its output
+    concatenate into one valid stream; a block repeated 2,000 times costs one compression and 2,000 copies."""
+    import struct
+    import zlib
+
+    entries = []
+    with path.open("wb") as out:
+        for name, pieces in members.items():
+            parts: list[tuple[bytes, int]] = []
+            crc = size = packed = 0
+            for piece in pieces:
+                block, times = (piece, 1) if isinstance(piece, bytes) else piece
+                c = zlib.compressobj(9, zlib.DEFLATED, -15)
+                deflated = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
+                parts.append((deflated, times))
+                for _ in range(times):
+                    crc = zlib.crc32(block, crc)
+                size += len(block) * times
+                packed += len(deflated) * times
+            end = zlib.compressobj(9, zlib.DEFLATED, -15).flush()  # the final (empty) block
+            packed += len(end)
+            raw_name = name.encode()
+            offset = out.tell()
+            out.write(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", 20, 0, 0, 8, 0, 33, crc, packed, size,
+                                  len(raw_name), 0) + raw_name)
+            for deflated, times in parts:
+                for _ in range(times):
+                    out.write(deflated)
+            out.write(end)
+            entries.append((raw_name, crc, packed, size, offset))
+        cd_start = out.tell()
+        for raw_name, crc, packed, size, offset in entries:
+            out.write(struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 8, 0, 33, crc, packed, size,
+                                  len(raw_name), 0, 0, 0, 0, 0o100644 << 16, offset) + raw_name)
+        cd_size = out.tell() - cd_start
+        out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(entries), len(entries), cd_size, cd_start, 0))
+    return path

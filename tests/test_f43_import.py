@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from phrsync.cli import cli
+from phrsync.errors import Exit
 from phrsync.f43 import schema
 from phrsync.f43.importer import Importer, staged_rows
 from phrsync.f43.reader import _is_header
@@ -398,7 +399,12 @@ def test_zips_inside_a_batch_zip_are_read_and_a_broken_one_is_named(store: Stagi
     assert row["_source"] == "batch_202501.zip:F43_10699_202501.zip:service.txt"
     (e,) = quarantine(store)
     assert (e["rule"], e["source"]) == ("bad_zip", "batch_202501.zip:F43_10700_202501.zip")
-    assert run(store, batch.parent).skipped == 1  # fingerprinted as one export
+    assert rep.exit_code == Exit.REFUSED and [n.source for n in rep.not_imported] == [e["source"]]
+    # fingerprinted as one export, which did not load whole: read again (not skipped), its entry replaced
+    again = run(store, batch.parent)
+    assert again.skipped == 0 and again.sources == 1 and again.exit_code == Exit.REFUSED
+    assert [q["rule"] for q in quarantine(store)] == ["bad_zip"]
+    assert len(list(staged_rows(store, "SERVICE"))) == 1
 
 
 def test_reading_commands_on_a_missing_or_busy_store_say_so_without_a_traceback(tmp_path: Path) -> None:

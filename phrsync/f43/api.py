@@ -20,6 +20,7 @@ from phrsync.f43.checks import RULES
 from phrsync.f43.importer import Importer, ImportReport, ProgressFn
 from phrsync.f43.reader import check_paths
 from phrsync.f43.staging import Staging
+from phrsync.settings import ImportSection
 
 
 def open_store(path: str | Path) -> Staging:
@@ -35,12 +36,16 @@ def open_store(path: str | Path) -> Staging:
 def import_sources(staging: str | Path, paths: Sequence[str | Path] = (), *, hdc_url: str | None = None,
                    since: dt.datetime | None = None, date_from: dt.date | None = None,
                    date_to: dt.date | None = None, facilities: Sequence[str] = (), force: bool = False,
-                   progress: ProgressFn | None = None, today: dt.date | None = None) -> ImportReport:
+                   progress: ProgressFn | None = None, today: dt.date | None = None,
+                   limits: ImportSection | None = None) -> ImportReport:
     """Import 43-file exports (zips, .txt files, folders of them) or the HDC database into the staging store.
 
     ``since``/``date_from``/``date_to``/``facilities`` select what is read from HDC. The source is checked
     before the store is touched: a wrong path or an unreachable HDC leaves no store file and no quarantine
-    entry behind. ``progress(label, done, total)`` is called as containers (or HDC rows) are read."""
+    entry behind. ``progress(label, done, total)`` is called as containers (or HDC rows) are read. ``limits`` are
+    the ``[import]`` settings (``cfg.settings.import_``; default: their defaults). A file that did not load is in
+    the report's ``not_imported`` and makes its ``exit_code`` :attr:`~phrsync.errors.Exit.REFUSED`; the rest of
+    the batch loads."""
     paths = list(paths)
     if not paths and not hdc_url:
         raise UsageError("ระบุ PATHS หรือ --hdc URL", "give PATHS or --hdc URL")
@@ -58,11 +63,11 @@ def import_sources(staging: str | Path, paths: Sequence[str | Path] = (), *, hdc
         # connects (and fails) here, before the store exists
         chunks = read_hdc(hdc_url, since=since, date_from=date_from, date_to=date_to, hospcodes=codes or None)
         with Staging(staging) as st:
-            return Importer(st, force=force, progress=progress, today=today).import_chunks(
+            return Importer(st, force=force, progress=progress, today=today, limits=limits).import_chunks(
                 chunks, "hdc", mask_url(hdc_url))
     check_paths(paths)
     with Staging(staging) as st:
-        return Importer(st, force=force, progress=progress, today=today).import_paths(paths)
+        return Importer(st, force=force, progress=progress, today=today, limits=limits).import_paths(paths)
 
 
 def quarantine_list(staging: str | Path, *, facility: str | None = None, file: str | None = None,

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -69,6 +70,9 @@ def import_cmd(ctx: click.Context, paths: tuple[str, ...], hdc_url: str | None, 
            zips (one per facility), one 43-file .txt, folders of .txt files, or folders of zips.
     แถวที่ผิดจะถูกกักไว้ (quarantine) พร้อมเหตุผล แถวที่ถูกต้องนำเข้าตามปกติ
     Bad rows are quarantined with their reason; every good row still loads.
+    แฟ้มที่นำเข้าไม่ได้ (zip เสีย เกินเพดาน [import] ผิดทั้งแฟ้ม) ถูกรายงาน แฟ้มอื่นนำเข้าตามปกติ และรหัสออกเป็น 1
+    A file that did not load (a broken zip, over an [import] limit, all garbage) is reported, the others load,
+    and the exit code is 1.
 
     \b
     ตัวอย่าง / examples:
@@ -85,8 +89,10 @@ def import_cmd(ctx: click.Context, paths: tuple[str, ...], hdc_url: str | None, 
 
         report = api.import_sources(_staging_path(ctx, staging), paths, hdc_url=hdc_url, since=_parse_since(since),
                                     date_from=_parse_date(date_from), date_to=_parse_date(date_to),
-                                    facilities=facilities, force=force, progress=tick)
+                                    facilities=facilities, force=force, progress=tick,
+                                    limits=config_from_context(ctx).settings.import_)
     _print_report(report, as_json)
+    ctx.exit(int(report.exit_code))
 
 
 def _hdc_url(ctx: click.Context, value: str | None, paths: tuple[str, ...]) -> str | None:
@@ -163,9 +169,18 @@ def _print_report(report: ImportReport, as_json: bool) -> None:
         for col in ("กฎ/rule", "ระดับ/severity", "จำนวน/count", "เหตุผล/reason"):
             r.add_column(col)
         for rule, v in sorted(d["quarantine_by_reason"].items(), key=lambda kv: -kv[1]["total"]):
-            r.add_row(rule, v["severity"], f"{v['total']:,}", f"{v['reason_th']} / {v['reason_en']}")
+            r.add_row(rule, v["severity"], f"{v['total']:,}", escape(f"{v['reason_th']} / {v['reason_en']}"))
         out.print(r)
         out.print("ดูรายละเอียด / details: [bold]phrsync quarantine list[/bold]")
+    if d["not_imported"]:
+        n = Table(title="ไม่ได้นำเข้า / not imported")
+        for col in ("แหล่ง/source", "กฎ/rule", "เหตุผล/reason"):
+            n.add_column(col)
+        for e in d["not_imported"]:
+            n.add_row(escape(e["source"]), e["rule"], escape(f"{e['reason_th']} / {e['reason_en']}"))
+        out.print(n)
+        out.print(f"[bold red]{len(d['not_imported']):,} แฟ้มไม่ได้นำเข้า รหัสออก {d['exit_code']} / "
+                  f"{len(d['not_imported']):,} file(s) not imported: exit {d['exit_code']}[/bold red]")
 
 
 @click.group("quarantine")
@@ -194,7 +209,8 @@ def quarantine_list(ctx: click.Context, facility: str | None, file_: str | None,
     for col in ("หน่วย/facility", "แหล่ง/source", "บรรทัด/line", "ช่อง/field", "ค่า/value", "เหตุผล/reason"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r.hospcode, r.source, str(r.line), r.field, r.value, f"{r.reason_th} / {r.reason_en}")
+        t.add_row(r.hospcode, escape(r.source), str(r.line), r.field, escape(r.value),
+                  escape(f"{r.reason_th} / {r.reason_en}"))
     Console().print(t)
 
 

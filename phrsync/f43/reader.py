@@ -5,6 +5,12 @@ TIS-620/cp874 (detected per file, with a per-line fallback), a UTF-8 BOM, CRLF, 
 ``|``, a header row or none (then the layout follows from the field count), older layouts without
 the appended columns, and lines cut short. It never raises on bad bytes: a line it cannot use
 becomes a :class:`~phrsync.f43.source.Problem`, and everything else is read in bounded chunks.
+
+Hostile input is bounded by the ``[import]`` settings (:class:`~phrsync.settings.ImportSection`): a line longer
+than ``max_line_bytes`` is skipped as it streams past (never held whole) and quarantined with its line number,
+and a zip member whose uncompressed size or compression ratio is over its limit is refused before a byte of it
+is inflated. The sizes a zip declares bound what it yields (zipfile stops at the declared size and fails the
+CRC), so checking them is enough.
 """
 
 from __future__ import annotations
@@ -27,9 +33,14 @@ from phrsync.errors import NotFoundError, UsageError
 from phrsync.f43 import schema
 from phrsync.f43.schema import FileSpec
 from phrsync.f43.source import LINE_COL, RAW_COL, Chunk, Problem, to_table
+from phrsync.settings import ImportSection
 
 CHUNK_ROWS = 50_000
 SNIFF_BYTES = 256 * 1024
+DEFAULT_LIMITS = ImportSection()
+MAX_LINE_BYTES = DEFAULT_LIMITS.max_line_bytes
+RATIO_FROM_BYTES = 1 << 20  # a smaller member costs nothing whatever its ratio (a tiny file of equal lines is 200:1)
+LONG_LINE_HEAD = 1024  # bytes of a skipped long line kept in its quarantine entry, to recognise it
 _ZIP_HOSP = re.compile(r"(?<![0-9A-Za-z])F43_([0-9A-Za-z]{5})_", re.IGNORECASE)
 
 
@@ -116,9 +127,10 @@ def containers(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 
 
 @contextlib.contextmanager
-def opened(path: Path) -> Iterator[list[Member | Problem]]:
+def opened(path: Path, limits: ImportSection = DEFAULT_LIMITS) -> Iterator[list[Member | Problem]]:
     """The members of one container, readable inside the ``with`` block; the zip is closed after it.
-    A zip that cannot be opened gives a Problem instead of stopping the run."""
+    A zip that cannot be opened, holds no 43-file or has a member over ``limits`` gives a Problem in
+    that member's place instead of stopping the run."""
     if path.suffix.lower() != ".zip":
         yield [_file_member(path)]
         return
@@ -128,10 +140,11 @@ def opened(path: Path) -> Iterator[list[Member | Problem]]:
         return
     with contextlib.ExitStack() as stack:
         stack.callback(zf.close)
-        yield list(_zip_members(path, zf, stack))
+        yield list(_zip_members(path, zf, stack, limits=limits))
 
 
-def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | Problem]:
+def iter_members(paths: Iterable[str | os.PathLike[str]],
+                 limits: ImportSection = DEFAULT_LIMITS) -> Iterator[Member | Problem]:
     """Every ``.txt`` member of the given zips, folders and files (zips left open until collected:
     for tools and tests; the importer goes container by container with :func:`opened`)."""
     for c in containers(paths):
@@ -140,7 +153,7 @@ def iter_members(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Member | P
             if isinstance(zf, Problem):
                 yield zf
             else:
-                yield from _zip_members(c, zf)
+                yield from _zip_members(c, zf, limits=limits)
         else:
             yield _file_member(c)
 
@@ -166,12 +179,13 @@ def _bad_zip(label: str, e: BaseException) -> Problem:
 
 
 def _zip_members(path: Path, zf: zipfile.ZipFile, stack: contextlib.ExitStack | None = None,
-                 name: str = "", depth: int = 0) -> Iterator[Member | Problem]:
+                 name: str = "", depth: int = 0, limits: ImportSection = DEFAULT_LIMITS) -> Iterator[Member | Problem]:
     """The ``.txt`` members of a zip, and those of zips inside it (a batch zip of facility zips).
 
     ``name`` is the zip's label (``outer.zip:inner.zip`` for a nested one). A nested zip is read through
     the outer one's stream: no temporary file, no extra file descriptor; ``stack`` closes it after the
-    container (``None``: left to the collector, as :func:`iter_members` does)."""
+    container (``None``: left to the collector, as :func:`iter_members` does). A zip with nothing to read
+    (empty, or no 43-file in it) is a Problem: an export that loads nothing must not pass unnoticed."""
     name = name or path.name
     try:
         infos = [i for i in zf.infolist() if not i.is_dir()]
@@ -179,30 +193,69 @@ def _zip_members(path: Path, zf: zipfile.ZipFile, stack: contextlib.ExitStack | 
         yield _bad_zip(name, e)
         return
     hosp = hospcode_from_name(name.rsplit(":", 1)[-1])
+    found = False  # a 43-file member, a nested zip or a problem: something that the report shows
     for info in sorted(infos, key=lambda i: i.filename.lower()):
         inner = info.filename
         base = os.path.basename(inner.replace("\\", "/"))
         if inner.lower().endswith(".zip"):
             # QOF_ copies repeat the F43 files with header lines; deeper nesting is no export layout
             if not base.upper().startswith("QOF_"):
-                yield from _nested_members(path, zf, info, stack, f"{name}:{base}", depth + 1)
+                found = True
+                refused = _over_limits(info, f"{name}:{base}", limits)
+                if refused is not None:
+                    yield refused
+                    continue
+                yield from _nested_members(path, zf, info, stack, f"{name}:{base}", depth + 1, limits)
             continue
         if not inner.lower().endswith(".txt"):
             continue
+        label = f"{name}:{base}"
+        spec = schema.lookup(base[:-4])
+        found = found or spec is not None
+        refused = _over_limits(info, label, limits, spec.name if spec else "")
+        if refused is not None:
+            yield refused
+            continue
         yield Member(
-            label=f"{name}:{base}",
+            label=label,
             name=inner,
             container=str(path),
             hospcode=hosp or hospcode_from_name(inner),
             open=lambda zf=zf, info=info: zf.open(info),
         )
+    if not found:
+        what_th = "zip ว่าง" if not infos else "ไม่มีแฟ้มใดของ 43 แฟ้มใน zip (เช่น person.txt, service.txt)"
+        what_en = "empty zip" if not infos else "no 43-file in the zip (such as person.txt, service.txt)"
+        yield _file_problem(name, "empty_zip", f"{what_th} ไม่มีอะไรนำเข้า", f"{what_en}: nothing to import")
+
+
+def _over_limits(info: zipfile.ZipInfo, label: str, limits: ImportSection, spec_name: str = "") -> Problem | None:
+    """A Problem when a member would inflate beyond ``[import] max_member_bytes`` or by more than
+    ``max_compression_ratio`` (a zip bomb): refused before it is opened, the rest of the zip still read."""
+    size, packed = info.file_size, info.compress_size
+    if size > limits.max_member_bytes:
+        return _file_problem(
+            label, "member_too_large",
+            f"แฟ้ม {label} ขยายแล้ว {size:,} ไบต์ เกินเพดาน {limits.max_member_bytes:,} ([import] max_member_bytes) "
+            "ไม่ได้อ่าน", f"{label} is {size:,} bytes uncompressed, over the limit of {limits.max_member_bytes:,} "
+            "([import] max_member_bytes): not read", spec_name)
+    cap = limits.max_compression_ratio
+    if cap and size >= RATIO_FROM_BYTES and size > cap * max(packed, 1):
+        ratio = size / max(packed, 1)
+        return _file_problem(
+            label, "zip_ratio",
+            f"แฟ้ม {label} ถูกบีบอัด {ratio:,.0f}:1 ({packed:,} → {size:,} ไบต์) เกินเพดาน {cap:,.0f}:1 "
+            "([import] max_compression_ratio) อาจเป็น zip bomb ไม่ได้อ่าน",
+            f"{label} is compressed {ratio:,.0f}:1 ({packed:,} → {size:,} bytes), over the limit of {cap:,.0f}:1 "
+            "([import] max_compression_ratio) — a zip bomb? not read", spec_name)
+    return None
 
 
 MAX_ZIP_DEPTH = 2  # a batch zip of facility zips, and one more level
 
 
 def _nested_members(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, stack: contextlib.ExitStack | None,
-                    name: str, depth: int) -> Iterator[Member | Problem]:
+                    name: str, depth: int, limits: ImportSection) -> Iterator[Member | Problem]:
     if depth > MAX_ZIP_DEPTH:
         yield _file_problem(name, "bad_zip", f"zip ซ้อนกันเกิน {MAX_ZIP_DEPTH} ชั้น ไม่ได้อ่าน — แตกไฟล์ก่อนนำเข้า",
                             f"zip nested more than {MAX_ZIP_DEPTH} deep, not read — unzip it first")
@@ -217,11 +270,14 @@ def _nested_members(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, stac
         return
     if stack is not None:
         stack.callback(nested.close)
-    yield from _zip_members(path, nested, stack, name, depth)
+    yield from _zip_members(path, nested, stack, name, depth, limits)
 
 
 def _file_problem(label: str, rule: str, th: str, en: str, spec_name: str = "") -> Problem:
-    return Problem(source=label, file=spec_name, line=0, field="", value="", rule=rule, reason_th=th, reason_en=en)
+    """A problem with a whole file or zip, filed under the facility its zip is named after (``quarantine list
+    --facility`` finds it)."""
+    return Problem(source=label, file=spec_name, line=0, field="", value="", rule=rule, reason_th=th, reason_en=en,
+                   hospcode=hospcode_from_name(label))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,7 +312,8 @@ def _decode(raw: bytes, primary: str) -> str | None:
 # One member → chunks
 
 
-def read_member(member: Member, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+def read_member(member: Member, chunk_rows: int = CHUNK_ROWS, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Chunk]:
+    """The chunks of one member (nothing for a ``.txt`` that is no 43-file); see :func:`read_stream`."""
     spec = member.spec
     if spec is None:
         return
@@ -268,7 +325,7 @@ def read_member(member: Member, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]
         ], member.hospcode)
         return
     try:
-        yield from read_stream(stream, spec, member.label, member.hospcode, chunk_rows)
+        yield from read_stream(stream, spec, member.label, member.hospcode, chunk_rows, max_line_bytes)
     finally:
         with contextlib.suppress(Exception):
             stream.close()
@@ -277,11 +334,13 @@ def read_member(member: Member, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]
 class _FileState:
     """What the reader knows about one file as it goes: encoding, header or layout."""
 
-    def __init__(self, spec: FileSpec, label: str, hospcode: str, encoding: str) -> None:
+    def __init__(self, spec: FileSpec, label: str, hospcode: str, encoding: str,
+                 max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.spec = spec
         self.label = label
         self.hospcode = hospcode
         self.encoding = encoding
+        self.max_line_bytes = max_line_bytes
         self.index: list[int] | None = None  # header file: column of each spec field, -1 = absent
         self.width = 0  # fields a line must have (header width or layout width)
         self.layout_known = False
@@ -297,20 +356,47 @@ class _FileState:
         self.width = len(layout)
         self.layout_known = True
 
+    def long_line(self, lineno: int, size: int, head: bytes) -> Problem:
+        """The quarantine entry of a line over ``max_line_bytes``: its number and size, and its first bytes."""
+        cap = self.max_line_bytes
+        return Problem(self.label, self.spec.name, lineno, "", f"{size:,}", "line_too_long",
+                       f"บรรทัดยาว {size:,} ไบต์ เกินเพดาน {cap:,} ([import] max_line_bytes) ข้ามไป",
+                       f"line of {size:,} bytes, over the limit of {cap:,} ([import] max_line_bytes): skipped",
+                       self.hospcode, raw=head[:LONG_LINE_HEAD].decode(self.encoding, "replace"))
+
+
+@dataclass
+class _LongLine:
+    """A line over the limit while it streams past: only its first bytes and its length so far are kept."""
+
+    head: bytes
+    size: int
+    cr: bool = False  # the bytes so far end with CR (of a CRLF, not counted in the size)
+
+    def add(self, data: bytes) -> None:
+        self.size += len(data)
+        self.cr = data.endswith(b"\r")
+
+    def end(self, data: bytes, nl: int) -> int:
+        """The line's size when it ends at ``data[nl]`` (a newline), without its CR."""
+        return self.size + nl - (data[nl - 1:nl] == b"\r" if nl else self.cr)
+
 
 def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = "",
-                chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+                chunk_rows: int = CHUNK_ROWS, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Chunk]:
     """Split one pipe-delimited 43-file into chunks of rows in the spec's full layout.
 
     The common case runs column-wise in Arrow (a block of lines at a time); only lines whose field
-    count is off, or whose bytes do not decode, take the per-line path."""
+    count is off, or whose bytes do not decode, take the per-line path. Memory is bounded by the block
+    size and ``max_line_bytes`` whatever the input: a longer line is dropped as it is read (a file of
+    2 GB without a line break costs one block) and quarantined with its line number."""
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream, 1 << 20)  # type: ignore[arg-type]
     try:
         sample = buffered.peek(SNIFF_BYTES)[:SNIFF_BYTES]
     except Exception as e:
         yield _file_chunk(spec, label, hospcode, "unreadable", f"อ่านไฟล์ไม่ได้ ({e})", f"cannot read file ({e})")
         return
-    state = _FileState(spec, label, hospcode, detect_encoding(sample))
+    state = _FileState(spec, label, hospcode, detect_encoding(sample), max_line_bytes)
     # lines ended by CR alone (old Mac style): read as one line they became a header and nothing else
     cr_only = b"\n" not in sample and b"\r" in sample[:-1]
     problems: list[Problem] = []
@@ -320,7 +406,8 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
                                 "file is TIS-620/cp874, not UTF-8 — read, but the exporter should write UTF-8",
                                 hospcode, "warning"))
     lineno = 0  # lines consumed so far
-    carry = b""
+    carry = b""  # the start of a line not yet ended, at most max_line_bytes
+    long: _LongLine | None = None  # a line over the limit being skipped
     first = True
     block_bytes = max(64 * 1024, min(chunk_rows, 100_000) * 200)
     while True:
@@ -336,25 +423,43 @@ def read_stream(stream: BinaryIO, spec: FileSpec, label: str, hospcode: str = ""
             break
         if cr_only:
             data = data.replace(b"\r", b"\n")
+        if long is not None:  # skip to the end of the long line
+            nl = data.find(b"\n")
+            if nl < 0:
+                long.add(data)
+                continue
+            lineno += 1
+            problems.append(state.long_line(lineno, long.end(data, nl), long.head))
+            long = None
+            data = data[nl + 1:]
         data = carry + data
         cut = data.rfind(b"\n")
         if cut < 0:
             carry = data
+            if len(carry) > max_line_bytes:
+                long, carry = _LongLine(carry[:LONG_LINE_HEAD], len(carry), carry.endswith(b"\r")), b""
             continue
         carry, data = data[cut + 1:], data[:cut + 1]
+        if len(carry) > max_line_bytes:
+            long, carry = _LongLine(carry[:LONG_LINE_HEAD], len(carry), carry.endswith(b"\r")), b""
         if first:
             first = False
-            data, head_problems, lineno = _take_header(state, data)
+            data, head_problems, consumed = _take_header(state, data)
             problems += head_problems
+            lineno += consumed
         for chunk in _block_chunks(state, data, lineno + 1, problems, chunk_rows):
             problems = []
             yield chunk
         lineno += data.count(b"\n")
+    if long is not None:  # the file ends inside it
+        lineno += 1
+        problems.append(state.long_line(lineno, long.size - long.cr, long.head))
     if carry:
         if first:
             first = False
-            carry, head_problems, lineno = _take_header(state, carry + b"\n")
+            carry, head_problems, consumed = _take_header(state, carry + b"\n")
             problems += head_problems
+            lineno += consumed
         else:
             carry += b"\n"
         if carry.strip():
@@ -411,6 +516,8 @@ def _block_chunks(state: _FileState, data: bytes, first_lineno: int, problems: l
         arr = pc.utf8_rtrim(arr, characters="\r")
         keep = pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(arr)), pa.scalar(0, pa.int32()))
         arr, nums = arr.filter(keep), nums.filter(keep)
+        if len(data) > state.max_line_bytes:  # (a smaller block cannot hold a line over the limit)
+            arr, nums = _drop_long_lines(state, arr, nums, problems)
     table = _lines_to_table(state, arr, nums, problems)
     assert state.index is not None
     layout = {"positions": tuple(state.index), "width": state.width}
@@ -422,6 +529,22 @@ def _block_chunks(state: _FileState, data: bytes, first_lineno: int, problems: l
                     state.hospcode, **layout)
 
 
+def _drop_long_lines(state: _FileState, arr: pa.Array, nums: pa.Array,
+                     problems: list[Problem]) -> tuple[pa.Array, pa.Array]:
+    """Lines of a block longer than ``max_line_bytes`` (a block holds whole lines up to its own size): quarantined."""
+    if len(arr) == 0:
+        return arr, nums
+    sizes = pc.binary_length(arr)
+    if pc.max(sizes).as_py() <= state.max_line_bytes:
+        return arr, nums
+    long = pc.greater(sizes, state.max_line_bytes)
+    for text, size, n in zip(arr.filter(long).to_pylist(), sizes.filter(long).to_pylist(),
+                             nums.filter(long).to_pylist(), strict=True):
+        problems.append(state.long_line(n, size, text[:LONG_LINE_HEAD].encode(state.encoding, "replace")))
+    keep = pc.invert(long)
+    return arr.filter(keep), nums.filter(keep)
+
+
 def _decode_lines(state: _FileState, lines: list[bytes], first_lineno: int,
                   problems: list[Problem]) -> tuple[list[str], list[int]]:
     texts: list[str] = []
@@ -429,6 +552,9 @@ def _decode_lines(state: _FileState, lines: list[bytes], first_lineno: int,
     for i, raw in enumerate(lines):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
+            continue
+        if len(raw) > state.max_line_bytes:
+            problems.append(state.long_line(first_lineno + i, len(raw), raw))
             continue
         text = _decode(raw, state.encoding)
         if text is None:

@@ -151,6 +151,10 @@ class Staging:
             [import_id, dt.datetime.now(), import_id])
         c.execute("DROP TABLE _src")
 
+    def quarantined_sources(self) -> set[str]:
+        """The exports that have quarantine entries (their entries are replaced when one is read again)."""
+        return {r[0] for r in self.con.execute("SELECT DISTINCT source_sha FROM quarantine").fetchall()}
+
     def forget_quarantine(self, sha256: str) -> None:
         """Before a forced re-import of a source: its old quarantine entries would be duplicated."""
         self.con.execute("DELETE FROM quarantine WHERE source_sha = ?", [sha256])
@@ -194,13 +198,20 @@ class Staging:
             f"SELECT {cols}, ?, _src, _line, _seq, _errs, _warns FROM ({checked_sql}) "
             "RETURNING _seq, _line, _errs, _warns", params=[import_id]).to_arrow_table()
 
+    def drop_files(self, spec: FileSpec, import_id: int, seqs: list[int]) -> None:
+        """Take every row of these files (sequence numbers of this import) out: files whose import failed
+        load nothing rather than an arbitrary part."""
+        self.con.execute(f"DELETE FROM {table_name(spec)} WHERE _import = ? AND list_contains(?, _seq)",
+                         [import_id, seqs])
+
     def drop_rejected(self, spec: FileSpec, import_id: int) -> None:
         """Take this import's rows with errors out of staging (they are in quarantine)."""
         self.con.execute(f"DELETE FROM {table_name(spec)} WHERE _import = ? AND _errs IS NOT NULL", [import_id])
 
     def quarantine_duplicates(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
-                              reason_th: str, reason_en: str) -> int:
-        """Rows of this import whose key repeats an earlier row of the same file: quarantined, first kept."""
+                              reason_th: str, reason_en: str, max_entries: int | None = None) -> int:
+        """Rows of this import whose key repeats an earlier row of the same file: quarantined, first kept. At most
+        ``max_entries`` of them per file get an entry (all are taken out of staging and counted)."""
         t = table_name(spec)
         keys = ", ".join(q(k) for k in spec.key)
         c = self.con
@@ -226,8 +237,10 @@ class Staging:
                 " severity, reason_th, reason_en, raw) "
                 f"SELECT ?, coalesce(s.sha, ''), h.\"HOSPCODE\", ?, h._source, h._line, ?, "
                 f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', ?, ?, {all_txt} "
-                f"FROM {t} h JOIN _dup d ON h.rowid = d.rid LEFT JOIN _seqsha s ON s.seq = h._seq",
-                [import_id, spec.name, ",".join(spec.key), reason_th, reason_en])
+                f"FROM {t} h JOIN _dup d ON h.rowid = d.rid LEFT JOIN _seqsha s ON s.seq = h._seq"
+                + (" QUALIFY row_number() OVER (PARTITION BY h._seq ORDER BY h._line) <= ?" if max_entries else ""),
+                [import_id, spec.name, ",".join(spec.key), reason_th, reason_en]
+                + ([max_entries] if max_entries else []))
             c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _dup)")
             c.execute("DROP TABLE _seqsha")
         c.execute("DROP TABLE _dup")

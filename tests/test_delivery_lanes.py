@@ -91,6 +91,26 @@ def test_a_retry_goes_in_its_facilitys_rate_and_after_its_retry_after() -> None:
     assert nxt in ("a0", "a1") and clock.t >= 1005.0
 
 
+def test_a_retry_of_what_the_service_never_took_goes_outside_the_pace() -> None:
+    """A 5xx or a lost connection: the facility's rate slot went unused by the service, so the retry goes at its
+    due time and the lane's next upload keeps its own slot (retries no longer cut the paced rate by the fault
+    rate)."""
+    clock = Clock()
+    lanes: Lanes[str] = Lanes(RateLimiter(60, spaced=True, clock=clock), clock=clock)
+    for j in ("a0", "a1", "a2"):
+        lanes.add("A", j)
+    assert lanes.next(8) == "a0"
+    lanes.done("A")
+    lanes.retry_at("A", "a0", clock.t + 0.1, paced=False)
+    assert lanes.next(8) == pytest.approx(0.1)
+    clock.t += 0.1
+    assert lanes.next(8) == "a0"  # at its due time, 0.1 s after its first attempt: no slot of the pace
+    lanes.done("A")
+    assert lanes.next(8) == pytest.approx(0.9)
+    clock.t += 0.9
+    assert lanes.next(8) == "a1" and lanes.pending() == 1
+
+
 def test_a_slow_facility_gets_no_more_than_its_share_of_the_requests_in_flight() -> None:
     clock = Clock()
     lanes: Lanes[str] = Lanes(RateLimiter(0, clock=clock), clock=clock)

@@ -43,13 +43,17 @@ class Lane(Generic[J]):
     token: int = 0  # the lane's one valid entry in the scheduler heap (older entries are stale)
     when: float = math.inf  # the time of that entry (inf: none)
     parked: bool = False  # at its in-flight share: woken when one of its requests ends
+    unpaced: int = 0  # its retries that wait outside the pace (:meth:`Lanes.retry_at`)
 
     def pending(self) -> int:
-        return len(self.fresh) + len(self.retries)
+        return len(self.fresh) + len(self.retries) + self.unpaced
 
     def ready_at(self, now: float) -> float:
-        """When this lane next has something to send (new uploads: now; else its earliest retry)."""
+        """When this lane next has something to send in its pace (new uploads: now; else its earliest retry)."""
         return now if self.fresh else (self.retries[0][0] if self.retries else math.inf)
+
+    def paced(self) -> bool:
+        return bool(self.fresh or self.retries)
 
 
 class Lanes(Generic[J]):
@@ -63,6 +67,7 @@ class Lanes(Generic[J]):
         self._seq = itertools.count()
         self.inflight = 0
         self.waiting = 0  # jobs in every lane, not in flight
+        self._free: list[tuple[float, int, str, J]] = []  # retries outside the pace: (due, seq, lane key, job)
 
     def _lane(self, key: str) -> Lane[J]:
         lane = self.lanes.get(key)
@@ -83,9 +88,16 @@ class Lanes(Generic[J]):
         self.waiting += 1
         self._schedule(lane, self.clock())
 
-    def retry_at(self, key: str, job: J, due: float) -> None:
-        """``job`` goes again at ``due`` (monotonic), in its turn with its lane's new uploads."""
+    def retry_at(self, key: str, job: J, due: float, paced: bool = True) -> None:
+        """``job`` goes again at ``due`` (monotonic), in its turn with its lane's new uploads. ``paced=False``:
+        its failed attempt never reached the service (a 5xx, a connection lost before the answer), so the
+        retry takes no slot of the facility's rate: it goes at ``due``, beside the lane's paced uploads."""
         lane = self._lane(key)
+        if not paced:
+            heapq.heappush(self._free, (due, next(self._seq), key, job))
+            self.waiting += 1
+            lane.unpaced += 1
+            return
         heapq.heappush(lane.retries, (due, next(self._seq), job))
         self.waiting += 1
         self._schedule(lane, self.clock())
@@ -114,13 +126,16 @@ class Lanes(Generic[J]):
             lane.retries.clear()
             lane.token += 1
             lane.when = math.inf
+            lane.unpaced = 0
+        out.extend(j for _, _, _, j in self._free)
+        self._free.clear()
         self._heap.clear()
         self.waiting = 0
         return out
 
     def _schedule(self, lane: Lane[J], now: float) -> None:
         """The lane's entry in the heap at the earliest time it may send (never before its booked slot)."""
-        if lane.parked or not lane.pending():
+        if lane.parked or not lane.paced():
             return
         when = max(lane.ready_at(now), lane.paused_until, lane.slot if lane.booked else 0.0)
         if lane.when <= when:
@@ -149,6 +164,19 @@ class Lanes(Generic[J]):
         """The job to send now; else the seconds until one may be ready; None when nothing waits (or every
         waiting lane is at its share ``share`` of the requests in flight, woken by :meth:`done`)."""
         now = self.clock() if now is None else now
+        free = self._free
+        while free and free[0][0] <= now:
+            due, _, key, job = heapq.heappop(free)
+            lane = self.lanes[key]
+            if lane.paused_until > now or lane.inflight >= share:  # later: after the pause, or the next end
+                heapq.heappush(free, (max(lane.paused_until, now + 0.05), next(self._seq), key, job))
+                continue
+            lane.unpaced -= 1
+            self.waiting -= 1
+            lane.inflight += 1
+            self.inflight += 1
+            return job
+        soonest = free[0][0] - now if free else None
         heap = self._heap
         while heap:
             when, _, key, token = heap[0]
@@ -157,7 +185,7 @@ class Lanes(Generic[J]):
                 heapq.heappop(heap)
                 continue
             if when > now:
-                return when - now
+                return when - now if soonest is None else min(soonest, when - now)
             heapq.heappop(heap)
             lane.when = math.inf
             if lane.paused_until > now:  # a 429 since this lane's slot was booked
@@ -186,7 +214,7 @@ class Lanes(Generic[J]):
             self.inflight += 1
             self._schedule(lane, now)
             return job
-        return None
+        return soonest
 
 
 class InFlight:

@@ -57,6 +57,7 @@ Reply = httpx.Response
 __all__ = ["CircuitBreaker", "GaveUp", "Reply", "Sender", "TargetDown", "refusal_reasons"]
 AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
 STATUS_MIN_GAP = 5.0  # PHR refuses UpdateAgentStatus (status or error) sooner than this after the last one
+MIN_SHARE = 4  # requests in flight a facility may always have: one hung till the timeout does not stop its pace
 LANE_ROWS = 2000  # rows read ahead into the lanes (round-robin pages: a few per facility)
 FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
 
@@ -95,6 +96,7 @@ class Attempt:
     paused: float = 0.0
     relog: bool = False  # the token was refused: log in again and go at once (not counted as an attempt)
     answered: bool = False  # the target sent a status (not a timeout or a broken connection)
+    unprocessed: bool = False  # a 5xx, or the connection lost before an answer: the service did not take it
 
 
 def refusal_reasons(r: Reply) -> tuple[str, str]:
@@ -351,6 +353,7 @@ class Sender:
                 if refused_locally(e, self.t.base_url):  # nothing listens there: say where we looked
                     raise TargetDown(nothing_listens(self.t.base_url, self.t.name)) from None
                 out.last = f"{type(e).__name__} / การเชื่อมต่อขัดข้อง"
+                out.unprocessed = True
             else:
                 out.answered = True
                 code = r.status_code
@@ -371,6 +374,7 @@ class Sender:
                     out.last, out.wait, out.paused, trip = "HTTP 429 / ส่งถี่เกิน", ra, ra, False
                 elif retryable(code):
                     out.last = f"HTTP {code} / ปลายทางขัดข้อง"
+                    out.unprocessed = code >= 500
                 else:
                     self.breaker.success()  # any real answer (even a refusal) means the target is up
                     out.reply = r
@@ -617,7 +621,7 @@ class Sender:
                 limit = sizing.limit(lanes.active())
                 nxt: _Job | float | None = None
                 if lanes.inflight < limit:
-                    nxt = lanes.next(max(1, -(-limit // max(1, lanes.active()))))
+                    nxt = lanes.next(max(MIN_SHARE, -(-limit // max(1, lanes.active()))))
                     if isinstance(nxt, _Job):
                         try:
                             await self.breaker.wait()
@@ -707,7 +711,7 @@ class Sender:
         self.counters.retries += 1
         log.info("%s %s: %s; ลองใหม่ครั้งที่ %d ใน %.2f วินาที / retry %d in %.2f s", h, row.endpoint, a.last,
                  job.attempts, pause, job.attempts, pause)
-        lanes.retry_at(h, job, now + pause)
+        lanes.retry_at(h, job, now + pause, paced=not a.unprocessed)
         return a.answered, False
 
     async def deliver(self, row: ob.Row, client: httpx.AsyncClient | None = None) -> None:

@@ -39,8 +39,11 @@ from phrsync.delivery.connect import (
     EXTRA_CONNECTIONS,
     new_client,
     nothing_listens,
+    prepared,
     private_link,
+    proxy_for,
     refused_locally,
+    send_direct,
     tls_advice,
     tls_context,
     tls_failure,
@@ -263,9 +266,15 @@ class Sender:
         self.client = new_client(self.t.base_url, connections=EXTRA_CONNECTIONS, timeout=self.t.timeout,
                                  verify=verify, transport=self.transport, user_agent=ua)
         self._verify, self._ua = verify, ua
+        self._direct = self._direct_for()
         self.workers = [self._worker_client() for _ in range(self.t.concurrency)]
         self.tokens = TokenProvider(self.client, self.t.token_url, self.s.credentials)
         return self
+
+    def _direct_for(self) -> bool:
+        """Uploads straight to their connection, unless a proxy carries them (it is one of the client's mounts,
+        so they go through ``client.send``)."""
+        return proxy_for(self.t.base_url) is None
 
     def _worker_client(self) -> httpx.AsyncClient:
         """One more upload connection (the in-flight sizing grows them as the run measures its needs)."""
@@ -342,8 +351,13 @@ class Sender:
                 headers["Content-Type"] = "application/json"
             self.counters.requests += 1
             try:
-                r = await (client or self.client).request(method, self._url(endpoint), params=params,
-                                                          content=body, headers=headers)
+                if client is None or params:
+                    r = await (client or self.client).request(method, self._url(endpoint), params=params,
+                                                              content=body, headers=headers)
+                elif self._direct:  # an upload: prepared, straight to its connection (connect.send_direct)
+                    r = await send_direct(client, prepared(client, method, self._url(endpoint), body, headers))
+                else:
+                    r = await client.send(prepared(client, method, self._url(endpoint), body, headers))
             except httpx.TimeoutException:
                 out.last = "timeout / หมดเวลารอ"
             except httpx.TransportError as e:

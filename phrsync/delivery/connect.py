@@ -7,6 +7,10 @@ httpcore's pool walks every connection (a ``poll`` on each idle one) for every r
 one pool of 18 connections 3,000 uploads on loopback cost the agent 4.2 s of CPU in sending, with a client per
 worker 2.1 s (``sync_bench.py``'s set-up, 16 workers, 2 cores). TLS is always verified: the system/certifi roots, or the target's own ``ca_bundle`` (UAT);
 never off. Proxies come from the environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``), as httpx reads them.
+
+An upload is a prepared ``httpx.Request`` (:func:`prepared`) handed straight to its connection's transport
+(:func:`send_direct`), on a client without a cookie jar (:class:`AgentClient`): the client's layers cost a
+tenth or more of the agent's CPU per upload and do nothing for it (``benchmarks/http_cpu.py``).
 """
 
 from __future__ import annotations

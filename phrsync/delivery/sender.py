@@ -1,8 +1,9 @@
-"""Sending the outbox: asyncio + one httpx client (a connection per worker), bounded concurrency, each facility
-paced under PHR's per-facility cap (:class:`phrsync.ratelimit.RateLimiter`), and the retry policy of
+"""Sending the outbox: asyncio + httpx (one connection per upload worker), uploads served from one lane per
+facility (:mod:`phrsync.delivery.lanes`) under PHR's per-facility cap (:class:`phrsync.ratelimit.RateLimiter`),
+with as many requests in flight as rate × round trip needs, and the retry policy of
 :mod:`phrsync.delivery.policy`: backoff with full jitter on 5xx / timeouts / resets, 429 ``Retry-After``
 honoured, 4xx refusals kept with the server's reasons and not retried, and a circuit breaker that pauses
-everyone while the target is down.
+everyone while the target is down. A payload waiting for its retry waits in its lane, not in a worker.
 
 Crash safety: rows are committed as ``sending`` (attempts + 1) a page at a time before any of their requests
 goes out (and again before each retry); each answer is committed with the next group commit. A ``kill -9``
@@ -293,8 +294,7 @@ class Sender:
 
     # ---- one HTTP call with auth, retries, breaker ------------------------------------------
     async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
-                   body: bytes | None = None, upload: bool = False,
-                   before: Callable[[], Any] | None = None, max_attempts: int | None = None,
+                   body: bytes | None = None, before: Callable[[], Any] | None = None, max_attempts: int | None = None,
                    wait_429: bool = True, client: httpx.AsyncClient | None = None) -> Reply:
         """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown. For logins,
         status reports and reconcile: the caller waits through the retries (uploads go through the lanes of
@@ -304,8 +304,6 @@ class Sender:
         attempt = 0
         while True:
             await self.breaker.wait()
-            if upload:
-                await self.limiter.acquire(hcode)
             a = await self.attempt(method, endpoint, hcode, params=params, body=body, before=before,
                                    wait_429=wait_429, client=client, relogged=relogged)
             if a.reply is not None:
@@ -727,41 +725,6 @@ class Sender:
                  job.attempts, pause, job.attempts, pause)
         lanes.retry_at(h, job, now + pause, paced=not a.unprocessed)
         return a.answered, False
-
-    async def deliver(self, row: ob.Row, client: httpx.AsyncClient | None = None) -> None:
-        """Send one claimed row (see :meth:`claim`) and record the outcome, waiting through its retries (a
-        retry commits the row ``sending`` again before its request)."""
-        h = row.hospcode
-        if h in self.skipped or not await self.facility_ok(h):
-            self.unclaim(row)
-            return
-        claimed = True
-
-        async def before() -> None:
-            nonlocal claimed
-            if claimed:  # the first attempt goes out under the page's claim
-                claimed = False
-                return
-            await self.mark_sending(row.key)
-
-        try:
-            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before,
-                                client=client)
-        except TokenScopeError as e:  # a register with only the 1-year token: kept to send once there is an account
-            self._failed(row, "needs JWT", mask_text(str(e)))
-            return
-        except AuthError as e:
-            self.skip(h, "error" if e.transient else "auth", str(e))
-            self._failed(row, "auth", mask_text(str(e)))
-            return
-        except GaveUp as e:
-            self._failed(row, "transient", mask_text(str(e)))
-            return
-        except TargetDown as e:
-            self.down = str(e)
-            self._failed(row, "target down", str(e))
-            return
-        await self._answered(row, r)
 
     async def _answered(self, row: ob.Row, r: Reply) -> None:
         """Record PHR's final answer for a row: accepted (sent or confirmed) or refused with its reasons."""

@@ -257,3 +257,36 @@ def test_a_facility_whose_check_keeps_failing_is_skipped_once_its_rounds_are_use
     assert res.skip_kind == {H: "error"} and "503" in res.skipped[H] and res.exit_code == Exit.UNDELIVERED
     assert checks == 2 * 4  # max_attempts rounds of four attempts each, then no more this run
     assert res.outbox[H][ob.PENDING] == 1 and res.outbox[H][ob.SENDING] == 0  # untouched for the next run
+
+
+def test_requests_hanging_now_widen_the_in_flight_count_before_they_end() -> None:
+    """Sixteen requests hanging till a 5 s timeout held every slot and the run stood still until they ended:
+    the hanging ones are counted while they hang."""
+    clock = Clock()
+    sizing = InFlight(16, 256, 0, clock=clock)
+    for _ in range(50):
+        sizing.observe(0.01, True)
+    hung = [sizing.begin() for _ in range(16)]
+    assert sizing.limit(1) == 16
+    clock.t += 2.0
+    assert sizing.slow() == 16 and sizing.limit(1) == 32
+    for i in hung:
+        sizing.end(i, False)
+    assert sizing.slow() == 0
+
+
+def test_the_breaker_opens_for_a_target_that_is_down_not_for_one_that_fails_a_fifth_of_the_time() -> None:
+    import random
+
+    rng = random.Random(7)
+    flaky = policy.CircuitBreaker(12, 30, 600, clock=Clock())
+    for i in range(20000):
+        (flaky.failure if rng.random() < 0.2 else flaky.success)()
+        if i % 1000 == 0:  # twelve failed answers of requests in flight together, now and then
+            for _ in range(12):
+                flaky.failure()
+    assert flaky.openings == 0
+    down = policy.CircuitBreaker(12, 30, 600, clock=Clock())
+    for _ in range(12):
+        down.failure()
+    assert down.openings == 1

@@ -218,25 +218,39 @@ class Lanes(Generic[J]):
 
 
 class InFlight:
-    """How many requests to keep in flight, from the durations of the last :data:`SAMPLES` attempts.
+    """How many requests to keep in flight, from the durations of the last :data:`SAMPLES` attempts and the
+    requests hanging right now.
 
     Paced (``per_minute`` > 0): Little's law, rate × mean time per attempt (timeouts included, as they hold
-    a connection just as long) × :data:`HEADROOM`, plus two. Unpaced: ``base`` for the answered requests plus
-    as many again as the share of time spent waiting on requests that were never answered (timeouts, dropped
-    connections): those load neither the target nor the agent. Between 1 and ``most``; ``base`` until there
-    is something measured."""
+    a connection just as long) × :data:`HEADROOM`, plus two. Unpaced: ``base`` for the answered requests, and
+    as many more as the share of time spent waiting on requests never answered (timeouts, lost connections).
+    Either way, at least what the answered requests need plus every request in flight for longer than answers
+    take (:meth:`slow`): those hang till the timeout, load neither the target nor the agent, and before they
+    end the durations do not show them. Between 1 and ``most``; ``base`` until something is measured."""
 
-    def __init__(self, base: int, most: int, per_minute: int) -> None:
+    def __init__(self, base: int, most: int, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.base = max(1, base)
         self.most = max(self.base, most)
         self.per_second = per_minute / 60.0
+        self.clock = clock
         self._all: collections.deque[float] = collections.deque(maxlen=SAMPLES)
         self._ok: collections.deque[float] = collections.deque(maxlen=SAMPLES)
         self._sum_all = 0.0
         self._sum_ok = 0.0
+        self._open: dict[int, float] = {}  # requests in flight: id -> start
+        self._ids = itertools.count()
+
+    def begin(self) -> int:
+        """A request starts; the id goes to :meth:`end`."""
+        i = next(self._ids)
+        self._open[i] = self.clock()
+        return i
+
+    def end(self, i: int, answered: bool) -> None:
+        """The request ``i`` ended; ``answered``: the target sent a status (any status)."""
+        self.observe(self.clock() - self._open.pop(i), answered)
 
     def observe(self, seconds: float, answered: bool) -> None:
-        """One attempt ended after ``seconds``; ``answered``: the target sent a status (any status)."""
         if len(self._all) == SAMPLES:
             self._sum_all -= self._all[0]
         self._all.append(seconds)
@@ -247,14 +261,23 @@ class InFlight:
             self._ok.append(seconds)
             self._sum_ok += seconds
 
+    def slow(self) -> int:
+        """Requests in flight for longer than four times the mean answer (at least a second): hanging."""
+        if not self._open:
+            return 0
+        mean_ok = self._sum_ok / len(self._ok) if self._ok else 0.25
+        cut = self.clock() - max(1.0, 4 * mean_ok)
+        return sum(1 for t in self._open.values() if t < cut)
+
     def limit(self, lanes: int) -> int:
         """Requests to keep in flight while ``lanes`` facilities have work."""
         if not self._all:
-            return self.base
+            return min(self.most, self.base + self.slow())
         mean_all = max(self._sum_all / len(self._all), 1e-4)
+        mean_ok = max(self._sum_ok / len(self._ok), 1e-4) if self._ok else mean_all
         if self.per_second > 0:
-            need = math.ceil(self.per_second * max(1, lanes) * mean_all * HEADROOM) + 2
+            rate = self.per_second * max(1, lanes) * HEADROOM
+            need = max(math.ceil(rate * mean_all), math.ceil(rate * mean_ok) + self.slow()) + 2
         else:
-            mean_ok = max(self._sum_ok / len(self._ok), 1e-4) if self._ok else mean_all
-            need = math.ceil(self.base * max(1.0, mean_all / mean_ok))
+            need = max(math.ceil(self.base * max(1.0, mean_all / mean_ok)), self.base + self.slow())
         return max(1, min(self.most, need))

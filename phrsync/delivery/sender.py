@@ -62,6 +62,11 @@ __all__ = ["CircuitBreaker", "GaveUp", "Reply", "Sender", "TargetDown", "refusal
 AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
 STATUS_MIN_GAP = 5.0  # PHR refuses UpdateAgentStatus (status or error) sooner than this after the last one
 MIN_SHARE = 4  # requests in flight a facility may always have: one hung till the timeout does not stop its pace
+# A 429 holds back the whole facility for its Retry-After when the agent paces facilities (it is PHR's cap
+# speaking), or when it comes this many times in a row; a lone 429 unpaced holds back only its request.
+PAUSE_STREAK = 3
+SLOW_CHECK = 0.25  # seconds: with every request in flight, how often to look for hanging ones
+RESIZE_EVERY = 0.05  # seconds between two sizings of the requests in flight
 LANE_ROWS = 2000  # rows read ahead into the lanes (round-robin pages: a few per facility)
 FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
 
@@ -149,6 +154,7 @@ class Sender:
         self._checked: dict[str, asyncio.Future[bool]] = {}  # hcode -> the check's final outcome
         self._rounds: dict[str, tuple[asyncio.Future[bool], asyncio.Future[bool]]] = {}
         self._check_tasks: list[asyncio.Task[None]] = []
+        self._429: dict[str, int] = {}  # hcode -> 429s in a row for its uploads
         self._last_status: dict[str, float] = {}  # when a status last went to PHR, per facility (its 5 s rule)
         self._next_status: dict[str, float] = {}  # when the next progress report is due, per facility
         self.client: httpx.AsyncClient | None = None  # logins, status reports, reconcile
@@ -382,7 +388,6 @@ class Sender:
                     return out
                 if code == 429:
                     ra = retry_after(r.headers)
-                    self.limiter.pause(hcode, ra)
                     out.last, out.wait, out.paused, trip = "HTTP 429 / ส่งถี่เกิน", ra, ra, False
                 elif retryable(code):
                     out.last = f"HTTP {code} / ปลายทางขัดข้อง"
@@ -607,19 +612,22 @@ class Sender:
             wake.set()
 
         async def run(job: _Job, client: httpx.AsyncClient) -> None:
-            t0 = time.monotonic()
+            started = sizing.begin()
             answered = False
             try:
                 answered, final = await self._upload(job, client, lanes)
                 if final:
                     finished()
             finally:
-                sizing.observe(time.monotonic() - t0, answered)
+                sizing.end(started, answered)
                 lanes.done(job.row.hospcode)
                 idle.append(client)
                 wake.set()
 
         async def dispatch() -> None:
+            loop = asyncio.get_running_loop()
+            limit = share = 0
+            resize = 0.0
             while True:
                 if self.down is not None:
                     for job in lanes.drain():
@@ -630,10 +638,14 @@ class Sender:
                     room.set()
                 if lanes.pending() < LANE_ROWS // 2:
                     room.set()
-                limit = sizing.limit(lanes.active())
+                if loop.time() >= resize:  # sized again every RESIZE_EVERY s, not per upload (it counts the lanes)
+                    active = max(1, lanes.active())
+                    limit = sizing.limit(active)
+                    share = max(MIN_SHARE, -(-limit // active))
+                    resize = loop.time() + RESIZE_EVERY
                 nxt: _Job | float | None = None
                 if lanes.inflight < limit:
-                    nxt = lanes.next(max(MIN_SHARE, -(-limit // max(1, lanes.active()))))
+                    nxt = lanes.next(share)
                     if isinstance(nxt, _Job):
                         try:
                             await self.breaker.wait()
@@ -645,7 +657,9 @@ class Sender:
                 if producers == 0 and lanes.inflight == 0 and not lanes.pending():
                     return
                 wake.clear()
-                timer = asyncio.get_running_loop().call_later(nxt, wake.set) if isinstance(nxt, float) else None
+                if lanes.inflight >= limit and lanes.pending():  # full: look again soon (some may be hanging)
+                    nxt = min(nxt, SLOW_CHECK) if isinstance(nxt, float) else SLOW_CHECK
+                timer = loop.call_later(nxt, wake.set) if isinstance(nxt, float) else None
                 await wake.wait()
                 if timer is not None:
                     timer.cancel()
@@ -706,6 +720,7 @@ class Sender:
             self._failed(row, "target down", str(e))
             return False, True
         if a.reply is not None:
+            self._429[h] = 0
             await self._answered(row, a.reply)
             return True, True
         now = time.monotonic()
@@ -713,7 +728,9 @@ class Sender:
             job.relogged = True
             lanes.retry_at(h, job, now)
             return True, False
-        if a.paused:
+        streak = self._429[h] = self._429.get(h, 0) + 1 if a.paused else 0
+        if a.paused and (self.t.rate_per_minute or streak >= PAUSE_STREAK):
+            self.limiter.pause(h, a.paused)  # the facility waits out Retry-After (the request itself always does)
             lanes.pause(h, now + a.paused)
         job.attempts += 1
         pause = self.retry.next_wait(job.attempts, a.wait)

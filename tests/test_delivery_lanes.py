@@ -282,7 +282,7 @@ def test_the_breaker_opens_for_a_target_that_is_down_not_for_one_that_fails_a_fi
     flaky = policy.CircuitBreaker(12, 30, 600, clock=Clock())
     for i in range(20000):
         (flaky.failure if rng.random() < 0.2 else flaky.success)()
-        if i % 1000 == 0:  # twelve failed answers of requests in flight together, now and then
+        if i % 1000 == 500:  # twelve failed answers of requests in flight together, now and then
             for _ in range(12):
                 flaky.failure()
     assert flaky.openings == 0

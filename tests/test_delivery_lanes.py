@@ -284,6 +284,6 @@ def test_the_breaker_opens_for_a_target_that_is_down_not_for_a_bunch_of_failures
     for _ in range(12):
         b.failure()
     assert b.openings == 0
-    for _ in range(13):  # 25 of the last 48 failed
+    for _ in range(25):  # now most of the last seconds' outcomes failed
         b.failure()
     assert b.openings == 1

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger("phrsync.delivery")
+BREAKER_WINDOW = 10.0  # seconds of outcomes the breaker weighs beside the failures in a row
 RETRY_AFTER_MAX = 300.0  # seconds; a longer Retry-After is taken as this
 
 
@@ -74,9 +75,10 @@ class RetryPolicy:
 
 
 class CircuitBreaker:
-    """Opens after N consecutive transient failures, if most of the last 4·N outcomes failed too; while open
-    every worker waits for the cool-down. (With a hundred requests in flight, a random 20 % of failures gave
-    12 in a row every few seconds: consecutive alone took a flaky target for a down one.)"""
+    """Opens after N consecutive transient failures, if most outcomes of the last :data:`BREAKER_WINDOW`
+    seconds failed too; while open every worker waits for the cool-down. (With a hundred requests in flight at
+    20 % faults, 12 failures in a row came every few seconds — a server answers its faults at once and its
+    successes after a group commit, in bunches — so consecutive alone took a flaky target for a down one.)"""
 
     def __init__(self, failures: int, cooldown: float, give_up: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -85,14 +87,15 @@ class CircuitBreaker:
         self.open_until = 0.0
         self.last_success = clock()
         self.openings = 0
-        self._recent: collections.deque[bool] = collections.deque(maxlen=4 * max(1, failures))  # True: failed
+        self._recent: collections.deque[tuple[float, bool]] = collections.deque()  # (when, failed)
         self._failed = 0
 
     def _note(self, failed: bool) -> None:
         q = self._recent
-        if len(q) == q.maxlen and q[0]:
-            self._failed -= 1
-        q.append(failed)
+        now = self.clock()
+        while q and q[0][0] < now - BREAKER_WINDOW:
+            self._failed -= q.popleft()[1]
+        q.append((now, failed))
         self._failed += failed
 
     def success(self) -> None:

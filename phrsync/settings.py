@@ -156,7 +156,11 @@ class TargetSection(_Section):
     ca_bundle: str | None = Field(None, description="ใบรับรอง CA เพิ่มเติม (เช่น UAT) — ปิดการตรวจ TLS ไม่ได้ / an extra "
                                                     "CA certificate (e.g. UAT); TLS verification cannot be disabled")
     timeout: float | None = Field(None, gt=0, description="วินาทีต่อคำขอ / seconds per request (120)")
-    concurrency: int | None = Field(None, ge=1, description="คำขอพร้อมกัน / requests at once (8)")
+    concurrency: int | None = Field(None, ge=1, description="คำขอพร้อมกันตอนเริ่ม และเมื่อไม่จำกัดอัตรา / requests "
+                                                            "at once to start with, and unpaced (8)")
+    max_concurrency: int | None = Field(None, ge=1, description="คำขอพร้อมกันสูงสุด ปรับตามอัตรา × เวลาตอบ / the "
+                                                                "most requests at once, sized from rate × round "
+                                                                "trip (256)")
     rate_per_minute: int | None = Field(None, ge=0, description="ส่งต่อหน่วยบริการต่อนาที / uploads per facility a "
                                                                 "minute (110; 0 = no limit)")
     max_attempts: int | None = Field(None, ge=1, description="ครั้งต่อ payload ต่อรอบ / attempts per payload a run (8)")

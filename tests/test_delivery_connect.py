@@ -18,8 +18,10 @@ from phrsync.delivery.config import DeliverySettings, Target
 from phrsync.delivery.connect import (
     EXTRA_CONNECTIONS,
     new_client,
+    prepared,
     proxy_for,
     refused_locally,
+    send_direct,
     tls_context,
     tls_failure,
 )
@@ -145,3 +147,41 @@ def test_a_refused_connection_is_final_only_on_this_computer(monkeypatch: pytest
     assert refused_locally(err, url)
     assert not refused_locally(err, "https://phr1.moph.go.th")
     assert not refused_locally(httpx.ReadTimeout("slow"), url)
+
+
+def test_an_upload_goes_prepared_to_its_connection_with_no_cookie_jar() -> None:
+    """Uploads skip the client's layers (connect.send_direct): the request still carries the client's headers
+    and timeout, the answer is read whole, and a cookie the server sets is neither kept nor sent back."""
+    seen: list[httpx.Request] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(req)
+        return httpx.Response(200, headers={"Set-Cookie": "lb=node1; Path=/"}, content=b'{"MessageCode":200}')
+
+    async def go() -> tuple[httpx.Response, httpx.Response]:
+        c = new_client("http://127.0.0.1:9", connections=1, timeout=7, verify=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+                       user_agent="phrsync test", transport=httpx.MockTransport(handler))
+        try:
+            url = httpx.URL("http://127.0.0.1:9/api/UpdatePHRv1")
+            r = await send_direct(c, prepared(c, "POST", url, b"{}", {"Authorization": "Bearer t"}))
+            return r, await c.get("/api/GetAgentComputerName")
+        finally:
+            await c.aclose()
+
+    r, _ = asyncio.run(go())
+    assert r.content == b'{"MessageCode":200}' and r.request is seen[0]
+    up = seen[0]
+    assert up.headers["user-agent"] == "phrsync test" and up.headers["authorization"] == "Bearer t"
+    assert up.headers["content-length"] == "2" and up.extensions["timeout"]["read"] == 7
+    assert "cookie" not in seen[1].headers
+
+
+def test_uploads_to_a_proxied_target_go_through_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy is one of the client's mounts: the direct path would bypass it."""
+    for v in PROXY_VARS:
+        monkeypatch.delenv(v, raising=False)
+    box_url = "sqlite://"
+    t = Target(name="t", base_url="https://phr.example")
+    assert Sender(DeliverySettings(target=t, state_url=box_url), None)._direct_for() is True  # type: ignore[arg-type]
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert Sender(DeliverySettings(target=t, state_url=box_url), None)._direct_for() is False  # type: ignore[arg-type]

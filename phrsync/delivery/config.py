@@ -49,7 +49,8 @@ class Target:
     token_url: str = ""
     ca_bundle: str | None = None  # PEM file trusted in addition to nothing else (UAT's self-signed cert)
     timeout: float = 120.0  # seconds per request; the spec's curl waits up to 500 s for big payloads
-    concurrency: int = 8
+    concurrency: int = 8  # requests at once to start with, and unpaced while every answer comes back
+    max_concurrency: int = 256  # the most in flight as the run sizes it (rate × round trip, waits on timeouts)
     rate_per_minute: int = 110  # uploads per facility per minute (PHR's limit is per facility; default 120)
     max_attempts: int = 8  # per payload per run; then the row is left "failed" for the next run
     backoff_base: float = 0.5

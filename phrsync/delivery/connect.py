@@ -7,6 +7,10 @@ httpcore's pool walks every connection (a ``poll`` on each idle one) for every r
 one pool of 18 connections 3,000 uploads on loopback cost the agent 4.2 s of CPU in sending, with a client per
 worker 2.1 s (``sync_bench.py``'s set-up, 16 workers, 2 cores). TLS is always verified: the system/certifi roots, or the target's own ``ca_bundle`` (UAT);
 never off. Proxies come from the environment (``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``), as httpx reads them.
+
+An upload is a prepared ``httpx.Request`` (:func:`prepared`) handed straight to its connection's transport
+(:func:`send_direct`), on a client without a cookie jar (:class:`AgentClient`): the client's layers cost a
+tenth or more of the agent's CPU per upload and do nothing for it (``benchmarks/http_cpu.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import ssl
 import urllib.request
+import weakref
 
 import httpx
 
@@ -39,13 +44,72 @@ def tls_context(urls: list[str], ca_bundle: str | None) -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
+_TRANSPORT: weakref.WeakKeyDictionary[httpx.AsyncClient, httpx.AsyncBaseTransport] = weakref.WeakKeyDictionary()
+_BASE: weakref.WeakKeyDictionary[httpx.AsyncClient, tuple[list[tuple[str, str]], dict[str, float | None]]] = \
+    weakref.WeakKeyDictionary()
+
+
+class NoCookies(httpx.Cookies):
+    """PHR's API sets no cookie the agent needs: nothing is read from answers or added to requests (reading
+    them cost each upload a ``urllib.request.Request`` built for the cookie jar)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+class AgentClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` without a cookie jar (:class:`NoCookies`)."""
+
+    _no_cookies = NoCookies()
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, value: object) -> None:
+        return None
+
+
 def new_client(base_url: str, *, connections: int, timeout: float, verify: ssl.SSLContext, user_agent: str,
                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """A client whose pool holds at most ``connections`` keep-alive connections."""
     n = max(1, connections)
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
-    return httpx.AsyncClient(base_url=base_url, timeout=timeout, verify=verify, limits=limits, transport=transport,
-                             headers={"User-Agent": user_agent})
+    if transport is None:  # made here so that uploads can go to it directly (:func:`send_direct`)
+        transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    client = AgentClient(base_url=base_url, timeout=timeout, verify=verify, limits=limits, transport=transport,
+                         headers={"User-Agent": user_agent})
+    _TRANSPORT[client] = transport
+    return client
+
+
+async def send_direct(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """``request`` (from :func:`prepared`) straight to the client's transport, its answer read whole: the
+    client's auth, redirect, cookie and mount layers do nothing for an upload (no redirects, no cookies,
+    the bearer in the headers) and cost a third of the agent's CPU per upload. Not for a proxied target
+    (the proxy is a mount of the client: use ``client.send``)."""
+    r = await _TRANSPORT[client].handle_async_request(request)
+    try:
+        await r.aread()
+    finally:
+        await r.aclose()
+    r.request = request
+    return r
+
+
+def prepared(client: httpx.AsyncClient, method: str, url: httpx.URL, body: bytes | None,
+             headers: dict[str, str]) -> httpx.Request:
+    """A request as ``client.build_request`` would make it (the client's headers and timeout) without its
+    merging of URL, query, cookies and headers on every upload: the client's part is taken once."""
+    base = _BASE.get(client)
+    if base is None:
+        base = _BASE[client] = (client.headers.multi_items(), client.timeout.as_dict())
+    return httpx.Request(method, url, content=body, headers=[*base[0], *headers.items()],
+                         extensions={"timeout": base[1]})
 
 
 def is_local(url: str) -> bool:

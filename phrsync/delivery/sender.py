@@ -1,8 +1,9 @@
-"""Sending the outbox: asyncio + one httpx client (a connection per worker), bounded concurrency, each facility
-paced under PHR's per-facility cap (:class:`phrsync.ratelimit.RateLimiter`), and the retry policy of
+"""Sending the outbox: asyncio + httpx (one connection per upload worker), uploads served from one lane per
+facility (:mod:`phrsync.delivery.lanes`) under PHR's per-facility cap (:class:`phrsync.ratelimit.RateLimiter`),
+with as many requests in flight as rate × round trip needs, and the retry policy of
 :mod:`phrsync.delivery.policy`: backoff with full jitter on 5xx / timeouts / resets, 429 ``Retry-After``
 honoured, 4xx refusals kept with the server's reasons and not retried, and a circuit breaker that pauses
-everyone while the target is down.
+everyone while the target is down. A payload waiting for its retry waits in its lane, not in a worker.
 
 Crash safety: rows are committed as ``sending`` (attempts + 1) a page at a time before any of their requests
 goes out (and again before each retry); each answer is committed with the next group commit. A ``kill -9``
@@ -18,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -39,12 +40,16 @@ from phrsync.delivery.connect import (
     EXTRA_CONNECTIONS,
     new_client,
     nothing_listens,
+    prepared,
     private_link,
+    proxy_for,
     refused_locally,
+    send_direct,
     tls_advice,
     tls_context,
     tls_failure,
 )
+from phrsync.delivery.lanes import InFlight, Lanes
 from phrsync.delivery.policy import CircuitBreaker, GaveUp, RetryPolicy, TargetDown, retry_after, retryable
 from phrsync.pdpa import mask_text
 from phrsync.ratelimit import RateLimiter
@@ -54,13 +59,22 @@ T = TypeVar("T")
 ProgressFn = Callable[[int, int], None]  # (done, total)
 Reply = httpx.Response
 __all__ = ["CircuitBreaker", "ClaimLost", "GaveUp", "Reply", "Sender", "TargetDown", "refusal_reasons"]
+
+
 class ClaimLost(GaveUp):
     """Another agent took a row this one had claimed (its lease had expired): this one leaves it alone."""
 
 
-AGENT_STALE_SECONDS = 15 * 60
-IDLE_STATUS = "idle"  # how a run's final UpdateAgentStatus begins when it ended: the guard lets others in  # another computer's status older than this no longer blocks us
+AGENT_STALE_SECONDS = 15 * 60  # another computer's status older than this no longer blocks us
+IDLE_STATUS = "idle"  # how a run's final UpdateAgentStatus begins when it ended: the guard lets others in
 STATUS_MIN_GAP = 5.0  # PHR refuses UpdateAgentStatus (status or error) sooner than this after the last one
+MIN_SHARE = 4  # requests in flight a facility may always have: one hung till the timeout does not stop its pace
+# A 429 holds back the whole facility for its Retry-After when the agent paces facilities (it is PHR's cap
+# speaking), or when it comes this many times in a row; a lone 429 unpaced holds back only its request.
+PAUSE_STREAK = 3
+SLOW_CHECK = 0.25  # seconds: with every request in flight, how often to look for hanging ones
+RESIZE_EVERY = 0.05  # seconds between two sizings of the requests in flight
+LANE_ROWS = 2000  # rows read ahead into the lanes (round-robin pages: a few per facility)
 FLUSH_DELAY, FLUSH_OPS = 0.05, 256  # answers are committed at least this often / in groups of at most this
 
 
@@ -75,6 +89,30 @@ class Counters:
     failed_by: dict[str, int] = field(default_factory=dict)  # per facility: its own error report to PHR
     in_doubt: int = 0  # rows found "sending" at start (a crash or kill): sent again
     status_codes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Job:
+    """A claimed row on its way: attempts made this run and whether a fresh login was already tried."""
+
+    row: ob.Row
+    attempts: int = 0
+    relogged: bool = False
+    claimed: bool = True  # its first attempt goes out under its page's claim
+
+
+@dataclass
+class Attempt:
+    """One request's outcome (:meth:`Sender.attempt`): the final ``reply``, or why it failed (``last``) and the
+    least wait the server asked for (``wait``; ``paused``: a 429's Retry-After for the facility)."""
+
+    reply: Reply | None = None
+    last: str = ""
+    wait: float = 0.0
+    paused: float = 0.0
+    relog: bool = False  # the token was refused: log in again and go at once (not counted as an attempt)
+    answered: bool = False  # the target sent a status (not a timeout or a broken connection)
+    unprocessed: bool = False  # a 5xx, or the connection lost before an answer: the service did not take it
 
 
 def refusal_reasons(r: Reply) -> tuple[str, str]:
@@ -120,7 +158,10 @@ class Sender:
         self._waiting = 0  # queued changes someone awaits
         self._timer: asyncio.TimerHandle | None = None
         self._flush_task: asyncio.Task[None] | None = None
-        self._checked: dict[str, asyncio.Future[bool]] = {}
+        self._checked: dict[str, asyncio.Future[bool]] = {}  # hcode -> the check's final outcome
+        self._rounds: dict[str, tuple[asyncio.Future[bool], asyncio.Future[bool]]] = {}
+        self._check_tasks: list[asyncio.Task[None]] = []
+        self._429: dict[str, int] = {}  # hcode -> 429s in a row for its uploads
         self._last_status: dict[str, float] = {}  # when a status last went to PHR, per facility (its 5 s rule)
         self._next_status: dict[str, float] = {}  # when the next progress report is due, per facility
         self.client: httpx.AsyncClient | None = None  # logins, status reports, reconcile
@@ -244,14 +285,27 @@ class Sender:
         verify, ua = tls_context(urls, self.t.ca_bundle), self.s.agent_version or "phrsync"
         self.client = new_client(self.t.base_url, connections=EXTRA_CONNECTIONS, timeout=self.t.timeout,
                                  verify=verify, transport=self.transport, user_agent=ua)
-        self.workers = [new_client(self.t.base_url, connections=1, timeout=self.t.timeout, verify=verify,
-                                   transport=self.transport, user_agent=ua) for _ in range(self.t.concurrency)]
+        self._verify, self._ua = verify, ua
+        self._direct = self._direct_for()
+        self.workers = [self._worker_client() for _ in range(self.t.concurrency)]
         self.tokens = TokenProvider(self.client, self.t.token_url, self.s.credentials)
         return self
+
+    def _direct_for(self) -> bool:
+        """Uploads straight to their connection, unless a proxy carries them (it is one of the client's mounts,
+        so they go through ``client.send``)."""
+        return proxy_for(self.t.base_url) is None
+
+    def _worker_client(self) -> httpx.AsyncClient:
+        """One more upload connection (the in-flight sizing grows them as the run measures its needs)."""
+        return new_client(self.t.base_url, connections=1, timeout=self.t.timeout, verify=self._verify,
+                          transport=self.transport, user_agent=self._ua)
 
     async def __aexit__(self, *exc: object) -> None:
         with contextlib.suppress(Exception):
             await self.settle()
+        for t in self._check_tasks:
+            t.cancel()
         for c in [self.client, *self.workers]:
             if c is not None:
                 await c.aclose()
@@ -259,81 +313,105 @@ class Sender:
 
     # ---- one HTTP call with auth, retries, breaker ------------------------------------------
     async def call(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
-                   body: bytes | None = None, upload: bool = False,
-                   before: Callable[[], Any] | None = None, max_attempts: int | None = None,
+                   body: bytes | None = None, before: Callable[[], Any] | None = None, max_attempts: int | None = None,
                    wait_429: bool = True, client: httpx.AsyncClient | None = None) -> Reply:
-        """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown."""
-        assert self.client is not None and self.tokens is not None
+        """The final answer: 2xx or a non-retryable 4xx. Raises GaveUp, AuthError or TargetDown. For logins,
+        status reports and reconcile: the caller waits through the retries (uploads go through the lanes of
+        :meth:`send_outbox` instead, where a waiting retry holds no worker)."""
         policy = self.retry if max_attempts is None else RetryPolicy(max_attempts, self.retry.base, self.retry.cap)
         relogged = False
         attempt = 0
         while True:
-            trip = True  # does this failure count towards opening the circuit? (429 does not)
             await self.breaker.wait()
-            if upload:
-                await self.limiter.acquire(hcode)
-            try:
-                bearer = await self.tokens.bearer(hcode, endpoint)
-            except CertificateRefused as e:
-                raise TargetDown(str(e)) from None  # no retry: it answers the same until ca_bundle is set
-            except IssuerUnreachable as e:  # a local token URL nobody serves: the same for every facility
-                same = httpx.URL(e.url).netloc == httpx.URL(self.t.base_url).netloc
-                raise TargetDown(nothing_listens(self.t.base_url if same else e.url, self.t.name,
-                                                 "base_url" if same else "token_url")) from None
-            except AuthError as e:
-                if not e.transient:
-                    raise
-                last, wait = str(e), e.wait
-            else:
-                if before is not None:
-                    await before()
-                headers = {"Authorization": bearer}
-                if body is not None:
-                    headers["Content-Type"] = "application/json"
-                self.counters.requests += 1
-                try:
-                    r = await (client or self.client).request(method, self._url(endpoint), params=params,
-                                                              content=body, headers=headers)
-                except httpx.TimeoutException:
-                    last, wait = "timeout / หมดเวลารอ", 0.0
-                except httpx.TransportError as e:
-                    tls = tls_failure(e)
-                    if tls:  # the same for every request: stop the run (rows kept) and say what cures it
-                        raise TargetDown(tls_advice(httpx.URL(self.t.base_url).host, tls)) from None
-                    if refused_locally(e, self.t.base_url):  # nothing listens there: say where we looked
-                        raise TargetDown(nothing_listens(self.t.base_url, self.t.name)) from None
-                    last, wait = f"{type(e).__name__} / การเชื่อมต่อขัดข้อง", 0.0
-                else:
-                    code = r.status_code
-                    key = str(code)
-                    self.counters.status_codes[key] = self.counters.status_codes.get(key, 0) + 1
-                    if code in (401, 501):
-                        self.tokens.invalidate(hcode, bearer)  # expired or revoked: log in again, once
-                        if relogged:
-                            raise AuthError(hcode, f"PHR ไม่ยอมรับโทเค็น / PHR refused the token (HTTP {code})")
-                        relogged = True
-                        continue
-                    if code == 429 and not wait_429:
-                        return r
-                    if code == 429:
-                        ra = retry_after(r.headers)
-                        self.limiter.pause(hcode, ra)
-                        last, wait, trip = "HTTP 429 / ส่งถี่เกิน", ra, False
-                    elif retryable(code):
-                        last, wait = f"HTTP {code} / ปลายทางขัดข้อง", 0.0
-                    else:
-                        self.breaker.success()  # any real answer (even a refusal) means the target is up
-                        return r
-            if trip:
-                self.breaker.failure()
+            a = await self.attempt(method, endpoint, hcode, params=params, body=body, before=before,
+                                   wait_429=wait_429, client=client, relogged=relogged)
+            if a.reply is not None:
+                return a.reply
+            if a.relog:
+                relogged = True
+                continue
             attempt += 1
-            pause = policy.next_wait(attempt, wait)
+            pause = policy.next_wait(attempt, a.wait)
             if pause is None:
-                raise GaveUp(last)
+                raise GaveUp(a.last)
             self.counters.retries += 1
-            log.info("%s %s: %s; ลองใหม่ครั้งที่ %d ใน %.2f วินาที / retry %d in %.2f s", hcode, endpoint, last,
+            log.info("%s %s: %s; ลองใหม่ครั้งที่ %d ใน %.2f วินาที / retry %d in %.2f s", hcode, endpoint, a.last,
                      attempt, pause, attempt, pause)
             await asyncio.sleep(pause)
+
+    async def attempt(self, method: str, endpoint: str, hcode: str, *, params: dict[str, str] | None = None,
+                      body: bytes | None = None, before: Callable[[], Any] | None = None, wait_429: bool = True,
+                      client: httpx.AsyncClient | None = None, relogged: bool = False) -> Attempt:
+        """One request, no waiting: the final answer, or why it failed and what the server asked for. Counts
+        towards the breaker; raises AuthError (a refused login, or a token refused after a fresh login),
+        TokenScopeError or TargetDown."""
+        assert self.client is not None and self.tokens is not None
+        trip = True  # does this failure count towards opening the circuit? (429 does not)
+        out = Attempt()
+        try:
+            bearer = await self.tokens.bearer(hcode, endpoint)
+        except CertificateRefused as e:
+            raise TargetDown(str(e)) from None  # no retry: it answers the same until ca_bundle is set
+        except IssuerUnreachable as e:  # a local token URL nobody serves: the same for every facility
+            same = httpx.URL(e.url).netloc == httpx.URL(self.t.base_url).netloc
+            raise TargetDown(nothing_listens(self.t.base_url if same else e.url, self.t.name,
+                                             "base_url" if same else "token_url")) from None
+        except AuthError as e:
+            if not e.transient:
+                raise
+            out.last, out.wait = str(e), e.wait
+        else:
+            if before is not None:
+                await before()
+            headers = {"Authorization": bearer}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            self.counters.requests += 1
+            try:
+                if client is None or params:
+                    r = await (client or self.client).request(method, self._url(endpoint), params=params,
+                                                              content=body, headers=headers)
+                elif self._direct:  # an upload: prepared, straight to its connection (connect.send_direct)
+                    r = await send_direct(client, prepared(client, method, self._url(endpoint), body, headers))
+                else:
+                    r = await client.send(prepared(client, method, self._url(endpoint), body, headers))
+            except httpx.TimeoutException:
+                out.last = "timeout / หมดเวลารอ"
+            except httpx.TransportError as e:
+                tls = tls_failure(e)
+                if tls:  # the same for every request: stop the run (rows kept) and say what cures it
+                    raise TargetDown(tls_advice(httpx.URL(self.t.base_url).host, tls)) from None
+                if refused_locally(e, self.t.base_url):  # nothing listens there: say where we looked
+                    raise TargetDown(nothing_listens(self.t.base_url, self.t.name)) from None
+                out.last = f"{type(e).__name__} / การเชื่อมต่อขัดข้อง"
+                out.unprocessed = True
+            else:
+                out.answered = True
+                code = r.status_code
+                key = str(code)
+                self.counters.status_codes[key] = self.counters.status_codes.get(key, 0) + 1
+                if code in (401, 501):
+                    self.tokens.invalidate(hcode, bearer)  # expired or revoked: log in again, once
+                    if relogged:
+                        raise AuthError(hcode, f"PHR ไม่ยอมรับโทเค็น / PHR refused the token (HTTP {code})")
+                    out.relog = True
+                    return out
+                if code == 429 and not wait_429:
+                    out.reply = r
+                    return out
+                if code == 429:
+                    ra = retry_after(r.headers)
+                    out.last, out.wait, out.paused, trip = "HTTP 429 / ส่งถี่เกิน", ra, ra, False
+                elif retryable(code):
+                    out.last = f"HTTP {code} / ปลายทางขัดข้อง"
+                    out.unprocessed = code >= 500
+                else:
+                    self.breaker.success()  # any real answer (even a refusal) means the target is up
+                    out.reply = r
+                    return out
+        if trip:
+            self.breaker.failure()
+        return out
 
     def _url(self, endpoint: str) -> httpx.URL:
         u = self._urls.get(endpoint)
@@ -343,25 +421,66 @@ class Sender:
 
     # ---- facility guard and heartbeat ------------------------------------------------------
     async def facility_ok(self, hcode: str) -> bool:
-        """Once per run per facility: is another computer sending for it right now (GetAgentComputerName)?"""
-        fut = self._checked.get(hcode)
-        if fut is None:
-            fut = self._checked[hcode] = asyncio.get_running_loop().create_future()
+        """Once per run per facility: is another computer sending for it right now (GetAgentComputerName)?
+        A transient failure of the check (5xx, 429, timeout, a login the issuer could not answer) is tried
+        again with backoff, up to ``max_attempts`` rounds; only a refusal (login refused, another computer
+        sending) or rounds used up skip the facility for the run."""
+        return await self._check(hcode)[1]
+
+    def _check(self, hcode: str) -> tuple[asyncio.Future[bool], asyncio.Future[bool]]:
+        """(first round, final) of a facility's check, started once: the first round's future is True or
+        False when the check is settled at once, False while it waits to be tried again."""
+        pair = self._rounds.get(hcode)
+        if pair is None:
+            loop = asyncio.get_running_loop()
+            pair = self._rounds[hcode] = (loop.create_future(), loop.create_future())
+            self._checked[hcode] = pair[1]
+            self._check_tasks.append(loop.create_task(self._check_rounds(hcode, *pair)))
+        return pair
+
+    async def _check_rounds(self, hcode: str, first: asyncio.Future[bool], final: asyncio.Future[bool]) -> None:
+        try:
+            await self._check_until_settled(hcode, first, final)
+        finally:  # cancelled (the run stops) or failed unexpectedly: whoever waits is not left hanging
+            for f in (first, final):
+                if not f.done():
+                    f.set_result(False)
+
+    async def _check_until_settled(self, hcode: str, first: asyncio.Future[bool], final: asyncio.Future[bool]) -> None:
+        ok: bool | None = None
+        last = ""
+        rounds = max(1, self.t.max_attempts)
+        for rnd in range(rounds):
             try:
                 ok = await self._check_facility(hcode)
             except AuthError as e:
-                self.skip(hcode, "error" if e.transient else "auth", str(e))
-                ok = False
+                if not e.transient:
+                    self.skip(hcode, "auth", str(e))
+                    ok = False
+                last = str(e)
             except GaveUp as e:
-                self.skip(hcode, "error", str(e))
-                ok = False
+                last = str(e)
             except TargetDown as e:  # the target, not this facility: the run stops and says why
                 self.down = self.down or str(e)
                 self.skip(hcode, "error", str(e))
                 ok = False
-            fut.set_result(ok)
-            return ok
-        return await fut
+            if ok is not None or self.down is not None:
+                break
+            if not first.done():
+                first.set_result(False)
+            pause = self.retry.next_wait(rnd + 1) if rnd + 1 < rounds else None
+            if pause is None:
+                break
+            pause = max(pause, self.t.backoff_base)
+            log.warning("%s: ตรวจหน่วยบริการไม่สำเร็จ (%s) ลองใหม่ใน %.1f วินาที / facility check failed (%s), "
+                        "trying again in %.1f s", hcode, mask_text(last), pause, mask_text(last), pause)
+            await asyncio.sleep(pause)
+        if ok is None:
+            self.skip(hcode, "error", last or "GetAgentComputerName")
+            ok = False
+        if not first.done():
+            first.set_result(ok)
+        final.set_result(ok)
 
     def token_only(self, hcode: str) -> bool:
         """Only the 1-year ``HCODE:TOKEN`` for this facility: its encounters go, nothing that needs a JWT does."""
@@ -431,91 +550,221 @@ class Sender:
     # ---- the outbox run --------------------------------------------------------------------
     async def send_outbox(self, facility: str | None = None,
                           statuses: tuple[str, ...] = ob.TO_SEND) -> Counters:
+        """Send every row to send (of ``facility``, or all): rows stream from the outbox into one lane per
+        facility (:mod:`phrsync.delivery.lanes`); a dispatcher hands the next ready upload to a free connection,
+        keeping as many in flight as :class:`InFlight` sizes. A failed attempt goes back to its lane with its due
+        time (backoff, or the server's Retry-After) and its connection serves the next upload meanwhile."""
         total = await self.db(self.box.count_to_send, facility)
+        lanes: Lanes[_Job] = Lanes(self.limiter)
+        sizing = InFlight(self.t.concurrency, self.t.max_concurrency, self.t.rate_per_minute)
+        idle = list(self.workers)
+        wake, room = asyncio.Event(), asyncio.Event()
+        tasks: set[asyncio.Task[None]] = set()
+        late: dict[str, int] = {}  # facility whose check waits for another round -> its rows left out so far
+        producers = 0
         done = 0
-        queue: asyncio.Queue[ob.Row | None] = asyncio.Queue(maxsize=self.t.concurrency * 4)
-        gen = self.box.to_send(facility, statuses)
 
-        def next_page() -> list[ob.Row]:
-            out = []
-            for row in gen:
-                out.append(row)
-                if len(out) >= 200:
-                    break
-            return out
-
-        async def produce() -> None:
+        def finished(n: int = 1) -> None:
             nonlocal done
-            while self.down is None:
-                page = await self.db(next_page)
-                if not page:
-                    break
-                new = {r.hospcode for r in page} - self._checked.keys()
-                if new:  # another computer sending for a facility? asked before its rows are claimed
-                    await asyncio.gather(*(self.facility_ok(h) for h in new))
-                kept = [r for r in page if r.hospcode not in self.skipped]
-                done += len(page) - len(kept)
-                claimed = await self.claim(kept)
-                done += len(kept) - len(claimed)  # taken by another agent since they were read
-                for row in claimed:
-                    await queue.put(row)
-            for _ in range(self.t.concurrency):
-                await queue.put(None)
+            done += n
+            if self.progress:
+                self.progress(done, total)
 
-        async def work(client: httpx.AsyncClient) -> None:
-            nonlocal done
+        def pages(gen: Iterator[ob.Row]) -> Callable[[], list[ob.Row]]:
+            def next_page() -> list[ob.Row]:
+                out = []
+                for row in gen:
+                    out.append(row)
+                    if len(out) >= 200:
+                        break
+                return out
+            return next_page
+
+        async def produce(next_page: Callable[[], list[ob.Row]], late_pass: bool) -> None:
+            nonlocal producers
+            try:
+                while self.down is None:
+                    while lanes.pending() >= LANE_ROWS and self.down is None:
+                        room.clear()
+                        await room.wait()
+                    page = await self.db(next_page)
+                    if not page:
+                        break
+                    if not late_pass:
+                        new = {r.hospcode for r in page} - self._rounds.keys()
+                        if new:  # another computer sending for a facility? asked before its rows are claimed
+                            await asyncio.gather(*(self._check(h)[0] for h in new))
+                    kept = []
+                    for r in page:
+                        h = r.hospcode
+                        if h in self.skipped:
+                            finished()
+                        elif late_pass or self._passed(h) and h not in late:
+                            kept.append(r)
+                        else:  # its check is tried again later: a pass of its own then sends its rows
+                            if h not in late:
+                                late[h] = 0
+                                producers += 1
+                                self._spawn(tasks, late_facility(h))
+                            late[h] += 1
+                    claimed = await self.claim(kept)
+                    finished(len(kept) - len(claimed))  # taken by another agent since they were read
+                    for row in claimed:
+                        lanes.add(row.hospcode, _Job(row))
+                    wake.set()
+            finally:
+                producers -= 1
+                wake.set()
+
+        async def late_facility(h: str) -> None:
+            """A facility whose check failed transiently: sent once a later round of the check passes."""
+            nonlocal producers
+            ok = await self._check(h)[1]
+            if ok and self.down is None:
+                producers += 1
+                await produce(pages(iter(self.box.to_send(h, statuses))), True)
+            else:
+                finished(late.get(h, 0))
+            producers -= 1
+            wake.set()
+
+        async def run(job: _Job, client: httpx.AsyncClient) -> None:
+            started = sizing.begin()
+            answered = False
+            try:
+                answered, final = await self._upload(job, client, lanes)
+                if final:
+                    finished()
+            finally:
+                sizing.end(started, answered)
+                lanes.done(job.row.hospcode)
+                idle.append(client)
+                wake.set()
+
+        async def dispatch() -> None:
+            loop = asyncio.get_running_loop()
+            limit = share = 0
+            resize = 0.0
             while True:
-                row = await queue.get()
-                if row is None:
+                if self.down is not None:
+                    for job in lanes.drain():
+                        self.unclaim(job.row)
+                        finished()
+                    for t in self._check_tasks:  # a check waiting for its next round: the run stops
+                        t.cancel()
+                    room.set()
+                if lanes.pending() < LANE_ROWS // 2:
+                    room.set()
+                if loop.time() >= resize:  # sized again every RESIZE_EVERY s, not per upload (it counts the lanes)
+                    active = max(1, lanes.active())
+                    limit = sizing.limit(active)
+                    share = max(MIN_SHARE, -(-limit // active))
+                    resize = loop.time() + RESIZE_EVERY
+                nxt: _Job | float | None = None
+                if lanes.inflight < limit:
+                    nxt = lanes.next(share)
+                    if isinstance(nxt, _Job):
+                        try:
+                            await self.breaker.wait()
+                        except TargetDown as e:
+                            self.down = self.down or str(e)
+                        client = idle.pop() if idle else self._grow()
+                        self._spawn(tasks, run(nxt, client))
+                        continue
+                if producers == 0 and lanes.inflight == 0 and not lanes.pending():
                     return
-                if self.down is None:
-                    await self.deliver(row, client)
-                else:
-                    self.unclaim(row)
-                done += 1
-                if self.progress:
-                    self.progress(done, total)
+                wake.clear()
+                if lanes.inflight >= limit and lanes.pending():  # full: look again soon (some may be hanging)
+                    nxt = min(nxt, SLOW_CHECK) if isinstance(nxt, float) else SLOW_CHECK
+                timer = loop.call_later(nxt, wake.set) if isinstance(nxt, float) else None
+                await wake.wait()
+                if timer is not None:
+                    timer.cancel()
 
+        producers = 1
+        main = self.box.to_send(facility, statuses)
         try:
-            await asyncio.gather(produce(), *(work(c) for c in self.workers))
+            await asyncio.gather(produce(pages(main), False), dispatch())
+            while tasks:
+                await asyncio.gather(*list(tasks))
         finally:
             await self.settle()
         return self.counters
 
-    async def deliver(self, row: ob.Row, client: httpx.AsyncClient | None = None) -> None:
-        """Send one claimed row (see :meth:`claim`) and record the outcome; a retry commits the row
-        ``sending`` again before its request."""
+    def _grow(self) -> httpx.AsyncClient:
+        c = self._worker_client()
+        self.workers.append(c)
+        return c
+
+    @staticmethod
+    def _spawn(tasks: set[asyncio.Task[None]], coro: Coroutine[Any, Any, None]) -> None:
+        t = asyncio.get_running_loop().create_task(coro)
+        tasks.add(t)  # kept: the loop holds tasks only weakly
+        t.add_done_callback(tasks.discard)
+
+    def _passed(self, hcode: str) -> bool:
+        """The facility's check has passed (its first round, or a later one already)."""
+        first, final = self._rounds[hcode]
+        return (first.done() and first.result()) or (final.done() and final.result())
+
+    async def _upload(self, job: _Job, client: httpx.AsyncClient, lanes: Lanes[_Job]) -> tuple[bool, bool]:
+        """One attempt of a claimed row; a failure goes back to its lane with its due time. Returns (the target
+        answered, the row is settled for this run)."""
+        row = job.row
         h = row.hospcode
-        if h in self.skipped or not await self.facility_ok(h):
+        if h in self.skipped or self.down is not None:
             self.unclaim(row)
-            return
-        c = self.counters
-        claimed = True
+            return False, True
 
         async def before() -> None:
-            nonlocal claimed
-            if claimed:  # the first attempt goes out under the page's claim
-                claimed = False
+            if job.claimed:  # the first attempt goes out under the page's claim
+                job.claimed = False
                 return
             await self.mark_sending(row.key)
 
         try:
-            r = await self.call("POST", row.endpoint, h, body=row.body, upload=True, before=before,
-                                client=client)
+            a = await self.attempt("POST", row.endpoint, h, body=row.body, before=before, client=client,
+                                   relogged=job.relogged)
+        except ClaimLost:  # another agent holds the row now: it is that agent's to send and record
+            return False, True
         except TokenScopeError as e:  # a register with only the 1-year token: kept to send once there is an account
             self._failed(row, "needs JWT", mask_text(str(e)))
-            return
+            return True, True
         except AuthError as e:
             self.skip(h, "error" if e.transient else "auth", str(e))
             self._failed(row, "auth", mask_text(str(e)))
-            return
-        except GaveUp as e:
-            self._failed(row, "transient", mask_text(str(e)))
-            return
+            return True, True
         except TargetDown as e:
-            self.down = str(e)
+            self.down = self.down or str(e)
             self._failed(row, "target down", str(e))
-            return
+            return False, True
+        if a.reply is not None:
+            self._429[h] = 0
+            await self._answered(row, a.reply)
+            return True, True
+        now = time.monotonic()
+        if a.relog:
+            job.relogged = True
+            lanes.retry_at(h, job, now)
+            return True, False
+        streak = self._429[h] = self._429.get(h, 0) + 1 if a.paused else 0
+        if a.paused and (self.t.rate_per_minute or streak >= PAUSE_STREAK):
+            self.limiter.pause(h, a.paused)  # the facility waits out Retry-After (the request itself always does)
+            lanes.pause(h, now + a.paused)
+        job.attempts += 1
+        pause = self.retry.next_wait(job.attempts, a.wait)
+        if pause is None:
+            self._failed(row, "transient", mask_text(a.last))
+            return a.answered, True
+        self.counters.retries += 1
+        log.info("%s %s: %s; ลองใหม่ครั้งที่ %d ใน %.2f วินาที / retry %d in %.2f s", h, row.endpoint, a.last,
+                 job.attempts, pause, job.attempts, pause)
+        lanes.retry_at(h, job, now + pause, paced=not a.unprocessed)
+        return a.answered, False
+
+    async def _answered(self, row: ob.Row, r: Reply) -> None:
+        """Record PHR's final answer for a row: accepted (sent or confirmed) or refused with its reasons."""
+        c = self.counters
         code = r.status_code
         mc = _message_code(r)
         if 200 <= code < 300 and mc in (None, 200):
@@ -525,7 +774,7 @@ class Sender:
                 c.sent += 1
             else:
                 c.confirmed += 1
-            await self.agent_status(h, f"processing / กำลังส่ง: {c.sent + c.confirmed} sent")
+            await self.agent_status(row.hospcode, f"processing / กำลังส่ง: {c.sent + c.confirmed} sent")
             return
         reason, full = refusal_reasons(r)
         self.record(row.key, ob.REFUSED, code, reason, full)

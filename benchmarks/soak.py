@@ -198,13 +198,16 @@ class Harness:
         rec = orjson.loads(self.nd.open("rb").readline())
         h = rec["hospcode"]
         with httpx.Client(base_url=self.url, timeout=30) as c:
-            for _ in range(50):  # through the injected faults
-                tok = c.post("/token", params={"Action": "get_moph_access_token", "user": f"u{h}",
-                                               "password_hash": password_hash("pw", KEY), "hospital_code": h})
-                if tok.status_code != 200:
+            for _ in range(50):  # through the injected faults (dropped connections included)
+                try:
+                    tok = c.post("/token", params={"Action": "get_moph_access_token", "user": f"u{h}",
+                                                   "password_hash": password_hash("pw", KEY), "hospital_code": h})
+                    if tok.status_code != 200:
+                        continue
+                    r = c.post("/api/UpdatePHRv1", content=orjson.dumps(rec["payload"]),
+                               headers={"Authorization": f"Bearer {tok.text}", "Content-Type": "application/json"})
+                except httpx.TransportError:
                     continue
-                r = c.post("/api/UpdatePHRv1", content=orjson.dumps(rec["payload"]),
-                           headers={"Authorization": f"Bearer {tok.text}", "Content-Type": "application/json"})
                 if r.status_code == 200:
                     return
         raise RuntimeError("could not resend")

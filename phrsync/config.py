@@ -24,22 +24,19 @@ class Config:
     staging_path: Path | None = None  # DuckDB file; default <data_dir>/staging.duckdb
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the file as read (validated): may hold secrets
     source: Path | None = None
-    settings: Settings = field(default_factory=Settings, repr=False)
+    parsed: Settings | None = field(default=None, repr=False)  # ``raw`` checked; made from it when not given
     env: Environment = field(default_factory=Environment, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """``raw`` as the typed model (one source of truth: a Config made from a table is checked the same way)."""
+        if self.parsed is None:
+            self.parsed = parse(self.raw, str(self.source or "phrsync.toml"))
+        return self.parsed
 
     @property
     def staging(self) -> Path:
         return self.staging_path or self.data_dir / "staging.duckdb"
-
-    @property
-    def base(self) -> Path:
-        """The folder relative paths of the file are taken from (the file's own; else the working folder)."""
-        return self.source.parent if self.source else Path.cwd()
-
-    def path(self, value: str | os.PathLike[str]) -> Path:
-        """A path setting: relative to the configuration file's folder."""
-        p = Path(value).expanduser()
-        return p if p.is_absolute() or self.source is None else self.source.parent / p
 
     def section(self, name: str) -> dict[str, Any]:
         """A table as written in the file (already checked): only the keys the file sets."""
@@ -55,13 +52,13 @@ def load_config(path: str | os.PathLike[str] | None = None, env: dict[str, str] 
     settings = parse(raw, str(p) if p else "phrsync.toml")
     default_dir = e.DATA or "data"
     if p is None:
-        return Config(data_dir=Path(default_dir), settings=settings, env=e)
+        return Config(data_dir=Path(default_dir), parsed=settings, env=e)
     data_dir = Path(raw["data_dir"]) if "data_dir" in raw else Path(default_dir)
     if not data_dir.is_absolute():
         data_dir = p.parent / data_dir
     staging = settings.staging.path
     return Config(data_dir=data_dir, staging_path=(p.parent / staging) if staging else None, raw=raw, source=p,
-                  settings=settings, env=e)
+                  parsed=settings, env=e)
 
 
 def config_from_context(ctx: Any) -> Config:

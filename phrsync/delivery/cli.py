@@ -24,7 +24,6 @@ from phrsync.delivery.config import (
     DeliverySettings,
     default_input,
     load_delivery,
-    number_setting,
     with_state,
 )
 from phrsync.delivery.status import OK, UNKNOWN, FacilityStatus, StatusReport, build_refusals, delivery_status
@@ -312,10 +311,7 @@ def run_cmd(ctx: click.Context, input_path: str | None, every: float | None, onc
     _setup_logging(log_json, True)
     cfg = config_from_context(ctx)
     settings = _settings(ctx, target, state)
-    try:
-        minutes = every or number_setting(cfg.section("delivery"), "every_minutes", 60)
-    except ConfigError as e:
-        raise click.UsageError(str(e)) from None
+    minutes = every or cfg.settings.delivery.every_minutes
     path = Path(input_path) if input_path else default_input(cfg)
     stop = threading.Event()
 

@@ -146,48 +146,20 @@ def _credentials(sec: dict[str, Any], suffix: str, key: str, env: dict[str, str]
     return Credentials(user=user, password_hash=pw_hash, facility_token=token)
 
 
-def number_setting(sec: dict[str, Any], key: str, default: float, where: str = "[delivery]") -> float:
-    """A numeric setting; ``every_minutes = "60"`` is named here instead of failing deep inside a run."""
-    v = sec.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ConfigError(f"{where} {key} ต้องเป็นตัวเลข / must be a number: {v!r}")
-    return float(v)
-
-
-def _check_target_types(name: str, values: dict[str, Any]) -> None:
-    """Each ``[targets.<name>]`` value has its field's type (``concurrency = "4"`` crashed the sender)."""
-    for k, v in values.items():
-        default = Target.__dataclass_fields__[k].default
-        if isinstance(default, bool | int | float):
-            number_setting(values, k, 0, f"[targets.{name}]")
-            if isinstance(default, int) and not isinstance(v, int):
-                raise ConfigError(f"[targets.{name}] {k} ต้องเป็นจำนวนเต็ม / must be a whole number: {v!r}")
-        elif not isinstance(v, str):
-            raise ConfigError(f"[targets.{name}] {k} ต้องเป็นข้อความ / must be a string: {v!r}")
-
-
 def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | None = None) -> DeliverySettings:
     """Settings for one run: the chosen target (``--target`` > ``[delivery].target`` > sandbox)."""
     env = dict(os.environ) if env is None else env
     dsec = cfg.section("delivery")
     base = cfg.source.parent if cfg.source else Path.cwd()
     name = target or env.get("PHRSYNC_TARGET") or str(dsec.get("target", SANDBOX))
-    tsec = cfg.section("targets").get(name, {})
-    if not isinstance(tsec, dict):
-        raise ConfigError(f"[targets.{name}] ต้องเป็นตาราง TOML / must be a table: {tsec!r}")
-    if name not in _BUILTIN_TARGETS and not tsec:
+    typed = cfg.settings  # types, unknown keys and "no disabling TLS" were checked when the file was read
+    tsec = typed.targets.get(name)
+    if name not in _BUILTIN_TARGETS and tsec is None:
         raise ConfigError(f"ไม่รู้จักปลายทาง / unknown target: {name}")
-    values: dict[str, Any] = {**_BUILTIN_TARGETS.get(name, {}), **tsec}
-    if "verify" in values or "insecure" in values:
-        raise ConfigError("ปิดการตรวจใบรับรอง TLS ไม่ได้ ใช้ ca_bundle แทน / TLS verification cannot be disabled; "
-                          "use ca_bundle")
+    values: dict[str, Any] = {**_BUILTIN_TARGETS.get(name, {}),
+                              **(tsec.model_dump(exclude_none=True) if tsec is not None else {})}
     if not values.get("base_url"):
         raise ConfigError(f"ปลายทาง {name} ไม่มี base_url / target {name} has no base_url")
-    known = set(Target.__dataclass_fields__) - {"name"}
-    unknown = set(values) - known
-    if unknown:
-        raise ConfigError(f"ค่าที่ไม่รู้จักใน [targets.{name}] / unknown keys: {', '.join(sorted(unknown))}")
-    _check_target_types(name, values)
     if values.get("ca_bundle"):
         ca = Path(values["ca_bundle"])
         values["ca_bundle"] = str(ca if ca.is_absolute() else base / ca)
@@ -198,14 +170,8 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
     key = _secret(env, ["PHRSYNC_PHR_PASSWORD_KEY"], dsec, "password_key_file", base)
     default = _credentials(dsec, "", key, env, base)
     per: dict[str, Credentials] = {}
-    facilities = dsec.get("facilities") or {}
-    if not isinstance(facilities, dict):
-        raise ConfigError("[delivery.facilities] ต้องเป็นตาราง [delivery.facilities.<HCODE>] / must be tables "
-                          "[delivery.facilities.<HCODE>]")
-    for hcode, fsec in facilities.items():
-        if not HCODE_RE.match(str(hcode)):
-            raise ConfigError(f"รหัสหน่วยบริการต้องเป็นตัวเลข 5 หลัก / facility code must be 5 digits: {hcode}")
-        per[str(hcode)] = _credentials(fsec if isinstance(fsec, dict) else {}, str(hcode), key, env, base)
+    for hcode, account in typed.delivery.facilities.items():
+        per[hcode] = _credentials(account.model_dump(exclude_none=True), hcode, key, env, base)
     state = env.get("PHRSYNC_STATE_URL") or dsec.get("state_url")
     if not state:
         path = Path(dsec.get("state_path", cfg.data_dir / "delivery" / "outbox.sqlite"))
@@ -216,8 +182,8 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
 
     return DeliverySettings(
         target=tgt, state_url=str(state), default_credentials=default, facility_credentials=per,
-        remove_max_fraction=number_setting(dsec, "remove_max_fraction", 0.2),
-        full_check_days=number_setting(dsec, "full_check_days", 7),
+        remove_max_fraction=typed.delivery.remove_max_fraction,
+        full_check_days=typed.delivery.full_check_days,
         computer_name=str(dsec.get("computer_name") or socket.gethostname()),
         agent_version=f"phrsync {__version__}",
     )

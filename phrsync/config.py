@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from phrsync.errors import ConfigError
+from phrsync.pdpa import mask_url
 from phrsync.settings import Environment, Settings, environment, find_config_file, parse, read_toml
 
 __all__ = ["Config", "ConfigError", "config_from_context", "load_config"]
@@ -95,23 +96,13 @@ _SECRET_SETTINGS = {"sandbox.jwt_secret", "sandbox.password_key"}
 _URL_SETTINGS = {"delivery.state_url", "sandbox.db_url"}
 
 
-def _mask_url(url: str) -> str:
-    """``postgresql://u:secret@host/db`` → ``postgresql://u:***@host/db``."""
-    head, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    cred, at, host = rest.rpartition("@")
-    user = cred.split(":", 1)[0]
-    return f"{head}://{user}:***@{host}" if ":" in cred else url
-
-
 def _shown(key: str, value: Any) -> Any:
     if value is None:
         return None
     if key in _SECRET_SETTINGS:
         return "***"
     if key in _URL_SETTINGS and isinstance(value, str):
-        return _mask_url(value)
+        return mask_url(value)
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # a run of digits (13 exactly: a CID, checked or not), or a CID written in its groups 1-4-5-2-1 with one kind of
 # separator throughout (dash as on the card, space, or '+' as a query string encodes a space)
@@ -48,6 +49,23 @@ def mask_text(text: str) -> str:
     text = _GROUPED_RE.sub(lambda m: _masked(m.group(1) + m.group(3) + m.group(4) + m.group(5) + m.group(6)),
                            text)
     return _DIGITS_RE.sub(_mask_run, text)
+
+
+def mask_url(url: Any) -> str:
+    """A database URL (text, SQLAlchemy ``URL`` or ``Engine``) with its password replaced by ``***``, safe for
+    logs, messages and ``phrsync config``."""
+    from sqlalchemy.engine import URL, Engine, make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if isinstance(url, Engine):
+        url = url.url
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Not parseable: hide anything between "user:" and "@" the way a URL would carry it.
+        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def mask_value(value: str | None, personal: bool) -> str:

@@ -57,7 +57,7 @@ from phrsync.errors import SourceError
 from phrsync.f43 import schema
 from phrsync.f43.schema import Field, FileSpec
 from phrsync.f43.source import LINE_COL, RAW_COL, Chunk, Problem, to_table
-from phrsync.pdpa import mask_text
+from phrsync.pdpa import mask_text, mask_url
 
 # HDC-internal columns added by the import program (not part of the exported files).
 HDC_EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -118,19 +118,6 @@ def _url(url_or_engine: str | URL | Engine) -> URL:
     if "charset" not in u.query:
         u = u.update_query_dict({"charset": "utf8mb4"})
     return u
-
-
-def mask_url(url: str | URL | Engine) -> str:
-    """The URL with its password replaced by ``***``, safe for logs and messages."""
-    if isinstance(url, Engine):
-        url = url.url
-    if isinstance(url, URL):
-        return url.render_as_string(hide_password=True)
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        # Not parseable: hide anything between "user:" and "@" the way a URL would carry it.
-        return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _where(u: URL) -> str:

@@ -221,6 +221,25 @@ class SandboxSection(ServerLimitsSection):
         None, description="FULL = ที่ตอบรับแล้วไม่หายแม้ไฟดับ / acknowledged writes survive power loss (FULL)")
 
 
+class WebSection(ServerLimitsSection):
+    """``phrsync web``: the province's monitoring site (reads the staging store, the state store and the build)."""
+
+    host: str | None = Field(None, description="ที่อยู่ที่เปิดรับ / address to listen on (127.0.0.1)")
+    port: int | None = Field(None, ge=1, le=65535, description="พอร์ต / port (8080)")
+    build_file: str | None = Field(None, description="ไฟล์ผลการสร้าง payload ที่แสดง / the build file shown "
+                                                     "(default <data_dir>/payloads.ndjson)")
+    sandbox_data_dir: str | None = Field(None, description="อ่านมุมมองศูนย์ PHR จากเซิร์ฟเวอร์ทดสอบนี้ / read the PHR "
+                                                           "centre view from this sandbox folder (testing only)")
+    silent_days: int | None = Field(None, ge=1, description="ไม่ได้ส่งนานกี่วันจึงนับว่าเงียบ / days without a "
+                                                            "delivery before a facility counts as silent (7)")
+    session_hours: float | None = Field(None, gt=0, description="อายุการเข้าระบบ / hours a login lasts (12)")
+    secure_cookies: bool | None = Field(None, description="คุกกี้เฉพาะ HTTPS (เปิดเมื่ออยู่หลัง HTTPS) / cookies only "
+                                                          "over HTTPS (true behind HTTPS; default false)")
+    login_attempts: int | None = Field(None, ge=1, description="เข้าระบบผิดกี่ครั้งต่อ 15 นาทีจึงล็อก / failed logins "
+                                                               "per 15 minutes before a lockout (5)")
+    language: Literal["th", "en"] | None = Field(None, description="ภาษาเริ่มต้น / default language (th)")
+
+
 class Settings(_Section):
     """The whole of phrsync.toml."""
 
@@ -238,6 +257,7 @@ class Settings(_Section):
     delivery: DeliverySection = Field(default_factory=DeliverySection)
     targets: dict[str, TargetSection] = Field(default_factory=dict)
     sandbox: SandboxSection = Field(default_factory=SandboxSection)
+    web: WebSection = Field(default_factory=WebSection)
 
 
 class Environment(BaseSettings):

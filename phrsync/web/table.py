@@ -136,9 +136,8 @@ def matches(r: model.FacilityRow, query: Query) -> bool:
         needle = query.q.lower()
         if needle not in r.info.hospcode.lower() and needle not in (r.info.name or "").lower():
             return False
-    if query.district:
-        if (r.info.district_code or NO_DISTRICT) != query.district:
-            return False
+    if query.district and (r.info.district_code or NO_DISTRICT) != query.district:
+        return False
     return not (query.problem and query.problem not in r.problems)
 
 

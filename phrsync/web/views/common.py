@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from phrsync.web import auth, model
 from phrsync.web.render import NO_STORE, Renderer
+
+# the signed-in user of a page, export, chart or action (LoginRequired → the login page), and a province admin
+CurrentUser = Annotated[auth.User, Depends(auth.current_user)]
+AdminUser = Annotated[auth.User, Depends(auth.require_admin)]
 
 
 def sources(request: Request) -> model.Sources:

@@ -11,12 +11,12 @@ import io
 import time
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from phrsync.thai import BANGKOK, local_time
 from phrsync.web import auth, model, scope, table
-from phrsync.web.views.common import lang, page, sources
+from phrsync.web.views.common import CurrentUser, lang, page, sources
 
 router = APIRouter()
 
@@ -29,7 +29,7 @@ def _shown(request: Request, user: auth.User) -> tuple[table.Query, list[model.F
 
 
 @router.get("/facilities")
-def facilities_page(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def facilities_page(request: Request, user: CurrentUser) -> Response:
     """Every facility the user may see is in the page, in the query's order; those the filters leave out are
     hidden (the browser filters and sorts again as one types, without a round trip, and keeps the address and
     the export links in step)."""
@@ -60,7 +60,7 @@ def _audit_export(request: Request, kind: str, query: table.Query, n: int) -> No
 
 
 @router.get("/facilities.csv")
-def facilities_csv(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def facilities_csv(request: Request, user: CurrentUser) -> Response:
     query, _, shown = _shown(request, user)
     head, body = table.export_rows(shown, lang(request))
     buf = io.StringIO()
@@ -74,7 +74,7 @@ def facilities_csv(request: Request, user: auth.User = Depends(auth.current_user
 
 
 @router.get("/facilities.xlsx")
-def facilities_xlsx(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def facilities_xlsx(request: Request, user: CurrentUser) -> Response:
     import xlsxwriter
 
     query, _, shown = _shown(request, user)

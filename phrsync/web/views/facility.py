@@ -15,7 +15,7 @@ from phrsync.errors import UsageError
 from phrsync.web import actions, auth, charts, model, scope
 from phrsync.web.actions import SendAgain
 from phrsync.web.render import t
-from phrsync.web.views.common import json, lang, page, sources
+from phrsync.web.views.common import AdminUser, CurrentUser, json, lang, page, sources
 
 router = APIRouter()
 HCODE = re.compile(r"^[0-9A-Za-z]{5}$")
@@ -41,7 +41,7 @@ def _months(days: list[model.DayPoint]) -> list[dict[str, object]]:
 
 
 @router.get("/facility/{hospcode}")
-def facility_page(hospcode: str, request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def facility_page(hospcode: str, request: Request, user: CurrentUser) -> Response:
     src = sources(request)
     scope.facility_info(src, user, _hcode(hospcode))
     detail = model.facility_detail(src, hospcode)
@@ -54,7 +54,7 @@ def facility_page(hospcode: str, request: Request, user: auth.User = Depends(aut
 
 
 @router.post("/facility/{hospcode}/send-again", dependencies=[Depends(auth.check_csrf)])
-def send_again(hospcode: str, request: Request, user: auth.User = Depends(auth.require_admin)) -> Response:
+def send_again(hospcode: str, request: Request, user: AdminUser) -> Response:
     """What ``phrsync retry --refused --facility H`` does, in the background; back to the page, which shows it
     running and then its result."""
     src = sources(request)
@@ -65,14 +65,14 @@ def send_again(hospcode: str, request: Request, user: auth.User = Depends(auth.r
     model.facility_detail(src, hospcode)  # an admin typing a code no store knows gets 404, not a job
     store = request.app.state.auth
     client = request.client.host if request.client else "-"
-    job = jobs.start(hospcode, user.username, on_done=lambda j: store.audit(
+    jobs.start(hospcode, user.username, on_done=lambda j: store.audit(
         user.username, "send_again_done", jobs.summary(j), client))
     auth.audit(request, "send_again", f"facility={hospcode}")
     return RedirectResponse(f"/facility/{hospcode}#send-again", status_code=303)
 
 
 @router.get("/api/facility/{hospcode}/send-again")
-def send_again_state(hospcode: str, request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def send_again_state(hospcode: str, request: Request, user: CurrentUser) -> Response:
     """The job's state as JSON (the page polls it while it runs)."""
     scope.facility_info(sources(request), user, _hcode(hospcode))
     job = request.app.state.send_again.job(hospcode)
@@ -80,7 +80,7 @@ def send_again_state(hospcode: str, request: Request, user: auth.User = Depends(
 
 
 @router.get("/api/chart/facility/{hospcode}")
-def facility_chart(hospcode: str, request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def facility_chart(hospcode: str, request: Request, user: CurrentUser) -> Response:
     src = sources(request)
     scope.facility_info(src, user, _hcode(hospcode))
     detail = model.facility_detail(src, hospcode)

@@ -10,13 +10,13 @@ import dataclasses
 import datetime as dt
 import time
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from phrsync.thai import BANGKOK
 from phrsync.web import auth, charts, model, scope
 from phrsync.web.render import t
-from phrsync.web.views.common import json, lang, page, sources
+from phrsync.web.views.common import CurrentUser, json, lang, page, sources
 
 router = APIRouter()
 
@@ -69,7 +69,7 @@ def scoped_overview(src: model.Sources, user: auth.User) -> model.Overview:
 
 
 @router.get("/", response_model=None)
-def overview_page(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def overview_page(request: Request, user: CurrentUser) -> Response:
     if not user.is_admin and user.role == auth.FACILITY and user.facility:
         return RedirectResponse(f"/facility/{user.facility}", status_code=303)
     ov = scoped_overview(sources(request), user)
@@ -77,7 +77,7 @@ def overview_page(request: Request, user: auth.User = Depends(auth.current_user)
 
 
 @router.get("/api/chart/overview")
-def overview_chart(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def overview_chart(request: Request, user: CurrentUser) -> Response:
     """The last 90 days of what the user may see: HIS vs confirmed (and what PHR said it holds)."""
     if user.role == auth.FACILITY:
         raise auth.Forbidden("หน้าภาพรวมเป็นของจังหวัดและอำเภอ", "the overview is for the province and districts")
@@ -89,7 +89,7 @@ def overview_chart(request: Request, user: auth.User = Depends(auth.current_user
 
 
 @router.get("/api/chart/districts")
-def districts_chart(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def districts_chart(request: Request, user: CurrentUser) -> Response:
     if user.role == auth.FACILITY:
         raise auth.Forbidden("หน้าภาพรวมเป็นของจังหวัดและอำเภอ", "the overview is for the province and districts")
     ov = scoped_overview(sources(request), user)

@@ -5,17 +5,17 @@ province admin's; others see their facilities' rows."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from phrsync.web import auth, model
-from phrsync.web.views.common import page, sources
+from phrsync.web import model
+from phrsync.web.views.common import CurrentUser, page, sources
 
 router = APIRouter()
 
 
 @router.get("/phr")
-def phr_page(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def phr_page(request: Request, user: CurrentUser) -> Response:
     centre = model.phr_centre(sources(request))
     rows = [f for f in centre.facilities if user.can_see(f.info.hospcode, f.info.district_code)]
     regions = centre.regions if user.is_admin else []

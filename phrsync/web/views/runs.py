@@ -4,16 +4,16 @@ is late. Facility staff see the runs that touched their facility, a district vie
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from phrsync.web import auth, scope
-from phrsync.web.views.common import page, sources
+from phrsync.web import scope
+from phrsync.web.views.common import CurrentUser, page, sources
 
 router = APIRouter()
 
 
 @router.get("/runs")
-def runs_page(request: Request, user: auth.User = Depends(auth.current_user)) -> Response:
+def runs_page(request: Request, user: CurrentUser) -> Response:
     runs, sched = scope.runs_for(sources(request), user)
     return page(request, "runs.html", user, "runs", runs=runs, sched=sched)

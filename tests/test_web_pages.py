@@ -33,7 +33,7 @@ from webprovince import Province, province
 from phrsync.cli import cli
 from phrsync.delivery import outbox as ob
 from phrsync.delivery.status import delivery_status
-from phrsync.thai import be_datetime
+from phrsync.thai import be_date, be_datetime
 from phrsync.web import actions, model, table
 from phrsync.web.app import CSP, WebOptions, create_app
 from phrsync.web.auth import ADMIN, DISTRICT, FACILITY, AuthStore
@@ -415,12 +415,16 @@ def test_charts_carry_the_models_days(site: Site) -> None:
     c = site.client("admin1")
     detail = model.facility_detail(site.prov.sources(), site.h)
     d = c.get(f"/api/chart/facility/{site.h}").json()
-    assert d["days"] == [p.day.isoformat() for p in detail.days] and d["days"]
+    # every calendar day from the first to the last with data; a day the model has nothing for is null (no bar)
+    first, last = detail.days[0].day, detail.days[-1].day
+    assert d["days"][0] == first.isoformat() and d["days"][-1] == last.isoformat()
+    assert len(d["days"]) == (last - first).days + 1
     series = {s["id"]: s["data"] for s in d["option"]["series"]}
-    assert series["his"] == [p.his for p in detail.days]
-    assert series["confirmed"] == [p.confirmed for p in detail.days]
-    assert series["phr"] == [p.phr for p in detail.days]  # None stays null: a gap, not 0
+    at = {p.day.isoformat(): p for p in detail.days}
+    for key, attr in (("his", "his"), ("built", "built"), ("confirmed", "confirmed"), ("phr", "phr")):
+        assert series[key] == [getattr(at[x], attr) if x in at else None for x in d["days"]], key
     assert sum(v or 0 for v in series["his"]) == detail.row.his
+    assert d["option"]["xAxis"]["data"][0] == be_date(first)
     ov = c.get("/api/chart/overview").json()
     days = model.overview(site.prov.sources()).daily
     assert ov["days"] == [p.day.isoformat() for p in days]
@@ -474,6 +478,7 @@ def test_send_again_after_fixing_the_data_confirms_the_refused(site: Site) -> No
     job = site.app.state.send_again.wait(h, timeout=120)
     assert job is not None and job.state == actions.DONE, job
     assert job.result["attempted"] >= 1 and job.result["refused"] == 0
+    assert re.search(r'data-result="refused">0<', admin.get(f"/facility/{h}").text)
     assert job.result["outbox"][ob.REFUSED] == 0 and job.result["outbox"][ob.CONFIRMED] >= 1
     after = admin.get(f"/facility/{h}").text
     assert 'data-state="done"' in after and tile(after, "refused") == "0"

@@ -184,6 +184,12 @@ agg_facilities = Table(
     Column("last_error", Text),  # the most recently failed row's error (masked when shown)
     Column("last_error_at", Float),
     Column("last_refused_at", Float),
+    # what PHR said (delivery_days_checked) over the days the agent asked about: refs held, days asked, when last
+    Column("phr_held", Integer),  # NULL: never asked (with a count)
+    Column("phr_days", Integer),
+    Column("phr_checked_at", Float),
+    # PHR's holdings as best known: per visit day, what PHR said when asked, else the rows it confirmed
+    Column("phr_best", Integer),
 )
 run_facilities = Table(
     "delivery_run_facilities", metadata,  # the facilities each run touched (the web lists a facility's runs)
@@ -1135,6 +1141,9 @@ class Outbox:
                 failed = c.exec_driver_sql(
                     f"SELECT updated_at, reason, last_error FROM delivery_outbox{hkey} WHERE hospcode = {p} AND "
                     f"status = '{FAILED}' ORDER BY updated_at DESC LIMIT 1", (h,)).first()
+                asked = {d: (n, at) for d, n, at in c.exec_driver_sql(
+                    f"SELECT day, held, checked_at FROM delivery_days_checked WHERE hospcode = {p}", (h,))
+                    if n is not None}
                 days: dict[tuple[str, str], int] = {}
                 totals: dict[tuple[str, str], int] = {}
                 last_sent: float | None = None
@@ -1147,6 +1156,9 @@ class Outbox:
                         last_sent = float(sent)
                     if changed is not None and (last_change is None or changed > last_change):
                         last_change = float(changed)
+                confirmed_days = {d: n for (d, st), n in days.items() if st == CONFIRMED}
+                phr_held = sum(int(n) for n, _at in asked.values()) if asked else None
+                phr_best = (phr_held or 0) + sum(n for d, n in confirmed_days.items() if d not in asked)
                 for t in (agg_days, agg_totals, agg_reasons, agg_facilities):
                     c.execute(t.delete().where(t.c.hospcode == h))
                 if days:
@@ -1163,7 +1175,10 @@ class Outbox:
                     hospcode=h, refreshed_at=now, last_sent=last_sent, last_change=last_change,
                     last_error=str(failed[2] or failed[1] or "") if failed else None,
                     last_error_at=float(failed[0]) if failed else None,
-                    last_refused_at=max((float(r[5]) for r in reasons if r[5] is not None), default=None)))
+                    last_refused_at=max((float(r[5]) for r in reasons if r[5] is not None), default=None),
+                    phr_held=phr_held, phr_days=len(asked),
+                    phr_checked_at=max((float(at) for _n, at in asked.values()), default=None),
+                    phr_best=phr_best if asked or confirmed_days else None))
                 self._touch_aggregates(c)
 
     def _touch_aggregates(self, c: Any) -> None:

@@ -102,6 +102,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
     scope = last[1] if last else {}
     max_fraction = sender.s.remove_max_fraction
     confirm: list[str] = []  # confirmations are written together, sorted: a day's rows lie all over the table
+    answered: set[str] = set()  # facilities PHR answered about a day (what it holds is news for the web)
     checked: list[tuple[str, str, int]] = []  # days answered and the refs PHR holds, recorded with the confirmations
 
     async def write_confirmed() -> None:
@@ -135,6 +136,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                                f"{mask_text(r.text[:120])}", audit)
             return
         server = {str(x) for x in held}
+        answered.add(hcode)
         res.days += 1
         res.outcome[(hcode, day)] = None
         checked.append((hcode, day, len(server)))
@@ -232,7 +234,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                 sender.down = str(down[0])
         finally:
             await write_confirmed()
-            if hcode in sender.dirty:  # the web sees this facility's confirmations now, not at the run's end
+            if hcode in sender.dirty or hcode in answered:  # the web sees what PHR said now, not at the run's end
                 await sender.refresh_aggregates([hcode])
         if sender.down:
             break

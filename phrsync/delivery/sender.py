@@ -534,11 +534,13 @@ class Sender:
         r = await self.call("POST", "GetAgentComputerName", hcode, body=orjson.dumps({"hospital_code": hcode}),
                             max_attempts=4)
         res = _result(r)
+        answer = res if isinstance(res, dict) else {}  # (none before any agent reported for the facility)
+        self.phr_agent.setdefault(hcode, {}).update(
+            phr_computer=mask_text(str(answer.get("agent_computer_name") or ""))[:255] or None,
+            phr_status=mask_text(str(answer.get("agent_status") or ""))[:300] or None,
+            phr_last_update=str(answer.get("last_update") or "") or None, asked_at=time.time())
         if isinstance(res, dict):
             other = str(res.get("agent_computer_name") or "")
-            self.phr_agent.setdefault(hcode, {}).update(
-                phr_computer=mask_text(other)[:255] or None, phr_status=mask_text(str(res.get("agent_status") or ""))[:300]
-                or None, phr_last_update=str(res.get("last_update") or "") or None, asked_at=time.time())
             age = _age_seconds(res.get("last_update"), _request_time(r))
             # a computer whose last word was its run's outcome ("idle") has finished: it is not sending
             idle = str(res.get("agent_status") or "").lower().startswith(IDLE_STATUS)

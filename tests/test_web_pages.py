@@ -440,7 +440,7 @@ def test_charts_carry_the_models_days(site: Site) -> None:
         for p in model.facility_detail(src, h).days:
             if p.his is not None:
                 per_day[p.day.isoformat()] = per_day.get(p.day.isoformat(), 0) + p.his
-    assert [v or 0 for v in his] == [per_day.get(day, 0) for day in dist["days"]]
+    assert his == [per_day.get(day, 0) for day in dist["days"]]  # a day without visits is 0: staging answered
 
 
 # ---- "send again after fixing" -----------------------------------------------------------------------------
@@ -592,6 +592,10 @@ def test_phrsync_web_serves_over_http(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert r.status_code == 200 and "เข้าสู่ระบบ" in r.text
         assert httpx.get(f"http://127.0.0.1:{port}/facilities", timeout=5).status_code == 303
+        # a second one on the same port: a clear bilingual error, exit 2
+        r = subprocess.run([sys.executable, "-m", "phrsync", *conf, "web", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "ใช้ --port อื่น" in r.stderr and "another --port" in r.stderr, r.stderr
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -831,3 +831,27 @@ def _phr_sandbox(src: Sources) -> PhrCentre:
             agent_error=a.get("last_error") or None, computer=a.get("computer_name") or None))
     out.regions = _regions(out.facilities)
     return out
+
+
+def facilities_days(src: Sources, hospcodes: list[str], first: dt.date, last: dt.date) -> list[DayPoint]:
+    """The days ``first``..``last`` of some facilities together (a district viewer's overview chart), as
+    :func:`overview`'s ``daily`` is for the province: 0 where a store answered and had nothing that day, None
+    where no store can say (what PHR holds: only the days the agent asked). One read of the stores."""
+    r = _read(src)
+    his0 = 0 if r.staging is not None else None
+    ob0 = 0 if r.totals is not None else None
+    out: dict[dt.date, DayPoint] = {}
+    day = first
+    while day <= last:
+        out[day] = DayPoint(day, his=his0, built=ob0, confirmed=ob0)
+        day += dt.timedelta(days=1)
+    for h in hospcodes:
+        for p in _facility_days(src, r, h):
+            a = out.get(p.day)
+            if a is None:
+                continue
+            for k in ("his", "built", "confirmed", "phr"):
+                v = getattr(p, k)
+                if v is not None:
+                    setattr(a, k, (getattr(a, k) or 0) + v)
+    return list(out.values())

@@ -357,11 +357,15 @@ def _read(src: Sources) -> _Read:
     now = time.time()
     stg, notes = readers.staging(src.staging)
 
-    def from_state(box: ob.Outbox) -> tuple[Any, ...]:
+    def from_state(box: ob.Outbox) -> tuple[Any, ...] | None:
+        if box.last_load() is None and box.last_run() is None:
+            return None  # (a PostgreSQL store exists before its first load: it knows nothing yet either)
         return (box.aggregate_totals(), box.aggregate_facilities(), box.agent_states(), box.phr_agents(),
                 box.guarded())
 
     got, more = readers.state(src.state_url, from_state)
+    if got is None and not more:
+        more = [readers.NO_STATE]
     notes += more
     totals, facs, states, agents, guarded = got if got is not None else (None, None, {}, {}, {})
     if facs is not None and not any(f.get("phr_days") for f in facs.values()):

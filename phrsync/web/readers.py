@@ -129,6 +129,8 @@ def _unavailable(hit: tuple[tuple[Any, ...], StagingFigures] | None,
 # -- the state store ------------------------------------------------------------------------------------------
 
 _boxes: dict[str, ob.Outbox] = {}
+NO_STATE = ("ยังไม่มีฐานข้อมูลสถานะ (ยังไม่เคยส่ง): ยังไม่ทราบสถานะการส่ง",
+            "no state store yet (nothing loaded or sent): the delivery figures are not known")
 
 
 def state_exists(url: str) -> bool:
@@ -152,8 +154,7 @@ def state(url: str, fn: Callable[[ob.Outbox], T]) -> tuple[T | None, list[Note]]
     try:
         box = outbox(url)
         if box is None:
-            return None, [("ยังไม่มีฐานข้อมูลสถานะ (ยังไม่เคยส่ง): ยังไม่ทราบสถานะการส่ง",
-                           "no state store yet (nothing loaded or sent): the delivery figures are not known")]
+            return None, [NO_STATE]
         return fn(box), []
     except (SQLAlchemyError, ValueError) as e:
         why = mask_text(str(e).splitlines()[0] if str(e) else type(e).__name__)[:200]

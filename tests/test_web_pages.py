@@ -646,3 +646,18 @@ def test_demo_serve_opens_the_web_on_the_demos_data(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_run_shows_others_only_their_own_facilities_errors(site: Site) -> None:
+    """A run's errors are the province's, one line per facility: staff see the lines of their facility only."""
+    from phrsync.web import scope
+    from phrsync.web.auth import User
+
+    run = model.RunRow(id=9, target="t", started_at=1.0, finished_at=2.0, exit_code=3,
+                       errors=[f"{site.h}: login refused", f"{site.other}: timed out", "PHR down: 503"],
+                       facilities=[site.h, site.other])
+    staff = User("staff1", FACILITY, facility=site.h)
+    seen = scope.runs_seen(site.prov.sources(), staff, [run])[0]
+    assert seen.errors == [f"{site.h}: login refused", "PHR down: 503"] and seen.facilities == [site.h]
+    admin = User("admin1", ADMIN)
+    assert scope.runs_seen(site.prov.sources(), admin, [run])[0].errors == run.errors

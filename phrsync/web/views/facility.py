@@ -45,6 +45,7 @@ def facility_page(hospcode: str, request: Request, user: CurrentUser) -> Respons
     src = sources(request)
     scope.facility_info(src, user, _hcode(hospcode))
     detail = model.facility_detail(src, hospcode)
+    detail.runs = scope.runs_seen(src, user, detail.runs)
     jobs: SendAgain = request.app.state.send_again
     job = jobs.job(hospcode)
     return page(request, "facility.html", user, "facilities", d=detail, r=detail.row, months=_months(detail.days),

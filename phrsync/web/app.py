@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -118,9 +120,22 @@ def _error(request: Request, status: int, th: str, en: str) -> Response:
                                                    "user": user}, status=status)
 
 
+_ROUTE_ERRORS = {
+    404: ("ไม่มีหน้านี้ ตรวจที่อยู่ที่พิมพ์", "no such page: check the address"),
+    405: ("หน้านี้ไม่รับคำขอแบบนี้", "this address does not take this kind of request"),
+}
+
+
 def _install_errors(app: FastAPI) -> None:
     """A PhrsyncError from the model or a view is a bilingual page (JSON under /api/): 404 for what does not
     exist, 400 for a wrong query, 503 when a store cannot be read; never a traceback."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def no_route(request: Request, e: StarletteHTTPException) -> Response:
+        # a mistyped address or method: the site's bilingual page, not the framework's {"detail": "Not Found"}
+        if e.status_code in _ROUTE_ERRORS:
+            return _error(request, e.status_code, *_ROUTE_ERRORS[e.status_code])
+        return await http_exception_handler(request, e)
 
     @app.exception_handler(NotFoundError)
     async def not_found(request: Request, e: NotFoundError) -> Response:

@@ -12,7 +12,7 @@ from typing import Any
 
 from phrsync.thai import be_date
 from phrsync.web import model
-from phrsync.web.render import t
+from phrsync.web.render import t, year_month
 
 # the four series of a day, in the order the pages explain them, with fixed colours so each reads the same
 SERIES = {
@@ -67,7 +67,8 @@ def daily(points: Sequence[model.DayPoint], lang: str, series: Sequence[str], ti
 
 def districts(rows: Sequence[model.DistrictRow], lang: str, month: str) -> dict[str, Any]:
     """This month's encounters in the HIS and held by PHR, per district (bars side by side)."""
-    opt = _base(lang, t(lang, f"รายอำเภอ เดือน {month}", f"by district, month {month}"))
+    shown = year_month(month, lang)  # "2026-12" → ธ.ค. 2569: the title is read, the ISO month is the model's
+    opt = _base(lang, t(lang, f"รายอำเภอ เดือน {shown}", f"by district, {shown}"))
     names = [(t(lang, r.name, r.name_en) or r.name) for r in rows]
     opt["xAxis"] = {"type": "category", "data": names, "axisLabel": {"interval": 0, "rotate": 30}}
     opt["yAxis"] = {"type": "value", "minInterval": 1}

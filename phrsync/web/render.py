@@ -82,6 +82,20 @@ def _month(ctx: Any, d: dt.date) -> str:
     return be_month(d, _lang_of(ctx))
 
 
+def year_month(ym: str, lang: str) -> str:
+    """The model's ``"2026-12"`` as a reader reads a month (``ธ.ค. 2569`` / ``Dec 2569 BE``): the ISO form is
+    for machines, every date on a page is Buddhist era."""
+    try:
+        return be_month(dt.date(int(ym[:4]), int(ym[5:7]), 1), lang)
+    except (ValueError, IndexError):
+        return ym
+
+
+@jinja2.pass_context
+def _ym(ctx: Any, ym: str) -> str:
+    return year_month(ym, _lang_of(ctx))
+
+
 @jinja2.pass_context
 def _tt(ctx: Any, pair: tuple[str, str] | list[str]) -> str:
     """A (th, en) pair from the model, in the page's language."""
@@ -91,7 +105,7 @@ def _tt(ctx: Any, pair: tuple[str, str] | list[str]) -> str:
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, pct=_pct, when=_when, day=_day, month=_month, tt=_tt)
+    env.filters.update(num=_num, pct=_pct, when=_when, day=_day, month=_month, ym=_ym, tt=_tt)
     return env
 
 

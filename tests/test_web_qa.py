@@ -80,3 +80,11 @@ def test_a_fresh_install_does_not_count_zero_facilities(fresh: TestClient) -> No
     """No staging, no run: how many facilities there are is not known yet (the page says why)."""
     html = fresh.get("/").text
     assert _tile(html, "facilities") == UNKNOWN_TH
+
+
+def test_a_cid_typed_into_the_search_is_not_shown_back(fresh: TestClient) -> None:
+    cid = "1270119065670"
+    for path in (f"/facilities?q={cid}", f"/facilities?q={cid}&lang=en"):
+        html = fresh.get(path).text
+        assert cid not in html and "1-2701-xxxxx-xx-0" in html, path  # the box (and the export links) masked
+    assert cid not in fresh.get(f"/facilities.csv?q={cid}").content.decode("utf-8-sig")

@@ -15,6 +15,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from phrsync.pdpa import mask_text
 from phrsync.thai import be_date, be_datetime, be_month
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -121,7 +122,7 @@ def request_lang(request: Request, default: str = "th") -> str:
 def lang_url(request: Request, lang: str) -> str:
     """This page in the other language (its path and query kept: the filters of a table stay)."""
     url = request.url.include_query_params(lang=lang)
-    return f"{url.path}?{url.query}"
+    return f"{url.path}?{mask_text(url.query)}"  # a CID typed into a search is not written back into the page
 
 
 class Renderer:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phrsync.errors import UsageError
+from phrsync.pdpa import mask_text
 from phrsync.web import model
 from phrsync.web.render import number, percent, t, unknown, when
 
@@ -118,7 +119,9 @@ class Query:
         if district and district != NO_DISTRICT and not (district.isdigit() and len(district) == 4):
             raise UsageError(f"รหัสอำเภอต้องเป็นตัวเลข 4 หลัก: {district}",
                              f"a district code has 4 digits: {district}")
-        q = (params.get("q") or "").strip()[:100]
+        # a citizen ID typed into the search box is never written back unmasked (the box, the address, the export
+        # links): no facility name or code holds one, so the search loses nothing
+        q = mask_text((params.get("q") or "").strip()[:100])
         return cls(q=q, district=district, problem=problem, sort=sort, desc=direction == "desc")
 
     def params(self) -> dict[str, str]:

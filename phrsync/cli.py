@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "retry": "phrsync.delivery.cli:retry_cmd",
     "run": "phrsync.delivery.cli:run_cmd",
     "config": "phrsync.config_cli:config_cmd",
+    "did": "phrsync.did.cli:did_cmd",
     "demo": "phrsync.demo:demo_cmd",
 }
 

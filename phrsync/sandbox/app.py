@@ -35,6 +35,7 @@ class Sandbox:
         self.store = store.Store(cfg.url, cfg.commit_batch_max, cfg.sqlite_synchronous, cfg.commit_delay_ms / 1000)
         self._validator = validator
         self.rate = RateLimiter(cfg.rate_limit_per_minute, clock=cfg.clock)  # PHR's cap per facility
+        self.ekyc_rate = RateLimiter(cfg.ekyc_rate_limit_per_minute, clock=cfg.clock)  # check_ekyc per account
         self.plan = FaultPlan(cfg.faults) if cfg.faults.active else None
         self.api = build_api(self)
         hot = [r for r in uploads.router.routes if isinstance(r, APIRoute) and r.path in uploads.HOT_PATHS]

@@ -92,6 +92,9 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
     _step("เปิดเซิร์ฟเวอร์ MOPH-PHR จำลองบนเครื่องนี้ แล้วส่งข้อมูล (มีข้อผิดพลาดเครือข่ายจำลอง)",
           "start the local MOPH-PHR server and send (with injected network faults)", quiet)
     summary["sync"], summary["sync_again"], url = _send(root, payloads, fault_rate, quiet)
+    _step("ตรวจ Digital ID (check_ekyc) ของประชาชนและบุคลากรสังเคราะห์ แล้วคำนวณ KPI 54",
+          "check the synthetic people's Digital IDs (check_ekyc) and compute KPI 54", quiet)
+    summary["did"] = _did(root, staging_path, quiet)
     sandbox_dir = root / "sandbox"
     exe = _phrsync()
     summary["sandbox"] = {"data_dir": str(sandbox_dir),
@@ -165,3 +168,42 @@ def _send(root: Path, payloads: Path, fault_rate: float, quiet: bool) -> tuple[d
         click.echo("  " + bilingual(f"ส่งซ้ำโดยไม่มีอะไรเปลี่ยน: ส่ง {again['sent']} รายการ",
                                     f"second run with nothing changed: sent {again['sent']}"))
     return first, again, url
+
+
+def _did(root: Path, staging: Path, quiet: bool) -> dict[str, Any]:
+    """The demo's residents (PERSON) and staff (PROVIDER) as the 43-file fallback lists, checked against the
+    local server, whose answers follow Sa Kaeo's shares per district; then the district table."""
+    import secrets
+
+    from phrsync.delivery.config import Credentials
+    from phrsync.did.check import CheckOptions, run_check
+    from phrsync.did.kpi import Targets
+    from phrsync.did.population import load_fallback
+    from phrsync.did.report import build_report
+    from phrsync.did.store import CITIZEN, PERSONNEL, DidStore
+    from phrsync.sandbox.server import running
+    from phrsync.sandbox.settings import SandboxConfig
+
+    store = DidStore(f"sqlite:///{(root / 'outbox.sqlite').resolve()}")
+    try:
+        for kind in (CITIZEN, PERSONNEL):
+            if store.source_of(kind) != "import":
+                load_fallback(store, staging, kind)
+        cfg = SandboxConfig(data_dir=root / "sandbox", rate_limit_per_minute=0, ekyc_rate_limit_per_minute=0)
+        with running(cfg) as srv:
+            password = secrets.token_urlsafe(16)  # demo account only; never printed
+            pw_hash = srv.add_user("demodid", "00017", password)
+            opts = CheckOptions(target="sandbox", base_url=srv.base_url,
+                                token_url=srv.base_url + "/token?Action=get_moph_access_token",
+                                account_hospcode="00017", credentials=Credentials("demodid", pw_hash),
+                                concurrency=16, rate_per_minute=0, timeout=10, backoff_base=0.05)
+            res = run_check(store, opts)
+        rep = build_report(store, Targets())
+    finally:
+        store.close()
+    if not quiet:
+        from phrsync.did.cli import print_report
+
+        click.echo(f"  ตรวจ/checked {res.answered:,} คน/people ({res.per_second:.0f}/s)")
+        print_report(rep)
+    return {"check": res.to_dict(), "report": rep.to_dict()}

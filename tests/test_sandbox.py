@@ -407,10 +407,12 @@ def test_utility_endpoints(st: SandboxThread, c99: httpx.Client) -> None:
     cid = valid("UpdatePHRv1")["Patient"]["identifier"][0]["value"]
     c99.post("/api/UpdatePHRv1", json=valid("UpdatePHRv1"))
     # any valid CID is answered from its district's share (phrsync.sandbox.ekyc), known to the sandbox or not
+    # (a person the sandbox knows by the district of the facility that sent them, another by digits 2-5)
     cfg = st.sandbox.cfg
-    for x in (cid, make_cid(999)):
+    lives = ekyc.district_of_facility(valid("UpdatePHRv1")["managingOrganization"]["identifier"]["value"])
+    for x, district in ((cid, lives), (make_cid(999), None)):
         assert c99.post("/idp/api/check_ekyc", json={"cid": x}).json()["result"] == ekyc.answer(
-            x, cfg.did_shares, cfg.did_default_share, cfg.did_seed)
+            x, cfg.did_shares, cfg.did_default_share, cfg.did_seed, district)
     bad = c99.get("/api/OrganizationSummary", params={"data": "encounter_ref_code", "date": "15/01/2025"})
     assert bad.status_code == 400 and bad.json()["issues"][0]["path"] == "date"
     assert c99.get("/api/OrganizationSummary").status_code == 400

@@ -9,8 +9,9 @@
   stays due for the next run. 401/501: the token is renewed once (:class:`~phrsync.delivery.auth.TokenProvider`,
   as for sending). 403: the account lacks MOPH_IDP_API — the run stops with that message (exit 4), since every
   other call would be refused too.
-* Resumable: each answer is committed when it arrives, so a run stopped by Ctrl+C or ``kill -9`` leaves every
-  answer it got, and the next run asks only about those still without one.
+* Resumable: answers are committed as they arrive (grouped over at most 50 ms, :data:`FLUSH_SECONDS`), so a run
+  stopped by Ctrl+C leaves every answer it got and one killed with ``kill -9`` all but the last few
+  milliseconds'; the next run asks only about those still without an answer in the store.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from phrsync.ratelimit import RateLimiter
 log = logging.getLogger("phrsync.did")
 ENDPOINT = "/idp/api/check_ekyc"
 RATE_KEY = "check_ekyc"
+# answers are committed in groups of at most this many, at least this often: a run killed with kill -9 loses at
+# most the answers of the last few milliseconds (asked again next run), never one that was committed
+FLUSH_ANSWERS, FLUSH_SECONDS = 64, 0.05
 
 
 @dataclass
@@ -121,6 +125,15 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
     for c in cids:
         queue.put_nowait(c)
     stop: list[_Stop] = []
+    pending: list[tuple[str, int, int, float]] = []
+    last_flush = [time.monotonic()]
+
+    def flush() -> None:
+        if pending:
+            store.record_answers(list(pending), opts.target)
+            pending.clear()
+        last_flush[0] = time.monotonic()
+
     done = 0
     total = len(cids)
     hcode = opts.account_hospcode
@@ -168,7 +181,9 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
                     except orjson.JSONDecodeError:
                         result, code = None, None
                     if isinstance(result, int) and not isinstance(result, bool) and code == 200:
-                        store.record_answer(cid, result, opts.target, attempt + 1)
+                        pending.append((cid, result, attempt + 1, time.time()))
+                        if len(pending) >= FLUSH_ANSWERS or time.monotonic() - last_flush[0] >= FLUSH_SECONDS:
+                            flush()
                         res.answered += 1
                         if result >= 1:
                             res.with_did += 1
@@ -219,6 +234,7 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
     try:
         await asyncio.gather(*(worker() for _ in range(max(1, min(opts.concurrency, total or 1)))))
     finally:
+        flush()  # also when cancelled by Ctrl+C: every answer received is kept
         res.logins = tokens.logins
         if own:
             await client.aclose()

@@ -305,6 +305,26 @@ class DidStore:
                                         "updated_at": at}, attempts)
         return None
 
+    def record_answers(self, answers: Sequence[tuple[str, int, int, float]], target: str) -> None:
+        """Several answers (cid, result, attempts, at) in one transaction: a run commits what arrived every few
+        milliseconds (a commit per answer held the checks to under 100 a second on a busy 2-core server)."""
+        if not answers:
+            return
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert
+        stmt = upsert(checks)
+        stmt = stmt.on_conflict_do_update(index_elements=[checks.c.cid], set_={
+            "result": stmt.excluded.result, "has_did": stmt.excluded.has_did, "checked_at": stmt.excluded.checked_at,
+            "target": stmt.excluded.target, "http_status": 200, "last_error": None,
+            "updated_at": stmt.excluded.updated_at, "attempts": checks.c.attempts + stmt.excluded.attempts})
+        rows = [{"cid": c, "result": int(r), "has_did": int(r) >= 1, "checked_at": at, "attempts": n,
+                 "target": target, "http_status": 200, "last_error": None, "updated_at": at}
+                for c, r, n, at in answers]
+        with self.engine.begin() as c:
+            c.execute(stmt, rows)
+
     def record_failure(self, cid: str, target: str, attempts: int, http_status: int | None, error: str) -> None:
         """No answer this run (attempts used up, or refused): the attempts are counted, the person stays due."""
         now = self.clock()

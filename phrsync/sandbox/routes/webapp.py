@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from phrsync.sandbox import ekyc, readside
+from phrsync.sandbox import ekyc, readside, store
 from phrsync.sandbox.deps import JSON_BODY, IdpUser, Uploader, json_object, sandbox_of
 from phrsync.sandbox.envelope import ApiError, envelope
 from phrsync.sandbox.payloads import Bad, issue
@@ -37,7 +38,10 @@ async def check_ekyc(request: Request, p: IdpUser) -> Response:
     wait = sbx.ekyc_rate.try_acquire(p.hospital_code, sbx.cfg.clock())
     if wait:
         raise ApiError(429, "rate limit exceeded", "ตรวจถี่เกินกำหนด", headers={"Retry-After": str(math.ceil(wait))})
-    return envelope(request, ekyc.answer(cid, sbx.cfg.did_shares, sbx.cfg.did_default_share, sbx.cfg.did_seed))
+    hcode = await run_in_threadpool(sbx.store.read, lambda c: c.execute(
+        select(store.persons.c.hospital_code).where(store.persons.c.cid == cid)).scalar())
+    return envelope(request, ekyc.answer(cid, sbx.cfg.did_shares, sbx.cfg.did_default_share, sbx.cfg.did_seed,
+                                         ekyc.district_of_facility(hcode)))
 
 
 @router.get("/api/WebApp", tags=["read"], operation_id="webapp_get",

@@ -23,3 +23,9 @@ def test_demo_runs_the_whole_main_job(tmp_path: Path) -> None:
     assert outbox["confirmed"] + sum(f["refused"] for f in sync["outbox"].values()) == sync["attempted"]
     assert d["sync_again"]["sent"] == 0  # nothing changed: nothing sent
     assert (tmp_path / "demo" / "report.html").is_file()
+    # the Digital ID step: everyone of the 43-file lists answered, the district table with its province row
+    did = d["did"]
+    assert did["check"]["answered"] == did["check"]["due"] > 0 and did["check"]["failed"] == 0
+    total = did["report"]["rows"][-1]
+    assert total["name"] == "รวมทั้งจังหวัด" and total["citizens"] == total["citizens_checked"] > 0
+    assert "fallback" in did["report"]["citizens_source"][1]

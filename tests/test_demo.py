@@ -29,3 +29,7 @@ def test_demo_runs_the_whole_main_job(tmp_path: Path) -> None:
     total = did["report"]["rows"][-1]
     assert total["name"] == "รวมทั้งจังหวัด" and total["citizens"] == total["citizens_checked"] > 0
     assert "fallback" in did["report"]["citizens_source"][1]
+    # a fixed sample per district, said so in the report (the step stays a few seconds)
+    per = did["sample_per_district"]
+    assert per and all(r["citizens"] <= per for r in did["report"]["rows"][:-1])
+    assert any(en.startswith(f"citizens: a sample of {per} per district") for _th, en in did["report"]["notes"])

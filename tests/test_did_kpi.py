@@ -13,7 +13,7 @@ from f43files import cid, person, text, write_zip
 
 from phrsync.cli import cli
 from phrsync.did import kpi
-from phrsync.did.population import SOURCE_LABELS, import_file, load_fallback, read_people
+from phrsync.did.population import SOURCE_LABELS, import_file, load_fallback, read_people, sample_per_district
 from phrsync.did.report import build_report, followup, to_csv, to_xlsx
 from phrsync.did.store import CITIZEN, PERSONNEL, SOURCE_F43, SOURCE_IMPORT, DidStore, Person
 from phrsync.errors import NotFoundError, UsageError
@@ -203,6 +203,26 @@ def test_fallback_from_the_43_files_is_labelled_and_an_import_replaces_it(tmp_pa
     assert rep.citizens_source == SOURCE_LABELS[(CITIZEN, SOURCE_IMPORT)] and rep.total.citizens == 1
     with pytest.raises(UsageError):
         load_fallback(st, tmp_path / "staging.duckdb", CITIZEN)  # an import wins over the fallback
+    st.close()
+
+
+def test_a_sample_per_district_is_a_fixed_draw_and_every_report_says_so(tmp_path: Path) -> None:
+    rows = [Person(cid(i), "10699", "2701" if i % 3 else "2705") for i in range(1, 301)]
+    rows.append(Person(cid(999), None, None))
+    got = sample_per_district(rows, 40)
+    by = {d: [p for p in got if p.district == d] for d in ("2701", "2705", None)}
+    assert [len(v) for v in by.values()] == [40, 40, 1]  # 200 and 100 people: 40 each; "no district" kept
+    assert {p.cid for p in sample_per_district(list(reversed(rows)), 40)} == {p.cid for p in got}  # order-free
+    first = sorted(int(p.cid[5:12]) for p in by["2701"])
+    assert first != sorted(int(p.cid[5:12]) for p in rows if p.district == "2701")[:40]  # not the file's head
+    st = DidStore(f"sqlite:///{tmp_path / 's.sqlite'}")
+    st.replace_people(CITIZEN, SOURCE_F43, got, file="43 แฟ้ม PERSON",
+                      summary={"sample": {"per_district": 40, "of": len(rows)}})
+    notes = build_report(st, kpi.Targets(), dt.date(2026, 11, 1)).notes
+    assert ("citizens: a sample of 40 per district (81 of 301), not the whole list"
+            in [en for _th, en in notes])
+    st.replace_people(CITIZEN, SOURCE_F43, rows, file="43 แฟ้ม PERSON")  # the whole list: no such note
+    assert not any("sample" in en for _th, en in build_report(st, kpi.Targets(), dt.date(2026, 11, 1)).notes)
     st.close()
 
 

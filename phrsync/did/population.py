@@ -31,6 +31,7 @@ one of ``[did] personnel_exclude`` is left out and counted by reason.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections import Counter
@@ -315,32 +316,54 @@ def import_file(store: DidStore, path: str | Path, kind: str, exclude: list[str]
     return res
 
 
-def load_fallback(store: DidStore, staging: str | Path, kind: str) -> ImportResult:
-    """The 43-file list of ``kind`` (PERSON residents or PROVIDER staff, through :mod:`phrsync.f43.read`), made
-    the list unless an extract was imported (an import always wins; this refreshes an earlier fallback)."""
+def fallback_people(staging: str | Path, kind: str) -> list[Person]:
+    """The 43-file list of ``kind``: PERSON residents or PROVIDER staff (through :mod:`phrsync.f43.read`)."""
     from phrsync.f43 import read
     from phrsync.f43.staging import Staging
 
-    if store.source_of(kind) == SOURCE_IMPORT:
-        raise UsageError("มีรายชื่อที่นำเข้าแล้ว จึงไม่ใช้ 43 แฟ้มแทน", "an imported list exists: the 43-file "
-                                                                       "fallback is not used")
     sp = Path(staging)
     if not sp.is_file():
         raise NotFoundError(f"ไม่พบที่พักข้อมูล 43 แฟ้ม {sp} และยังไม่ได้นำเข้ารายชื่อ (did import-population / "
                             "import-personnel)", f"no 43-file staging store at {sp} and no imported list "
                                                  "(did import-population / import-personnel)")
-    res = ImportResult(kind, SOURCE_F43, "43 แฟ้ม PERSON" if kind == CITIZEN else "43 แฟ้ม PROVIDER")
     with Staging(sp, read_only=True) as st:
         if kind == CITIZEN:
-            rows = [Person(r.cid, r.hospcode, facility_district(r.hospcode) or r.ampur, r.name)
+            return [Person(r.cid, r.hospcode, facility_district(r.hospcode) or r.ampur, r.name)
                     for r in read.residents(st)]
-        else:
-            rows = [Person(r.cid, r.hospcode, facility_district(r.hospcode), r.name, position=r.providertype)
-                    for r in read.active_providers(st)]
+        return [Person(r.cid, r.hospcode, facility_district(r.hospcode), r.name, position=r.providertype)
+                for r in read.active_providers(st)]
+
+
+def sample_per_district(rows: list[Person], n: int) -> list[Person]:
+    """At most ``n`` people of each district (and of "no district"), the same ones every time: those whose
+    BLAKE2b of ``"phrsync-sample:" + CID`` is smallest — a fixed draw unrelated to the order of the files and to
+    any answer, so the sample's figures estimate the whole list's."""
+    by: dict[str | None, list[tuple[bytes, Person]]] = {}
+    for p in rows:
+        key = hashlib.blake2b(b"phrsync-sample:" + p.cid.encode(), digest_size=8).digest()
+        by.setdefault(p.district, []).append((key, p))
+    return [p for group in by.values() for _k, p in sorted(group, key=lambda kp: kp[0])[:n]]
+
+
+def load_fallback(store: DidStore, staging: str | Path, kind: str, *,
+                  sample: int | None = None) -> ImportResult:
+    """The 43-file list of ``kind`` (:func:`fallback_people`), made the list unless an extract was imported (an
+    import always wins; this refreshes an earlier fallback). ``sample``: keep only that many people per district
+    (:func:`sample_per_district`; the demo's quick check), recorded with the import so every report says so."""
+    if store.source_of(kind) == SOURCE_IMPORT:
+        raise UsageError("มีรายชื่อที่นำเข้าแล้ว จึงไม่ใช้ 43 แฟ้มแทน", "an imported list exists: the 43-file "
+                                                                       "fallback is not used")
+    rows = fallback_people(staging, kind)
+    res = ImportResult(kind, SOURCE_F43, "43 แฟ้ม PERSON" if kind == CITIZEN else "43 แฟ้ม PROVIDER")
+    summary: dict[str, Any] = {}
+    if sample is not None:
+        summary["sample"] = {"per_district": sample, "of": len(rows)}
+        rows = sample_per_district(rows, sample)
+        res.file += f" (ตัวอย่าง {sample:,} คนต่ออำเภอ / sample of {sample:,} per district)"
     res.accepted = len(rows)
     res.no_district = sum(1 for r in rows if r.district is None)
-    res.import_id = store.replace_people(kind, SOURCE_F43, rows, file=res.file,
-                                         summary={"no_district": res.no_district})
+    summary["no_district"] = res.no_district
+    res.import_id = store.replace_people(kind, SOURCE_F43, rows, file=res.file, summary=summary)
     return res
 
 

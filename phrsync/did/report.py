@@ -38,6 +38,13 @@ def build_report(store: DidStore, targets: kpi.Targets, today: dt.date | None = 
         src = store.source_of(kind)
         setattr(rep, attr, SOURCE_LABELS[(kind, src)] if src else NO_SOURCE)
         imp = store.last_import(kind)
+        smp = imp.summary.get("sample") if imp else None
+        if imp and isinstance(smp, dict):
+            th, en = ("ประชาชน", "citizens") if kind == CITIZEN else ("บุคลากร", "personnel")
+            rep.notes.append((f"{th}: ตัวอย่าง {smp.get('per_district', 0):,} คนต่ออำเภอ ({imp.accepted:,} จาก "
+                              f"{smp.get('of', 0):,} คน) ไม่ใช่ทั้งรายชื่อ",
+                              f"{en}: a sample of {smp.get('per_district', 0):,} per district "
+                              f"({imp.accepted:,} of {smp.get('of', 0):,}), not the whole list"))
         if imp and imp.excluded:
             rep.notes.append((f"ไม่นับบุคลากร {imp.excluded:,} คน (จ้างรายคาบ/รายวัน/จ้างเหมา ตามนิยาม KPI)",
                               f"{imp.excluded:,} personnel not counted (per-period, daily or contracted, as the "

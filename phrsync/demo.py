@@ -181,8 +181,8 @@ def _send(root: Path, payloads: Path, fault_rate: float, quiet: bool) -> tuple[d
 
 def _did(root: Path, staging: Path, quiet: bool, sample: int | None = DID_SAMPLE) -> dict[str, Any]:
     """The demo's residents (PERSON) and staff (PROVIDER) as the 43-file fallback lists — ``sample`` people per
-    district of each (None: everyone) — checked against the local server, whose answers follow Sa Kaeo's shares
-    per district; then the district table."""
+    district of each (None: everyone) — checked against the local server, whose IdP register is seeded with
+    where they live and deals its answers from Sa Kaeo's shares per district; then the district table."""
     import secrets
 
     from phrsync.delivery.config import Credentials
@@ -202,6 +202,10 @@ def _did(root: Path, staging: Path, quiet: bool, sample: int | None = DID_SAMPLE
                 lists[kind] = load_fallback(store, staging, kind, sample=sample).to_dict()["file"]
         cfg = SandboxConfig(data_dir=root / "sandbox", rate_limit_per_minute=0, ekyc_rate_limit_per_minute=0)
         with running(cfg) as srv:
+            # the local PHR's IdP register: where the synthetic people live (as PHR knows it from DOPA), so its
+            # answers follow each district's share; the check requests themselves carry only the CID
+            for kind in (CITIZEN, PERSONNEL):
+                srv.seed_register(kind, store.districts_of_people(kind))
             password = secrets.token_urlsafe(16)  # demo account only; never printed
             pw_hash = srv.add_user("demodid", "00017", password)
             opts = CheckOptions(target="sandbox", base_url=srv.base_url,

@@ -222,12 +222,18 @@ class SandboxSection(ServerLimitsSection):
     ekyc_rate_limit_per_minute: int | None = Field(None, ge=0, description="check_ekyc ต่อบัญชีต่อนาที / check_ekyc "
                                                                            "calls per account a minute (6000; 0 = "
                                                                            "no limit)")
-    did_shares: dict[str, float] | None = Field(None, description='สัดส่วนผู้มี Digital ID ต่ออำเภอ (รหัส DOPA 4 หลักจากเลข'
-                                                                  'บัตรหลักที่ 2–5) "2705" = 0.1304 / share with a '
-                                                                  'Digital ID per district (DOPA code, digits 2-5 of '
-                                                                  'the CID; default: Sa Kaeo\'s report)')
+    did_shares: dict[str, float] | None = Field(None, description='สัดส่วนประชาชนที่มี Digital ID ต่ออำเภอ (รหัส DOPA 4 หลัก '
+                                                                  'ตามทะเบียน IdP ที่ seed ไว้ หรือหน่วยบริการที่ส่งข้อมูล '
+                                                                  'หรือเลขบัตรหลักที่ 2–5) "2705" = 0.1304 / citizens\' '
+                                                                  'share with a Digital ID per district (DOPA code: '
+                                                                  'the seeded IdP register\'s, else the sending '
+                                                                  'facility\'s, else digits 2-5 of the CID; default: '
+                                                                  'Sa Kaeo\'s report)')
     did_default_share: float | None = Field(None, ge=0, le=1, description="สัดส่วนของอำเภอที่ไม่ได้ระบุ / share for a "
                                                                           "district not listed (0.0501)")
+    did_personnel_share: float | None = Field(None, ge=0, le=1, description="สัดส่วนบุคลากรในทะเบียน IdP ที่มี Digital "
+                                                                            "ID / share of the register's health "
+                                                                            "personnel with one (0.8772)")
     did_seed: int | None = Field(None, description="ค่าเริ่มของคำตอบ check_ekyc / seed of the check_ekyc answers (0)")
 
 

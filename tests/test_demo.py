@@ -33,3 +33,8 @@ def test_demo_runs_the_whole_main_job(tmp_path: Path) -> None:
     per = did["sample_per_district"]
     assert per and all(r["citizens"] <= per for r in did["report"]["rows"][:-1])
     assert any(en.startswith(f"citizens: a sample of {per} per district") for _th, en in did["report"]["notes"])
+    # the local PHR's register knows where they live: each district's figure is its configured share within a point
+    rows = {r["code"]: r for r in did["report"]["rows"] if r["code"]}
+    for code, share in (("2705", 13.04), ("2708", 23.33), ("2707", 1.22)):
+        assert abs(rows[code]["citizens_pct"] - share) <= 1, (code, rows[code])
+    assert abs(total["personnel_pct"] - 87.72) <= 1

@@ -580,7 +580,7 @@ def test_cli_add_user_issue_token_stats(tmp_path: Path, monkeypatch: pytest.Monk
     assert r.exit_code != 0
     r = runner.invoke(cli, ["sandbox", "--data-dir", dd, "stats", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["facilities"] == 0
-    for sub in ("serve", "add-user", "issue-token", "stats"):
+    for sub in ("serve", "add-user", "issue-token", "seed-register", "stats"):
         assert runner.invoke(cli, ["sandbox", sub, "--help"]).exit_code == 0
     # the CLI-made account logs in on a server over the same data dir
     cfg = SandboxConfig(data_dir=Path(dd), password_key=PASSWORD_KEY)

@@ -366,6 +366,12 @@ class DidStore:
         with self.engine.connect() as c:
             return [FollowUp(mask_cid(cid), name or "", h, d, at, int(n or 0)) for cid, name, h, d, at, n in c.execute(q)]
 
+    def districts_of_people(self, kind: str) -> list[tuple[str, str | None]]:
+        """(CID, district) of everyone in the list of ``kind`` (the demo seeds its sandbox's register with it)."""
+        with self.engine.connect() as c:
+            return [(cid, d) for cid, d in c.execute(select(people.c.cid, people.c.district)
+                                                     .where(people.c.kind == kind))]
+
     def district_of(self, hospcode: str) -> str | None:
         with self.engine.connect() as c:
             return c.execute(select(people.c.district).where(people.c.hospcode == hospcode,

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from phrsync.config import Config
 from phrsync.httpserver import HttpLimits
-from phrsync.sandbox.ekyc import SAKAEO_DEFAULT, SAKAEO_SHARES
+from phrsync.sandbox.ekyc import SAKAEO_DEFAULT, SAKAEO_PERSONNEL, SAKAEO_SHARES
 from phrsync.settings import environment
 
 
@@ -72,6 +72,7 @@ class SandboxConfig:
     ekyc_rate_limit_per_minute: int = 6000  # check_ekyc calls per account a minute; 0 = unlimited
     did_shares: dict[str, float] = field(default_factory=lambda: dict(SAKAEO_SHARES))  # per DOPA district
     did_default_share: float = SAKAEO_DEFAULT
+    did_personnel_share: float = SAKAEO_PERSONNEL  # health personnel in the IdP register
     did_seed: int = 0
     endpoint_ip: str = "127.0.0.1"
     endpoint_port: int = 0
@@ -158,6 +159,8 @@ def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:
         sc.did_shares = {str(k): float(v) for k, v in sec["did_shares"].items()}
     if "did_default_share" in sec:
         sc.did_default_share = float(sec["did_default_share"])
+    if "did_personnel_share" in sec:
+        sc.did_personnel_share = float(sec["did_personnel_share"])
     if "sqlite_synchronous" in sec:
         sc.sqlite_synchronous = str(sec["sqlite_synchronous"]).upper()
     for k, v in overrides.items():

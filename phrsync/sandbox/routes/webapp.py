@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from phrsync.sandbox import ekyc, readside, store
+from phrsync.sandbox import ekyc, readside
 from phrsync.sandbox.deps import JSON_BODY, IdpUser, Uploader, json_object, sandbox_of
 from phrsync.sandbox.envelope import ApiError, envelope
 from phrsync.sandbox.payloads import Bad, issue
@@ -28,7 +27,7 @@ def _is_cid(cid: str) -> bool:
 @router.post("/idp/api/check_ekyc", tags=["utility"], openapi_extra=JSON_BODY,
              summary="สถานะยืนยันตัวตน eKYC (ต้องมีสิทธิ์ MOPH_IDP_API) / eKYC status")
 async def check_ekyc(request: Request, p: IdpUser) -> Response:
-    """For any valid CID, from the district's configured share (:mod:`phrsync.sandbox.ekyc`), within the
+    """For any valid CID, from the register or the district's configured share (:mod:`phrsync.sandbox.ekyc`), within the
     account's ``ekyc_rate_limit_per_minute`` (429 beyond it); 403 for a token without MOPH_IDP_API."""
     data = await json_object(request)
     cid = str(data.get("cid") or "")
@@ -38,10 +37,8 @@ async def check_ekyc(request: Request, p: IdpUser) -> Response:
     wait = sbx.ekyc_rate.try_acquire(p.hospital_code, sbx.cfg.clock())
     if wait:
         raise ApiError(429, "rate limit exceeded", "ตรวจถี่เกินกำหนด", headers={"Retry-After": str(math.ceil(wait))})
-    hcode = await run_in_threadpool(sbx.store.read, lambda c: c.execute(
-        select(store.persons.c.hospital_code).where(store.persons.c.cid == cid)).scalar())
-    return envelope(request, ekyc.answer(cid, sbx.cfg.did_shares, sbx.cfg.did_default_share, sbx.cfg.did_seed,
-                                         ekyc.district_of_facility(hcode)))
+    result = await run_in_threadpool(sbx.store.read, lambda c: ekyc.answer_for(c, cid, sbx.cfg))
+    return envelope(request, result)
 
 
 @router.get("/api/WebApp", tags=["read"], operation_id="webapp_get",

@@ -4,7 +4,9 @@ province of 600,000 people.
     python benchmarks/did_bench.py [--people 3000] [--province 600000] [--concurrency 32]
 
 The sandbox runs in a separate process (``phrsync sandbox serve``), so client and server do not share a GIL; its
-rate limit is off, and so is the client's: the figure is what the two cost in CPU on this machine.
+rate limit is off, and so is the client's: the figure is what the two cost in CPU on this machine. People per
+second depend on what else the machine runs, so the load average is printed with it, and the CPU each side spent
+per person (from ``/proc``), which the other load changes much less.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ def _cid(n: int) -> str:
 
 def _people(n: int) -> list[Person]:
     return [Person(_cid(i), f"{10000 + i % 140:05d}", DISTRICTS[i % 9], "x") for i in range(n)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (Linux /proc): the figure the machine's other load does not change."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -77,10 +85,16 @@ def bench_check(people: int, concurrency: int, tmp: Path) -> None:
                             account_hospcode="00017",
                             credentials=Credentials("bench", jwt.password_hash("bench-password-123", cfg.hash_key())),
                             concurrency=concurrency, rate_per_minute=0, timeout=30)
+        cpu, server_cpu = time.process_time(), _cpu_seconds(proc.pid)
         res = run_check(store, opts)
+        cpu, server_cpu = time.process_time() - cpu, _cpu_seconds(proc.pid) - server_cpu
+        n = max(res.answered, 1)
         print(f"check_ekyc: {res.answered:,} answered of {res.due:,} in {res.seconds:.2f} s = "
               f"{res.per_second:,.0f} people/s (concurrency {concurrency}, no rate limit; "
-              f"status codes {res.status_codes})")
+              f"status codes {res.status_codes}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        print(f"  CPU per person: checker {cpu / n * 1e6:,.0f} µs, sandbox {server_cpu / n * 1e6:,.0f} µs "
+              f"(a core each would allow {n / max(cpu, server_cpu):,.0f} people/s, one core for both "
+              f"{n / (cpu + server_cpu):,.0f})")
         store.close()
     finally:
         proc.terminate()

@@ -89,6 +89,32 @@ def test_a_registered_cid_is_answered_by_its_district_whatever_its_digits(tmp_pa
             assert c.post("/idp/api/check_ekyc", json={"cid": nurse}).json()["result"] == res[nurse]
 
 
+def test_the_fast_lookup_sees_a_seeding_made_while_serving_and_errors_keep_the_envelope(tmp_path: Path) -> None:
+    """check_ekyc reads SQLite on the event loop through a kept read-only connection (ekyc.Checker) and is served
+    past FastAPI (hotpath): a register seeded meanwhile from another connection (``sandbox seed-register`` while
+    the server runs) is seen by the next call, and refusals still come in the §5.2 envelope."""
+    from phrsync.sandbox import admin
+
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", rate_limit_per_minute=0, ekyc_rate_limit_per_minute=0)
+    people = [_cid("32501", i) for i in range(1, 101)]
+    csv = tmp_path / "pop.csv"
+    csv.write_text("cid,district\n" + "".join(f"{c},2708\n" for c in people), encoding="utf-8")
+    with running(cfg) as srv:
+        auth.add_user(srv.sandbox.store, cfg, "did", H, PW)
+        with httpx.Client(base_url=srv.base_url) as c:
+            _login(c, srv)
+            before = {x: c.post("/idp/api/check_ekyc", json={"cid": x}).json()["result"] for x in people}
+            assert before == {x: ekyc.answer(x, cfg.did_shares, cfg.did_default_share) for x in people}
+            assert admin.seed_register(cfg, str(csv)).people == 100  # its own Store, as the command would
+            after = {x: c.post("/idp/api/check_ekyc", json={"cid": x}).json()["result"] for x in people}
+            assert after == ekyc.deal([(x, "2708") for x in people], {"2708": 0.2333}) != before
+            r = c.post("/idp/api/check_ekyc", json={"cid": "123"})
+            assert r.status_code == 400 and r.json()["issues"][0]["path"] == "cid" and r.json()["MessageCode"] == 400
+            c.headers.pop("Authorization")
+            r = c.post("/idp/api/check_ekyc", json={"cid": people[0]})
+            assert r.status_code == 401 and r.json()["MessageTH"]
+
+
 def test_a_demo_like_province_comes_out_within_a_point_of_the_shares(tmp_path: Path) -> None:
     """As ``phrsync demo``: the fallback lists, the register seeded with where they live, ``did check`` over
     HTTP (the request carries only the CID), then the report."""

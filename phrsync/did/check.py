@@ -29,7 +29,19 @@ import orjson
 from phrsync.delivery.auth import AuthError as LoginError
 from phrsync.delivery.auth import TokenProvider
 from phrsync.delivery.config import Credentials
-from phrsync.delivery.connect import nothing_listens, refused_locally, tls_advice, tls_failure
+from phrsync.delivery.connect import (
+    EXTRA_CONNECTIONS,
+    new_client,
+    nothing_listens,
+    prepared,
+    private_link,
+    proxy_for,
+    refused_locally,
+    send_direct,
+    tls_advice,
+    tls_context,
+    tls_failure,
+)
 from phrsync.delivery.policy import RetryPolicy, retry_after, retryable
 from phrsync.did.store import KINDS, DidStore
 from phrsync.errors import AuthError, Interrupted, SourceError, UsageError
@@ -111,13 +123,26 @@ def _no_permission(opts: CheckOptions) -> _Stop:
 
 
 async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: CheckResult,
-                     progress: Callable[[int, int], None] | None, client: httpx.AsyncClient | None) -> None:
-    own = client is None
-    if client is None:
-        n = max(1, opts.concurrency) + 1
-        client = httpx.AsyncClient(timeout=opts.timeout, verify=opts.verify,
-                                   limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-                                   headers={"User-Agent": "phrsync-did"})
+                     progress: Callable[[int, int], None] | None,
+                     transport: httpx.AsyncBaseTransport | None) -> None:
+    # as the agent sends (phrsync.delivery.connect): a client of one keep-alive connection per worker, requests
+    # prepared once and handed to the connection: one shared pool of `concurrency` connections made httpcore poll
+    # every idle connection on every request and answer, a third of the checker's CPU (py-spy, 32 workers)
+    urls = [opts.base_url, opts.token_url]
+    for url in set(urls):
+        if not private_link(url):
+            log.warning("%s ไม่ได้เข้ารหัส (http) เลขบัตรและ password_hash จะผ่านเครือข่ายแบบอ่านได้ ใช้ https / is plain "
+                        "http: citizen IDs and the password hash cross the network readable; use https",
+                        httpx.URL(url).host)
+    verify = tls_context(urls, opts.verify if isinstance(opts.verify, str) else None)
+    ua = "phrsync-did"
+    client = new_client(opts.base_url, connections=EXTRA_CONNECTIONS, timeout=opts.timeout, verify=verify,
+                        transport=transport, user_agent=ua)
+    n_workers = max(1, min(opts.concurrency, len(cids) or 1))
+    conns = [new_client(opts.base_url, connections=1, timeout=opts.timeout, verify=verify, transport=transport,
+                        user_agent=ua) for _ in range(n_workers)]
+    direct = proxy_for(opts.base_url) is None  # a proxy is one of the client's mounts: then through client.send
+    url = httpx.URL(opts.url)
     tokens = TokenProvider(client, opts.token_url, lambda _h: opts.credentials)
     limiter = RateLimiter(opts.rate_per_minute, spaced=True)
     policy = RetryPolicy(opts.max_attempts, opts.backoff_base, opts.backoff_max)
@@ -141,7 +166,7 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
     def count(status: int | str) -> None:
         res.status_codes[str(status)] = res.status_codes.get(str(status), 0) + 1
 
-    async def one(cid: str) -> None:
+    async def one(cid: str, conn: httpx.AsyncClient) -> None:
         attempt = 0
         relogged = False
         while not stop:
@@ -158,8 +183,9 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
                 raise _Stop(f"เข้าระบบไม่สำเร็จ: {e}", f"login failed: {e}") from None
             asked, status, error = 0.0, None, ""
             try:
-                r = await client.post(opts.url, content=orjson.dumps({"cid": cid}),
-                                      headers={"Authorization": bearer, "Content-Type": "application/json"})
+                req = prepared(conn, "POST", url, orjson.dumps({"cid": cid}),
+                               {"Authorization": bearer, "Content-Type": "application/json"})
+                r = await (send_direct(conn, req) if direct else conn.send(req))
             except httpx.HTTPError as e:
                 tls = tls_failure(e)
                 if tls:
@@ -215,7 +241,7 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
             res.retries += 1
             await asyncio.sleep(wait)
 
-    async def worker() -> None:
+    async def worker(conn: httpx.AsyncClient) -> None:
         nonlocal done
         while not stop:
             try:
@@ -223,7 +249,7 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
             except asyncio.QueueEmpty:
                 return
             try:
-                await one(cid)
+                await one(cid, conn)
             except _Stop as s:
                 stop.append(s)
                 return
@@ -232,19 +258,19 @@ async def _check_all(store: DidStore, cids: list[str], opts: CheckOptions, res: 
                 progress(done, total)
 
     try:
-        await asyncio.gather(*(worker() for _ in range(max(1, min(opts.concurrency, total or 1)))))
+        await asyncio.gather(*(worker(c) for c in conns))
     finally:
         flush()  # also when cancelled by Ctrl+C: every answer received is kept
         res.logins = tokens.logins
-        if own:
-            await client.aclose()
+        for c in (client, *conns):
+            await c.aclose()
     if stop:
         raise stop[0]
 
 
 def run_check(store: DidStore, opts: CheckOptions, *, kinds: tuple[str, ...] = KINDS, district: str | None = None,
               facility: str | None = None, progress: Callable[[int, int], None] | None = None,
-              on_start: Callable[[int], None] | None = None, client: httpx.AsyncClient | None = None,
+              on_start: Callable[[int], None] | None = None, transport: httpx.AsyncBaseTransport | None = None,
               now: float | None = None) -> CheckResult:
     """Check everyone due in the scope; the run and a snapshot of the district figures are recorded whatever
     happens (also when stopped by Ctrl+C: answers so far count)."""
@@ -258,7 +284,7 @@ def run_check(store: DidStore, opts: CheckOptions, *, kinds: tuple[str, ...] = K
     exit_code = 0
     try:
         if cids:
-            asyncio.run(_check_all(store, cids, opts, res, progress, client))
+            asyncio.run(_check_all(store, cids, opts, res, progress, transport))
     except _Stop as s:
         res.stopped = mask_text(s.en)
         exit_code = 4 if s.auth else 6

@@ -22,6 +22,8 @@ The check request carries only the CID. Where the person lives, the sandbox know
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -155,13 +157,61 @@ def seed_register(st: Store, cfg: SandboxConfig, kind: str, people: Iterable[tup
     return res
 
 
+def _decide(cid: str, registered: int | None, hcode: str | None, cfg: SandboxConfig) -> int:
+    if registered is not None:
+        return int(registered)
+    return answer(cid, cfg.did_shares, cfg.did_default_share, cfg.did_seed, district_of_facility(hcode))
+
+
 def answer_for(conn: Connection, cid: str, cfg: SandboxConfig) -> int:
     """The answer to a check of ``cid``: the register's, else by the district the sandbox can tell (above)."""
     from phrsync.sandbox.store import idp_register, persons
 
     got = dict(conn.execute(select(idp_register.c.kind, idp_register.c.result)
                             .where(idp_register.c.cid == cid)).all())
-    if got:
-        return int(got.get(PERSONNEL, got.get(CITIZEN, 0)))
-    hcode = conn.execute(select(persons.c.hospital_code).where(persons.c.cid == cid)).scalar()
-    return answer(cid, cfg.did_shares, cfg.did_default_share, cfg.did_seed, district_of_facility(hcode))
+    registered = got.get(PERSONNEL, got.get(CITIZEN)) if got else None
+    hcode = None if got else conn.execute(select(persons.c.hospital_code).where(persons.c.cid == cid)).scalar()
+    return _decide(cid, registered, hcode, cfg)
+
+
+# the register's answer (personnel first) and the facility that sent the person, in one statement
+_LOOKUP = ("SELECT (SELECT result FROM sbx_idp_register WHERE cid = ?1 ORDER BY kind = 'personnel' DESC LIMIT 1), "
+           "(SELECT hospital_code FROM sbx_persons WHERE cid = ?1)")
+
+
+class Checker:
+    """The route's reads. On a SQLite file: one read-only ``sqlite3`` connection per thread, queried on the event
+    loop itself (a primary-key lookup takes ~15 µs; going through the thread pool and SQLAlchemy's pool and
+    statement layers cost ~180 µs and, at 32 requests at once, a new pooled connection and its PRAGMAs per
+    overflow — py-spy on ``benchmarks/did_bench.py``). Autocommit: every lookup sees the last committed seeding
+    and uploads. Any other database (PostgreSQL): SQLAlchemy in the thread pool, as every other read."""
+
+    def __init__(self, st: Store, cfg: SandboxConfig) -> None:
+        self.st, self.cfg = st, cfg
+        f = st.sqlite_file
+        self.path = f if f is not None and f.is_file() else None
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+
+    def close(self) -> None:
+        for conn in self._opened:
+            conn.close()
+        self._opened.clear()
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self.path is not None
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
+                                   check_same_thread=False, timeout=30)
+            self._local.conn = conn
+            self._opened.append(conn)
+        return conn
+
+    async def answer(self, cid: str) -> int:
+        if self.path is None:
+            from starlette.concurrency import run_in_threadpool
+
+            return int(await run_in_threadpool(self.st.read, lambda c: answer_for(c, cid, self.cfg)))
+        registered, hcode = self._sqlite().execute(_LOOKUP, (cid,)).fetchone()
+        return _decide(cid, registered, hcode, self.cfg)

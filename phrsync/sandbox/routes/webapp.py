@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from phrsync.sandbox import ekyc, readside
+from phrsync.sandbox import readside
 from phrsync.sandbox.deps import JSON_BODY, IdpUser, Uploader, json_object, sandbox_of
 from phrsync.sandbox.envelope import ApiError, envelope
 from phrsync.sandbox.payloads import Bad, issue
 
 router = APIRouter()
+HOT_PATHS = ("/idp/api/check_ekyc",)  # served by phrsync.sandbox.hotpath: a checking run is one call per person
 WEBAPP_ACTIONS = {"PatientSummary", "Address", "Telecom", "Coverage", "Encounter", "VitalSign", "Condition",
                   "Appointment", "Observation", "DiagnosticReport", "Medication", "ProfileImage", "Immunization",
                   "Allergy", "NCD", "Referral", "SelfObservation", "CareGiver", "Pregnancy", "ReportEncounter",
@@ -37,8 +38,7 @@ async def check_ekyc(request: Request, p: IdpUser) -> Response:
     wait = sbx.ekyc_rate.try_acquire(p.hospital_code, sbx.cfg.clock())
     if wait:
         raise ApiError(429, "rate limit exceeded", "ตรวจถี่เกินกำหนด", headers={"Retry-After": str(math.ceil(wait))})
-    result = await run_in_threadpool(sbx.store.read, lambda c: ekyc.answer_for(c, cid, sbx.cfg))
-    return envelope(request, result)
+    return envelope(request, await sbx.ekyc.answer(cid))
 
 
 @router.get("/api/WebApp", tags=["read"], operation_id="webapp_get",

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "run": "phrsync.delivery.cli:run_cmd",
     "config": "phrsync.config_cli:config_cmd",
     "web": "phrsync.web.cli:web_cmd",
+    "did": "phrsync.did.cli:did_cmd",
     "demo": "phrsync.demo:demo_cmd",
 }
 

@@ -17,6 +17,12 @@ import click
 
 from phrsync.thai import bilingual
 
+# The Digital ID step checks this many residents and this many staff per district (a fixed draw, said in the
+# output): the whole synthetic province (~16,000 people at -n 3000) would take about a minute over HTTP on a
+# small machine, and the step is there to show the check and the table, not to load-test them
+# (benchmarks/did_bench.py does that).
+DID_SAMPLE = 150
+
 
 def _step(title_th: str, title_en: str, quiet: bool) -> None:
     if not quiet:
@@ -33,12 +39,15 @@ def _step(title_th: str, title_en: str, quiet: bool) -> None:
               help="โฟลเดอร์ข้อมูลของการสาธิต / folder for everything the demo writes")
 @click.option("--faults", "fault_rate", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
               help="สัดส่วนคำขอที่เซิร์ฟเวอร์จำลองตอบผิดพลาด / share of requests the local server fails on purpose")
+@click.option("--did-sample", type=click.IntRange(min=0), default=DID_SAMPLE, show_default=True,
+              help="ตรวจ Digital ID เฉพาะตัวอย่างกี่คนต่ออำเภอ (0 = ทุกคน) / Digital ID step: check a sample of this "
+                   "many people per district of each list (0 = everyone)")
 @click.option("--serve", is_flag=True, help="เปิดเว็บติดตามการส่งข้อมูลบนข้อมูลของการสาธิตต่อ (พร้อมเซิร์ฟเวอร์ทดสอบ) / "
                                            "then serve the monitoring web on the demo's data (and the sandbox)")
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable summary")
 @click.pass_context
 def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_dir: str, fault_rate: float,
-             serve: bool, as_json: bool) -> None:
+             did_sample: int, serve: bool, as_json: bool) -> None:
     """สาธิตงานหลักทั้งหมดบนเครื่องนี้ / run the whole main job locally on synthetic data.
 
     \b
@@ -93,6 +102,9 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
     _step("เปิดเซิร์ฟเวอร์ MOPH-PHR จำลองบนเครื่องนี้ แล้วส่งข้อมูล (มีข้อผิดพลาดเครือข่ายจำลอง)",
           "start the local MOPH-PHR server and send (with injected network faults)", quiet)
     summary["sync"], summary["sync_again"], url = _send(root, payloads, fault_rate, quiet)
+    _step("ตรวจ Digital ID (check_ekyc) ของประชาชนและบุคลากรสังเคราะห์ แล้วคำนวณ KPI 54",
+          "check the synthetic people's Digital IDs (check_ekyc) and compute KPI 54", quiet)
+    summary["did"] = _did(root, staging_path, quiet, did_sample or None)
     sandbox_dir = root / "sandbox"
     exe = _phrsync()
     summary["sandbox"] = {"data_dir": str(sandbox_dir),
@@ -230,3 +242,50 @@ def _send(root: Path, payloads: Path, fault_rate: float, quiet: bool) -> tuple[d
         click.echo("  " + bilingual(f"ส่งซ้ำโดยไม่มีอะไรเปลี่ยน: ส่ง {again['sent']} รายการ",
                                     f"second run with nothing changed: sent {again['sent']}"))
     return first, again, url
+
+
+def _did(root: Path, staging: Path, quiet: bool, sample: int | None = DID_SAMPLE) -> dict[str, Any]:
+    """The demo's residents (PERSON) and staff (PROVIDER) as the 43-file fallback lists — ``sample`` people per
+    district of each (None: everyone) — checked against the local server, whose IdP register is seeded with
+    where they live and deals its answers from Sa Kaeo's shares per district; then the district table."""
+    import secrets
+
+    from phrsync.delivery.config import Credentials
+    from phrsync.did.check import CheckOptions, run_check
+    from phrsync.did.kpi import Targets
+    from phrsync.did.population import load_fallback
+    from phrsync.did.report import build_report
+    from phrsync.did.store import CITIZEN, PERSONNEL, DidStore
+    from phrsync.sandbox.server import running
+    from phrsync.sandbox.settings import SandboxConfig
+
+    store = DidStore(f"sqlite:///{(root / 'outbox.sqlite').resolve()}")
+    lists: dict[str, Any] = {}
+    try:
+        for kind in (CITIZEN, PERSONNEL):
+            if store.source_of(kind) != "import":
+                lists[kind] = load_fallback(store, staging, kind, sample=sample).to_dict()["file"]
+        cfg = SandboxConfig(data_dir=root / "sandbox", rate_limit_per_minute=0, ekyc_rate_limit_per_minute=0)
+        with running(cfg) as srv:
+            # the local PHR's IdP register: where the synthetic people live (as PHR knows it from DOPA), so its
+            # answers follow each district's share; the check requests themselves carry only the CID
+            for kind in (CITIZEN, PERSONNEL):
+                srv.seed_register(kind, store.districts_of_people(kind))
+            password = secrets.token_urlsafe(16)  # demo account only; never printed
+            pw_hash = srv.add_user("demodid", "00017", password)
+            opts = CheckOptions(target="sandbox", base_url=srv.base_url,
+                                token_url=srv.base_url + "/token?Action=get_moph_access_token",
+                                account_hospcode="00017", credentials=Credentials("demodid", pw_hash),
+                                concurrency=16, rate_per_minute=0, timeout=10, backoff_base=0.05)
+            res = run_check(store, opts)
+        rep = build_report(store, Targets())
+    finally:
+        store.close()
+    if not quiet:
+        from phrsync.did.cli import print_report
+
+        for file in lists.values():
+            click.echo(f"  {file}")
+        click.echo(f"  ตรวจ/checked {res.answered:,} คน/people ({res.per_second:.0f}/s, {res.seconds:.1f} s)")
+        print_report(rep)
+    return {"lists": lists, "sample_per_district": sample, "check": res.to_dict(), "report": rep.to_dict()}

@@ -219,6 +219,22 @@ class SandboxSection(ServerLimitsSection):
     commit_delay_ms: float | None = Field(None, ge=0, description="รอรวมการเขียน / group-commit wait (1.0 ms)")
     sqlite_synchronous: Literal["FULL", "NORMAL", "OFF", "EXTRA"] | None = Field(
         None, description="FULL = ที่ตอบรับแล้วไม่หายแม้ไฟดับ / acknowledged writes survive power loss (FULL)")
+    ekyc_rate_limit_per_minute: int | None = Field(None, ge=0, description="check_ekyc ต่อบัญชีต่อนาที / check_ekyc "
+                                                                           "calls per account a minute (6000; 0 = "
+                                                                           "no limit)")
+    did_shares: dict[str, float] | None = Field(None, description='สัดส่วนประชาชนที่มี Digital ID ต่ออำเภอ (รหัส DOPA 4 หลัก '
+                                                                  'ตามทะเบียน IdP ที่ seed ไว้ หรือหน่วยบริการที่ส่งข้อมูล '
+                                                                  'หรือเลขบัตรหลักที่ 2–5) "2705" = 0.1304 / citizens\' '
+                                                                  'share with a Digital ID per district (DOPA code: '
+                                                                  'the seeded IdP register\'s, else the sending '
+                                                                  'facility\'s, else digits 2-5 of the CID; default: '
+                                                                  'Sa Kaeo\'s report)')
+    did_default_share: float | None = Field(None, ge=0, le=1, description="สัดส่วนของอำเภอที่ไม่ได้ระบุ / share for a "
+                                                                          "district not listed (0.0501)")
+    did_personnel_share: float | None = Field(None, ge=0, le=1, description="สัดส่วนบุคลากรในทะเบียน IdP ที่มี Digital "
+                                                                            "ID / share of the register's health "
+                                                                            "personnel with one (0.8772)")
+    did_seed: int | None = Field(None, description="ค่าเริ่มของคำตอบ check_ekyc / seed of the check_ekyc answers (0)")
 
 
 class WebSection(ServerLimitsSection):
@@ -240,6 +256,41 @@ class WebSection(ServerLimitsSection):
     language: Literal["th", "en"] | None = Field(None, description="ภาษาเริ่มต้น / default language (th)")
 
 
+DEFAULT_PERSONNEL_EXCLUDE = ["รายคาบ", "รายวัน", "จ้างเหมา", "เหมาบริการ", "per-period", "per period", "daily",
+                             "contracted", "contract service", "outsourced"]
+
+
+class DidSection(_Section):
+    """[did]: checking who has a Digital ID (หมอพร้อม eKYC, ``idp/api/check_ekyc``) and KPI 54's targets."""
+
+    target: str | None = Field(None, description="ปลายทางที่ตรวจ production | uat | sandbox | ชื่อใน [targets] / the "
+                                                 "target checked (default: [delivery] target)")
+    account_hospcode: str | None = Field(None, pattern=r"^\d{5}$",
+                                         description="รหัสหน่วยบริการของบัญชีที่มีสิทธิ์ MOPH_IDP_API (เช่น สสจ.) / the "
+                                                     "facility code the MOPH_IDP_API account logs in for (e.g. the "
+                                                     "provincial office; default: the only account configured)")
+    concurrency: int = Field(8, ge=1, le=256, description="คำขอพร้อมกัน / requests at once")
+    rate_per_minute: int = Field(600, ge=0, description="คำขอต่อนาที (0 = ไม่จำกัด; PHR ไม่ได้ระบุเพดาน) / requests a "
+                                                        "minute (0 = no limit; PHR documents none)")
+    max_attempts: int = Field(6, ge=1, description="ครั้งต่อคนต่อรอบ เมื่อ 429/5xx/เครือข่าย / attempts per person a "
+                                                   "run on 429, 5xx or network errors")
+    timeout: float = Field(30.0, gt=0, description="วินาทีต่อคำขอ / seconds per request")
+    recheck_days: float = Field(30.0, ge=0, description="ตรวจคนที่ยังไม่มี Digital ID ซ้ำเมื่อผ่านไปกี่วัน (คนที่มีแล้วไม่ตรวจ"
+                                                        "ซ้ำ) / days before someone without a Digital ID is checked "
+                                                        "again (those with one never are)")
+    target_6m_personnel: float = Field(25.0, ge=0, le=100, description="เป้า 6 เดือน บุคลากร (%) / 6-month target, "
+                                                                       "personnel (KPI 54.1)")
+    target_6m_citizens: float = Field(10.0, ge=0, le=100, description="เป้า 6 เดือน ประชาชน (%) / 6-month target, "
+                                                                      "citizens (KPI 54.2)")
+    target_12m_personnel: float = Field(50.0, ge=0, le=100, description="เป้า 12 เดือน บุคลากร (%) / 12-month target, "
+                                                                        "personnel")
+    target_12m_citizens: float = Field(25.0, ge=0, le=100, description="เป้า 12 เดือน ประชาชน (%) / 12-month target, "
+                                                                       "citizens")
+    personnel_exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_PERSONNEL_EXCLUDE),
+                                         description="ประเภทการจ้างที่ไม่นับเป็นบุคลากร (มีคำเหล่านี้) / employment types "
+                                                     "not counted as personnel (containing any of these)")
+
+
 class Settings(_Section):
     """The whole of phrsync.toml."""
 
@@ -258,6 +309,7 @@ class Settings(_Section):
     targets: dict[str, TargetSection] = Field(default_factory=dict)
     sandbox: SandboxSection = Field(default_factory=SandboxSection)
     web: WebSection = Field(default_factory=WebSection)
+    did: DidSection = Field(default_factory=DidSection)
 
 
 class Environment(BaseSettings):

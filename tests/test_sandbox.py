@@ -27,7 +27,7 @@ from test_sandbox_support import (
     webapp,
 )
 
-from phrsync.sandbox import auth, codec, jwt
+from phrsync.sandbox import auth, codec, ekyc, jwt
 from phrsync.sandbox.server import SandboxThread, run_in_thread, running
 from phrsync.sandbox.settings import FaultConfig, SandboxConfig
 
@@ -406,8 +406,13 @@ def test_utility_endpoints(st: SandboxThread, c99: httpx.Client) -> None:
     assert c99.get("/api/CodingSystem", params={"System": "nope"}).status_code == 404
     cid = valid("UpdatePHRv1")["Patient"]["identifier"][0]["value"]
     c99.post("/api/UpdatePHRv1", json=valid("UpdatePHRv1"))
-    assert c99.post("/idp/api/check_ekyc", json={"cid": cid}).json()["result"] == 1
-    assert c99.post("/idp/api/check_ekyc", json={"cid": make_cid(999)}).json()["result"] == 0
+    # any valid CID is answered from its district's share (phrsync.sandbox.ekyc), known to the sandbox or not
+    # (a person the sandbox knows by the district of the facility that sent them, another by digits 2-5)
+    cfg = st.sandbox.cfg
+    lives = ekyc.district_of_facility(valid("UpdatePHRv1")["managingOrganization"]["identifier"]["value"])
+    for x, district in ((cid, lives), (make_cid(999), None)):
+        assert c99.post("/idp/api/check_ekyc", json={"cid": x}).json()["result"] == ekyc.answer(
+            x, cfg.did_shares, cfg.did_default_share, cfg.did_seed, district)
     bad = c99.get("/api/OrganizationSummary", params={"data": "encounter_ref_code", "date": "15/01/2025"})
     assert bad.status_code == 400 and bad.json()["issues"][0]["path"] == "date"
     assert c99.get("/api/OrganizationSummary").status_code == 400
@@ -575,7 +580,7 @@ def test_cli_add_user_issue_token_stats(tmp_path: Path, monkeypatch: pytest.Monk
     assert r.exit_code != 0
     r = runner.invoke(cli, ["sandbox", "--data-dir", dd, "stats", "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["facilities"] == 0
-    for sub in ("serve", "add-user", "issue-token", "stats"):
+    for sub in ("serve", "add-user", "issue-token", "seed-register", "stats"):
         assert runner.invoke(cli, ["sandbox", sub, "--help"]).exit_code == 0
     # the CLI-made account logs in on a server over the same data dir
     cfg = SandboxConfig(data_dir=Path(dd), password_key=PASSWORD_KEY)

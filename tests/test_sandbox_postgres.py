@@ -90,3 +90,20 @@ def test_postgres_odd_strings_are_not_500(pg_url: str, tmp_path: Path) -> None:
         assert r.status_code == 200, r.text
         r = c.get("/api/OrganizationSummary", params={"data": "patient_chronic_registry", "cd_code": "\x00"})
         assert r.status_code == 200, r.text
+
+
+def test_check_ekyc_answers_from_the_register_on_postgres(pg_url: str, tmp_path: Path) -> None:
+    """On a server database check_ekyc reads through SQLAlchemy in the thread pool (ekyc.Checker)."""
+    from phrsync.pdpa import cid_check_digit
+    from phrsync.sandbox import ekyc
+
+    cfg = SandboxConfig(data_dir=tmp_path, db_url=pg_url, password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        ekyc_rate_limit_per_minute=0)
+    people = [f"32501{i:07d}" + cid_check_digit(f"32501{i:07d}") for i in range(1, 61)]
+    with running(cfg) as st:
+        assert st.sandbox.ekyc.path is None
+        st.seed_register("citizen", [(c, "2708") for c in people])
+        c = login(st, "10705")
+        got = {x: c.post("/idp/api/check_ekyc", json={"cid": x}).json()["result"] for x in people}
+    assert got == ekyc.deal([(x, "2708") for x in people], {"2708": 0.2333})
+    assert sum(1 for v in got.values() if v) == 14  # round(0.2333 x 60)

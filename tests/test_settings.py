@@ -22,6 +22,7 @@ INVOCATIONS = {
     "sandbox": ["sandbox", "add-user", "u", "10699"], "sync": ["sync", "--dry-run"], "status": ["status"],
     "retry": ["retry"], "run": ["run", "--once"], "config": ["config"], "demo": ["demo", "-n", "100"],
     "web": ["web", "users"],
+    "did": ["did", "report"],
 }
 
 BROKEN = {

@@ -311,3 +311,78 @@ def recent_imports(src: StoreLike, limit: int = 5) -> list[ImportRun]:
     rows = _con(src).execute("SELECT id, started, finished, status, kind FROM imports ORDER BY id DESC LIMIT ?",
                              [limit]).fetchall()
     return [ImportRun(int(i), s, f, st or "", k or "") for i, s, f, st, k in rows]
+
+
+# -- people for the Digital ID (eKYC) statistics --------------------------------------------------------------
+
+RESIDENT_TYPEAREAS = ("1", "3")  # living in the catchment (HDC's catchment population)
+THAI_NATION = "099"
+
+
+@dataclass(frozen=True)
+class Resident:
+    """One resident as the 43-file PERSON holds it, for the citizens' fallback denominator (B2). ``ampur`` is
+    the 4-digit DOPA district of the person's address (CHANGWAT + AMPUR of ADDRESS), None when not given."""
+
+    cid: str
+    hospcode: str
+    name: str
+    ampur: str | None
+    typearea: str
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One active health worker of the 43-file PROVIDER (no OUTDATE), for the personnel fallback (B1)."""
+
+    cid: str
+    hospcode: str
+    name: str
+    providertype: str
+
+
+def residents(src: StoreLike) -> list[Resident]:
+    """Residents counted as citizens when no NHSO extract was imported: TYPEAREA 1 or 3, alive (no DEATH row of
+    the same facility and PID or of the same CID, DISCHARGE not 1), Thai (NATION 099), with a 13-digit CID.
+    One row per CID: a person registered at two facilities counts once (TYPEAREA 1 first, then the latest
+    D_UPDATE)."""
+    p, d, a = _t("PERSON"), _t("DEATH"), _t("ADDRESS")
+    sql = f"""
+        WITH dead AS (SELECT "HOSPCODE" AS h, "PID" AS pid, "CID" AS cid FROM {d}),
+        addr AS (SELECT "HOSPCODE" AS h, "PID" AS pid,
+                        min(CASE WHEN "CHANGWAT" IS NOT NULL AND "AMPUR" IS NOT NULL
+                                 THEN "CHANGWAT" || "AMPUR" END) AS ampur
+                   FROM {a} GROUP BY 1, 2),
+        alive AS (
+          SELECT t."CID" AS cid, t."HOSPCODE" AS h, t."PID" AS pid,
+                 trim(coalesce(t."NAME", '') || ' ' || coalesce(t."LNAME", '')) AS name,
+                 t."TYPEAREA" AS typearea, t."D_UPDATE" AS upd
+            FROM {p} t
+           WHERE t."TYPEAREA" IN ('1', '3') AND coalesce(t."DISCHARGE", '9') <> '1' AND t."NATION" = ?
+             AND regexp_full_match(coalesce(t."CID", ''), '[0-9]{{13}}')
+             AND NOT EXISTS (SELECT 1 FROM dead x WHERE x.h = t."HOSPCODE" AND x.pid = t."PID")
+             AND NOT EXISTS (SELECT 1 FROM dead x WHERE x.cid = t."CID"))
+        SELECT cid, h, name, ampur, typearea FROM (
+          SELECT alive.cid, alive.h, alive.name, alive.typearea, addr.ampur,
+                 row_number() OVER (PARTITION BY alive.cid ORDER BY alive.typearea, alive.upd DESC NULLS LAST,
+                                    alive.h) AS n
+            FROM alive LEFT JOIN addr ON addr.h = alive.h AND addr.pid = alive.pid)
+         WHERE n = 1 ORDER BY h, cid"""
+    rows = _con(src).execute(sql, [THAI_NATION]).fetchall()
+    return [Resident(c, h, n or "", am if am and len(am) == 4 and am.isdigit() else None, ta)
+            for c, h, n, am, ta in rows]
+
+
+def active_providers(src: StoreLike) -> list[Provider]:
+    """Health workers counted as personnel when no HROPS extract was imported: PROVIDER rows without an OUTDATE,
+    with a 13-digit CID; one per CID (the latest D_UPDATE: a worker who moved is counted where they work now)."""
+    sql = f"""
+        SELECT cid, h, name, ptype FROM (
+          SELECT t."CID" AS cid, t."HOSPCODE" AS h,
+                 trim(coalesce(t."NAME", '') || ' ' || coalesce(t."LNAME", '')) AS name,
+                 coalesce(t."PROVIDERTYPE", '') AS ptype,
+                 row_number() OVER (PARTITION BY t."CID" ORDER BY t."D_UPDATE" DESC NULLS LAST, t."HOSPCODE") AS n
+            FROM {_t('PROVIDER')} t
+           WHERE t."OUTDATE" IS NULL AND regexp_full_match(coalesce(t."CID", ''), '[0-9]{{13}}'))
+         WHERE n = 1 ORDER BY h, cid"""
+    return [Provider(c, h, n or "", pt) for c, h, n, pt in _con(src).execute(sql).fetchall()]

@@ -1,6 +1,7 @@
-"""Managing a sandbox's storage without running it: accounts, 1-year facility tokens, stored totals.
+"""Managing a sandbox's storage without running it: accounts, 1-year facility tokens, the IdP register, stored
+totals.
 
-The typed functions under ``phrsync sandbox add-user|issue-token|stats`` (and the demo): each opens the
+The typed functions under ``phrsync sandbox add-user|issue-token|seed-register|stats`` (and the demo): each opens the
 storage named by the settings, does one thing and returns a result with ``to_dict()`` for ``--json``."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from phrsync.sandbox import auth, dashboard
+from phrsync.sandbox import auth, dashboard, ekyc
 from phrsync.sandbox.settings import SandboxConfig
 from phrsync.sandbox.store import Store
 from phrsync.thai import local_time, thai_date
@@ -75,6 +76,22 @@ def issue_token(cfg: SandboxConfig, hospital_code: str) -> FacilityToken:
     with open_store(cfg) as st:
         token, exp = auth.issue_facility_token(st, cfg, hospital_code)
     return FacilityToken(hospital_code, token, exp)
+
+
+def seed_register(cfg: SandboxConfig, path: str, personnel: bool = False) -> ekyc.Seeded:
+    """Seed the IdP register (:mod:`phrsync.sandbox.ekyc`) from a population (or, ``personnel``, a personnel)
+    extract in the formats ``did import-population``/``import-personnel`` accept: CID and a facility or district
+    per row. Every row with a usable CID and district is registered, employment type notwithstanding (a
+    contracted worker has a Digital ID or not like anyone else); bad rows are skipped."""
+    from phrsync.did.population import read_people
+
+    kind = ekyc.PERSONNEL if personnel else ekyc.CITIZEN
+    rows, res = read_people(path, kind, [])
+    with open_store(cfg) as st:
+        seeded = ekyc.seed_register(st, cfg, kind, ((p.cid, p.district) for p in rows))
+    seeded.skipped += len(res.problems)
+    seeded.duplicates += res.duplicates
+    return seeded
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Built as :class:`Sandbox` (settings + storage + validator + rate limit + fault p
 is what uvicorn or a test client serves (faults and access log, then the bound on large bodies
 (:mod:`phrsync.sandbox.bodygate`), then the routes). The routes live in :mod:`phrsync.sandbox.routes` (one router per
 area), the bearer check in :mod:`phrsync.sandbox.deps`, the error answers in :mod:`phrsync.sandbox.handlers`;
-:mod:`phrsync.sandbox.hotpath` serves UpdatePHRv1 past FastAPI's per-request layers (measured need there).
+:mod:`phrsync.sandbox.hotpath` serves UpdatePHRv1 and check_ekyc past FastAPI's per-request layers (measured
+need there).
 Every answer carries the §5.2 envelope."""
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from fastapi.routing import APIRoute
 
 from phrsync import __version__
 from phrsync.ratelimit import RateLimiter
-from phrsync.sandbox import handlers, payloads, store
+from phrsync.sandbox import ekyc, handlers, payloads, store
 from phrsync.sandbox.bodygate import BodyGate
 from phrsync.sandbox.faults import FaultMiddleware, FaultPlan
 from phrsync.sandbox.hotpath import HotPath
-from phrsync.sandbox.routes import ROUTERS, uploads
+from phrsync.sandbox.routes import ROUTERS, uploads, webapp
 from phrsync.sandbox.settings import SandboxConfig
 
 
@@ -35,9 +36,12 @@ class Sandbox:
         self.store = store.Store(cfg.url, cfg.commit_batch_max, cfg.sqlite_synchronous, cfg.commit_delay_ms / 1000)
         self._validator = validator
         self.rate = RateLimiter(cfg.rate_limit_per_minute, clock=cfg.clock)  # PHR's cap per facility
+        self.ekyc_rate = RateLimiter(cfg.ekyc_rate_limit_per_minute, clock=cfg.clock)  # check_ekyc per account
         self.plan = FaultPlan(cfg.faults) if cfg.faults.active else None
         self.api = build_api(self)
-        hot = [r for r in uploads.router.routes if isinstance(r, APIRoute) and r.path in uploads.HOT_PATHS]
+        self.ekyc = ekyc.Checker(self.store, cfg)  # check_ekyc's reads
+        hot = [r for mod in (uploads, webapp) for r in mod.router.routes
+               if isinstance(r, APIRoute) and r.path in mod.HOT_PATHS]
         self.gate = BodyGate(HotPath(self.api, hot), cfg.large_body_bytes, cfg.max_large_bodies)
         self.asgi = FaultMiddleware(self.gate, self.plan, access_log=cfg.access_log)
 
@@ -49,6 +53,7 @@ class Sandbox:
         return self._validator
 
     def close(self) -> None:
+        self.ekyc.close()
         self.store.close()
 
     async def write(self, fn: Any) -> Any:

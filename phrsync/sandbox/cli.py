@@ -121,6 +121,22 @@ def issue_token_cmd(ctx: click.Context, hospcode: str, as_json: bool) -> None:
     _out(as_json, admin.issue_token(_settings(ctx), hospcode))
 
 
+@sandbox_cmd.command("seed-register")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--personnel", is_flag=True, help="รายชื่อบุคลากร / the file lists health personnel")
+@click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine output")
+@click.pass_context
+def seed_register_cmd(ctx: click.Context, path: str, personnel: bool, as_json: bool) -> None:
+    """ใส่ทะเบียนประชากร (เลขบัตรและอำเภอ) ให้ check_ekyc / seed the IdP register check_ekyc answers from.
+
+    \b
+    The file: CSV or XLSX as `did import-population` (or, --personnel, `did import-personnel`) reads it: a CID
+    and a facility or district per row. Each district's answers are then dealt from [sandbox] did_shares
+    (personnel: did_personnel_share), so checking these people gives those shares; seeding again replaces
+    the register of that kind."""
+    _out(as_json, admin.seed_register(_settings(ctx), path, personnel))
+
+
 @sandbox_cmd.command("stats")
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์เป็น JSON / machine output")
 @click.pass_context

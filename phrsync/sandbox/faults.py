@@ -1,5 +1,5 @@
-"""Deterministic fault injection for /api/* routes: one seeded RNG draw per request, so the same seed and the
-same request order always give the same sequence of statuses (reproducible delivery-agent tests)."""
+"""Deterministic fault injection for /api/* (and /idp/api/*) routes: one seeded RNG draw per request, so the
+same seed and the same request order always give the same sequence of statuses (reproducible delivery-agent tests)."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class FaultMiddleware:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         plan = self.plan
-        if plan is None or not scope["path"].startswith("/api/"):
+        if plan is None or not scope["path"].startswith(("/api/", "/idp/api/")):
             await self.app(scope, receive, send)
             return
         if plan.cfg.latency_ms > 0:

@@ -1,7 +1,7 @@
-"""A shortcut past FastAPI's per-request machinery for the one route that carries the load, POST
-/api/UpdatePHRv1: the same dependency (the bearer check), the same endpoint function and the same exception
-handlers (:data:`phrsync.sandbox.handlers.HANDLERS`), without the middleware stack, route matching and
-dependency solving around them. Every other request goes to FastAPI.
+"""A shortcut past FastAPI's per-request machinery for the routes that carry the load, POST /api/UpdatePHRv1 and
+POST /idp/api/check_ekyc (``did check`` makes one call per person): the same dependency (the bearer check), the
+same endpoint function and the same exception handlers (:data:`phrsync.sandbox.handlers.HANDLERS`), without the
+middleware stack, route matching and dependency solving around them. Every other request goes to FastAPI.
 
 Kept because ``benchmarks/sandbox_bench.py`` shows it is needed for the goal of ≥ 1,000 payloads/s: measured
 alternately on the shared 2-core machine (2 workers, load average 4–6), UpdatePHRv1 all through FastAPI gave

@@ -64,6 +64,12 @@ class SandboxThread:
         auth.add_user(self.sandbox.store, self.sandbox.cfg, user, hospital_code, password)
         return jwt.password_hash(password, self.sandbox.cfg.hash_key())
 
+    def seed_register(self, kind: str, people: Any) -> Any:
+        """Seed the IdP register with (CID, district) pairs (:func:`phrsync.sandbox.ekyc.seed_register`)."""
+        from phrsync.sandbox import ekyc
+
+        return ekyc.seed_register(self.sandbox.store, self.sandbox.cfg, kind, people)
+
     def issue_facility_token(self, hospital_code: str) -> str:
         """A fresh 1-year ``HCODE:TOKEN`` (revokes the previous one)."""
         return auth.issue_facility_token(self.sandbox.store, self.sandbox.cfg, hospital_code)[0]

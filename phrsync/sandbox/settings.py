@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from phrsync.config import Config
 from phrsync.httpserver import HttpLimits
+from phrsync.sandbox.ekyc import SAKAEO_DEFAULT, SAKAEO_PERSONNEL, SAKAEO_SHARES
 from phrsync.settings import environment
 
 
@@ -68,6 +69,11 @@ class SandboxConfig:
     header_timeout_seconds: float = HttpLimits.header_timeout  # a client's headers, then 408 and closed
     body_timeout_seconds: float = HttpLimits.body_timeout  # a client's whole body, then 408 and closed
     max_connections: int = HttpLimits.max_connections  # open connections; the next is answered 503
+    ekyc_rate_limit_per_minute: int = 6000  # check_ekyc calls per account a minute; 0 = unlimited
+    did_shares: dict[str, float] = field(default_factory=lambda: dict(SAKAEO_SHARES))  # per DOPA district
+    did_default_share: float = SAKAEO_DEFAULT
+    did_personnel_share: float = SAKAEO_PERSONNEL  # health personnel in the IdP register
+    did_seed: int = 0
     endpoint_ip: str = "127.0.0.1"
     endpoint_port: int = 0
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -141,7 +147,7 @@ def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:
     sc.password_key = secret(env.SANDBOX_PASSWORD_KEY) or sec.get("password_key")
     for name in ("jwt_ttl_seconds", "expired_status", "rate_limit_per_minute", "max_body_bytes",
                  "large_body_bytes", "max_large_bodies", "lockout_failures", "lockout_seconds", "facility_token_days",
-                 "commit_batch_max", "max_connections"):
+                 "commit_batch_max", "max_connections", "ekyc_rate_limit_per_minute", "did_seed"):
         if name in sec:
             setattr(sc, name, int(sec[name]))
     for name in ("commit_delay_ms", "header_timeout_seconds", "body_timeout_seconds"):
@@ -149,6 +155,12 @@ def from_config(cfg: Config | None = None, **overrides: Any) -> SandboxConfig:
             setattr(sc, name, float(sec[name]))
     if "agent_status_interval" in sec:
         sc.agent_status_interval = float(sec["agent_status_interval"])
+    if "did_shares" in sec:
+        sc.did_shares = {str(k): float(v) for k, v in sec["did_shares"].items()}
+    if "did_default_share" in sec:
+        sc.did_default_share = float(sec["did_default_share"])
+    if "did_personnel_share" in sec:
+        sc.did_personnel_share = float(sec["did_personnel_share"])
     if "sqlite_synchronous" in sec:
         sc.sqlite_synchronous = str(sec["sqlite_synchronous"]).upper()
     for k, v in overrides.items():

@@ -83,6 +83,15 @@ persons = Table(
     Column("updated_at", Float, nullable=False),
 )
 
+idp_register = Table(  # the IdP's people: where each lives and their eKYC count (phrsync.sandbox.ekyc)
+    "sbx_idp_register", metadata,
+    Column("cid", String(13), primary_key=True),
+    Column("kind", String(10), primary_key=True),  # citizen | personnel
+    Column("district", String(4), nullable=False),  # DOPA ampur code
+    Column("result", Integer, nullable=False),  # check_ekyc's answer, dealt when the register was seeded
+    Column("seeded_at", Float, nullable=False),
+)
+
 encounters = Table(
     "sbx_encounters", metadata,
     Column("ref", Text, primary_key=True),  # stored encounter_ref_code, "HCODE:VN"

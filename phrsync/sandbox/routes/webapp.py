@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from phrsync.sandbox import readside, store
+from phrsync.sandbox import readside
 from phrsync.sandbox.deps import JSON_BODY, IdpUser, Uploader, json_object, sandbox_of
 from phrsync.sandbox.envelope import ApiError, envelope
 from phrsync.sandbox.payloads import Bad, issue
 
 router = APIRouter()
+HOT_PATHS = ("/idp/api/check_ekyc",)  # served by phrsync.sandbox.hotpath: a checking run is one call per person
 WEBAPP_ACTIONS = {"PatientSummary", "Address", "Telecom", "Coverage", "Encounter", "VitalSign", "Condition",
                   "Appointment", "Observation", "DiagnosticReport", "Medication", "ProfileImage", "Immunization",
                   "Allergy", "NCD", "Referral", "SelfObservation", "CareGiver", "Pregnancy", "ReportEncounter",
@@ -26,13 +28,17 @@ def _is_cid(cid: str) -> bool:
 @router.post("/idp/api/check_ekyc", tags=["utility"], openapi_extra=JSON_BODY,
              summary="สถานะยืนยันตัวตน eKYC (ต้องมีสิทธิ์ MOPH_IDP_API) / eKYC status")
 async def check_ekyc(request: Request, p: IdpUser) -> Response:
+    """For any valid CID, from the register or the district's configured share (:mod:`phrsync.sandbox.ekyc`), within the
+    account's ``ekyc_rate_limit_per_minute`` (429 beyond it); 403 for a token without MOPH_IDP_API."""
     data = await json_object(request)
     cid = str(data.get("cid") or "")
     if not _is_cid(cid):
         raise Bad([issue("cid", "format", "cid ต้องเป็นตัวเลข 13 หลัก", "cid must be 13 digits")])
-    known = await run_in_threadpool(sandbox_of(request).store.read, lambda c: c.execute(
-        select(store.persons.c.cid).where(store.persons.c.cid == cid)).first())
-    return envelope(request, 1 if known else 0)
+    sbx = sandbox_of(request)
+    wait = sbx.ekyc_rate.try_acquire(p.hospital_code, sbx.cfg.clock())
+    if wait:
+        raise ApiError(429, "rate limit exceeded", "ตรวจถี่เกินกำหนด", headers={"Retry-After": str(math.ceil(wait))})
+    return envelope(request, await sbx.ekyc.answer(cid))
 
 
 @router.get("/api/WebApp", tags=["read"], operation_id="webapp_get",

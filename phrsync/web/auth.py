@@ -8,8 +8,10 @@ What is stored, and why that way:
 * ``web_sessions``: the SHA-256 of each session token, never the token: whoever reads the database (a backup,
   a support copy) cannot take over a session. Each session has its own CSRF token.
 * ``web_login_failures``: failed logins by the SHA-256 of the user name (so a citizen ID typed as a user name is
-  not kept) and by client address, for the lockout: ``login_attempts`` failures in 15 minutes of one user name,
-  or from one address, lock that name or address until the oldest of them is 15 minutes old.
+  not kept) and by client address, for the lockout: ``login_attempts`` failures in 15 minutes of one user name
+  lock that name, and ``ADDRESS_FACTOR`` times as many from one address lock that address (a health office
+  behind one NAT address is many people: one of them mistyping must not lock out the others, while password
+  spraying across names from one address is still stopped), until the oldest of them is 15 minutes old.
 * ``web_audit``: who did what and from where (logins ok and failed, logouts, exports, actions); citizen IDs in
   the detail are masked, passwords and tokens are never passed in.
 """
@@ -66,6 +68,7 @@ SESSION_COOKIE = "phrsync_session"
 LOGIN_CSRF_COOKIE = "phrsync_login_csrf"
 LANG_COOKIE = "lang"
 LANGS = ("th", "en")
+ADDRESS_FACTOR = 4  # failures from one address before it is locked, in units of login_attempts
 LOCK_WINDOW = 15 * 60.0  # seconds: failures counted over this window, and the longest a lock lasts
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # longer is refused unhashed: argon2 of megabytes of input would be a denial of service
@@ -327,11 +330,12 @@ class AuthStore:
     def _locked_until(self, c: Any, user_key: str, client: str, now: float) -> float | None:
         """When the lock on this user name or address ends (None: not locked): when the ``login_attempts``-th
         newest failure in the window is 15 minutes old, the count drops below the limit."""
-        n = max(1, int(self.login_attempts))
+        per_name = max(1, int(self.login_attempts))
         since = now - LOCK_WINDOW
         f = failures_table.c
         until: float | None = None
-        for cond in (and_(f.user_key == user_key, f.user_cleared.is_(False)), f.client == client):
+        for cond, n in ((and_(f.user_key == user_key, f.user_cleared.is_(False)), per_name),
+                        (f.client == client, per_name * ADDRESS_FACTOR)):
             ts = c.execute(select(f.at).where(cond, f.at > since).order_by(f.at.desc()).limit(n)).scalars().all()
             if len(ts) >= n:
                 end = ts[n - 1] + LOCK_WINDOW

@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml setup.py $(COMPILED)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# the demo ends by serving the monitoring web on its data until Ctrl-C; `make demo DEMO_ARGS=` only runs the job
+DEMO_ARGS ?= --serve
 demo: $(STAMP)
-	$(BIN)/phrsync demo
+	$(BIN)/phrsync demo $(DEMO_ARGS)
 
 # the suite runs twice, compiled and as plain Python (both must pass); in CI the first run must really be
 # compiled (an install that fell back to plain Python would test the same code twice)

@@ -145,7 +145,7 @@ days_checked = Table(
     Column("day", String(10), primary_key=True),
     Column("checked_at", Float, nullable=False),
     Column("held", Integer),  # how many encounter refs PHR said it holds for the day then (NULL: older stores)
-    Index("ix_delivery_days_checked_day", "day"),
+    Index("ix_delivery_days_checked_day", "day", "hospcode", "held", "checked_at"),  # a range of days, covered
 )
 # The monitoring web's figures, per facility: counted from the outbox with one GROUP BY per facility whenever a
 # load, a facility's sending, a reconcile or a requeue changed its rows (refresh_aggregates), never per payload.
@@ -158,7 +158,7 @@ agg_days = Table(
     Column("n", Integer, nullable=False),
     Column("last_sent", Float),  # newest sent_at and updated_at of these rows
     Column("last_change", Float),
-    Index("ix_delivery_agg_days_day", "day"),
+    Index("ix_delivery_agg_days_day", "day", "hospcode", "status", "n"),  # a range of days, covered
 )
 agg_totals = Table(
     "delivery_agg_totals", metadata,  # rows per facility, endpoint and status (every day, every endpoint)
@@ -1101,8 +1101,9 @@ class Outbox:
 
     def phr_days(self, hospcode: str | None = None, since: str | None = None,
                  until: str | None = None) -> list[tuple[str, str, int | None, float]]:
-        """(facility, day, refs PHR said it holds, when it was asked) of the days PHR was asked about, in order;
-        ``held`` is None for days asked by a version that did not keep the count."""
+        """(facility, day, refs PHR said it holds, when it was asked) of the days PHR was asked about: one
+        facility's in day order, or every facility's by day; ``held`` is None for days asked by a version that did
+        not keep the count."""
         cond = []
         if hospcode:
             cond.append(days_checked.c.hospcode == hospcode)
@@ -1113,9 +1114,18 @@ class Outbox:
         q = select(days_checked.c.hospcode, days_checked.c.day, days_checked.c.held, days_checked.c.checked_at)
         if cond:
             q = q.where(and_(*cond))
+        # one facility: its key's order; a range of every facility's days: the day index's
+        order = (days_checked.c.hospcode, days_checked.c.day) if hospcode else (days_checked.c.day, days_checked.c.hospcode)
         with self.engine.connect() as c:
-            return [(h, d, None if n is None else int(n), float(at))
-                    for h, d, n, at in c.execute(q.order_by(days_checked.c.hospcode, days_checked.c.day))]
+            return [(h, d, None if n is None else int(n), float(at)) for h, d, n, at in c.execute(q.order_by(*order))]
+
+    def phr_day_sums(self, since: str, until: str | None = None) -> dict[str, int]:
+        """{day: refs PHR said it holds, over every facility asked about the day} from ``since``."""
+        cond = [days_checked.c.day >= since] + ([days_checked.c.day <= until] if until else [])
+        with self.engine.connect() as c:
+            return {d: int(n) for d, n in c.execute(
+                select(days_checked.c.day, func.sum(days_checked.c.held)).where(
+                    and_(*cond, days_checked.c.held.is_not(None))).group_by(days_checked.c.day))}
 
     def phr_totals(self) -> dict[str, tuple[int, int, int, float]]:
         """{facility: (refs PHR holds summed over the days asked, days asked, days asked without a count, when
@@ -1210,6 +1220,15 @@ class Outbox:
         if c.execute(update(meta).where(meta.c.name == AGGREGATES_AT_META).values(value=value)).rowcount == 0:
             c.execute(insert(meta).values(name=AGGREGATES_AT_META, value=value))
 
+    def aggregates_version(self) -> tuple[Any, ...]:
+        """Changes whenever anything the web shows from this store may have: the aggregates (counted again, or a
+        day PHR was asked about) or a run (begun or finished, with the states and answers it records). A reader
+        keeps what it read until this changes."""
+        with self.engine.connect() as c:
+            at = c.execute(select(meta.c.value).where(meta.c.name == AGGREGATES_AT_META)).scalar()
+            run = c.execute(select(runs.c.id, runs.c.finished_at).order_by(runs.c.id.desc()).limit(1)).first()
+        return at, tuple(run) if run else None
+
     def aggregate_totals(self) -> dict[str, dict[str, dict[str, int]]]:
         """{facility: {endpoint: {status: rows}}} as last counted."""
         out: dict[str, dict[str, dict[str, int]]] = {}
@@ -1226,7 +1245,8 @@ class Outbox:
 
     def aggregate_days(self, hospcode: str | None = None, since: str | None = None,
                        until: str | None = None) -> list[tuple[str, str, dict[str, int]]]:
-        """[(facility, day, {status: encounters})] in order; ``hospcode`` None: every facility."""
+        """[(facility, day, {status: encounters})]: one facility's in day order, or (``hospcode`` None) every
+        facility's by day."""
         cond = []
         if hospcode:
             cond.append(agg_days.c.hospcode == hospcode)
@@ -1237,9 +1257,10 @@ class Outbox:
         q = select(agg_days.c.hospcode, agg_days.c.day, agg_days.c.status, agg_days.c.n)
         if cond:
             q = q.where(and_(*cond))
+        order = (agg_days.c.hospcode, agg_days.c.day) if hospcode else (agg_days.c.day, agg_days.c.hospcode)
         out: list[tuple[str, str, dict[str, int]]] = []
         with self.engine.connect() as c:
-            for h, d, st, n in c.execute(q.order_by(agg_days.c.hospcode, agg_days.c.day)):
+            for h, d, st, n in c.execute(q.order_by(*order)):
                 if not out or out[-1][0] != h or out[-1][1] != d:
                     out.append((h, d, dict.fromkeys(STATUSES, 0)))
                 out[-1][2][st] = int(n)

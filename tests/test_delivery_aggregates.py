@@ -113,6 +113,13 @@ def test_aggregates_follow_load_sending_reconcile_and_requeue(sbx: tuple[Sandbox
         assert make_cid(7099) not in str(reason)
         held = {(h, d): n for h, d, n, _at in box.phr_days()}
         assert held == {(H, "2025-03-01"): 2, (H, "2025-03-02"): 2, (H, "2025-03-03"): 2, (H2, "2025-03-01"): 3}
+        assert box.phr_best("2025-03-01", "2025-03-31") == {H: 6, H2: 3}
+        assert box.phr_best("2025-03-02", "2025-03-02") == {H: 2} and box.phr_day_sums("2025-03-01") == {
+            "2025-03-01": 5, "2025-03-02": 2, "2025-03-03": 2}
+        with box.engine.begin() as c:  # a day PHR was never asked about: the rows it confirmed stand in
+            c.execute(ob.days_checked.delete().where(ob.days_checked.c.day == "2025-03-03"))
+        assert box.phr_best("2025-03-01", "2025-03-31") == {H: 6, H2: 3}
+        assert box.phr_best("2025-03-03", "2025-03-03") == {H: 2}
         assert box.requeue_refused(H) == 1
         assert_aggregates_hold_the_counts(box)
         assert box.aggregate_totals()[H][ob.ENCOUNTER_EP][ob.REFUSED] == 0

@@ -1119,6 +1119,25 @@ class Outbox:
         with self.engine.connect() as c:
             return [(h, d, None if n is None else int(n), float(at)) for h, d, n, at in c.execute(q.order_by(*order))]
 
+    def phr_best(self, since: str, until: str) -> dict[str, int]:
+        """{facility: what PHR holds of its encounters from ``since`` to ``until``, as best known}: per visit day,
+        what PHR said when last asked about it, else the rows it confirmed. Two grouped reads of the small tables
+        (the day-range indexes cover them), one row per facility back."""
+        p = self._ph
+        out: dict[str, int] = {}
+        with self.engine.connect() as c:
+            for h, n in c.exec_driver_sql(
+                    f"SELECT hospcode, sum(held) FROM delivery_days_checked WHERE day >= {p} AND day <= {p} "
+                    "AND held IS NOT NULL GROUP BY hospcode", (since, until)):
+                out[h] = int(n)
+            for h, n in c.exec_driver_sql(
+                    f"SELECT a.hospcode, sum(a.n) FROM delivery_agg_days a WHERE a.day >= {p} AND a.day <= {p} AND "
+                    f"a.status = '{CONFIRMED}' AND NOT EXISTS (SELECT 1 FROM delivery_days_checked k WHERE "
+                    "k.hospcode = a.hospcode AND k.day = a.day AND k.held IS NOT NULL) GROUP BY a.hospcode",
+                    (since, until)):
+                out[h] = out.get(h, 0) + int(n)
+        return out
+
     def phr_day_sums(self, since: str, until: str | None = None) -> dict[str, int]:
         """{day: refs PHR said it holds, over every facility asked about the day} from ``since``."""
         cond = [days_checked.c.day >= since] + ([days_checked.c.day <= until] if until else [])

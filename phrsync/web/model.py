@@ -471,23 +471,9 @@ def _month_figures(src: Sources, r: _Read, first: dt.date, last: dt.date
     his = {h: r.staging.month(h, month) for h in r.staging.totals} if r.staging is not None else None
     if r.totals is None:
         return his, None
-
-    def read(box: ob.Outbox) -> tuple[Any, Any]:
-        return (box.aggregate_days(since=first.isoformat(), until=last.isoformat()),
-                box.phr_days(since=first.isoformat(), until=last.isoformat()))
-
-    got, _notes = readers.state_cached(src.state_url, f"month:{first}:{last}", read)
-    if got is None:
-        return his, None
-    days, asked = got
-    held = {(h, d): n for h, d, n, _at in asked if n is not None}
-    phr: dict[str, int] = {}
-    for (h, _d), n in held.items():
-        phr[h] = phr.get(h, 0) + n
-    for h, d, c in days:
-        if (h, d) not in held:
-            phr[h] = phr.get(h, 0) + c.get(ob.CONFIRMED, 0)
-    return his, phr
+    got, _notes = readers.state_cached(src.state_url, f"month:{first}:{last}",
+                                       lambda box: box.phr_best(first.isoformat(), last.isoformat()))
+    return his, got
 
 
 def _daily(src: Sources, r: _Read, first: dt.date, last: dt.date) -> list[DayPoint]:

@@ -1172,9 +1172,9 @@ class Outbox:
         for h in sorted(set(facilities)):
             only = None if days is None or h not in days else sorted({d for d in days[h] if d})
             with self.engine.begin() as c:
-                fresh: list[tuple[Any, ...]] = []
+                fresh: list[Any] = []
                 if only is None:
-                    fresh = c.exec_driver_sql(f"{group} IS NOT NULL GROUP BY day, status", (h,)).fetchall()
+                    fresh = list(c.exec_driver_sql(f"{group} IS NOT NULL GROUP BY day, status", (h,)).fetchall())
                     c.execute(agg_days.delete().where(agg_days.c.hospcode == h))
                 else:
                     for part in _parts(only):

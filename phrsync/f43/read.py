@@ -162,7 +162,8 @@ def encounter_day_totals(src: StoreLike, sel: Selection = EVERYTHING) -> list[Da
 
 
 def _summary_where(sel: Selection) -> tuple[str, list[Any]]:
-    where, params = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
     if sel.date_from:
         where.append("day >= ?")
         params.append(sel.date_from)

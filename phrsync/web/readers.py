@@ -166,7 +166,7 @@ def _unavailable(hit: tuple[tuple[Any, ...], StagingFigures] | None,
 
 # -- the state store ------------------------------------------------------------------------------------------
 
-_boxes: dict[str, ob.Outbox] = {}
+_boxes: dict[str, tuple[ob.Outbox, Any]] = {}
 NO_STATE = ("ยังไม่มีฐานข้อมูลสถานะ (ยังไม่เคยส่ง): ยังไม่ทราบสถานะการส่ง",
             "no state store yet (nothing loaded or sent): the delivery figures are not known")
 
@@ -176,15 +176,30 @@ def state_exists(url: str) -> bool:
     return not url.startswith("sqlite:///") or Path(url[len("sqlite:///"):]).exists()
 
 
+def _identity(url: str) -> Any:
+    """A SQLite store made anew under the same name (a demo run again) is another store: its file's inode."""
+    if url.startswith("sqlite:///"):
+        try:
+            return Path(url[len("sqlite:///"):]).stat().st_ino
+        except OSError:
+            return None
+    return None
+
+
 def outbox(url: str) -> ob.Outbox | None:
-    """The state store's handle for this URL, opened once (None when a SQLite store does not exist yet)."""
+    """The state store's handle for this URL, opened once (None when a SQLite store does not exist yet). The first
+    open of a store an earlier version made counts its aggregates (once; a minute for 5 million rows)."""
     if not state_exists(url):
         return None
+    ident = _identity(url)
     with _lock:
-        box = _boxes.get(url)
-        if box is None:
-            box = _boxes[url] = ob.Outbox(url)
-        return box
+        held = _boxes.get(url)
+        if held is not None and held[1] != ident:
+            held[0].close()
+            held = None
+        if held is None:
+            held = _boxes[url] = (ob.Outbox(url), ident)
+        return held[0]
 
 
 def state(url: str, fn: Callable[[ob.Outbox], T]) -> tuple[T | None, list[Note]]:
@@ -197,7 +212,9 @@ def state(url: str, fn: Callable[[ob.Outbox], T]) -> tuple[T | None, list[Note]]
     except (SQLAlchemyError, ValueError) as e:
         why = mask_text(str(e).splitlines()[0] if str(e) else type(e).__name__)[:200]
         with _lock:
-            _boxes.pop(url, None)
+            gone = _boxes.pop(url, None)
+        if gone is not None:
+            gone[0].close()
         return None, [(f"ฐานข้อมูลสถานะใช้ไม่ได้ ({why})", f"the state store is unavailable ({why})")]
 
 
@@ -228,7 +245,7 @@ def state_cached(url: str, what: str, fn: Callable[[ob.Outbox], T]) -> tuple[T |
 def close_all() -> None:
     """Dispose of every cached store handle (tests, and the web's shutdown)."""
     with _lock:
-        for box in _boxes.values():
+        for box, _ident in _boxes.values():
             box.close()
         _boxes.clear()
         _state_cache.clear()

@@ -1130,11 +1130,12 @@ class Outbox:
                     f"SELECT hospcode, sum(held) FROM delivery_days_checked WHERE day >= {p} AND day <= {p} "
                     "AND held IS NOT NULL GROUP BY hospcode", (since, until)):
                 out[h] = int(n)
+            # (the range inside too: PostgreSQL would hash every day ever asked about otherwise)
             for h, n in c.exec_driver_sql(
                     f"SELECT a.hospcode, sum(a.n) FROM delivery_agg_days a WHERE a.day >= {p} AND a.day <= {p} AND "
                     f"a.status = '{CONFIRMED}' AND NOT EXISTS (SELECT 1 FROM delivery_days_checked k WHERE "
-                    "k.hospcode = a.hospcode AND k.day = a.day AND k.held IS NOT NULL) GROUP BY a.hospcode",
-                    (since, until)):
+                    f"k.hospcode = a.hospcode AND k.day = a.day AND k.held IS NOT NULL AND k.day >= {p} AND "
+                    f"k.day <= {p}) GROUP BY a.hospcode", (since, until, since, until)):
                 out[h] = out.get(h, 0) + int(n)
         return out
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -31,6 +31,8 @@ from phrsync.phr.rules import RULES
 from phrsync.terminology import places
 from phrsync.thai import BANGKOK, local_time, thai_datetime
 from phrsync.web import readers
+
+T = TypeVar("T")
 
 # problems a facility can have (the facilities table filters on these; the overview's attention list names them)
 SILENT, REFUSED, FAILED, STUCK, QUARANTINE, GUARDED, NOT_SENT = (
@@ -342,6 +344,13 @@ class _Read:
     summary: buildfile.BuildSummary | None
     notes: list[tuple[str, str]]
     names: dict[str, FacilityInfo] = field(default_factory=dict)
+    version: tuple[Any, ...] | None = None  # the state store's, read once for all of a page's reads
+
+    def cached(self, what: str, fn: Callable[[ob.Outbox], T]) -> T | None:
+        """A read of the state store, kept until it changes (None when there is no store)."""
+        if self.totals is None:
+            return None
+        return readers.state_cached(self.src.state_url, what, fn, self.version)[0]
 
     def codes(self) -> list[str]:
         """Every facility any store knows."""
@@ -364,7 +373,8 @@ def _read(src: Sources) -> _Read:
         return (box.aggregate_totals(), box.aggregate_facilities(), box.agent_states(), box.phr_agents(),
                 box.guarded())
 
-    got, more = readers.state_cached(src.state_url, "facilities", from_state)
+    version, _n = readers.state(src.state_url, lambda box: box.aggregates_version())
+    got, more = readers.state_cached(src.state_url, "facilities", from_state, version)
     if got is None and not more:
         more = [readers.NO_STATE]
     notes += more
@@ -373,7 +383,8 @@ def _read(src: Sources) -> _Read:
         notes.append(("ยังไม่เคยตรวจกับ PHR (OrganizationSummary): ยังไม่ทราบว่า PHR มีเท่าไร ใช้จำนวนที่ PHR ยืนยันแทน",
                       "the agent has not asked PHR what it holds yet (OrganizationSummary): the confirmed "
                       "counts stand in"))
-    r = _Read(src, now, stg, totals, facs, states, agents, guarded, readers.build_summary(src.build_file), notes)
+    r = _Read(src, now, stg, totals, facs, states, agents, guarded, readers.build_summary(src.build_file), notes,
+              version=version)
     r.names = directory(src, known=r.codes())
     return r
 
@@ -469,11 +480,7 @@ def _month_figures(src: Sources, r: _Read, first: dt.date, last: dt.date
     else the rows it confirmed); None for a figure whose store is unknown."""
     month = f"{first:%Y-%m}"  # (first and last are one calendar month's)
     his = {h: r.staging.month(h, month) for h in r.staging.totals} if r.staging is not None else None
-    if r.totals is None:
-        return his, None
-    got, _notes = readers.state_cached(src.state_url, f"month:{first}:{last}",
-                                       lambda box: box.phr_best(first.isoformat(), last.isoformat()))
-    return his, got
+    return his, r.cached(f"month:{first}:{last}", lambda box: box.phr_best(first.isoformat(), last.isoformat()))
 
 
 def _daily(src: Sources, r: _Read, first: dt.date, last: dt.date) -> list[DayPoint]:
@@ -485,7 +492,7 @@ def _daily(src: Sources, r: _Read, first: dt.date, last: dt.date) -> list[DayPoi
             return (box.aggregate_day_sums(first.isoformat(), last.isoformat()),
                     box.phr_day_sums(first.isoformat(), last.isoformat()))
 
-        got, _notes = readers.state_cached(src.state_url, f"daily:{first}:{last}", read)
+        got = r.cached(f"daily:{first}:{last}", read)
         if got is not None:
             sums, phr = got
     out = []
@@ -624,8 +631,7 @@ def _reason_text(reason: str) -> str:
 def _refusals(src: Sources, r: _Read, h: str) -> list[RefusalGroup]:
     out: list[RefusalGroup] = []
     if r.totals is not None:
-        got, _notes = readers.state_cached(src.state_url, f"reasons:{h}", lambda box: box.aggregate_reasons(h))
-        for g in got or []:
+        for g in r.cached(f"reasons:{h}", lambda box: box.aggregate_reasons(h)) or []:
             example = mask_text(str(g.get("example") or ""))[:400]
             out.append(RefusalGroup(reason=_reason_text(str(g["reason"] or "")), count=int(g["n"]),
                                     owner=_owner(str(g["reason"] or ""), g.get("http_status"), example),
@@ -661,8 +667,7 @@ def _facility_days(src: Sources, r: _Read, h: str) -> list[DayPoint]:
     rows: dict[str, dict[str, int]] | None = None
     asked: dict[str, int] = {}
     if r.totals is not None:
-        got, _notes = readers.state_cached(src.state_url, f"days:{h}",
-                                           lambda box: (box.aggregate_days(h), box.phr_days(h)))
+        got = r.cached(f"days:{h}", lambda box: (box.aggregate_days(h), box.phr_days(h)))
         if got is not None:
             rows = {d: c for _h, d, c in got[0]}
             asked = {d: n for _h, d, n, _at in got[1] if n is not None}
@@ -697,7 +702,7 @@ def facility_detail(src: Sources, hospcode: str) -> FacilityDetail:
                                           examples=[quarantine_example(g.file, e) for e in g.examples])
                           for g in r.staging.quarantine.get(hospcode, [])]
     out.quality_notes = _quality(r, hospcode)
-    out.runs = runs(src, limit=50, facility=hospcode)[0]
+    out.runs = [_run_row(d) for d in r.cached(f"runs:50:{hospcode}", lambda box: box.recent_runs(50, hospcode)) or []]
     out.notes = list(r.notes)
     return out
 

@@ -222,21 +222,22 @@ _state_cache: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}
 _STATE_CACHE_MAX = 512
 
 
-def state_cached(url: str, what: str, fn: Callable[[ob.Outbox], T]) -> tuple[T | None, list[Note]]:
+def state_cached(url: str, what: str, fn: Callable[[ob.Outbox], T],
+                 version: tuple[Any, ...] | None = None) -> tuple[T | None, list[Note]]:
     """:func:`state`, kept under ``what`` until the store's :meth:`~phrsync.delivery.outbox.Outbox.aggregates_version`
     changes: a page load with nothing new costs one small query, not the aggregate reads. (The version is read
-    first: figures read meanwhile are at least as new as it says.)"""
+    first — or given, read once for a page's several reads —: figures read meanwhile are at least as new.)"""
     def read(box: ob.Outbox) -> T:
-        version = box.aggregates_version()
+        current = box.aggregates_version() if version is None else version
         with _lock:
             hit = _state_cache.get((url, what))
-        if hit is not None and hit[0] == version:
+        if hit is not None and hit[0] == current:
             return hit[1]  # type: ignore[no-any-return]
         value = fn(box)
         with _lock:
             if len(_state_cache) >= _STATE_CACHE_MAX:
                 _state_cache.clear()
-            _state_cache[(url, what)] = (version, value)
+            _state_cache[(url, what)] = (current, value)
         return value
 
     return state(url, read)

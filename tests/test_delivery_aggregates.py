@@ -113,6 +113,13 @@ def test_aggregates_follow_load_sending_reconcile_and_requeue(sbx: tuple[Sandbox
         assert make_cid(7099) not in str(reason)
         held = {(h, d): n for h, d, n, _at in box.phr_days()}
         assert held == {(H, "2025-03-01"): 2, (H, "2025-03-02"): 2, (H, "2025-03-03"): 2, (H2, "2025-03-01"): 3}
+        assert box.phr_best("2025-03-01", "2025-03-31") == {H: 6, H2: 3}
+        assert box.phr_best("2025-03-02", "2025-03-02") == {H: 2} and box.phr_day_sums("2025-03-01") == {
+            "2025-03-01": 5, "2025-03-02": 2, "2025-03-03": 2}
+        with box.engine.begin() as c:  # a day PHR was never asked about: the rows it confirmed stand in
+            c.execute(ob.days_checked.delete().where(ob.days_checked.c.day == "2025-03-03"))
+        assert box.phr_best("2025-03-01", "2025-03-31") == {H: 6, H2: 3}
+        assert box.phr_best("2025-03-03", "2025-03-03") == {H: 2}
         assert box.requeue_refused(H) == 1
         assert_aggregates_hold_the_counts(box)
         assert box.aggregate_totals()[H][ob.ENCOUNTER_EP][ob.REFUSED] == 0
@@ -134,12 +141,16 @@ def test_counted_once_per_facility_and_change_never_per_payload(sbx: tuple[Sandb
     st, creds = sbx
     items = [item(200 + i, day="2025-04-01", hcode=(H, H2)[i % 2]) for i in range(60)]
     calls: list[list[str]] = []
+    days: list[set[str | None]] = []
     real = ob.Outbox.refresh_aggregates
 
-    def spy(self: ob.Outbox, facilities: Any) -> None:
+    def spy(self: ob.Outbox, facilities: Any, only: Any = None) -> None:
         codes = sorted(set(facilities))
-        calls.append(codes)
-        real(self, codes)
+        if codes:  # (a new store's first open counts its no facilities)
+            calls.append(codes)
+            assert only is not None  # never a whole facility: the days that changed
+            days.extend(set(only[h]) for h in codes)
+        real(self, codes, only)
 
     monkeypatch.setattr(ob.Outbox, "refresh_aggregates", spy)
     res = sync_payloads(write(tmp_path / "b.ndjson", items), st.base_url, creds, tmp_path / "s.sqlite",
@@ -147,6 +158,7 @@ def test_counted_once_per_facility_and_change_never_per_payload(sbx: tuple[Sandb
     assert res.sent == 60 and res.exit_code == 0
     per = {h: sum(h in c for c in calls) for h in (H, H2)}
     assert per == {H: 3, H2: 3}, calls  # load, end of its sending, after its reconcile
+    assert all(d <= {"2025-04-01", None} for d in days)  # the one visit day of the build
     box = ob.Outbox(f"sqlite:///{tmp_path / 's.sqlite'}")
     try:
         assert_aggregates_hold_the_counts(box)

@@ -177,9 +177,34 @@ def test_errors_carry_their_own_exit_codes() -> None:
 
 # -- the summary table of encounters per facility and day (what the monitoring web reads) ----------
 
+def sums_of(counts: list[DayCount]) -> tuple[dict[str, tuple[int, dt.date, dt.date]], dict[dt.date, int],
+                                             dict[tuple[str, str], int]]:
+    """Per facility (encounters, first day, last day), per day, and per facility and month: from counted visits."""
+    fac: dict[str, tuple[int, dt.date, dt.date]] = {}
+    day: dict[dt.date, int] = {}
+    month: dict[tuple[str, str], int] = {}
+    for c in counts:
+        n, first, last = fac.get(c.hospcode, (0, c.day, c.day))
+        fac[c.hospcode] = (n + c.total, min(first, c.day), max(last, c.day))
+        day[c.day] = day.get(c.day, 0) + c.total
+        month[(c.hospcode, f"{c.day:%Y-%m}")] = month.get((c.hospcode, f"{c.day:%Y-%m}"), 0) + c.total
+    return fac, day, month
+
+
+def assert_sums_are_the_counts(st: Staging, sel: Selection = read.EVERYTHING) -> None:
+    fac, day, month = sums_of(read.encounter_counts(st, sel))
+    assert {h: (t.encounters, t.first_day, t.last_day) for h, t in read.encounter_facility_totals(st, sel).items()} \
+        == fac
+    assert read.encounter_day_sums(st, sel) == day
+    assert read.encounter_month_totals(st, sel) == month
+
+
 def test_the_summary_table_holds_what_counting_the_visits_gives(store: Path) -> None:
     with Staging(store, read_only=True) as st:
         assert read.encounter_day_totals(st) == read.encounter_counts(st)
+        assert_sums_are_the_counts(st)
+        assert_sums_are_the_counts(st, Selection((H,), dt.date(2025, 1, 6), dt.date(2025, 1, 6)))
+        assert read.encounter_month_totals(st) == {(H, "2025-01"): 4, ("10700", "2025-01"): 1}
         one_day = Selection((H,), dt.date(2025, 1, 6), dt.date(2025, 1, 6))
         assert read.encounter_day_totals(st, one_day) == [DayCount(H, dt.date(2025, 1, 6), 1, 1)]
         assert read.quarantine_counts(st) == {"10700": 1}  # the person row with a bad CID
@@ -207,6 +232,8 @@ def test_a_store_made_before_the_summary_table_is_counted_then_gets_it(store: Pa
     with Staging(store, read_only=True) as st:  # read-only: cannot add it, counts the visits instead
         assert not aggregates.exists(st.con)
         assert read.encounter_day_totals(st) == read.encounter_counts(st)
+        assert_sums_are_the_counts(st)
+        assert_sums_are_the_counts(st, Selection((H,), dt.date(2025, 1, 6)))
     with Staging(store) as st:  # the first read-write open builds it
         assert aggregates.exists(st.con)
         assert st.query(f"SELECT count(*) FROM {aggregates.TABLE}") == [(3,)]

@@ -437,3 +437,17 @@ def test_directory_names_what_only_the_stores_know(tmp_path: Path) -> None:
     assert d["99999"] == model.FacilityInfo("99999")  # known to the outbox only: nothing else is guessed
     assert d[H].district == "เมืองสระแก้ว" and d[H].district_en == "Mueang Sa Kaeo" and d[H].kind == "รพท."
     assert len([h for h, f in d.items() if f.province_code == "27"]) >= 139
+
+
+def test_a_state_store_made_anew_under_the_same_name_is_read_anew(tmp_path: Path) -> None:
+    """A demo run again replaces its SQLite store: the web's handle on the old file must not keep showing it."""
+    path = tmp_path / "s.sqlite"
+    src = Sources(state_url=f"sqlite:///{path}")
+    for hcode in (H, "10700"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        box = ob.Outbox(src.state_url)
+        p = update_payload(hcode, make_cid(4), "V1", day="2025-03-01")
+        box.load([{"key": key_for("UpdatePHRv1", p), "endpoint": "UpdatePHRv1", "hospcode": hcode, "payload": p}])
+        box.close()
+        assert [r.info.hospcode for r in model.facility_rows(src)] == [hcode]

@@ -155,7 +155,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                 else:
                     gone_rows.append(key)  # gone from both (e.g. a removal cut short by a crash)
         if confirm or resend or gone_rows:
-            sender.dirty.add(hcode)
+            sender.dirty.setdefault(hcode, set()).add(day)
         if len(confirm) >= CONFIRM_BATCH:
             await write_confirmed()
         res.resend += await sender.db(box.set_status, resend, ob.PENDING)
@@ -188,7 +188,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
             else:
                 res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}: {mask_text(rr.text[:120])}")
         if removed_keys:
-            sender.dirty.add(hcode)
+            sender.dirty.setdefault(hcode, set()).add(day)
         await sender.db(box.set_status, removed_keys, ob.REMOVED)
 
     # a few days at once: each question is one round trip to PHR, and a full check asks about every day
@@ -235,7 +235,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         finally:
             await write_confirmed()
             if hcode in sender.dirty or hcode in answered:  # the web sees what PHR said now, not at the run's end
-                await sender.refresh_aggregates([hcode])
+                await sender.refresh_aggregates({hcode: sender.dirty.get(hcode, set())})
         if sender.down:
             break
     return res

@@ -155,7 +155,15 @@ def encounter_day_totals(src: StoreLike, sel: Selection = EVERYTHING) -> list[Da
     con = _con(src)
     if not aggregates.exists(con):
         return encounter_counts(con, sel)
-    where, params = ["TRUE"], []
+    where, params = _summary_where(sel)
+    rows = con.execute(f"SELECT hospcode, day, opd, ipd FROM {aggregates.TABLE} WHERE {where} ORDER BY 1, 2",
+                       params).fetchall()
+    return [DayCount(h, d, int(o), int(i)) for h, d, o, i in rows]
+
+
+def _summary_where(sel: Selection) -> tuple[str, list[Any]]:
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
     if sel.date_from:
         where.append("day >= ?")
         params.append(sel.date_from)
@@ -165,9 +173,46 @@ def encounter_day_totals(src: StoreLike, sel: Selection = EVERYTHING) -> list[Da
     if sel.facilities:
         where.append(f"hospcode IN ({', '.join('?' for _ in sel.facilities)})")
         params.extend(sel.facilities)
-    rows = con.execute(f"SELECT hospcode, day, opd, ipd FROM {aggregates.TABLE} WHERE {' AND '.join(where)} "
-                       "ORDER BY 1, 2", params).fetchall()
-    return [DayCount(h, d, int(o), int(i)) for h, d, o, i in rows]
+    return " AND ".join(where), params
+
+
+def _summary(con: duckdb.DuckDBPyConnection, group: str, sel: Selection) -> list[tuple[Any, ...]]:
+    """``SELECT {group}, encounters, first day, last day`` over the summary table (or, in a store made before it,
+    over the counted visits), grouped by ``group``."""
+    where, params = _summary_where(sel)
+    source = aggregates.TABLE
+    if not aggregates.exists(con):
+        ws, ps = sel.where("DATE_SERV")
+        wa, pa_ = sel.where("DATETIME_ADMIT")
+        source, params = f"({aggregates.counts_sql(ws, wa)}) AS c(hospcode, day, opd, ipd)", ps + pa_
+        where = "TRUE"
+    return con.execute(f"SELECT {group}, sum(opd + ipd)::BIGINT, min(day), max(day) FROM {source} WHERE {where} "
+                       f"GROUP BY ALL ORDER BY ALL", params).fetchall()
+
+
+@dataclass(frozen=True)
+class EncounterTotal:
+    """Encounters of one facility over a selection, and its first and last day with any."""
+
+    hospcode: str
+    encounters: int
+    first_day: dt.date
+    last_day: dt.date
+
+
+def encounter_facility_totals(src: StoreLike, sel: Selection = EVERYTHING) -> dict[str, EncounterTotal]:
+    """Per facility, :func:`encounter_counts` summed over the selection (from the summary table)."""
+    return {h: EncounterTotal(h, int(n), f, last) for h, n, f, last in _summary(_con(src), "hospcode", sel)}
+
+
+def encounter_day_sums(src: StoreLike, sel: Selection = EVERYTHING) -> dict[dt.date, int]:
+    """Per day, the encounters of every facility of the selection (from the summary table)."""
+    return {d: int(n) for d, n, _f, _l in _summary(_con(src), "day", sel)}
+
+
+def encounter_month_totals(src: StoreLike, sel: Selection = EVERYTHING) -> dict[tuple[str, str], int]:
+    """{(facility, "YYYY-MM"): encounters} of the selection (from the summary table)."""
+    return {(h, m): int(n) for h, m, n, _f, _l in _summary(_con(src), "hospcode, strftime(day, '%Y-%m')", sel)}
 
 
 def encounters_per_day(src: StoreLike, sel: Selection = EVERYTHING) -> list[tuple[dt.date, int]]:

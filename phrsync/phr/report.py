@@ -280,7 +280,7 @@ def quarantine_example(file: str, e: dict[str, Any]) -> str:
     spec = schema.lookup(file)
     fld = e.get("field") or ""
     personal = bool(spec and fld and spec.by_name.get(fld) and spec.by_name[fld].personal)
-    value = e.get("value") if e.get("value") is not None else ""
+    value = str(e.get("value") if e.get("value") is not None else "")
     if personal and "xxx" not in value:  # the importer already masks CIDs; never mask twice
         value = mask_value(value, True)
     return f"{e.get('source') or file}:{e.get('line')} {fld}={mask_text(value)}".strip()

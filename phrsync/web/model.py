@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -31,6 +31,8 @@ from phrsync.phr.rules import RULES
 from phrsync.terminology import places
 from phrsync.thai import BANGKOK, local_time, thai_datetime
 from phrsync.web import readers
+
+T = TypeVar("T")
 
 # problems a facility can have (the facilities table filters on these; the overview's attention list names them)
 SILENT, REFUSED, FAILED, STUCK, QUARANTINE, GUARDED, NOT_SENT = (
@@ -248,6 +250,7 @@ class FacilityDetail:
     quarantine: list[QuarantineGroup] = field(default_factory=list)
     quality_notes: list[tuple[str, str]] = field(default_factory=list)  # (th, en) from the build's summary
     runs: list[RunRow] = field(default_factory=list)  # the runs that touched it, newest first
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (th, en): what is not known yet, and why
 
 
 @dataclass
@@ -341,6 +344,13 @@ class _Read:
     summary: buildfile.BuildSummary | None
     notes: list[tuple[str, str]]
     names: dict[str, FacilityInfo] = field(default_factory=dict)
+    version: tuple[Any, ...] | None = None  # the state store's, read once for all of a page's reads
+
+    def cached(self, what: str, fn: Callable[[ob.Outbox], T]) -> T | None:
+        """A read of the state store, kept until it changes (None when there is no store)."""
+        if self.totals is None:
+            return None
+        return readers.state_cached(self.src.state_url, what, fn, self.version)[0]
 
     def codes(self) -> list[str]:
         """Every facility any store knows."""
@@ -363,7 +373,8 @@ def _read(src: Sources) -> _Read:
         return (box.aggregate_totals(), box.aggregate_facilities(), box.agent_states(), box.phr_agents(),
                 box.guarded())
 
-    got, more = readers.state(src.state_url, from_state)
+    version, _n = readers.state(src.state_url, lambda box: box.aggregates_version())
+    got, more = readers.state_cached(src.state_url, "facilities", from_state, version)
     if got is None and not more:
         more = [readers.NO_STATE]
     notes += more
@@ -372,7 +383,8 @@ def _read(src: Sources) -> _Read:
         notes.append(("ยังไม่เคยตรวจกับ PHR (OrganizationSummary): ยังไม่ทราบว่า PHR มีเท่าไร ใช้จำนวนที่ PHR ยืนยันแทน",
                       "the agent has not asked PHR what it holds yet (OrganizationSummary): the confirmed "
                       "counts stand in"))
-    r = _Read(src, now, stg, totals, facs, states, agents, guarded, readers.build_summary(src.build_file), notes)
+    r = _Read(src, now, stg, totals, facs, states, agents, guarded, readers.build_summary(src.build_file), notes,
+              version=version)
     r.names = directory(src, known=r.codes())
     return r
 
@@ -466,26 +478,9 @@ def _month_figures(src: Sources, r: _Read, first: dt.date, last: dt.date
                    ) -> tuple[dict[str, int] | None, dict[str, int] | None]:
     """Per facility, the month's HIS encounters and what PHR holds of them (per day: what PHR said when asked,
     else the rows it confirmed); None for a figure whose store is unknown."""
-    his = {h: r.staging.between(h, first, last) for h in r.staging.totals} if r.staging is not None else None
-    if r.totals is None:
-        return his, None
-
-    def read(box: ob.Outbox) -> tuple[Any, Any]:
-        return (box.aggregate_days(since=first.isoformat(), until=last.isoformat()),
-                box.phr_days(since=first.isoformat(), until=last.isoformat()))
-
-    got, _notes = readers.state(src.state_url, read)
-    if got is None:
-        return his, None
-    days, asked = got
-    held = {(h, d): n for h, d, n, _at in asked if n is not None}
-    phr: dict[str, int] = {}
-    for (h, _d), n in held.items():
-        phr[h] = phr.get(h, 0) + n
-    for h, d, c in days:
-        if (h, d) not in held:
-            phr[h] = phr.get(h, 0) + c.get(ob.CONFIRMED, 0)
-    return his, phr
+    month = f"{first:%Y-%m}"  # (first and last are one calendar month's)
+    his = {h: r.staging.month(h, month) for h in r.staging.totals} if r.staging is not None else None
+    return his, r.cached(f"month:{first}:{last}", lambda box: box.phr_best(first.isoformat(), last.isoformat()))
 
 
 def _daily(src: Sources, r: _Read, first: dt.date, last: dt.date) -> list[DayPoint]:
@@ -495,14 +490,11 @@ def _daily(src: Sources, r: _Read, first: dt.date, last: dt.date) -> list[DayPoi
     if r.totals is not None:
         def read(box: ob.Outbox) -> tuple[Any, Any]:
             return (box.aggregate_day_sums(first.isoformat(), last.isoformat()),
-                    box.phr_days(since=first.isoformat(), until=last.isoformat()))
+                    box.phr_day_sums(first.isoformat(), last.isoformat()))
 
-        got, _notes = readers.state(src.state_url, read)
+        got = r.cached(f"daily:{first}:{last}", read)
         if got is not None:
-            sums, asked = got
-            for _h, d, n, _at in asked:
-                if n is not None:
-                    phr[d] = phr.get(d, 0) + n
+            sums, phr = got
     out = []
     day = first
     while day <= last:
@@ -639,8 +631,7 @@ def _reason_text(reason: str) -> str:
 def _refusals(src: Sources, r: _Read, h: str) -> list[RefusalGroup]:
     out: list[RefusalGroup] = []
     if r.totals is not None:
-        got, _notes = readers.state(src.state_url, lambda box: box.aggregate_reasons(h))
-        for g in got or []:
+        for g in r.cached(f"reasons:{h}", lambda box: box.aggregate_reasons(h)) or []:
             example = mask_text(str(g.get("example") or ""))[:400]
             out.append(RefusalGroup(reason=_reason_text(str(g["reason"] or "")), count=int(g["n"]),
                                     owner=_owner(str(g["reason"] or ""), g.get("http_status"), example),
@@ -676,11 +667,15 @@ def _facility_days(src: Sources, r: _Read, h: str) -> list[DayPoint]:
     rows: dict[str, dict[str, int]] | None = None
     asked: dict[str, int] = {}
     if r.totals is not None:
-        got, _notes = readers.state(src.state_url, lambda box: (box.aggregate_days(h), box.phr_days(h)))
+        got = r.cached(f"days:{h}", lambda box: (box.aggregate_days(h), box.phr_days(h)))
         if got is not None:
             rows = {d: c for _h, d, c in got[0]}
             asked = {d: n for _h, d, n, _at in got[1] if n is not None}
-    his = dict(r.staging.days.get(h, [])) if r.staging is not None else None
+    his: dict[dt.date, int] | None = None
+    if r.staging is not None:
+        got_days, notes = readers.staging_days(src.staging, h)
+        r.notes.extend(n for n in notes if n not in r.notes)
+        his = dict(got_days) if got_days is not None else None
     days = sorted({*(his or {}), *(dt.date.fromisoformat(d) for d in (rows or {}))})
     out = []
     for d in days:
@@ -707,8 +702,15 @@ def facility_detail(src: Sources, hospcode: str) -> FacilityDetail:
                                           examples=[quarantine_example(g.file, e) for e in g.examples])
                           for g in r.staging.quarantine.get(hospcode, [])]
     out.quality_notes = _quality(r, hospcode)
-    out.runs = runs(src, limit=50, facility=hospcode)[0]
+    out.runs = [_run_row(d) for d in r.cached(f"runs:50:{hospcode}", lambda box: box.recent_runs(50, hospcode)) or []]
+    out.notes = list(r.notes)
     return out
+
+
+def notes(src: Sources) -> list[tuple[str, str]]:
+    """What the pages cannot know now, and why (no staging store, an import running, no state store, PHR never
+    asked): what :attr:`Overview.notes` says, for the pages that show no overview (the facilities table)."""
+    return list(_read(src).notes)
 
 
 # -- runs and the scheduler ------------------------------------------------------------------------------------
@@ -749,7 +751,8 @@ def _scheduler(src: Sources) -> Scheduler:
 
 def runs(src: Sources, *, limit: int = 100, facility: str | None = None) -> tuple[list[RunRow], Scheduler]:
     """Agent runs, newest first (only those that touched ``facility`` when given), and the scheduler's state."""
-    got, _notes = readers.state(src.state_url, lambda box: box.recent_runs(limit, facility))
+    got, _notes = readers.state_cached(src.state_url, f"runs:{limit}:{facility}",
+                                       lambda box: box.recent_runs(limit, facility))
     return [_run_row(d) for d in got or []], _scheduler(src)
 
 
@@ -782,11 +785,10 @@ def phr_centre(src: Sources) -> PhrCentre:
         "จำนวนผู้ป่วยและทรัพยากรอื่น PHR ไม่ได้แจ้งให้ตัวส่ง",
         "from what the agent learned from PHR: the encounters PHR reported (OrganizationSummary) and the agent "
         "status; PHR tells an agent no patient or other resource counts")])
-    since = _today(None) - dt.timedelta(days=3 * 365)
     for h in r.codes():
         f = (r.facilities or {}).get(h, {})
         a = r.phr_agents.get(h, {})
-        his = r.staging.between(h, since, _today(None)) if r.staging is not None else None
+        his = r.staging.his_3y.get(h, 0) if r.staging is not None else None
         enc = f.get("phr_held") if f.get("phr_days") else None
         out.facilities.append(PhrFacility(
             info=r.names.get(h) or FacilityInfo(h), encounters=enc, his_3y=his, pct_in_phr=_pct(enc, his),

@@ -30,7 +30,7 @@ from phrsync.f43 import read as f43read
 from phrsync.f43.staging import Staging, StagingError
 from phrsync.pdpa import mask_text
 from phrsync.phr import buildfile
-from phrsync.thai import thai_datetime
+from phrsync.thai import BANGKOK, thai_datetime
 
 Note = tuple[str, str]
 T = TypeVar("T")
@@ -39,21 +39,25 @@ _lock = threading.Lock()
 
 @dataclass
 class StagingFigures:
-    """What the staging store said, as of ``read_at``."""
+    """What the staging store said, as of ``read_at``: sums of its summary table, small whatever the store's size
+    (a facility's own days are read when its page asks, :func:`staging_days`)."""
 
     read_at: float
-    days: dict[str, list[tuple[dt.date, int]]] = field(default_factory=dict)  # per facility, in day order
+    day: dt.date  # the day (Asia/Bangkok) ``his_3y`` counts back from
     totals: dict[str, tuple[int, dt.date | None]] = field(default_factory=dict)  # (encounters, last day)
     province: dict[dt.date, int] = field(default_factory=dict)  # encounters per day over every facility
+    months: dict[tuple[str, str], int] = field(default_factory=dict)  # {(facility, "YYYY-MM"): encounters}
+    his_3y: dict[str, int] = field(default_factory=dict)  # encounters of the 3 years up to ``day``
     quarantined: dict[str, int] = field(default_factory=dict)
     quarantine: dict[str, list[f43read.QuarantineGroup]] = field(default_factory=dict)
 
-    def between(self, hospcode: str, first: dt.date, last: dt.date) -> int:
-        """The facility's encounters from ``first`` to ``last`` (inclusive)."""
-        return sum(n for d, n in self.days.get(hospcode, ()) if first <= d <= last)
+    def month(self, hospcode: str, month: str) -> int:
+        """The facility's encounters in ``month`` ("YYYY-MM")."""
+        return self.months.get((hospcode, month), 0)
 
 
 _staging_cache: dict[str, tuple[tuple[Any, ...], StagingFigures]] = {}
+_days_cache: dict[tuple[str, str], tuple[tuple[Any, ...], list[tuple[dt.date, int]]]] = {}
 
 
 def _file_key(path: Path) -> tuple[Any, ...]:
@@ -64,22 +68,59 @@ def _file_key(path: Path) -> tuple[Any, ...]:
     return st.st_mtime_ns, st.st_size, (w.st_mtime_ns, w.st_size) if w else None
 
 
-def _read_staging(path: Path) -> StagingFigures:
-    out = StagingFigures(read_at=time.time())
+def _read_staging(path: Path, day: dt.date) -> StagingFigures:
+    out = StagingFigures(read_at=time.time(), day=day)
+    three_years = f43read.Selection(date_from=day - dt.timedelta(days=3 * 365), date_to=day)
     with Staging(path, read_only=True, lock_wait=0) as st:
-        counts = f43read.encounter_day_totals(st)
+        totals = f43read.encounter_facility_totals(st)
+        out.province = f43read.encounter_day_sums(st)
+        out.months = f43read.encounter_month_totals(st)
+        out.his_3y = {h: t.encounters for h, t in f43read.encounter_facility_totals(st, three_years).items()}
         out.quarantined = f43read.quarantine_counts(st)
         groups = f43read.quarantine_groups(st, (), 3)
-    for c in counts:
-        out.days.setdefault(c.hospcode, []).append((c.day, c.total))
-        out.province[c.day] = out.province.get(c.day, 0) + c.total
-    for h, days in out.days.items():
-        out.totals[h] = (sum(n for _d, n in days), days[-1][0] if days else None)
+    out.totals = {h: (t.encounters, t.last_day) for h, t in totals.items()}
     for g in groups:
         out.quarantine.setdefault(g.hospcode, []).append(g)
     for gs in out.quarantine.values():
         gs.sort(key=lambda g: (-g.count, g.file, g.rule))
     return out
+
+
+def _locked_note(when: float | None) -> Note:
+    if when is not None:
+        t = thai_datetime(when)
+        return (f"กำลังนำเข้าข้อมูล ตัวเลขจาก HIS เป็นของเมื่อ {t}", f"an import is running: the HIS figures are as of {t}")
+    return ("กำลังนำเข้าข้อมูล ยังอ่านตัวเลขจาก HIS ไม่ได้ ลองใหม่เมื่อนำเข้าเสร็จ",
+            "an import is running: the HIS figures can be read once it is done")
+
+
+def staging_days(path: Path | None, hospcode: str) -> tuple[list[tuple[dt.date, int]] | None, list[Note]]:
+    """One facility's encounters per day, in day order (its page's calendar), read when asked and kept until the
+    file changes; while an import holds the file, the days last read (or None) with a note."""
+    if path is None or not path.exists():
+        return None, []
+    try:
+        key = _file_key(path)
+    except OSError:
+        return None, []
+    with _lock:
+        hit = _days_cache.get((str(path), hospcode))
+    if hit is not None and hit[0] == key:
+        return hit[1], []
+    try:
+        with Staging(path, read_only=True, lock_wait=0) as st:
+            days = [(c.day, c.total) for c in f43read.encounter_day_totals(st, f43read.Selection((hospcode,)))]
+    except StagingError as e:
+        if e.locked:
+            return (hit[1] if hit else None), [_locked_note(None if hit is None else time.time())]
+        return None, _unavailable(None, e)[1]
+    except duckdb.Error as e:
+        return None, _unavailable(None, e)[1]
+    with _lock:
+        if len(_days_cache) >= 1024:
+            _days_cache.clear()
+        _days_cache[(str(path), hospcode)] = (key, days)
+    return days, []
 
 
 def staging(path: Path | None) -> tuple[StagingFigures | None, list[Note]]:
@@ -97,20 +138,17 @@ def staging(path: Path | None) -> tuple[StagingFigures | None, list[Note]]:
         key = _file_key(path)
     except OSError as e:
         return None, [(f"อ่านที่พักข้อมูลไม่ได้: {e.strerror}", f"cannot read the staging store: {e.strerror}")]
+    day = dt.datetime.now(BANGKOK).date()
+    key = (*key, day)  # (the 3 years counted back from today)
     with _lock:
         hit = _staging_cache.get(key_path)
     if hit is not None and hit[0] == key:
         return hit[1], []
     try:
-        figures = _read_staging(path)
+        figures = _read_staging(path, day)
     except StagingError as e:
         if e.locked:
-            if hit is not None:
-                when = thai_datetime(hit[1].read_at)
-                return hit[1], [(f"กำลังนำเข้าข้อมูล ตัวเลขจาก HIS เป็นของเมื่อ {when}",
-                                 f"an import is running: the HIS figures are as of {when}")]
-            return None, [("กำลังนำเข้าข้อมูล ยังอ่านตัวเลขจาก HIS ไม่ได้ ลองใหม่เมื่อนำเข้าเสร็จ",
-                           "an import is running: the HIS figures can be read once it is done")]
+            return (hit[1] if hit else None), [_locked_note(hit[1].read_at if hit else None)]
         return _unavailable(hit, e)
     except duckdb.Error as e:
         return _unavailable(hit, e)
@@ -128,7 +166,7 @@ def _unavailable(hit: tuple[tuple[Any, ...], StagingFigures] | None,
 
 # -- the state store ------------------------------------------------------------------------------------------
 
-_boxes: dict[str, ob.Outbox] = {}
+_boxes: dict[str, tuple[ob.Outbox, Any]] = {}
 NO_STATE = ("ยังไม่มีฐานข้อมูลสถานะ (ยังไม่เคยส่ง): ยังไม่ทราบสถานะการส่ง",
             "no state store yet (nothing loaded or sent): the delivery figures are not known")
 
@@ -138,15 +176,30 @@ def state_exists(url: str) -> bool:
     return not url.startswith("sqlite:///") or Path(url[len("sqlite:///"):]).exists()
 
 
+def _identity(url: str) -> Any:
+    """A SQLite store made anew under the same name (a demo run again) is another store: its file's inode."""
+    if url.startswith("sqlite:///"):
+        try:
+            return Path(url[len("sqlite:///"):]).stat().st_ino
+        except OSError:
+            return None
+    return None
+
+
 def outbox(url: str) -> ob.Outbox | None:
-    """The state store's handle for this URL, opened once (None when a SQLite store does not exist yet)."""
+    """The state store's handle for this URL, opened once (None when a SQLite store does not exist yet). The first
+    open of a store an earlier version made counts its aggregates (once; a minute for 5 million rows)."""
     if not state_exists(url):
         return None
+    ident = _identity(url)
     with _lock:
-        box = _boxes.get(url)
-        if box is None:
-            box = _boxes[url] = ob.Outbox(url)
-        return box
+        held = _boxes.get(url)
+        if held is not None and held[1] != ident:
+            held[0].close()
+            held = None
+        if held is None:
+            held = _boxes[url] = (ob.Outbox(url), ident)
+        return held[0]
 
 
 def state(url: str, fn: Callable[[ob.Outbox], T]) -> tuple[T | None, list[Note]]:
@@ -159,17 +212,46 @@ def state(url: str, fn: Callable[[ob.Outbox], T]) -> tuple[T | None, list[Note]]
     except (SQLAlchemyError, ValueError) as e:
         why = mask_text(str(e).splitlines()[0] if str(e) else type(e).__name__)[:200]
         with _lock:
-            _boxes.pop(url, None)
+            gone = _boxes.pop(url, None)
+        if gone is not None:
+            gone[0].close()
         return None, [(f"ฐานข้อมูลสถานะใช้ไม่ได้ ({why})", f"the state store is unavailable ({why})")]
+
+
+_state_cache: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}
+_STATE_CACHE_MAX = 512
+
+
+def state_cached(url: str, what: str, fn: Callable[[ob.Outbox], T],
+                 version: tuple[Any, ...] | None = None) -> tuple[T | None, list[Note]]:
+    """:func:`state`, kept under ``what`` until the store's :meth:`~phrsync.delivery.outbox.Outbox.aggregates_version`
+    changes: a page load with nothing new costs one small query, not the aggregate reads. (The version is read
+    first — or given, read once for a page's several reads —: figures read meanwhile are at least as new.)"""
+    def read(box: ob.Outbox) -> T:
+        current = box.aggregates_version() if version is None else version
+        with _lock:
+            hit = _state_cache.get((url, what))
+        if hit is not None and hit[0] == current:
+            return hit[1]  # type: ignore[no-any-return]
+        value = fn(box)
+        with _lock:
+            if len(_state_cache) >= _STATE_CACHE_MAX:
+                _state_cache.clear()
+            _state_cache[(url, what)] = (current, value)
+        return value
+
+    return state(url, read)
 
 
 def close_all() -> None:
     """Dispose of every cached store handle (tests, and the web's shutdown)."""
     with _lock:
-        for box in _boxes.values():
+        for box, _ident in _boxes.values():
             box.close()
         _boxes.clear()
+        _state_cache.clear()
         _staging_cache.clear()
+        _days_cache.clear()
         _summary_cache.clear()
         for eng in _sandbox_engines.values():
             eng.dispose()

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "retry": "phrsync.delivery.cli:retry_cmd",
     "run": "phrsync.delivery.cli:run_cmd",
     "config": "phrsync.config_cli:config_cmd",
+    "web": "phrsync.web.cli:web_cmd",
     "demo": "phrsync.demo:demo_cmd",
 }
 
@@ -69,7 +70,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 
     \b
     ลำดับงาน / data flow:
-      synth → import → build → sandbox/sync → status
+      synth → import → build → sandbox/sync → status → web
     """
     from phrsync.config import load_config
     from phrsync.errors import ConfigError

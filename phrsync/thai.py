@@ -52,3 +52,37 @@ def thai_datetime(ts: float | dt.datetime | None, tz: dt.tzinfo = BANGKOK, secon
     t = local_time(ts, tz)
     clock = f"{t:%H:%M:%S}" if seconds else f"{t:%H:%M}"
     return f"{t.day} {MONTHS_TH[t.month - 1]} {t.year + 543} {clock} น. ({zone_label(t)})"
+
+
+MONTHS_EN = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def be_date(d: dt.date | None, lang: str = "th") -> str:
+    """A Buddhist-era date in the page's language: ``25 พ.ย. 2569`` or ``25 Nov 2569 BE`` (the English page
+    keeps the Thai year, so a date reads the same in both and matches the HIS and PHR's own screens)."""
+    if d is None:
+        return "-"
+    if isinstance(d, dt.datetime):
+        d = d.date()
+    if lang == "en":
+        return f"{d.day} {MONTHS_EN[d.month - 1]} {d.year + 543} BE"
+    return thai_date(d)
+
+
+def be_month(d: dt.date, lang: str = "th") -> str:
+    """``พ.ย. 2569`` / ``Nov 2569 BE``: a month of the per-day charts and tables."""
+    if lang == "en":
+        return f"{MONTHS_EN[d.month - 1]} {d.year + 543} BE"
+    return f"{MONTHS_TH[d.month - 1]} {d.year + 543}"
+
+
+def be_datetime(ts: float | dt.datetime | None, lang: str = "th", tz: dt.tzinfo = BANGKOK) -> str:
+    """A time of the web pages: ``4 ธ.ค. 2569 15:36 น. (UTC+7 Asia/Bangkok)`` or ``4 Dec 2569 BE 15:36 (UTC+7
+    Asia/Bangkok)``: the zone by offset and by name, since a reader may sit in another zone."""
+    if ts is None or ts == 0:
+        return "-"
+    t = local_time(ts, tz)
+    zone = f"{zone_label(t)} {tz.tzname(t) or ''}".strip()
+    if lang == "en":
+        return f"{t.day} {MONTHS_EN[t.month - 1]} {t.year + 543} BE {t:%H:%M} ({zone})"
+    return f"{t.day} {MONTHS_TH[t.month - 1]} {t.year + 543} {t:%H:%M} น. ({zone})"

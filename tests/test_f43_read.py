@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 from f43files import cid, person, service, text, write_zip
 
 from phrsync.cli import cli
 from phrsync.errors import Exit, NotFoundError, SourceError, StoreError, UsageError
-from phrsync.f43 import api, read
+from phrsync.f43 import aggregates, api, read
 from phrsync.f43.hdc import HDCError
 from phrsync.f43.read import DayCount, QuarantineCount, Selection
 from phrsync.f43.staging import Staging, StagingError
@@ -169,3 +173,70 @@ def test_errors_carry_their_own_exit_codes() -> None:
         api.import_sources("unused.duckdb", hdc_url="postgresql://u@h/db")
     assert e.value.th and e.value.en and "MySQL" in e.value.en
     assert not Path("unused.duckdb").exists()
+
+
+# -- the summary table of encounters per facility and day (what the monitoring web reads) ----------
+
+def test_the_summary_table_holds_what_counting_the_visits_gives(store: Path) -> None:
+    with Staging(store, read_only=True) as st:
+        assert read.encounter_day_totals(st) == read.encounter_counts(st)
+        one_day = Selection((H,), dt.date(2025, 1, 6), dt.date(2025, 1, 6))
+        assert read.encounter_day_totals(st, one_day) == [DayCount(H, dt.date(2025, 1, 6), 1, 1)]
+        assert read.quarantine_counts(st) == {"10700": 1}  # the person row with a bad CID
+
+
+def test_the_summary_table_follows_a_later_import(store: Path, tmp_path: Path) -> None:
+    """A newer version of a visit that moves it to another day, and a new visit, of one facility: that facility's
+    days are recomputed and the other facility's are left as they were."""
+    d = tmp_path / "later"
+    d.mkdir()
+    write_zip(d / "F43_10699_202502.zip", {"service.txt": text("SERVICE", [
+        service("S1", "1", 1, DATE_SERV="20250107", D_UPDATE="20250201120000"),
+        service("S4", "2", 2, DATE_SERV="20250107", D_UPDATE="20250201120000")])})
+    api.import_sources(store, [d], today=TODAY)
+    with Staging(store, read_only=True) as st:
+        got = read.encounter_day_totals(st)
+        assert got == read.encounter_counts(st)
+        assert got == [DayCount(H, dt.date(2025, 1, 5), 1, 0), DayCount(H, dt.date(2025, 1, 6), 1, 1),
+                       DayCount(H, dt.date(2025, 1, 7), 2, 0), DayCount("10700", dt.date(2025, 1, 5), 1, 0)]
+
+
+def test_a_store_made_before_the_summary_table_is_counted_then_gets_it(store: Path) -> None:
+    with duckdb.connect(str(store)) as con:
+        con.execute("DROP TABLE agg_encounter_days")
+    with Staging(store, read_only=True) as st:  # read-only: cannot add it, counts the visits instead
+        assert not aggregates.exists(st.con)
+        assert read.encounter_day_totals(st) == read.encounter_counts(st)
+    with Staging(store) as st:  # the first read-write open builds it
+        assert aggregates.exists(st.con)
+        assert st.query(f"SELECT count(*) FROM {aggregates.TABLE}") == [(3,)]
+        assert read.encounter_day_totals(st) == read.encounter_counts(st)
+
+
+def test_a_writer_waits_a_moment_for_a_reader_and_a_reader_does_not(store: Path) -> None:
+    """The web holds the file read-only for milliseconds: an import that starts then waits instead of failing. A
+    reader is told at once that an import holds it (``locked``), so a page never waits for an import."""
+    code = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == 'ro'); "
+            "print('held', flush=True); time.sleep(float(sys.argv[3]))")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(store), "ro", "0.6"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StagingError) as e:
+            Staging(store, lock_wait=0)
+        assert e.value.locked and "staging" in str(e.value)
+        t0 = time.monotonic()
+        with Staging(store) as st:  # waits for the reader to let go
+            assert st.query("SELECT count(*) FROM imports")[0][0] == 1
+        assert time.monotonic() - t0 < 5
+    finally:
+        holder.wait()
+    holder = subprocess.Popen([sys.executable, "-c", code, str(store), "rw", "3"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        with pytest.raises(StagingError) as e:
+            Staging(store, read_only=True)
+        assert e.value.locked and time.monotonic() - t0 < 1
+    finally:
+        holder.kill()
+        holder.wait()

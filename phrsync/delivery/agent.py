@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from phrsync.delivery import outbox as ob
@@ -68,6 +71,7 @@ class SyncResult:
     outbox: dict[str, dict[str, int]] = field(default_factory=dict)  # status counts per facility after the run
     exit_code: int = 0
     cpu: dict[str, float] = field(default_factory=dict)  # this process's CPU seconds per phase: load, send, verify
+    facilities: list[str] = field(default_factory=list)  # the facilities the run loaded, contacted or sent for
     wall: dict[str, float] = field(default_factory=dict)  # elapsed seconds per phase (CPU share = cpu / wall)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +91,7 @@ class SyncResult:
                 "status_codes": self.status_codes, "reconcile": self.reconcile, "skipped": self.skipped, "skip_kind": self.skip_kind,
                 "down": self.down, "seconds": round(self.seconds, 3), "payloads_per_second": round(self.per_second, 1),
                 "remaining": self.remaining(), "outbox": self.outbox, "exit_code": self.exit_code,
+                "facilities": self.facilities,
                 "cpu_seconds": {k: round(v, 3) for k, v in self.cpu.items()},
                 "phase_seconds": {k: round(v, 3) for k, v in self.wall.items()}}
 
@@ -264,11 +269,13 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
         run_id = box.start_run(settings.target.name)
         res.in_doubt = sum(c.get(ob.SENDING, 0) for h, c in box.counts().items() if not facility or h == facility)
         cpu, wall = time.process_time(), time.perf_counter()
+        loaded: list[str] = []
         if ndjson:
-            res.loaded = box.load_file(ndjson, facility, since).as_dict()
+            got = box.load_file(ndjson, facility, since)
+            res.loaded, loaded = got.as_dict(), got.facilities
         res.cpu["load"], res.wall["load"] = time.process_time() - cpu, time.perf_counter() - wall
         if retry_refused:
-            box.requeue_refused(facility)
+            box.requeue_refused(facility)  # (counts the facilities' aggregates anew)
         res.attempted = box.count_to_send(facility)
         log.info("เริ่มส่ง %d รายการไปยัง %s (ค้างจากครั้งก่อน %d) / sending %d payloads to %s (%d in doubt)",
                  res.attempted, settings.target.name, res.in_doubt, res.attempted, settings.target.name, res.in_doubt)
@@ -282,6 +289,7 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
             res.cpu["send"], res.wall["send"] = time.process_time() - cpu, time.perf_counter() - wall
             cpu, wall = time.process_time(), time.perf_counter()
             rec = ReconcileResult()
+            facilities: list[str] = []
             if verify and snd.down is None:
                 facilities = [facility] if facility else box.facilities()
                 full, full_since = _full_check_plan(box, settings, full_check, scoped=bool(facility or since))
@@ -331,11 +339,18 @@ async def run_sync(settings: DeliverySettings, ndjson: str | Path | None = None,
 
             checked = snd.checked_facilities()
             await asyncio.gather(*(report(h) for h in checked))
+            await snd.refresh_aggregates(snd.dirty)  # what changed since each facility was last counted
+            contacted = snd.contacted_facilities()
+            reconciled = [h for h in facilities if h in contacted and h not in snd.skipped]
+            phr_agent = snd.phr_agent
         res.outbox = _counts(box, facility)
         res.exit_code = int(_exit_code(res))
         res.seconds = time.perf_counter() - t0
+        res.facilities = sorted({*loaded, *contacted})
         box.set_agent_states(_agent_states(res, checked))
-        box.finish_run(run_id, res.exit_code, res.as_dict())
+        box.record_phr_agents(phr_agent, agent_version=settings.agent_version, computer_name=settings.computer_name)
+        box.record_guarded(reconciled, rec.guarded)
+        box.finish_run(run_id, res.exit_code, res.as_dict(), res.facilities)
         log.info("จบการส่ง: สำเร็จ %d ปฏิเสธ %d ค้าง %d รหัสออก %d / run done: delivered %d, refused %d, left %d, "
                  "exit %d", res.sent + res.confirmed, res.refused, res.remaining(), res.exit_code,
                  res.sent + res.confirmed, res.refused, res.remaining(), res.exit_code)
@@ -437,13 +452,33 @@ def run_agent(settings: DeliverySettings, ndjson: Path | None, *, every_minutes:
         if once:
             out.exit_code = code
             return out
+        record_schedule(settings.state_url, every_minutes, next_at=time.time() + every_minutes * 60)
         try:
             stopped = stop.wait(every_minutes * 60)
         except KeyboardInterrupt:
+            record_schedule(settings.state_url, every_minutes, next_at=None)
             raise Interrupted("หยุดโดยผู้ใช้", "interrupted") from None
         if stopped:
+            record_schedule(settings.state_url, every_minutes, next_at=None)
             out.exit_code = Exit.OK
             return out
+
+
+def record_schedule(state_url: str, every_minutes: float, next_at: float | None) -> None:
+    """``phrsync run``'s rhythm in the state store (``delivery_meta`` ``schedule``): every how many minutes, when
+    the next round is due (None: stopped on purpose), which process. The monitoring web tells from it whether the
+    scheduler is alive: a next round long overdue means ``run`` died. A store that cannot be written just now
+    only costs the web that figure."""
+    value = orjson.dumps({"every_minutes": every_minutes, "next_at": next_at, "at": time.time(),
+                          "host": socket.gethostname(), "pid": os.getpid()}).decode()
+    try:
+        box = ob.Outbox(state_url)
+        try:
+            box.set_meta(ob.SCHEDULE_META, value)
+        finally:
+            box.close()
+    except SQLAlchemyError as e:
+        log.warning("บันทึกรอบการส่งไม่ได้ / cannot record the schedule: %s", mask_text(str(e))[:200])
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:

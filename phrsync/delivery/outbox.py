@@ -65,6 +65,9 @@ STATUSES = (PENDING, SENDING, SENT, CONFIRMED, REFUSED, FAILED, REMOVED)
 TO_SEND = (PENDING, SENDING, FAILED)
 ENCOUNTER_EP = "UpdatePHRv1"
 AGENT_STATE_META = "agent_state:"  # + HCODE in delivery_meta: the facility's state after the last run
+PHR_AGENT_META = "phr_agent:"  # + HCODE: what PHR said about the facility's agent, and what the agent told it
+GUARDED_META = "reconcile_guarded"  # {HCODE: [days whose removals reconcile held back]}
+SCHEDULE_META = "schedule"  # phrsync run's rounds: every_minutes, last round, next round due (or stopped)
 
 metadata = MetaData()
 outbox = Table(
@@ -141,7 +144,56 @@ days_checked = Table(
     Column("hospcode", String(16), primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("checked_at", Float, nullable=False),
+    Column("held", Integer),  # how many encounter refs PHR said it holds for the day then (NULL: older stores)
+    Index("ix_delivery_days_checked_day", "day"),
 )
+# The monitoring web's figures, per facility: counted from the outbox with one GROUP BY per facility whenever a
+# load, a facility's sending, a reconcile or a requeue changed its rows (refresh_aggregates), never per payload.
+# A page reads these few thousand rows instead of counting millions.
+agg_days = Table(
+    "delivery_agg_days", metadata,  # encounters (UpdatePHRv1) per facility, visit day and status
+    Column("hospcode", String(16), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("status", String(12), primary_key=True),
+    Column("n", Integer, nullable=False),
+    Index("ix_delivery_agg_days_day", "day"),
+)
+agg_totals = Table(
+    "delivery_agg_totals", metadata,  # rows per facility, endpoint and status (every day, every endpoint)
+    Column("hospcode", String(16), primary_key=True),
+    Column("endpoint", String(64), primary_key=True),
+    Column("status", String(12), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+agg_reasons = Table(
+    "delivery_agg_reasons", metadata,  # refused rows per facility, endpoint and short reason
+    Column("hospcode", String(16), primary_key=True),
+    Column("endpoint", String(64), primary_key=True),
+    Column("reason", String(120), primary_key=True),  # '' when PHR gave none
+    Column("http_status", Integer),
+    Column("n", Integer, nullable=False),
+    Column("example", Text),  # one refusal's full (masked) reasons
+    Column("last_at", Float),
+)
+agg_facilities = Table(
+    "delivery_agg_facilities", metadata,  # when each facility's figures were counted, and its times
+    Column("hospcode", String(16), primary_key=True),
+    Column("refreshed_at", Float, nullable=False),
+    Column("last_sent", Float),  # newest sent_at: when PHR last accepted something of the facility
+    Column("last_change", Float),
+    Column("last_error", Text),  # the most recently failed row's error (masked when shown)
+    Column("last_error_at", Float),
+    Column("last_refused_at", Float),
+)
+run_facilities = Table(
+    "delivery_run_facilities", metadata,  # the facilities each run touched (the web lists a facility's runs)
+    Column("run_id", Integer, primary_key=True),
+    Column("hospcode", String(16), primary_key=True),
+    Index("ix_delivery_run_facilities_h", "hospcode", "run_id"),
+)
+AGGREGATES_META = "aggregates_version"  # set once a store's aggregates were counted (older stores: at upgrade)
+AGGREGATES_VERSION = "1"
+AGGREGATES_AT_META = "aggregates_at"  # when any facility's aggregates last changed (a reader's cache key)
 runs = Table(
     "delivery_runs", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -206,6 +258,7 @@ class LoadResult:
     missing: int = 0  # encounters on days the build covered that it no longer contains (HIS deleted them)
     load_id: int = 0
     changed_keys: list[str] = field(default_factory=list)
+    facilities: list[str] = field(default_factory=list)  # whose rows the load added or changed, or marked missing
 
     def as_dict(self) -> dict[str, Any]:
         return {"new": self.new, "changed": self.changed, "unchanged": self.unchanged, "total": self.total,
@@ -297,8 +350,8 @@ class Outbox:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         elif u.get_backend_name() == "postgresql":
             _ensure_pg_database(u)
-        self._create()
         self._ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"  # for apply()'s driver SQL
+        self._create()
 
     def _create(self, tries: int = 5) -> None:
         """Tables, indexes and upgrades. Two agents opening a new store at once raced here ("table already
@@ -338,6 +391,14 @@ class Outbox:
         for ix in outbox.indexes:
             if ix.name not in indexes:
                 ix.create(self.engine)
+        if "held" not in {c["name"] for c in insp.get_columns("delivery_days_checked")}:
+            with self.engine.begin() as c:
+                c.execute(text("ALTER TABLE delivery_days_checked ADD COLUMN held INTEGER"))
+        if "ix_delivery_days_checked_day" not in {i["name"] for i in insp.get_indexes("delivery_days_checked")}:
+            next(iter(days_checked.indexes)).create(self.engine)
+        if self.get_meta(AGGREGATES_META) != AGGREGATES_VERSION:  # a store made before the aggregates: count once
+            self.refresh_aggregates(self.facilities())
+            self.set_meta(AGGREGATES_META, AGGREGATES_VERSION)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -518,9 +579,12 @@ class Outbox:
                 res.changed += len(changed)
                 res.unchanged += same
                 res.changed_keys.extend(b["key"] for b in changed)
+                for b in (*new_rows, *changed):
+                    touched.add(b["hospcode"])
             batch.clear()
 
         seen: set[str] = set()
+        touched: set[str] = set()
         for item in items:
             if "payload_hash" not in item:  # not from iter_build_file (whose items are its own): a normalised copy
                 item = {**item, "hospcode": str(item["hospcode"]), "key": str(item["key"]),
@@ -543,13 +607,16 @@ class Outbox:
             count_in(h, ENCOUNTER_EP, d, n)
             res.total += n
             res.unchanged += n
-        res.missing = self._mark_missing(res.load_id, scope, seen, present, _more_seen)
+        res.missing = self._mark_missing(res.load_id, scope, seen, present, _more_seen, touched)
         with self.engine.begin() as c:
             c.execute(update(loads).where(loads.c.id == res.load_id).values(scope=orjson.dumps(scope).decode()))
+        res.facilities = sorted(touched)
+        self.refresh_aggregates(touched)  # once per facility whose rows changed, after the whole load
         return res
 
     def _mark_missing(self, load_id: int, scope: dict[str, list[str]], seen: set[str],
-                      present: dict[str, int], more_seen: Callable[[], set[str]] | None = None) -> int:
+                      present: dict[str, int], more_seen: Callable[[], set[str]] | None = None,
+                      touched: set[str] | None = None) -> int:
         """Encounters on days this build covered (per facility, first to last visit day) that it lacks.
         ``present``: how many encounters of each facility the build brought inside that window; where the
         store holds no more than that, nothing is missing and no key is read (the usual nightly case)."""
@@ -564,7 +631,10 @@ class Outbox:
                 if more_seen is not None:  # the keys of runs taken unchanged as a whole: read them once now
                     seen |= more_seen()
                     more_seen = None
+                before = len(gone)
                 gone.extend(k for k in c.execute(select(outbox.c.key).where(cond)).scalars().all() if k not in seen)
+                if touched is not None and len(gone) > before:
+                    touched.add(hcode)
         with self.engine.begin() as c:
             for part in _parts(gone):
                 c.execute(update(outbox).where(outbox.c.key.in_(part)).values(missing_load=load_id))
@@ -641,6 +711,14 @@ class Outbox:
             for key, ep, h, ref, day, payload, attempts, status, claimed_by in rows:
                 yield Row(key, ep, h, ref, day, unpack(payload), attempts, status, claimed_by)
             last = rows[-1][0]
+
+    def to_send_counts(self, statuses: tuple[str, ...] = TO_SEND) -> dict[str, int]:
+        """{facility: rows in ``statuses``} as the aggregates last counted them (for a sending pass to tell when
+        a facility's last row is done; an exact count is :meth:`count_to_send`)."""
+        with self.engine.connect() as c:
+            return {h: int(n) for h, n in c.execute(
+                select(agg_totals.c.hospcode, func.sum(agg_totals.c.n)).where(agg_totals.c.status.in_(statuses))
+                .group_by(agg_totals.c.hospcode))}
 
     def count_to_send(self, facility: str | None = None) -> int:
         cond = [outbox.c.status.in_(TO_SEND)]
@@ -747,12 +825,18 @@ class Outbox:
         return n
 
     def requeue_refused(self, facility: str | None = None) -> int:
+        """Refused rows (of ``facility``, or all) pending again; their facilities' aggregates are counted anew."""
         cond = [outbox.c.status == REFUSED]
         if facility:
             cond.append(outbox.c.hospcode == facility)
         with self.engine.begin() as c:
-            return int(c.execute(update(outbox).where(and_(*cond)).values(
+            codes = [facility] if facility else list(c.execute(
+                select(outbox.c.hospcode).where(outbox.c.status == REFUSED).distinct()).scalars())
+            n = int(c.execute(update(outbox).where(and_(*cond)).values(
                 status=PENDING, attempts=0, updated_at=time.time())).rowcount)
+        if n:
+            self.refresh_aggregates(codes)
+        return n
 
     # ---- reading ---------------------------------------------------------------------------
     def counts(self) -> dict[str, dict[str, int]]:
@@ -844,6 +928,47 @@ class Outbox:
         with self.engine.connect() as c:
             rows = c.execute(select(meta.c.name, meta.c.value).where(meta.c.name.startswith(AGENT_STATE_META))).all()
         return {n.removeprefix(AGENT_STATE_META): orjson.loads(v) for n, v in rows}
+
+    def record_phr_agents(self, answers: dict[str, dict[str, Any]], *, agent_version: str = "",
+                          computer_name: str = "") -> None:
+        """What a run learned from PHR about each facility's agent (GetAgentComputerName's answer: the computer
+        PHR knows and its status text) and what it told PHR (the last UpdateAgentStatus text; this phrsync's
+        version and computer name), merged into what earlier runs recorded: the monitoring web shows it."""
+        if not answers:
+            return
+        old = self.phr_agents()
+        rows = {}
+        for h, a in answers.items():
+            rows[h] = {**old.get(h, {}), **a, "agent_version": agent_version or None,
+                       "computer_name": computer_name or None}
+        with self.engine.begin() as c:
+            for h, v in rows.items():
+                name, value = f"{PHR_AGENT_META}{h}", orjson.dumps(v).decode()
+                if c.execute(update(meta).where(meta.c.name == name).values(value=value)).rowcount == 0:
+                    c.execute(insert(meta).values(name=name, value=value))
+
+    def phr_agents(self) -> dict[str, dict[str, Any]]:
+        """{facility: what :meth:`record_phr_agents` kept}."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(meta.c.name, meta.c.value).where(meta.c.name.startswith(PHR_AGENT_META))).all()
+        return {n.removeprefix(PHR_AGENT_META): orjson.loads(v) for n, v in rows}
+
+    def record_guarded(self, reconciled: Iterable[str], guarded: list[dict[str, Any]]) -> None:
+        """The days whose removals reconcile held back (``ReconcileResult.guarded``), for the facilities this run
+        reconciled: theirs replace what an earlier run recorded (a facility reconciled without a guard has none
+        left); other facilities keep theirs."""
+        done = set(reconciled)
+        if not done:
+            return
+        kept = {h: v for h, v in self.guarded().items() if h not in done}
+        for g in guarded:
+            kept.setdefault(str(g.get("hospcode")), []).append({**g, "at": time.time()})
+        self.set_meta(GUARDED_META, orjson.dumps(kept).decode())
+
+    def guarded(self) -> dict[str, list[dict[str, Any]]]:
+        """{facility: [{hospcode, day, would_remove, held, at}]} of removals held back and not resolved since."""
+        v = self.get_meta(GUARDED_META)
+        return orjson.loads(v) if v else {}
 
     def get_meta(self, name: str) -> str | None:
         with self.engine.connect() as c:
@@ -940,15 +1065,20 @@ class Outbox:
             return str(c.execute(select(meta.c.value).where(meta.c.name == INSTALLATION_META)).scalar_one())
 
     # ---- days compared with PHR (a full check resumes where it stopped) ------------------------
-    def mark_days_checked(self, days: Iterable[tuple[str, str]], at: float | None = None) -> None:
-        """Record that PHR was asked about these (facility, day) successfully at ``at`` (now)."""
-        rows = [(h, d, time.time() if at is None else at) for h, d in days]
+    def mark_days_checked(self, days: Iterable[tuple[str, str] | tuple[str, str, int | None]],
+                          at: float | None = None) -> None:
+        """Record that PHR was asked about these (facility, day) successfully at ``at`` (now), and, given as a
+        third item, how many encounter refs it said it holds for the day (what the web shows as "PHR holds")."""
+        now = time.time() if at is None else at
+        rows = [(d[0], d[1], now, d[2] if len(d) > 2 else None) for d in days]  # type: ignore[misc]
         if not rows:
             return
         p = self._ph
         with self.engine.begin() as c:
-            c.exec_driver_sql(f"INSERT INTO delivery_days_checked (hospcode, day, checked_at) VALUES ({p}, {p}, {p}) "
-                              "ON CONFLICT (hospcode, day) DO UPDATE SET checked_at = excluded.checked_at", rows)
+            c.exec_driver_sql(f"INSERT INTO delivery_days_checked (hospcode, day, checked_at, held) VALUES ({p}, {p}, "
+                              f"{p}, {p}) ON CONFLICT (hospcode, day) DO UPDATE SET checked_at = excluded.checked_at, "
+                              "held = excluded.held", rows)
+            self._touch_aggregates(c)
 
     def days_checked_since(self, hospcode: str, since: float) -> set[str]:
         """The days of one facility PHR was asked about at or after ``since``."""
@@ -957,15 +1087,179 @@ class Outbox:
             return {r[0] for r in c.exec_driver_sql(
                 f"SELECT day FROM delivery_days_checked WHERE hospcode = {p} AND checked_at >= {p}", (hospcode, since))}
 
+    def phr_days(self, hospcode: str | None = None, since: str | None = None,
+                 until: str | None = None) -> list[tuple[str, str, int | None, float]]:
+        """(facility, day, refs PHR said it holds, when it was asked) of the days PHR was asked about, in order;
+        ``held`` is None for days asked by a version that did not keep the count."""
+        cond = []
+        if hospcode:
+            cond.append(days_checked.c.hospcode == hospcode)
+        if since:
+            cond.append(days_checked.c.day >= since)
+        if until:
+            cond.append(days_checked.c.day <= until)
+        q = select(days_checked.c.hospcode, days_checked.c.day, days_checked.c.held, days_checked.c.checked_at)
+        if cond:
+            q = q.where(and_(*cond))
+        with self.engine.connect() as c:
+            return [(h, d, None if n is None else int(n), float(at))
+                    for h, d, n, at in c.execute(q.order_by(days_checked.c.hospcode, days_checked.c.day))]
+
+    def phr_totals(self) -> dict[str, tuple[int, int, int, float]]:
+        """{facility: (refs PHR holds summed over the days asked, days asked, days asked without a count, when
+        last asked)}: one GROUP BY over the small table of days."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(days_checked.c.hospcode, func.coalesce(func.sum(days_checked.c.held), 0),
+                                    func.count(), func.count() - func.count(days_checked.c.held),
+                                    func.max(days_checked.c.checked_at)).group_by(days_checked.c.hospcode)).all()
+        return {h: (int(n), int(d), int(u), float(at)) for h, n, d, u, at in rows}
+
+    # ---- aggregates: the monitoring web's figures ---------------------------------------------
+    def refresh_aggregates(self, facilities: Iterable[str]) -> None:
+        """Count the rows of these facilities again (one GROUP BY over each one's rows, and two index scans for
+        its refused and failed rows) into the aggregate tables. Called when something changed them: a load, the
+        end of a facility's sending, its reconcile, a requeue — never per payload."""
+        p = self._ph
+        # SQLite without statistics would rather walk the facility's rows by day than its status entries
+        hkey = " INDEXED BY ix_delivery_outbox_hkey" if self.is_sqlite else ""
+        for h in sorted(set(facilities)):
+            now = time.time()
+            with self.engine.begin() as c:
+                groups = c.exec_driver_sql(
+                    "SELECT endpoint, day, status, count(*), max(sent_at), max(updated_at) FROM delivery_outbox "
+                    f"WHERE hospcode = {p} GROUP BY endpoint, day, status", (h,)).fetchall()
+                reasons = c.exec_driver_sql(
+                    "SELECT endpoint, coalesce(reason, ''), max(http_status), count(*), min(last_error), "
+                    f"max(updated_at) FROM delivery_outbox{hkey} WHERE hospcode = {p} AND status = '{REFUSED}' "
+                    "GROUP BY endpoint, coalesce(reason, '')", (h,)).fetchall()
+                failed = c.exec_driver_sql(
+                    f"SELECT updated_at, reason, last_error FROM delivery_outbox{hkey} WHERE hospcode = {p} AND "
+                    f"status = '{FAILED}' ORDER BY updated_at DESC LIMIT 1", (h,)).first()
+                days: dict[tuple[str, str], int] = {}
+                totals: dict[tuple[str, str], int] = {}
+                last_sent: float | None = None
+                last_change: float | None = None
+                for ep, day, status, n, sent, changed in groups:
+                    totals[(ep, status)] = totals.get((ep, status), 0) + int(n)
+                    if ep == ENCOUNTER_EP and day is not None:
+                        days[(day, status)] = days.get((day, status), 0) + int(n)
+                    if sent is not None and (last_sent is None or sent > last_sent):
+                        last_sent = float(sent)
+                    if changed is not None and (last_change is None or changed > last_change):
+                        last_change = float(changed)
+                for t in (agg_days, agg_totals, agg_reasons, agg_facilities):
+                    c.execute(t.delete().where(t.c.hospcode == h))
+                if days:
+                    c.execute(insert(agg_days), [{"hospcode": h, "day": d, "status": st, "n": n}
+                                                 for (d, st), n in days.items()])
+                if totals:
+                    c.execute(insert(agg_totals), [{"hospcode": h, "endpoint": ep, "status": st, "n": n}
+                                                   for (ep, st), n in totals.items()])
+                if reasons:
+                    c.execute(insert(agg_reasons), [
+                        {"hospcode": h, "endpoint": ep, "reason": (r or "")[:120], "http_status": code, "n": int(n),
+                         "example": ex, "last_at": at} for ep, r, code, n, ex, at in reasons])
+                c.execute(insert(agg_facilities).values(
+                    hospcode=h, refreshed_at=now, last_sent=last_sent, last_change=last_change,
+                    last_error=str(failed[2] or failed[1] or "") if failed else None,
+                    last_error_at=float(failed[0]) if failed else None,
+                    last_refused_at=max((float(r[5]) for r in reasons if r[5] is not None), default=None)))
+                self._touch_aggregates(c)
+
+    def _touch_aggregates(self, c: Any) -> None:
+        """A reader caches what it read until this changes."""
+        value = repr(time.time())
+        if c.execute(update(meta).where(meta.c.name == AGGREGATES_AT_META).values(value=value)).rowcount == 0:
+            c.execute(insert(meta).values(name=AGGREGATES_AT_META, value=value))
+
+    def aggregate_totals(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{facility: {endpoint: {status: rows}}} as last counted."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        with self.engine.connect() as c:
+            for h, ep, st, n in c.execute(select(agg_totals.c.hospcode, agg_totals.c.endpoint, agg_totals.c.status,
+                                                 agg_totals.c.n)):
+                out.setdefault(h, {}).setdefault(ep, dict.fromkeys(STATUSES, 0))[st] = int(n)
+        return out
+
+    def aggregate_facilities(self) -> dict[str, dict[str, Any]]:
+        """{facility: {refreshed_at, last_sent, last_change, last_error, last_error_at, last_refused_at}}."""
+        with self.engine.connect() as c:
+            return {r["hospcode"]: dict(r) for r in c.execute(select(agg_facilities)).mappings()}
+
+    def aggregate_days(self, hospcode: str | None = None, since: str | None = None,
+                       until: str | None = None) -> list[tuple[str, str, dict[str, int]]]:
+        """[(facility, day, {status: encounters})] in order; ``hospcode`` None: every facility."""
+        cond = []
+        if hospcode:
+            cond.append(agg_days.c.hospcode == hospcode)
+        if since:
+            cond.append(agg_days.c.day >= since)
+        if until:
+            cond.append(agg_days.c.day <= until)
+        q = select(agg_days.c.hospcode, agg_days.c.day, agg_days.c.status, agg_days.c.n)
+        if cond:
+            q = q.where(and_(*cond))
+        out: list[tuple[str, str, dict[str, int]]] = []
+        with self.engine.connect() as c:
+            for h, d, st, n in c.execute(q.order_by(agg_days.c.hospcode, agg_days.c.day)):
+                if not out or out[-1][0] != h or out[-1][1] != d:
+                    out.append((h, d, dict.fromkeys(STATUSES, 0)))
+                out[-1][2][st] = int(n)
+        return out
+
+    def aggregate_day_sums(self, since: str, until: str | None = None) -> dict[str, dict[str, int]]:
+        """{day: {status: encounters}} over every facility (the province's chart), from ``since``."""
+        cond = [agg_days.c.day >= since] + ([agg_days.c.day <= until] if until else [])
+        out: dict[str, dict[str, int]] = {}
+        with self.engine.connect() as c:
+            for d, st, n in c.execute(select(agg_days.c.day, agg_days.c.status, func.sum(agg_days.c.n))
+                                      .where(and_(*cond)).group_by(agg_days.c.day, agg_days.c.status)):
+                out.setdefault(d, dict.fromkeys(STATUSES, 0))[st] = int(n)
+        return out
+
+    def aggregate_reasons(self, hospcode: str | None = None) -> list[dict[str, Any]]:
+        """Refused rows grouped by facility, endpoint and short reason, the largest first."""
+        q = select(agg_reasons)
+        if hospcode:
+            q = q.where(agg_reasons.c.hospcode == hospcode)
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(q.order_by(agg_reasons.c.n.desc(), agg_reasons.c.reason)).mappings()]
+
     # ---- runs ------------------------------------------------------------------------------
     def start_run(self, target: str) -> int:
         with self.engine.begin() as c:
             return int(c.execute(insert(runs).values(target=target, started_at=time.time())).inserted_primary_key[0])
 
-    def finish_run(self, run_id: int, exit_code: int, summary: dict[str, Any]) -> None:
+    def finish_run(self, run_id: int, exit_code: int, summary: dict[str, Any],
+                   facilities: Iterable[str] = ()) -> None:
+        """The run's outcome, and the facilities it touched (loaded, sent, checked or reconciled)."""
+        codes = sorted(set(facilities))
         with self.engine.begin() as c:
             c.execute(update(runs).where(runs.c.id == run_id).values(
                 finished_at=time.time(), exit_code=exit_code, summary=orjson.dumps(summary).decode()))
+            c.execute(run_facilities.delete().where(run_facilities.c.run_id == run_id))
+            if codes:
+                c.execute(insert(run_facilities), [{"run_id": run_id, "hospcode": h} for h in codes])
+
+    def recent_runs(self, limit: int = 100, facility: str | None = None) -> list[dict[str, Any]]:
+        """Runs newest first (only those that touched ``facility`` when given), summaries parsed, each with the
+        facilities it touched."""
+        q = select(runs).order_by(runs.c.id.desc()).limit(max(0, limit))
+        if facility:
+            q = q.where(runs.c.id.in_(select(run_facilities.c.run_id).where(run_facilities.c.hospcode == facility)))
+        with self.engine.connect() as c:
+            rows = [dict(r) for r in c.execute(q).mappings()]
+            ids = [r["id"] for r in rows]
+            touched: dict[int, list[str]] = {}
+            for part in _parts([str(i) for i in ids]):
+                for rid, h in c.execute(select(run_facilities.c.run_id, run_facilities.c.hospcode)
+                                        .where(run_facilities.c.run_id.in_([int(i) for i in part]))
+                                        .order_by(run_facilities.c.hospcode)):
+                    touched.setdefault(int(rid), []).append(h)
+        for r in rows:
+            r["summary"] = orjson.loads(r["summary"]) if r.get("summary") else None
+            r["facilities"] = touched.get(int(r["id"]), [])
+        return rows
 
     def last_run(self) -> dict[str, Any] | None:
         with self.engine.connect() as c:

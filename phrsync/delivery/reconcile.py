@@ -102,7 +102,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
     scope = last[1] if last else {}
     max_fraction = sender.s.remove_max_fraction
     confirm: list[str] = []  # confirmations are written together, sorted: a day's rows lie all over the table
-    checked: list[tuple[str, str]] = []  # days answered, recorded with the confirmations
+    checked: list[tuple[str, str, int]] = []  # days answered and the refs PHR holds, recorded with the confirmations
 
     async def write_confirmed() -> None:
         if checked:
@@ -137,7 +137,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
         server = {str(x) for x in held}
         res.days += 1
         res.outcome[(hcode, day)] = None
-        checked.append((hcode, day))
+        checked.append((hcode, day, len(server)))
         resend, gone_rows, current = [], [], set()
         for key, ref, status, missing_load in rows:
             phr_ref = _full_ref(hcode, ref)
@@ -152,6 +152,8 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                     resend.append(key)  # PHR lost it: send again
                 else:
                     gone_rows.append(key)  # gone from both (e.g. a removal cut short by a crash)
+        if confirm or resend or gone_rows:
+            sender.dirty.add(hcode)
         if len(confirm) >= CONFIRM_BATCH:
             await write_confirmed()
         res.resend += await sender.db(box.set_status, resend, ob.PENDING)
@@ -183,6 +185,8 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                     removed_keys.append(by_ref[ref])
             else:
                 res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}: {mask_text(rr.text[:120])}")
+        if removed_keys:
+            sender.dirty.add(hcode)
         await sender.db(box.set_status, removed_keys, ob.REMOVED)
 
     # a few days at once: each question is one round trip to PHR, and a full check asks about every day
@@ -228,6 +232,8 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                 sender.down = str(down[0])
         finally:
             await write_confirmed()
+            if hcode in sender.dirty:  # the web sees this facility's confirmations now, not at the run's end
+                await sender.refresh_aggregates([hcode])
         if sender.down:
             break
     return res

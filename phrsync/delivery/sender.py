@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -172,6 +172,11 @@ class Sender:
         self.retry = RetryPolicy(self.t.max_attempts, self.t.backoff_base, self.t.backoff_max)
         self.limiter = RateLimiter(self.t.rate_per_minute, spaced=True)  # evenly spaced: never a refused burst
         self.down: str | None = None
+        # for the monitoring web: what PHR answered and what this run told it, per facility (kept at the run's end)
+        self.phr_agent: dict[str, dict[str, Any]] = {}
+        self.dirty: set[str] = set()  # facilities whose rows changed since their aggregates were last counted
+        self.touched: set[str] = set()  # facilities whose rows this run settled
+        self._left: dict[str, int] = {}  # rows of each facility this sending pass has still to settle
 
     async def db(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kw))
@@ -202,6 +207,34 @@ class Sender:
     def unclaim(self, row: ob.Row) -> None:
         """A claimed row whose request never went out (facility skipped, target down): as it was."""
         self._enqueue(("revert", (row.key, row.status)), None)
+
+    def facility_settled(self, hcode: str) -> None:
+        """One more row of ``hcode`` is done for this sending pass; after its last one, its aggregates are counted
+        again with the group commit that holds its last answer (the web sees the facility's sending as it
+        ends, not only at the run's end)."""
+        self.dirty.add(hcode)
+        self.touched.add(hcode)
+        left = self._left.get(hcode)
+        if left is None:
+            return
+        if left <= 1:
+            del self._left[hcode]
+            self._enqueue(("refresh", hcode), None)
+        else:
+            self._left[hcode] = left - 1
+
+    async def refresh_aggregates(self, facilities: Iterable[str]) -> None:
+        """Count these facilities' rows again (:meth:`Outbox.refresh_aggregates`); a failure only leaves the web's
+        figures older, never the run."""
+        codes = sorted(set(facilities))
+        if not codes:
+            return
+        try:
+            await self.db(self.box.refresh_aggregates, codes)
+        except Exception as e:
+            log.warning("นับสรุปสำหรับหน้าเว็บไม่ได้ / cannot count the web's figures: %s", mask_text(str(e))[:200])
+            return
+        self.dirty.difference_update(codes)
 
     async def settle(self) -> None:
         """Every state change queued so far is committed (raises the database error if one failed)."""
@@ -253,6 +286,7 @@ class Sender:
             sending: list[ob.Claim] = []
             results: list[tuple[str, str, int | None, str | None, str | None]] = []
             reverts: list[tuple[str, str]] = []
+            refresh: list[str] = []
             for (kind, arg), _ in ops:
                 if kind == "claim":
                     sending.extend(arg)
@@ -260,8 +294,12 @@ class Sender:
                     results.append(arg)
                 elif kind == "revert":
                     reverts.append(arg)
+                elif kind == "refresh":
+                    refresh.append(arg)
             try:
                 lost = await self.db(self.box.apply, sending, results, reverts)
+                if refresh:  # after the facility's last answers, committed just above
+                    await self.refresh_aggregates(refresh)
             except Exception as e:  # waiting callers see the database error; nothing was sent for them
                 self._db_error = e
                 for _, f in ops:
@@ -498,6 +536,9 @@ class Sender:
         res = _result(r)
         if isinstance(res, dict):
             other = str(res.get("agent_computer_name") or "")
+            self.phr_agent.setdefault(hcode, {}).update(
+                phr_computer=mask_text(other)[:255] or None, phr_status=mask_text(str(res.get("agent_status") or ""))[:300]
+                or None, phr_last_update=str(res.get("last_update") or "") or None, asked_at=time.time())
             age = _age_seconds(res.get("last_update"), _request_time(r))
             # a computer whose last word was its run's outcome ("idle") has finished: it is not sending
             idle = str(res.get("agent_status") or "").lower().startswith(IDLE_STATUS)
@@ -511,6 +552,10 @@ class Sender:
         # (the guard is not atomic), and a run announced only after 30 s let a second installation start beside it.
         self._next_status[hcode] = time.monotonic() + STATUS_MIN_GAP
         return True
+
+    def contacted_facilities(self) -> set[str]:
+        """Facilities this run asked PHR about (checked, or tried to) or settled rows of: what the run touched."""
+        return set(self._checked) | set(self.skipped) | self.touched
 
     def checked_facilities(self) -> list[str]:
         """Facilities this run checked (GetAgentComputerName, or only the 1-year token) and did not skip."""
@@ -544,8 +589,11 @@ class Sender:
         with contextlib.suppress(AuthError, GaveUp, TargetDown):
             # An error outcome refused with 429 (an earlier run reported less than 5 s ago: this run cannot know)
             # waits once and goes; an "idle" one is dropped then — that earlier report is seconds old.
-            await self.call("POST", "UpdateAgentStatus", hcode, body=orjson.dumps(body),
-                            params={"mode": "Error"} if error else None, max_attempts=2, wait_429=final and error)
+            r = await self.call("POST", "UpdateAgentStatus", hcode, body=orjson.dumps(body),
+                                params={"mode": "Error"} if error else None, max_attempts=2, wait_429=final and error)
+            if r.status_code == 200:  # what PHR's dashboard shows for this facility now
+                self.phr_agent.setdefault(hcode, {}).update(status_sent=mask_text(text[:200]), status_error=error,
+                                                            status_sent_at=time.time())
 
     # ---- the outbox run --------------------------------------------------------------------
     async def send_outbox(self, facility: str | None = None,
@@ -555,6 +603,8 @@ class Sender:
         keeping as many in flight as :class:`InFlight` sizes. A failed attempt goes back to its lane with its due
         time (backoff, or the server's Retry-After) and its connection serves the next upload meanwhile."""
         total = await self.db(self.box.count_to_send, facility)
+        self._left = {h: n for h, n in (await self.db(self.box.to_send_counts, statuses)).items()
+                      if n and (not facility or h == facility)}
         lanes: Lanes[_Job] = Lanes(self.limiter)
         sizing = InFlight(self.t.concurrency, self.t.max_concurrency, self.t.rate_per_minute)
         idle = list(self.workers)
@@ -599,6 +649,7 @@ class Sender:
                         h = r.hospcode
                         if h in self.skipped:
                             finished()
+                            self.facility_settled(h)
                         elif late_pass or self._passed(h) and h not in late:
                             kept.append(r)
                         else:  # its check is tried again later: a pass of its own then sends its rows
@@ -635,6 +686,7 @@ class Sender:
                 answered, final = await self._upload(job, client, lanes)
                 if final:
                     finished()
+                    self.facility_settled(job.row.hospcode)
             finally:
                 sizing.end(started, answered)
                 lanes.done(job.row.hospcode)

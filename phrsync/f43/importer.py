@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from phrsync.errors import Exit, StoreError
-from phrsync.f43 import schema
+from phrsync.f43 import aggregates, schema
 from phrsync.f43.checks import RULES, check_sql, load_code_sets
 from phrsync.f43.reader import DEFAULT_LIMITS, Member, containers, export_order, opened, read_member
 from phrsync.f43.schema import FileSpec
@@ -210,6 +210,7 @@ class Importer:
         self._files: dict[int, _Track] = {}  # per file read (sequence number)
         self._drop: dict[str, list[int]] = {}  # 43-file → sequence numbers of its failed files
         self._incomplete: set[str] = set()  # containers with a file that did not load: not marked imported
+        self._recovered: list[int] = []  # imports a crash left half-merged, compacted by this one
         self.report: ImportReport | None = None
 
     # -- public entry points --------------------------------------------------------------------
@@ -319,6 +320,7 @@ class Importer:
             # its sources were not marked imported and will be read again: their entries would repeat
             self.st.con.execute("DELETE FROM quarantine WHERE import_id = ?", [iid])
             self.st.con.execute("UPDATE imports SET status = 'interrupted' WHERE id = ?", [iid])
+            self._recovered.append(int(iid))
 
     def _tick(self, label: str, done: int, total: int) -> None:
         if self.progress:
@@ -644,6 +646,9 @@ class Importer:
         for name in schema.ORDER:
             if name in self._touched:
                 self._compact(schema.get(name))
+        t0 = time.perf_counter()  # the web's encounters per facility and day, for the facilities this import wrote
+        aggregates.refresh(self.st.con, aggregates.touched_by(self.st.con, [rep.import_id, *self._recovered]))
+        rep.phases["aggregates"] += time.perf_counter() - t0
         self.st.record_sources(rep.import_id, [s for s in self._sources if s[0] not in self._incomplete])
         self._sources.clear()
         self._touched.clear()

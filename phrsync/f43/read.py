@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from phrsync.errors import NotFoundError, UsageError
-from phrsync.f43 import schema
+from phrsync.f43 import aggregates, schema
 from phrsync.f43.staging import Staging, table_name
 
 StoreLike = Staging | duckdb.DuckDBPyConnection
@@ -140,15 +140,34 @@ class DayCount:
 
 
 def encounter_counts(src: StoreLike, sel: Selection = EVERYTHING) -> list[DayCount]:
-    """Encounters per facility and day of the selection, ordered by facility, then day."""
+    """Encounters per facility and day of the selection, ordered by facility, then day (counted from the
+    visits: see :func:`encounter_day_totals` for the same figures from the store's summary table)."""
     ws, ps = sel.where("DATE_SERV")
     wa, pa_ = sel.where("DATETIME_ADMIT")
-    sql = f"""SELECT h, d, sum(opd)::BIGINT, sum(ipd)::BIGINT FROM (
-        SELECT t."HOSPCODE" AS h, t."DATE_SERV" AS d, count(*) AS opd, 0 AS ipd FROM {_t('SERVICE')} t
-         WHERE {ws} GROUP BY 1, 2
-        UNION ALL SELECT t."HOSPCODE", CAST(t."DATETIME_ADMIT" AS DATE), 0, count(*) FROM {_t('ADMISSION')} t
-         WHERE {wa} GROUP BY 1, 2) WHERE d IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"""
+    sql = aggregates.counts_sql(ws, wa) + " ORDER BY 1, 2"
     return [DayCount(h, d, int(o), int(i)) for h, d, o, i in _con(src).execute(sql, ps + pa_).fetchall()]
+
+
+def encounter_day_totals(src: StoreLike, sel: Selection = EVERYTHING) -> list[DayCount]:
+    """:func:`encounter_counts` read from the summary table that every import keeps (a few thousand rows
+    instead of millions of visits: what a web page asks). A store made before that table, opened read-only,
+    is counted from the visits instead."""
+    con = _con(src)
+    if not aggregates.exists(con):
+        return encounter_counts(con, sel)
+    where, params = ["TRUE"], []
+    if sel.date_from:
+        where.append("day >= ?")
+        params.append(sel.date_from)
+    if sel.date_to:
+        where.append("day <= ?")
+        params.append(sel.date_to)
+    if sel.facilities:
+        where.append(f"hospcode IN ({', '.join('?' for _ in sel.facilities)})")
+        params.extend(sel.facilities)
+    rows = con.execute(f"SELECT hospcode, day, opd, ipd FROM {aggregates.TABLE} WHERE {' AND '.join(where)} "
+                       "ORDER BY 1, 2", params).fetchall()
+    return [DayCount(h, d, int(o), int(i)) for h, d, o, i in rows]
 
 
 def encounters_per_day(src: StoreLike, sel: Selection = EVERYTHING) -> list[tuple[dt.date, int]]:
@@ -226,6 +245,14 @@ def quarantine_summary(src: StoreLike, *, import_id: int | None = None,
     sql = ("SELECT coalesce(hospcode, ''), coalesce(file, ''), rule, severity, count(*) FROM quarantine"
            + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY ALL ORDER BY 5 DESC, 1, 2, 3")
     return [QuarantineCount(h, f, r, s, int(n)) for h, f, r, s, n in _con(src).execute(sql, params).fetchall()]
+
+
+def quarantine_counts(src: StoreLike) -> dict[str, int]:
+    """Rows held back (an error entry) per facility: a row with two problems counts once."""
+    rows = _con(src).execute(
+        "SELECT coalesce(hospcode, ''), count(DISTINCT (file, source, line)) FROM quarantine WHERE severity = 'error' "
+        "GROUP BY 1").fetchall()
+    return {h: int(n) for h, n in rows}
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,22 +42,44 @@ def table_name(spec: FileSpec) -> str:
     return f"f43_{spec.table}"
 
 
+LOCK_WAIT_SECONDS = 5.0
+
+
+def is_locked(e: BaseException) -> bool:
+    """Is this DuckDB error "another process holds the file" (as opposed to a broken or missing one)?"""
+    return isinstance(e, duckdb.IOException) and "lock" in str(e).lower()
+
+
 class StagingError(StoreError):
-    """The staging store cannot be opened or used (exit 7): held by another program, or broken."""
+    """The staging store cannot be opened or used (exit 7): held by another program (``locked``), or broken."""
+
+    def __init__(self, th: str, en: str | None = None, *, locked: bool = False, **kw: Any) -> None:
+        super().__init__(th, en, **kw)
+        self.locked = locked
 
 
 class Staging:
     """A handle on the staging DuckDB file. Use as a context manager."""
 
-    def __init__(self, path: str | Path, read_only: bool = False, memory_limit: str | None = None) -> None:
+    def __init__(self, path: str | Path, read_only: bool = False, memory_limit: str | None = None,
+                 lock_wait: float | None = None) -> None:
+        """``lock_wait``: seconds to keep trying while another process holds the file (default: 5 for a writer,
+        whom a reader such as the monitoring web holds up for milliseconds; none for a reader)."""
         self.path = Path(path)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as e:
-            raise StagingError(f"เปิดฐานข้อมูลพักข้อมูล {self.path} ไม่ได้ (อาจมีโปรแกรมอื่นใช้อยู่)",
-                               f"cannot open staging store {self.path}: {e}") from e
+        wait = (0.0 if read_only else LOCK_WAIT_SECONDS) if lock_wait is None else lock_wait
+        until = time.monotonic() + wait
+        while True:
+            try:
+                self.con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except duckdb.IOException as e:
+                if is_locked(e) and time.monotonic() < until:
+                    time.sleep(0.05)
+                    continue
+                raise StagingError(f"เปิดฐานข้อมูลพักข้อมูล {self.path} ไม่ได้ (อาจมีโปรแกรมอื่นใช้อยู่)",
+                                   f"cannot open staging store {self.path}: {e}", locked=is_locked(e)) from e
         # DuckDB's cache grows to this limit and spills beyond it: it bounds the import's memory
         limit = memory_limit or os.environ.get("PHRSYNC_STAGING_MEMORY", DEFAULT_MEMORY_LIMIT)
         self.con.execute(f"SET memory_limit = '{limit}'")
@@ -116,6 +139,9 @@ class Staging:
             c.execute(f"CREATE TABLE IF NOT EXISTS {table_name(spec)} ({', '.join(cols)})")
             for k in ("_errs", "_warns"):  # stores made before these columns existed
                 c.execute(f"ALTER TABLE {table_name(spec)} ADD COLUMN IF NOT EXISTS {k} VARCHAR")
+        from phrsync.f43 import aggregates  # (it reads this module's table names)
+
+        aggregates.ensure(c)  # a store made before the table: filled once, here
 
     # -- imports log ----------------------------------------------------------------------------
     def begin_import(self, kind: str, target: str) -> int:

@@ -302,8 +302,25 @@ def build(staging_path: str | Path, out_path: str | Path, sel: Selection, ctx: M
     res.out = str(out)
     res.summary = str(buildfile.write_summary(out, BuildSummary(
         built_at=dt.datetime.now(dt.UTC), seconds=res.seconds,
-        facilities={h: {ep: dict(c) for ep, c in sorted(t.by_endpoint.items())} for h, t in sorted(q.totals.items())})))
+        facilities={h: {ep: dict(c) for ep, c in sorted(t.by_endpoint.items())} for h, t in sorted(q.totals.items())},
+        issues=summary_issues(q))))
     return res
+
+
+SUMMARY_ISSUES = 100  # report rows per facility kept in the summary (the largest first)
+_SUMMARY_FIELDS = ("category", "owner", "code", "endpoint_or_file", "path", "severity", "count", "message_th",
+                   "message_en", "fix_th", "fix_en", "examples")
+
+
+def summary_issues(q: Quality) -> dict[str, list[dict[str, Any]]]:
+    """The report's rows per facility for the build's summary (what the monitoring web shows beside the outbox):
+    refusals and notes, not the quarantine (the staging store holds that). Examples are masked already."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in q.rows():
+        if r["category"] in ("quarantine", "import_warning"):
+            continue
+        out.setdefault(r["hospcode"], []).append({k: r[k] for k in _SUMMARY_FIELDS})
+    return {h: sorted(rows, key=lambda r: -r["count"])[:SUMMARY_ISSUES] for h, rows in out.items()}
 
 
 def parse_day(value: str | None) -> dt.date | None:

@@ -243,20 +243,25 @@ class BuildSummary:
     facilities: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     size: int = 0
     mtime_ns: int = 0
+    # {hospcode: [the data-quality report's rows]}: what the validator refused and why, and the notes (unknown
+    # codes, missing data, estimates), each with its owner, count and masked examples (phrsync.phr.report)
+    issues: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def count(self, hospcode: str, what: str) -> int:
         return sum(c.get(what, 0) for c in self.facilities.get(hospcode, {}).values())
 
     def to_dict(self) -> dict[str, Any]:
         return {"built_at": self.built_at.isoformat(timespec="seconds"), "seconds": round(self.seconds, 3),
-                "size": self.size, "mtime_ns": self.mtime_ns, "facilities": self.facilities}
+                "size": self.size, "mtime_ns": self.mtime_ns, "facilities": self.facilities, "issues": self.issues}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildSummary:
         return cls(built_at=dt.datetime.fromisoformat(d["built_at"]), seconds=float(d.get("seconds", 0.0)),
                    facilities={str(h): {str(ep): {w: int(c.get(w, 0)) for w in OUTCOMES} for ep, c in eps.items()}
                                for h, eps in d.get("facilities", {}).items()},
-                   size=int(d.get("size", 0)), mtime_ns=int(d.get("mtime_ns", 0)))
+                   size=int(d.get("size", 0)), mtime_ns=int(d.get("mtime_ns", 0)),
+                   issues={str(h): [dict(r) for r in rows if isinstance(r, dict)]
+                           for h, rows in (d.get("issues") or {}).items() if isinstance(rows, list)})
 
 
 def write_summary(ndjson_path: str | Path, summary: BuildSummary) -> Path:

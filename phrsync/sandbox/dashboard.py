@@ -6,7 +6,6 @@ province in the shipped tables and are shown under "ไม่ทราบ" (unkn
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import functools
 from pathlib import Path
@@ -17,37 +16,29 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from phrsync.sandbox import store
+from phrsync.terminology import places
 from phrsync.thai import BANGKOK, local_time, thai_datetime
 
 UNKNOWN = "ไม่ทราบ"
-DATA = Path(__file__).resolve().parent.parent / "terminology" / "data"
-
-
-def _read_csv(name: str) -> list[dict[str, str]]:
-    with (DATA / name).open(encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 @functools.cache
 def provinces() -> dict[str, tuple[str, str]]:
     """province code → (health region number, Thai province name)."""
-    return {r["province_code"]: (r["region"], r["province_name_th"]) for r in _read_csv("health_regions.csv")}
+    return {c: (p.region, p.name) for c, p in places.provinces().items()}
 
 
 @functools.cache
 def province_en() -> dict[str, str]:
     """Thai province name → English name, for the bilingual headings."""
-    return {r["province_name_th"]: r["province_name_en"] for r in _read_csv("health_regions.csv")}
+    return {p.name: p.name_en for p in places.provinces().values()}
 
 
 @functools.cache
 def known_facilities() -> dict[str, dict[str, str]]:
     """hospcode → {name, district, province}; the Sa Kaeo list gives the province from the ampur code."""
-    out = {}
-    for r in _read_csv("sakaeo_facilities.csv"):
-        out[r["hospcode"]] = {"name": r["name_th"], "district": r["ampur_name_th"],
-                              "province": (r["ampur_code"] or "")[:2]}
-    return out
+    return {h: {"name": p.name or "", "district": p.district.name if p.district else "",
+                "province": p.district.code[:2] if p.district else ""} for h, p in places.facilities().items()}
 
 
 def facility_place(hcode: str) -> tuple[str, str, str]:
@@ -96,6 +87,31 @@ def collect(conn: Connection, db_file: Path | None, tz: dt.tzinfo = BANGKOK) -> 
         "db_file_bytes": db_file.stat().st_size if db_file and db_file.is_file() else None,
         "by_region": regions, "by_province": dict(sorted(by_province.items(), key=lambda kv: (kv[0] == UNKNOWN, kv[0]))),
     }
+
+
+def holdings(conn: Connection, since_day: str | None = None) -> dict[str, dict[str, int]]:
+    """Per facility what the store holds as the national PHR Dashboard counts it: patients (distinct persons in
+    any of its records), encounters, allergies, immunizations, chronic registrations, and ``his_3y``, the
+    encounters its OrgEncounterSummary reported for days from ``since_day``. Every facility that sent anything."""
+    out: dict[str, dict[str, int]] = {}
+
+    def put(what: str, rows: Any) -> None:
+        for h, n in rows:
+            out.setdefault(str(h), {})[what] = int(n or 0)
+
+    parts = [select(t.c.hospital_code.label("h"), t.c.cid.label("cid")) for t in (
+        store.encounters, store.immunizations, store.allergies, store.chronic, store.documents)]
+    people = parts[0].union(*parts[1:]).subquery()
+    put("patients", conn.execute(select(people.c.h, func.count()).group_by(people.c.h)))
+    for what, t in (("encounters", store.encounters), ("allergies", store.allergies),
+                    ("immunizations", store.immunizations), ("chronic", store.chronic)):
+        put(what, conn.execute(select(t.c.hospital_code, func.count()).group_by(t.c.hospital_code)))
+    osum = store.org_summary
+    q = select(osum.c.hospital_code, func.sum(osum.c.opd + osum.c.ipd))
+    if since_day:
+        q = q.where(osum.c.day >= since_day)
+    put("his_3y", conn.execute(q.group_by(osum.c.hospital_code)))
+    return out
 
 
 def _size(n: int | None) -> str:

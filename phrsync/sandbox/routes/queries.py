@@ -12,10 +12,11 @@ from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from phrsync.sandbox import auth, dashboard, payloads, store
+from phrsync.sandbox import auth, payloads, store
 from phrsync.sandbox.deps import Uploader, sandbox_of
 from phrsync.sandbox.envelope import ApiError, envelope
 from phrsync.sandbox.payloads import Bad, issue
+from phrsync.terminology.tables import DATA_DIR
 
 router = APIRouter(tags=["utility"])
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -65,7 +66,7 @@ async def organization_summary(request: Request, p: Uploader, data: str = Query(
 
 @functools.cache
 def _codes() -> tuple[dict[str, str], ...]:
-    with (dashboard.DATA / "phr_codingsystems.csv").open(encoding="utf-8", newline="") as fh:
+    with (DATA_DIR / "phr_codingsystems.csv").open(encoding="utf-8", newline="") as fh:
         return tuple(csv.DictReader(fh))
 
 

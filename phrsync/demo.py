@@ -33,7 +33,8 @@ def _step(title_th: str, title_en: str, quiet: bool) -> None:
               help="โฟลเดอร์ข้อมูลของการสาธิต / folder for everything the demo writes")
 @click.option("--faults", "fault_rate", type=click.FloatRange(0, 0.5), default=0.1, show_default=True,
               help="สัดส่วนคำขอที่เซิร์ฟเวอร์จำลองตอบผิดพลาด / share of requests the local server fails on purpose")
-@click.option("--serve", is_flag=True, help="เปิดแดชบอร์ดต่อหลังสาธิต / keep serving the dashboard afterwards")
+@click.option("--serve", is_flag=True, help="เปิดเว็บติดตามการส่งข้อมูลบนข้อมูลของการสาธิตต่อ (พร้อมเซิร์ฟเวอร์ทดสอบ) / "
+                                           "then serve the monitoring web on the demo's data (and the sandbox)")
 @click.option("--json", "as_json", is_flag=True, help="ผลลัพธ์แบบ JSON / machine-readable summary")
 @click.pass_context
 def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_dir: str, fault_rate: float,
@@ -109,11 +110,75 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
         click.echo(bilingual("ดูสิ่งที่ศูนย์ PHR เห็น (แดชบอร์ด)", "see what the PHR centre sees (dashboard)") +
                    f": {summary['sandbox']['serve']}  →  {summary['sandbox']['dashboard']}")
     if serve:
-        from phrsync.sandbox.server import serve as serve_forever
-        from phrsync.sandbox.settings import SandboxConfig
+        serve_web(config_from_context(ctx), root, as_json)
 
-        click.echo(bilingual("เปิดแดชบอร์ดที่", "dashboard at") + " http://127.0.0.1:8787/dashboard (Ctrl-C)")
-        serve_forever(SandboxConfig(data_dir=sandbox_dir, rate_limit_per_minute=0), port=8787, log_level="warning")
+
+def web_admin(root: Path, state_url: str) -> Path:
+    """The demo's web account ``admin`` with a new generated password, written to ``<data_dir>/web-admin.txt``
+    (mode 600) — the path is printed, never the password (demo data only, but a habit worth keeping)."""
+    import os
+    import secrets
+
+    from phrsync.web.auth import ADMIN, AuthStore
+
+    password = secrets.token_urlsafe(18)
+    store = AuthStore(state_url)
+    try:
+        store.add_user("admin", password, ADMIN, client="demo")
+    finally:
+        store.close()
+    path = root / "web-admin.txt"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(f"user: admin\npassword: {password}\n")
+    return path
+
+
+def serve_web(cfg: Any, root: Path, as_json: bool = False, host: str | None = None, port: int | None = None) -> None:
+    """After the demo: the monitoring web on its staging, state store and build, beside the sandbox it sent to
+    (for the PHR centre view and for "send again", which sends there with fresh demo accounts)."""
+    import secrets
+
+    from phrsync import __version__
+    from phrsync.delivery.config import Credentials, DeliverySettings, Target
+    from phrsync.delivery.outbox import ndjson_facilities
+    from phrsync.sandbox.server import running
+    from phrsync.sandbox.settings import SandboxConfig
+    from phrsync.web import model, server
+    from phrsync.web.app import WebOptions, create_app
+    from phrsync.web.auth import AuthStore
+
+    state = f"sqlite:///{(root / 'outbox.sqlite').resolve()}"
+    payloads = root / "payloads.ndjson"
+    src = model.Sources(state_url=state, staging=root / "staging.duckdb", build_file=payloads,
+                        sandbox_data_dir=root / "sandbox",
+                        silent_days=cfg.settings.web.silent_days or model.Sources.silent_days)
+    admin_file = web_admin(root, state)
+    with running(SandboxConfig(data_dir=root / "sandbox", rate_limit_per_minute=0)) as srv:
+        password = secrets.token_urlsafe(16)  # the sandbox's demo accounts, for "send again"; never printed
+        creds = {h: Credentials(f"demo{h}", srv.add_user(f"demo{h}", h, password)) for h in ndjson_facilities(payloads)}
+        settings = DeliverySettings(target=Target(name="sandbox", base_url=srv.base_url, timeout=10, rate_per_minute=0,
+                                                  backoff_base=0.05),
+                                    state_url=state, facility_credentials=creds, agent_version=f"phrsync {__version__}")
+        options = WebOptions.from_settings(cfg.settings.web)
+        app = create_app(src, options, AuthStore(state, login_attempts=options.login_attempts),
+                         delivery=lambda: settings)
+
+        def started(info: server.ServeInfo) -> None:
+            d = {**info.to_dict(), "user": "admin", "password_file": str(admin_file),
+                 "sandbox_dashboard": f"{srv.base_url}/dashboard"}
+            if as_json:
+                click.echo(json.dumps(d, ensure_ascii=False))
+                return
+            click.secho("\n▶ " + bilingual("เว็บติดตามการส่งข้อมูล", "the monitoring web"), bold=True)
+            click.echo(f"  {info.url}  (Ctrl-C)")
+            click.echo("  " + bilingual(f"ผู้ใช้ admin รหัสผ่านอยู่ในไฟล์ {admin_file}",
+                                        f"user admin, its password is in {admin_file}"))
+            click.echo("  " + bilingual("แดชบอร์ดเซิร์ฟเวอร์ทดสอบ", "the sandbox's dashboard") +
+                       f": {srv.base_url}/dashboard")
+
+        server.serve(cfg, host, port, app=app, on_start=started)
 
 
 def _phrsync() -> str:

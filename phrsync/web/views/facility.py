@@ -11,10 +11,10 @@ import re
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from phrsync.errors import UsageError
-from phrsync.web import actions, auth, charts, model, scope
+from phrsync.errors import NotFoundError, UsageError
+from phrsync.web import actions, auth, charts, export, model, scope
 from phrsync.web.actions import SendAgain
-from phrsync.web.render import t
+from phrsync.web.render import day, t, unknown
 from phrsync.web.views.common import AdminUser, CurrentUser, json, lang, page, sources
 
 router = APIRouter()
@@ -77,6 +77,31 @@ def send_again_state(hospcode: str, request: Request, user: CurrentUser) -> Resp
     scope.facility_info(sources(request), user, _hcode(hospcode))
     job = request.app.state.send_again.job(hospcode)
     return json({"job": job.to_dict() if job else None})
+
+
+def _day_rows(detail: model.FacilityDetail, lg: str) -> tuple[list[str], list[list[object]]]:
+    """The chart's days as a table: a Buddhist-era day, then the four figures (unknown as the page says it)."""
+    head = [t(lg, "วันที่", "Day"), t(lg, "ใน HIS", "In the HIS"), t(lg, "สร้างแล้ว", "Built"),
+            t(lg, "PHR ยืนยัน", "Confirmed"), t(lg, "PHR มีอยู่", "Held by PHR")]
+    body: list[list[object]] = []
+    for p in detail.days:
+        body.append([day(p.day, lg), *(unknown(lg) if v is None else int(v)
+                                       for v in (p.his, p.built, p.confirmed, p.phr))])
+    return head, body
+
+
+@router.get("/facility/{hospcode}/days.{ext}")
+def facility_days_export(hospcode: str, ext: str, request: Request, user: CurrentUser) -> Response:
+    """The facility's days (what its chart draws) as CSV or XLSX; audited."""
+    if ext not in ("csv", "xlsx"):
+        raise NotFoundError(f"ไม่มีการส่งออกแบบ {ext[:10]}", f"no {ext[:10]} export")
+    src = sources(request)
+    scope.facility_info(src, user, _hcode(hospcode))
+    detail = model.facility_detail(src, hospcode)
+    head, body = _day_rows(detail, lang(request))
+    auth.audit(request, "export", f"facility={hospcode} days.{ext} rows={len(body)}")
+    stem = f"{hospcode}-days"
+    return export.csv_response(head, body, stem) if ext == "csv" else export.xlsx_response(head, body, stem)
 
 
 @router.get("/api/chart/facility/{hospcode}")

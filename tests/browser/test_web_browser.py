@@ -507,3 +507,43 @@ def test_after_demo_serve_the_overview_is_what_status_and_phr_say(browser: Any, 
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# ---- the user guide's pictures ---------------------------------------------------------------------------------
+
+def test_pictures_for_the_user_guide(site: Site, browser: Any, artifacts: Path) -> None:
+    """The screenshots of docs/user-guide-th.md §11, taken from the site as it runs: tests/artifacts/guide/ (the
+    guide's copies in docs/img/ are these, committed by hand when the pages change)."""
+    out = artifacts / "guide"
+    out.mkdir(exist_ok=True)
+    ctx = browser.new_context(locale="th-TH", timezone_id="Asia/Bangkok", viewport={"width": 1200, "height": 760},
+                              device_scale_factor=1)
+    try:
+        page = ctx.new_page()
+        page.goto(site.url("/login"))
+        page.locator("main").screenshot(path=str(out / "web-login.png"))
+        login(page, site, "admin")
+        page.locator("#chart-daily[data-chart-drawn]").wait_for()
+        page.screenshot(path=str(out / "web-overview.png"))
+        page.goto(site.url("/facilities?sort=his&dir=desc"))
+        page.screenshot(path=str(out / "web-facilities.png"))
+        h = next(x for x in reversed(site.province.facilities) if x not in (site.mine, site.neighbour, site.other))
+        site.province.break_one(h)
+        off_loop(site.province.sync)
+        page.goto(site.url(f"/facility/{h}"))
+        page.locator("#chart-facility[data-chart-drawn]").wait_for()
+        page.screenshot(path=str(out / "web-facility.png"))
+        page.locator("#refusals").screenshot(path=str(out / "web-refusals.png"))
+        page.locator("#send-again").screenshot(path=str(out / "web-send-again.png"))
+        page.goto(site.url("/phr"))
+        page.screenshot(path=str(out / "web-phr.png"))
+        page.goto(site.url("/runs"))
+        page.screenshot(path=str(out / "web-runs.png"))
+        page.context.clear_cookies()
+        login(page, site, "facility")
+        page.goto(site.url(f"/facility/{site.other}"))
+        page.locator("main").screenshot(path=str(out / "web-forbidden.png"))
+    finally:
+        ctx.close()
+    for p in out.iterdir():
+        assert p.stat().st_size > 5_000, p  # a picture, not a blank

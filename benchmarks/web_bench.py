@@ -5,6 +5,7 @@ encounters. Prints figures; asserts nothing.
     .venv/bin/python benchmarks/web_bench.py --workdir data/web_bench                  # make 5,000,000, measure
     .venv/bin/python benchmarks/web_bench.py --reuse data/web_bench [--requests 30]     # measure what is there
     .venv/bin/python benchmarks/web_bench.py --workdir /tmp/wb --encounters 20000       # a small run
+    .venv/bin/python benchmarks/web_bench.py --workdir data/web_bench --make-only       # make now, measure later
 
 The province is made by the real path, each step timed: ``synth`` (the Sa Kaeo synthesizer) → ``import`` into
 the staging store → ``build`` (validated payloads) → the build loaded into the outbox (the state store) → a real
@@ -147,7 +148,7 @@ class Figures:
         t = sorted(self.times_ms)
         p95 = t[min(len(t) - 1, max(0, int(round(0.95 * len(t))) - 1))]
         ok = "ok" if p95 < GOAL_MS else "SLOW"
-        return (f"{self.page:<28} {statistics.median(t):>8.1f} {p95:>8.1f} {max(t):>8.1f} {self.first_ms:>8.1f} "
+        return (f"{self.page:<36} {statistics.median(t):>8.1f} {p95:>8.1f} {max(t):>8.1f} {self.first_ms:>8.1f} "
                 f"{self.bytes:>10,}  {ok}  {self.path}")
 
     def p95(self) -> float:
@@ -300,7 +301,7 @@ def run(work: Path, n: int, warmup: int) -> None:
             proc.kill()
     print(f"\n{n} requests per page after {warmup} warm-up, one at a time (ms; 'first' = the first request after "
           f"start-up)")
-    print(f"{'page':<28} {'p50':>8} {'p95':>8} {'max':>8} {'first':>8} {'bytes':>10}")
+    print(f"{'page':<36} {'p50':>8} {'p95':>8} {'max':>8} {'first':>8} {'bytes':>10}")
     for f in figs:
         print(f.line())
     slow = [f.page for f in figs if f.p95() >= GOAL_MS]
@@ -318,6 +319,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="synth and build processes")
     ap.add_argument("--requests", type=int, default=30, help="timed requests per page")
     ap.add_argument("--warmup", type=int, default=2, help="untimed requests per page first")
+    ap.add_argument("--make-only", action="store_true", help="make the province and stop (measure later with --reuse)")
     args = ap.parse_args()
     print("machine:", describe(), flush=True)
     print(f"python {platform.python_version()} ({sys.executable})", flush=True)
@@ -328,6 +330,8 @@ def main() -> None:
     else:
         work = args.workdir or ROOT / "data" / "web_bench"
         make_province(work, args.encounters, args.seed, args.sync_facilities, args.workers)
+        if args.make_only:
+            return
     run(work, args.requests, args.warmup)
 
 

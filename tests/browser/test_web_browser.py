@@ -180,13 +180,13 @@ def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def _same_cell(col: table.Column, shown: str, exported: Any, row: dict[str, Any]) -> bool:
-    """A cell of the page against the export's: figures as numbers, the problems (badges on the page) as their
-    texts in the row's order, the rest as the text shown."""
+    """A cell of the page against the export's: figures as numbers, the problems as the texts of the row's
+    problem codes in order (badges on the page), the rest as the text shown."""
     if exported is None:
         exported = ""
     if col.key == "problems":
         texts = [model.PROBLEM_TEXT[p][0] for p in (row["problems"] or "").split()]
-        return str(exported) == ", ".join(texts) and shown == " ".join(texts)
+        return str(exported) == ", ".join(texts) and shown.replace(",", " ").split() == " ".join(texts).split()
     if col.kind == table.NUM and number(shown) is not None:
         return int(str(exported).replace(",", "")) == number(shown)
     if col.kind == table.PCT and UNKNOWN_TH not in shown:

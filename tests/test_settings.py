@@ -21,6 +21,7 @@ INVOCATIONS = {
     "build": ["build", "--out", "x.ndjson"], "validate": ["validate", "README.md"],
     "sandbox": ["sandbox", "add-user", "u", "10699"], "sync": ["sync", "--dry-run"], "status": ["status"],
     "retry": ["retry"], "run": ["run", "--once"], "config": ["config"], "demo": ["demo", "-n", "100"],
+    "web": ["web", "users"],
 }
 
 BROKEN = {

@@ -33,6 +33,7 @@ from webprovince import Province, province
 from phrsync.cli import cli
 from phrsync.delivery import outbox as ob
 from phrsync.delivery.status import delivery_status
+from phrsync.thai import be_date, be_datetime
 from phrsync.web import actions, model, table
 from phrsync.web.app import CSP, WebOptions, create_app
 from phrsync.web.auth import ADMIN, DISTRICT, FACILITY, AuthStore
@@ -248,8 +249,9 @@ def _norm(col: table.Column, text: str) -> str:
     return text
 
 
-def _xlsx(v: Any) -> str:
-    if isinstance(v, float):
+def _xlsx(col: table.Column, v: Any) -> str:
+    """A workbook cell as the page's text (Excel keeps 50.0 as the number 50)."""
+    if col.kind == table.PCT and isinstance(v, int | float):
         return f"{v:.1f}"
     return "" if v is None else str(v)
 
@@ -277,7 +279,7 @@ def test_exports_hold_exactly_the_table_shown(site: Site, query: str) -> None:
     wb = openpyxl.load_workbook(io.BytesIO(c.get(f"/facilities.xlsx?{query}").content), read_only=True)
     sheet = [list(r) for r in wb.active.iter_rows(values_only=True)]
     assert [str(v) for v in sheet[0]] == head
-    assert [[_xlsx(v) for v in line] for line in sheet[1:]] == expect
+    assert [[_xlsx(col, v) for col, v in zip(table.COLUMNS, line, strict=True)] for line in sheet[1:]] == expect
     kinds = {col.key: col.kind for col in table.COLUMNS}
     for line in sheet[1:]:  # figures are numbers in the workbook, not text
         for col, v in zip(table.COLUMNS, line, strict=True):
@@ -305,18 +307,24 @@ def test_the_table_filters_by_district_and_problem(site: Site) -> None:
 
 
 def test_the_table_shows_what_status_says(site: Site) -> None:
-    """The facilities table's delivery figures are ``phrsync status``'s, facility by facility."""
+    """The facilities table's queue figures (every endpoint) and last delivery are ``phrsync status``'s,
+    facility by facility; its encounter figures are the model's."""
     rep = delivery_status(site.prov.state_url)
-    _, rows = shown_rows(site.client("admin1").get("/facilities").text)
+    c = site.client("admin1")
+    _, rows = shown_rows(c.get("/facilities").text)
     col = {c.key: i for i, c in enumerate(table.COLUMNS)}
+    model_rows = {r.info.hospcode: r for r in model.facility_rows(site.prov.sources())}
     seen = 0
     for r in rows:
         f = rep.facilities.get(r[0])
         if f is None:
             continue
         seen += 1
-        assert int(r[col["confirmed"]].replace(",", "")) == f.confirmed, r[0]
-        assert r[col["refused"]].replace(",", "") in (str(f.refused), UNKNOWN_TH)
+        for key, want in (("pending", f.pending), ("refused", f.refused), ("failed", f.failed),
+                          ("built", model_rows[r[0]].built), ("confirmed", model_rows[r[0]].confirmed),
+                          ("his", model_rows[r[0]].his)):
+            assert r[col[key]] == (UNKNOWN_TH if want is None else f"{want:,}"), (r[0], key)
+        assert r[col["last_received"]] == be_datetime(f.last_delivery), r[0]
     assert seen == len(site.prov.facilities)
 
 
@@ -349,11 +357,13 @@ def test_what_is_not_known_yet_is_never_shown_as_zero(tmp_path: Path) -> None:
     c = TestClient(app)
     login(c, "admin1")
     html = c.get("/").text
-    for name in ("his_month", "phr_month", "pct_month"):
+    for name in ("his_month", "pct_month"):  # no staging store: the HIS side is not known
         assert tile(html, name) == UNKNOWN_TH, name
     ov = model.overview(model.Sources(state_url=state))
-    for name in ("sending_today", "sending_7d", "pending", "refused", "failed"):
-        assert tile(html, name) == (UNKNOWN_TH if getattr(ov, name) is None else f"{getattr(ov, name):,}")
+    for name in ("sending_today", "sending_7d", "silent", "phr_month", "pending", "refused", "failed"):
+        v = getattr(ov, name)
+        assert tile(html, name) == (UNKNOWN_TH if v is None else f"{v:,}"), name
+    assert ov.notes and all(th in html for th, _ in ov.notes)  # and the page says why
     r = c.get("/runs")
     assert r.status_code == 200 and "ยังไม่มีรอบการส่ง" in r.text and UNKNOWN_TH in r.text
 
@@ -405,12 +415,16 @@ def test_charts_carry_the_models_days(site: Site) -> None:
     c = site.client("admin1")
     detail = model.facility_detail(site.prov.sources(), site.h)
     d = c.get(f"/api/chart/facility/{site.h}").json()
-    assert d["days"] == [p.day.isoformat() for p in detail.days] and d["days"]
+    # every calendar day from the first to the last with data; a day the model has nothing for is null (no bar)
+    first, last = detail.days[0].day, detail.days[-1].day
+    assert d["days"][0] == first.isoformat() and d["days"][-1] == last.isoformat()
+    assert len(d["days"]) == (last - first).days + 1
     series = {s["id"]: s["data"] for s in d["option"]["series"]}
-    assert series["his"] == [p.his for p in detail.days]
-    assert series["confirmed"] == [p.confirmed for p in detail.days]
-    assert series["phr"] == [p.phr for p in detail.days]  # None stays null: a gap, not 0
+    at = {p.day.isoformat(): p for p in detail.days}
+    for key, attr in (("his", "his"), ("built", "built"), ("confirmed", "confirmed"), ("phr", "phr")):
+        assert series[key] == [getattr(at[x], attr) if x in at else None for x in d["days"]], key
     assert sum(v or 0 for v in series["his"]) == detail.row.his
+    assert d["option"]["xAxis"]["data"][0] == be_date(first)
     ov = c.get("/api/chart/overview").json()
     days = model.overview(site.prov.sources()).daily
     assert ov["days"] == [p.day.isoformat() for p in days]
@@ -426,7 +440,7 @@ def test_charts_carry_the_models_days(site: Site) -> None:
         for p in model.facility_detail(src, h).days:
             if p.his is not None:
                 per_day[p.day.isoformat()] = per_day.get(p.day.isoformat(), 0) + p.his
-    assert [v or 0 for v in his] == [per_day.get(day, 0) for day in dist["days"]]
+    assert his == [per_day.get(day, 0) for day in dist["days"]]  # a day without visits is 0: staging answered
 
 
 # ---- "send again after fixing" -----------------------------------------------------------------------------
@@ -446,15 +460,15 @@ def test_send_again_after_fixing_the_data_confirms_the_refused(site: Site) -> No
     assert _refused(p.state_url, h)[ob.REFUSED] == 1
     admin = site.client("admin1")
     html = admin.get(f"/facility/{h}").text
-    refusals = tables(html)["refusals"]
-    owners = {a["data-owner"] for a, _ in refusals["rows"]}
-    assert owners == {model.OWNER_FACILITY}
-    assert any("birthDate" in cells[0] for _, cells in refusals["rows"])
-    assert "หน่วยบริการแก้ข้อมูลใน HIS" in html  # who must fix it, in words
+    by_phr = [(a, cells) for a, cells in tables(html)["refusals"]["rows"] if a["data-at-build"] == "0"]
+    assert len(by_phr) == 1 and "birthDate" in by_phr[0][1][0]  # the reason, as PHR gave it
+    assert by_phr[0][0]["data-owner"] == model.OWNER_FACILITY
+    assert by_phr[0][1][2] == "หน่วยบริการแก้ข้อมูลใน HIS"  # who must fix it, in words
+    assert not CID_RUN.search(by_phr[0][1][3])  # its examples, masked
     assert tile(html, "refused") == "1"
     assert 'id="send-again-button"' in html and key.split("|")[0] == "UpdatePHRv1"
     _, rows = shown_rows(admin.get("/facilities?problem=refused").text)
-    assert [r[0] for r in rows] == [h]
+    assert h in [r[0] for r in rows]
     # the HIS fixes it; the province rebuilds; an admin presses "send again"
     p.build()
     r = admin.post(f"/facility/{h}/send-again", data={"csrf": csrf_of(html)}, follow_redirects=False)
@@ -463,10 +477,12 @@ def test_send_again_after_fixing_the_data_confirms_the_refused(site: Site) -> No
     assert 'id="send-again-state"' in page  # running (or already done on a fast machine)
     job = site.app.state.send_again.wait(h, timeout=120)
     assert job is not None and job.state == actions.DONE, job
-    assert job.result["refused"] == 0 and job.result["confirmed"] >= 1
+    assert job.result["attempted"] >= 1 and job.result["refused"] == 0
+    assert re.search(r'data-result="refused">0<', admin.get(f"/facility/{h}").text)
+    assert job.result["outbox"][ob.REFUSED] == 0 and job.result["outbox"][ob.CONFIRMED] >= 1
     after = admin.get(f"/facility/{h}").text
     assert 'data-state="done"' in after and tile(after, "refused") == "0"
-    assert 'id="refusals" class="ok"' in after
+    assert not [a for a, _ in tables(after).get("refusals", {"rows": []})["rows"] if a["data-at-build"] == "0"]
     counts = _refused(p.state_url, h)
     assert counts[ob.REFUSED] == 0 and counts[ob.PENDING] == 0
     detail = model.facility_detail(p.sources(), h)
@@ -576,6 +592,10 @@ def test_phrsync_web_serves_over_http(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert r.status_code == 200 and "เข้าสู่ระบบ" in r.text
         assert httpx.get(f"http://127.0.0.1:{port}/facilities", timeout=5).status_code == 303
+        # a second one on the same port: a clear bilingual error, exit 2
+        r = subprocess.run([sys.executable, "-m", "phrsync", *conf, "web", "--port", str(port)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "ใช้ --port อื่น" in r.stderr and "another --port" in r.stderr, r.stderr
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -626,3 +646,18 @@ def test_demo_serve_opens_the_web_on_the_demos_data(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_run_shows_others_only_their_own_facilities_errors(site: Site) -> None:
+    """A run's errors are the province's, one line per facility: staff see the lines of their facility only."""
+    from phrsync.web import scope
+    from phrsync.web.auth import User
+
+    run = model.RunRow(id=9, target="t", started_at=1.0, finished_at=2.0, exit_code=3,
+                       errors=[f"{site.h}: login refused", f"{site.other}: timed out", "PHR down: 503"],
+                       facilities=[site.h, site.other])
+    staff = User("staff1", FACILITY, facility=site.h)
+    seen = scope.runs_seen(site.prov.sources(), staff, [run])[0]
+    assert seen.errors == [f"{site.h}: login refused", "PHR down: 503"] and seen.facilities == [site.h]
+    admin = User("admin1", ADMIN)
+    assert scope.runs_seen(site.prov.sources(), admin, [run])[0].errors == run.errors

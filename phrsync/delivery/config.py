@@ -151,7 +151,7 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
     env = dict(os.environ) if env is None else env
     dsec = cfg.section("delivery")
     base = cfg.source.parent if cfg.source else Path.cwd()
-    name = target or env.get("PHRSYNC_TARGET") or str(dsec.get("target", SANDBOX))
+    name = target or target_name(cfg, env)
     typed = cfg.settings  # types, unknown keys and "no disabling TLS" were checked when the file was read
     tsec = typed.targets.get(name)
     if name not in _BUILTIN_TARGETS and tsec is None:
@@ -172,21 +172,42 @@ def load_delivery(cfg: Config, target: str | None = None, env: dict[str, str] | 
     per: dict[str, Credentials] = {}
     for hcode, account in typed.delivery.facilities.items():
         per[hcode] = _credentials(account.model_dump(exclude_none=True), hcode, key, env, base)
+    from phrsync import __version__
+
+    return DeliverySettings(
+        target=tgt, state_url=resolve_state_url(cfg, env), default_credentials=default, facility_credentials=per,
+        remove_max_fraction=typed.delivery.remove_max_fraction,
+        full_check_days=typed.delivery.full_check_days,
+        computer_name=base_computer_name(cfg),
+        agent_version=f"phrsync {__version__}",
+    )
+
+
+def target_name(cfg: Config, env: dict[str, str] | None = None) -> str:
+    """The target a run sends to without ``--target``: ``PHRSYNC_TARGET`` > ``[delivery].target`` > sandbox."""
+    env = dict(os.environ) if env is None else env
+    return env.get("PHRSYNC_TARGET") or str(cfg.section("delivery").get("target", SANDBOX))
+
+
+def resolve_state_url(cfg: Config, env: dict[str, str] | None = None) -> str:
+    """The state store: ``PHRSYNC_STATE_URL`` > ``[delivery].state_url`` > ``[delivery].state_path`` (from the
+    configuration file's folder) > ``<data_dir>/delivery/outbox.sqlite``. Needs no credentials: what the web
+    (which only reads the store) and a run resolve alike."""
+    env = dict(os.environ) if env is None else env
+    dsec = cfg.section("delivery")
     state = env.get("PHRSYNC_STATE_URL") or dsec.get("state_url")
     if not state:
         path = Path(dsec.get("state_path", cfg.data_dir / "delivery" / "outbox.sqlite"))
         if not path.is_absolute() and cfg.source and "state_path" in dsec:
-            path = base / path
+            path = cfg.source.parent / path
         state = f"sqlite:///{path.resolve()}"
-    from phrsync import __version__
+    return str(state)
 
-    return DeliverySettings(
-        target=tgt, state_url=str(state), default_credentials=default, facility_credentials=per,
-        remove_max_fraction=typed.delivery.remove_max_fraction,
-        full_check_days=typed.delivery.full_check_days,
-        computer_name=str(dsec.get("computer_name") or socket.gethostname()),
-        agent_version=f"phrsync {__version__}",
-    )
+
+def base_computer_name(cfg: Config) -> str:
+    """The computer name told to PHR before the store's installation id: ``[delivery].computer_name`` or the
+    host name."""
+    return str(cfg.section("delivery").get("computer_name") or socket.gethostname())
 
 
 def state_url(value: str | os.PathLike[str]) -> str:

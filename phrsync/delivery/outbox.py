@@ -24,7 +24,7 @@ import secrets
 import socket
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +156,8 @@ agg_days = Table(
     Column("day", String(10), primary_key=True),
     Column("status", String(12), primary_key=True),
     Column("n", Integer, nullable=False),
+    Column("last_sent", Float),  # newest sent_at and updated_at of these rows
+    Column("last_change", Float),
     Index("ix_delivery_agg_days_day", "day"),
 )
 agg_totals = Table(
@@ -184,6 +186,12 @@ agg_facilities = Table(
     Column("last_error", Text),  # the most recently failed row's error (masked when shown)
     Column("last_error_at", Float),
     Column("last_refused_at", Float),
+    # what PHR said (delivery_days_checked) over the days the agent asked about: refs held, days asked, when last
+    Column("phr_held", Integer),  # NULL: never asked (with a count)
+    Column("phr_days", Integer),
+    Column("phr_checked_at", Float),
+    # PHR's holdings as best known: per visit day, what PHR said when asked, else the rows it confirmed
+    Column("phr_best", Integer),
 )
 run_facilities = Table(
     "delivery_run_facilities", metadata,  # the facilities each run touched (the web lists a facility's runs)
@@ -579,12 +587,15 @@ class Outbox:
                 res.changed += len(changed)
                 res.unchanged += same
                 res.changed_keys.extend(b["key"] for b in changed)
-                for b in (*new_rows, *changed):
-                    touched.add(b["hospcode"])
+                for b in new_rows:
+                    changed_days.setdefault(b["hospcode"], set()).add(b["day"])
+                for b in changed:  # (its visit may have moved: the day it had is recounted too)
+                    changed_days.setdefault(b["hospcode"], set()).update((b["day"], have[b["key"]][3]))
             batch.clear()
 
         seen: set[str] = set()
-        touched: set[str] = set()
+        changed_days: dict[str, set[str | None]] = {}  # per facility, the visit days whose rows changed
+        touched: set[str] = set()  # facilities with rows marked missing
         for item in items:
             if "payload_hash" not in item:  # not from iter_build_file (whose items are its own): a normalised copy
                 item = {**item, "hospcode": str(item["hospcode"]), "key": str(item["key"]),
@@ -610,8 +621,8 @@ class Outbox:
         res.missing = self._mark_missing(res.load_id, scope, seen, present, _more_seen, touched)
         with self.engine.begin() as c:
             c.execute(update(loads).where(loads.c.id == res.load_id).values(scope=orjson.dumps(scope).decode()))
-        res.facilities = sorted(touched)
-        self.refresh_aggregates(touched)  # once per facility whose rows changed, after the whole load
+        res.facilities = sorted(touched | set(changed_days))
+        self.refresh_aggregates(changed_days, changed_days)  # once per facility whose rows changed, its days only
         return res
 
     def _mark_missing(self, load_id: int, scope: dict[str, list[str]], seen: set[str],
@@ -830,12 +841,13 @@ class Outbox:
         if facility:
             cond.append(outbox.c.hospcode == facility)
         with self.engine.begin() as c:
-            codes = [facility] if facility else list(c.execute(
-                select(outbox.c.hospcode).where(outbox.c.status == REFUSED).distinct()).scalars())
+            days: dict[str, set[str | None]] = {}
+            for h, d in c.execute(select(outbox.c.hospcode, outbox.c.day).where(and_(*cond)).distinct()):
+                days.setdefault(h, set()).add(d)
             n = int(c.execute(update(outbox).where(and_(*cond)).values(
                 status=PENDING, attempts=0, updated_at=time.time())).rowcount)
         if n:
-            self.refresh_aggregates(codes)
+            self.refresh_aggregates(days, days)
         return n
 
     # ---- reading ---------------------------------------------------------------------------
@@ -1115,55 +1127,81 @@ class Outbox:
         return {h: (int(n), int(d), int(u), float(at)) for h, n, d, u, at in rows}
 
     # ---- aggregates: the monitoring web's figures ---------------------------------------------
-    def refresh_aggregates(self, facilities: Iterable[str]) -> None:
-        """Count the rows of these facilities again (one GROUP BY over each one's rows, and two index scans for
-        its refused and failed rows) into the aggregate tables. Called when something changed them: a load, the
-        end of a facility's sending, its reconcile, a requeue — never per payload."""
+    def refresh_aggregates(self, facilities: Iterable[str], days: Mapping[str, Iterable[str | None]] | None = None
+                           ) -> None:
+        """Count the rows of these facilities again into the aggregate tables. Called when something changed them:
+        a load, the end of a facility's sending, its reconcile, a requeue — never per payload. ``days``: for a
+        facility it names, only the rows of those visit days (and its rows without one: registers) are counted
+        again — what a load, a sending pass or a reconcile changed, a few index ranges instead of every row of the
+        facility (a tenth of the time on a facility of 36,000 encounters). Either way two index scans read its
+        refused and failed rows."""
         p = self._ph
         # SQLite without statistics would rather walk the facility's rows by day than its status entries
         hkey = " INDEXED BY ix_delivery_outbox_hkey" if self.is_sqlite else ""
+        group = ("SELECT day, status, count(*), max(sent_at), max(updated_at) FROM delivery_outbox "
+                 f"WHERE hospcode = {p} AND day")
         for h in sorted(set(facilities)):
-            now = time.time()
+            only = None if days is None or h not in days else sorted({d for d in days[h] if d})
             with self.engine.begin() as c:
-                groups = c.exec_driver_sql(
-                    "SELECT endpoint, day, status, count(*), max(sent_at), max(updated_at) FROM delivery_outbox "
-                    f"WHERE hospcode = {p} GROUP BY endpoint, day, status", (h,)).fetchall()
+                fresh: list[tuple[Any, ...]] = []
+                if only is None:
+                    fresh = c.exec_driver_sql(f"{group} IS NOT NULL GROUP BY day, status", (h,)).fetchall()
+                    c.execute(agg_days.delete().where(agg_days.c.hospcode == h))
+                else:
+                    for part in _parts(only):
+                        fresh += c.exec_driver_sql(f"{group} IN ({', '.join([p] * len(part))}) GROUP BY day, status",
+                                                   (h, *part)).fetchall()
+                        c.execute(agg_days.delete().where(and_(agg_days.c.hospcode == h, agg_days.c.day.in_(part))))
+                if fresh:
+                    c.execute(insert(agg_days), [{"hospcode": h, "day": d, "status": st, "n": int(n), "last_sent": sent,
+                                                  "last_change": changed} for d, st, n, sent, changed in fresh])
+                # the rows without a visit day (registers, an encounter without one), and the encounters by status
+                groups = [(ep, st, int(n), sent, changed) for ep, st, n, sent, changed in c.exec_driver_sql(
+                    "SELECT endpoint, status, count(*), max(sent_at), max(updated_at) FROM delivery_outbox "
+                    f"WHERE hospcode = {p} AND day IS NULL GROUP BY endpoint, status", (h,))]
+                groups += [(ENCOUNTER_EP, st, int(n), sent, changed) for st, n, sent, changed in c.execute(
+                    select(agg_days.c.status, func.sum(agg_days.c.n), func.max(agg_days.c.last_sent),
+                           func.max(agg_days.c.last_change)).where(agg_days.c.hospcode == h)
+                    .group_by(agg_days.c.status))]
+                confirmed_days = {d: int(n) for d, n in c.execute(select(agg_days.c.day, agg_days.c.n).where(
+                    and_(agg_days.c.hospcode == h, agg_days.c.status == CONFIRMED)))}
+                totals: dict[tuple[str, str], int] = {}
+                for ep, st, n, _sent, _changed in groups:
+                    totals[(ep, st)] = totals.get((ep, st), 0) + n
+                # a facility with no refused (failed) row, most of them, has none to read
                 reasons = c.exec_driver_sql(
                     "SELECT endpoint, coalesce(reason, ''), max(http_status), count(*), min(last_error), "
                     f"max(updated_at) FROM delivery_outbox{hkey} WHERE hospcode = {p} AND status = '{REFUSED}' "
-                    "GROUP BY endpoint, coalesce(reason, '')", (h,)).fetchall()
+                    "GROUP BY endpoint, coalesce(reason, '')", (h,)).fetchall() if any(
+                    n for (_ep, st), n in totals.items() if st == REFUSED) else []
                 failed = c.exec_driver_sql(
                     f"SELECT updated_at, reason, last_error FROM delivery_outbox{hkey} WHERE hospcode = {p} AND "
-                    f"status = '{FAILED}' ORDER BY updated_at DESC LIMIT 1", (h,)).first()
-                days: dict[tuple[str, str], int] = {}
-                totals: dict[tuple[str, str], int] = {}
-                last_sent: float | None = None
-                last_change: float | None = None
-                for ep, day, status, n, sent, changed in groups:
-                    totals[(ep, status)] = totals.get((ep, status), 0) + int(n)
-                    if ep == ENCOUNTER_EP and day is not None:
-                        days[(day, status)] = days.get((day, status), 0) + int(n)
-                    if sent is not None and (last_sent is None or sent > last_sent):
-                        last_sent = float(sent)
-                    if changed is not None and (last_change is None or changed > last_change):
-                        last_change = float(changed)
-                for t in (agg_days, agg_totals, agg_reasons, agg_facilities):
+                    f"status = '{FAILED}' ORDER BY updated_at DESC LIMIT 1", (h,)).first() if any(
+                    n for (_ep, st), n in totals.items() if st == FAILED) else None
+                asked = {d: (n, at) for d, n, at in c.exec_driver_sql(
+                    f"SELECT day, held, checked_at FROM delivery_days_checked WHERE hospcode = {p}", (h,))
+                    if n is not None}
+                phr_held = sum(int(n) for n, _at in asked.values()) if asked else None
+                phr_best = (phr_held or 0) + sum(n for d, n in confirmed_days.items() if d not in asked)
+                for t in (agg_totals, agg_reasons, agg_facilities):
                     c.execute(t.delete().where(t.c.hospcode == h))
-                if days:
-                    c.execute(insert(agg_days), [{"hospcode": h, "day": d, "status": st, "n": n}
-                                                 for (d, st), n in days.items()])
                 if totals:
                     c.execute(insert(agg_totals), [{"hospcode": h, "endpoint": ep, "status": st, "n": n}
-                                                   for (ep, st), n in totals.items()])
+                                                   for (ep, st), n in totals.items() if n])
                 if reasons:
                     c.execute(insert(agg_reasons), [
                         {"hospcode": h, "endpoint": ep, "reason": (r or "")[:120], "http_status": code, "n": int(n),
                          "example": ex, "last_at": at} for ep, r, code, n, ex, at in reasons])
                 c.execute(insert(agg_facilities).values(
-                    hospcode=h, refreshed_at=now, last_sent=last_sent, last_change=last_change,
+                    hospcode=h, refreshed_at=time.time(),
+                    last_sent=max((float(g[3]) for g in groups if g[3] is not None), default=None),
+                    last_change=max((float(g[4]) for g in groups if g[4] is not None), default=None),
                     last_error=str(failed[2] or failed[1] or "") if failed else None,
                     last_error_at=float(failed[0]) if failed else None,
-                    last_refused_at=max((float(r[5]) for r in reasons if r[5] is not None), default=None)))
+                    last_refused_at=max((float(r[5]) for r in reasons if r[5] is not None), default=None),
+                    phr_held=phr_held, phr_days=len(asked),
+                    phr_checked_at=max((float(at) for _n, at in asked.values()), default=None),
+                    phr_best=phr_best if asked or confirmed_days else None))
                 self._touch_aggregates(c)
 
     def _touch_aggregates(self, c: Any) -> None:

@@ -102,6 +102,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
     scope = last[1] if last else {}
     max_fraction = sender.s.remove_max_fraction
     confirm: list[str] = []  # confirmations are written together, sorted: a day's rows lie all over the table
+    answered: set[str] = set()  # facilities PHR answered about a day (what it holds is news for the web)
     checked: list[tuple[str, str, int]] = []  # days answered and the refs PHR holds, recorded with the confirmations
 
     async def write_confirmed() -> None:
@@ -135,6 +136,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                                f"{mask_text(r.text[:120])}", audit)
             return
         server = {str(x) for x in held}
+        answered.add(hcode)
         res.days += 1
         res.outcome[(hcode, day)] = None
         checked.append((hcode, day, len(server)))
@@ -153,7 +155,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                 else:
                     gone_rows.append(key)  # gone from both (e.g. a removal cut short by a crash)
         if confirm or resend or gone_rows:
-            sender.dirty.add(hcode)
+            sender.dirty.setdefault(hcode, set()).add(day)
         if len(confirm) >= CONFIRM_BATCH:
             await write_confirmed()
         res.resend += await sender.db(box.set_status, resend, ob.PENDING)
@@ -186,7 +188,7 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
             else:
                 res.errors.append(f"{hcode} {day}: RemoveEncounter HTTP {rr.status_code}: {mask_text(rr.text[:120])}")
         if removed_keys:
-            sender.dirty.add(hcode)
+            sender.dirty.setdefault(hcode, set()).add(day)
         await sender.db(box.set_status, removed_keys, ob.REMOVED)
 
     # a few days at once: each question is one round trip to PHR, and a full check asks about every day
@@ -232,8 +234,8 @@ async def reconcile(sender: Sender, facilities: list[str], since: str | None = N
                 sender.down = str(down[0])
         finally:
             await write_confirmed()
-            if hcode in sender.dirty:  # the web sees this facility's confirmations now, not at the run's end
-                await sender.refresh_aggregates([hcode])
+            if hcode in sender.dirty or hcode in answered:  # the web sees what PHR said now, not at the run's end
+                await sender.refresh_aggregates({hcode: sender.dirty.get(hcode, set())})
         if sender.down:
             break
     return res

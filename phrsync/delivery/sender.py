@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -174,7 +174,8 @@ class Sender:
         self.down: str | None = None
         # for the monitoring web: what PHR answered and what this run told it, per facility (kept at the run's end)
         self.phr_agent: dict[str, dict[str, Any]] = {}
-        self.dirty: set[str] = set()  # facilities whose rows changed since their aggregates were last counted
+        # per facility, the visit days whose rows changed since its aggregates were last counted
+        self.dirty: dict[str, set[str | None]] = {}
         self.touched: set[str] = set()  # facilities whose rows this run settled
         self._left: dict[str, int] = {}  # rows of each facility this sending pass has still to settle
 
@@ -208,11 +209,11 @@ class Sender:
         """A claimed row whose request never went out (facility skipped, target down): as it was."""
         self._enqueue(("revert", (row.key, row.status)), None)
 
-    def facility_settled(self, hcode: str) -> None:
-        """One more row of ``hcode`` is done for this sending pass; after its last one, its aggregates are counted
-        again with the group commit that holds its last answer (the web sees the facility's sending as it
-        ends, not only at the run's end)."""
-        self.dirty.add(hcode)
+    def facility_settled(self, hcode: str, day: str | None) -> None:
+        """One more row of ``hcode`` (of visit ``day``) is done for this sending pass; after its last one, the days
+        it sent are counted again with the group commit that holds its last answer (the web sees the facility's
+        sending as it ends, not only at the run's end)."""
+        self.dirty.setdefault(hcode, set()).add(day)
         self.touched.add(hcode)
         left = self._left.get(hcode)
         if left is None:
@@ -223,18 +224,23 @@ class Sender:
         else:
             self._left[hcode] = left - 1
 
-    async def refresh_aggregates(self, facilities: Iterable[str]) -> None:
-        """Count these facilities' rows again (:meth:`Outbox.refresh_aggregates`); a failure only leaves the web's
-        figures older, never the run."""
-        codes = sorted(set(facilities))
-        if not codes:
+    async def refresh_aggregates(self, days: dict[str, set[str | None]]) -> None:
+        """Count these facilities' rows of these days again (:meth:`Outbox.refresh_aggregates`); a failure only
+        leaves the web's figures older, never the run."""
+        work = {h: set(d) for h, d in days.items()}
+        if not work:
             return
         try:
-            await self.db(self.box.refresh_aggregates, codes)
+            await self.db(self.box.refresh_aggregates, work, work)
         except Exception as e:
             log.warning("นับสรุปสำหรับหน้าเว็บไม่ได้ / cannot count the web's figures: %s", mask_text(str(e))[:200])
             return
-        self.dirty.difference_update(codes)
+        for h, d in work.items():
+            left = self.dirty.get(h)
+            if left is not None:
+                left -= d
+                if not left:
+                    del self.dirty[h]
 
     async def settle(self) -> None:
         """Every state change queued so far is committed (raises the database error if one failed)."""
@@ -299,7 +305,7 @@ class Sender:
             try:
                 lost = await self.db(self.box.apply, sending, results, reverts)
                 if refresh:  # after the facility's last answers, committed just above
-                    await self.refresh_aggregates(refresh)
+                    await self.refresh_aggregates({h: self.dirty.get(h, set()) for h in refresh})
             except Exception as e:  # waiting callers see the database error; nothing was sent for them
                 self._db_error = e
                 for _, f in ops:
@@ -534,11 +540,13 @@ class Sender:
         r = await self.call("POST", "GetAgentComputerName", hcode, body=orjson.dumps({"hospital_code": hcode}),
                             max_attempts=4)
         res = _result(r)
+        answer = res if isinstance(res, dict) else {}  # (none before any agent reported for the facility)
+        self.phr_agent.setdefault(hcode, {}).update(
+            phr_computer=mask_text(str(answer.get("agent_computer_name") or ""))[:255] or None,
+            phr_status=mask_text(str(answer.get("agent_status") or ""))[:300] or None,
+            phr_last_update=str(answer.get("last_update") or "") or None, asked_at=time.time())
         if isinstance(res, dict):
             other = str(res.get("agent_computer_name") or "")
-            self.phr_agent.setdefault(hcode, {}).update(
-                phr_computer=mask_text(other)[:255] or None, phr_status=mask_text(str(res.get("agent_status") or ""))[:300]
-                or None, phr_last_update=str(res.get("last_update") or "") or None, asked_at=time.time())
             age = _age_seconds(res.get("last_update"), _request_time(r))
             # a computer whose last word was its run's outcome ("idle") has finished: it is not sending
             idle = str(res.get("agent_status") or "").lower().startswith(IDLE_STATUS)
@@ -649,7 +657,7 @@ class Sender:
                         h = r.hospcode
                         if h in self.skipped:
                             finished()
-                            self.facility_settled(h)
+                            self.facility_settled(h, r.day)
                         elif late_pass or self._passed(h) and h not in late:
                             kept.append(r)
                         else:  # its check is tried again later: a pass of its own then sends its rows
@@ -686,7 +694,7 @@ class Sender:
                 answered, final = await self._upload(job, client, lanes)
                 if final:
                     finished()
-                    self.facility_settled(job.row.hospcode)
+                    self.facility_settled(job.row.hospcode, job.row.day)
             finally:
                 sizing.end(started, answered)
                 lanes.done(job.row.hospcode)

@@ -200,19 +200,12 @@ class Quality:
         for g in groups:
             hcode, file, rule, sev, th, en, n, examples = (g.hospcode, g.file, g.rule, g.severity, g.reason_th,
                                                             g.reason_en, g.count, g.examples)
-            spec = schema.lookup(file or "")
             cat = "quarantine" if sev == "error" else "import_warning"
             fld = (examples[0].get("field") or "") if examples else ""
             self._add(hcode, cat, file or "", rule or "", fld, th or "", en or "", sev or "", None, int(n))
             it = self.items[(hcode, cat, file or "", rule or "", _norm_path(fld), "")]
             for e in examples:
-                personal = bool(spec and e["field"] and spec.by_name.get(e["field"]) and
-                                spec.by_name[e["field"]].personal)
-                value = e["value"] if e["value"] is not None else ""
-                if personal and "xxx" not in value:  # the importer already masks CIDs; never mask twice
-                    value = mask_value(value, True)
-                value = mask_text(value)
-                label = f"{e['source'] or file}:{e['line']} {e['field'] or ''}={value}".strip()
+                label = quarantine_example(file or "", e)
                 if len(it.examples) < MAX_EXAMPLES and label not in it.examples:
                     it.examples.append(label)
             if cat == "quarantine":
@@ -279,6 +272,18 @@ class Quality:
                     "to_fix_at_facility": self.facility_fix_count(h),
                     "problems": {c: self.problem_count(h, [c]) for c in CATEGORIES if self.problem_count(h, [c])}}
                 for h, t in sorted(self.totals.items())}
+
+
+def quarantine_example(file: str, e: dict[str, Any]) -> str:
+    """One quarantine example (``{source, line, field, value}`` of :func:`phrsync.f43.read.quarantine_groups`) as
+    a person reads it, ``source:line FIELD=value``, with a personal field's value masked."""
+    spec = schema.lookup(file)
+    fld = e.get("field") or ""
+    personal = bool(spec and fld and spec.by_name.get(fld) and spec.by_name[fld].personal)
+    value = e.get("value") if e.get("value") is not None else ""
+    if personal and "xxx" not in value:  # the importer already masks CIDs; never mask twice
+        value = mask_value(value, True)
+    return f"{e.get('source') or file}:{e.get('line')} {fld}={mask_text(value)}".strip()
 
 
 def example_label(ref: str | None, cid: str | None) -> str:

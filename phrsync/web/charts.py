@@ -6,6 +6,7 @@ language. A day the model does not know is ``null`` (a gap in the line or bar), 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,17 @@ def _base(lang: str, title: str) -> dict[str, Any]:
     }
 
 
+def every_day(points: Sequence[model.DayPoint]) -> list[model.DayPoint]:
+    """``points`` with the days between them that have none (as unknown: no bar, no point), so the x axis is
+    time as a calendar reads it and a month without data shows as a gap, not as nothing."""
+    if not points:
+        return []
+    have = {p.day: p for p in points}
+    first, last = min(have), max(have)
+    return [have.get(first + dt.timedelta(days=i), model.DayPoint(first + dt.timedelta(days=i)))
+            for i in range((last - first).days + 1)]
+
+
 def daily(points: Sequence[model.DayPoint], lang: str, series: Sequence[str], title: str,
           kind: str = "line", zoom_days: int | None = None) -> dict[str, Any]:
     """Days on the x axis (Buddhist-era labels), one series per key of ``series`` (``his``, ``built``,
@@ -46,7 +58,7 @@ def daily(points: Sequence[model.DayPoint], lang: str, series: Sequence[str], ti
         (th, en), colour = SERIES[key]
         opt["series"].append({"name": t(lang, th, en), "type": kind, "data": [getattr(p, key) for p in points],
                               "itemStyle": {"color": colour}, "lineStyle": {"color": colour},
-                              "connectNulls": False, "showSymbol": False, "id": key})
+                              "connectNulls": False, "showSymbol": False, "id": key, "barMaxWidth": 14})
     if zoom_days and len(points) > zoom_days:
         start = 100.0 * (len(points) - zoom_days) / len(points)
         opt["dataZoom"] = [{"type": "slider", "start": round(start, 2), "end": 100}, {"type": "inside"}]

@@ -5,6 +5,8 @@ by hand."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterable
 
 from phrsync.web import model
@@ -32,13 +34,33 @@ def visible_codes(src: model.Sources, user: User) -> set[str] | None:
     return {h for h, i in model.directory(src).items() if user.can_see(h, i.district_code)}
 
 
+_CODE = re.compile(r"(?<![0-9])[0-9]{5}(?![0-9])")
+
+
+def _own_errors(run: model.RunRow, codes: set[str]) -> model.RunRow:
+    """A run as a non-admin sees it: only the errors that name none of the facilities they may not see (a
+    run's errors are the province's, one line per facility)."""
+    errors = [e for e in run.errors if set(_CODE.findall(e)) <= codes]
+    return dataclasses.replace(run, errors=errors, facilities=[h for h in run.facilities if h in codes])
+
+
+def runs_seen(src: model.Sources, user: User, runs: list[model.RunRow]) -> list[model.RunRow]:
+    """``runs`` (a facility page's) as ``user`` may see them."""
+    if user.is_admin:
+        return runs
+    codes = visible_codes(src, user) or set()
+    return [_own_errors(r, codes) for r in runs]
+
+
 def runs_for(src: model.Sources, user: User, limit: int = 100) -> tuple[list[model.RunRow], model.Scheduler]:
     """The runs ``user`` may see: all for an admin, a facility's own for its staff, those that touched a
-    facility of the district for a district viewer (a run that recorded no facilities is the province's)."""
+    facility of the district for a district viewer — without the other facilities' errors."""
     if user.is_admin:
         return model.runs(src, limit=limit)
-    if user.facility and user.role == "facility":
-        return model.runs(src, limit=limit, facility=user.facility)
     codes = visible_codes(src, user) or set()
-    runs, sched = model.runs(src, limit=limit * 4)
-    return [r for r in runs if codes & set(r.facilities)][:limit], sched
+    if user.role == "facility" and user.facility:
+        runs, sched = model.runs(src, limit=limit, facility=user.facility)
+    else:
+        runs, sched = model.runs(src, limit=limit * 4)
+        runs = [r for r in runs if codes & set(r.facilities)][:limit]
+    return [_own_errors(r, codes) for r in runs], sched

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from phrsync import httpserver
+from phrsync.errors import UsageError
 from phrsync.pdpa import mask_url
 from phrsync.web import auth, model
 from phrsync.web.actions import DeliveryFactory
@@ -85,6 +86,18 @@ def info(app: FastAPI, host: str, port: int) -> ServeInfo:
                      sandbox=str(src.sandbox_data_dir) if src.sandbox_data_dir else None)
 
 
+def _check_free(host: str, port: int) -> None:
+    """A clear bilingual error for a port in use or an address not of this machine, before anything starts
+    (uvicorn would log it in English and exit)."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise UsageError(f"เปิดรับที่ {host}:{port} ไม่ได้ ({e.strerror}) ใช้ --port อื่น หรือหยุดโปรแกรมที่ใช้พอร์ตนี้",
+                         f"cannot listen on {host}:{port} ({e.strerror}): use another --port, or stop what uses "
+                         f"it") from None
+
+
 def _options(log_level: str) -> dict[str, Any]:
     # no access log: a query string may carry a search typed by a user; lifespan off: the app has none
     return {"log_level": log_level, "access_log": False, "lifespan": "off", "timeout_graceful_shutdown": 5}
@@ -94,6 +107,7 @@ def serve(cfg: Any, host: str | None = None, port: int | None = None, *, app: Fa
           on_start: Callable[[ServeInfo], None] | None = None, log_level: str = "warning") -> None:
     """Serve in the foreground until Ctrl-C; ``on_start(info)`` once the address is known (the CLI prints it)."""
     h, p = address(cfg, host, port)
+    _check_free(h, p)
     app = app or build_app(cfg)
     if on_start is not None:
         on_start(info(app, h, p))

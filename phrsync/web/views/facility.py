@@ -45,6 +45,7 @@ def facility_page(hospcode: str, request: Request, user: CurrentUser) -> Respons
     src = sources(request)
     scope.facility_info(src, user, _hcode(hospcode))
     detail = model.facility_detail(src, hospcode)
+    detail.runs = scope.runs_seen(src, user, detail.runs)
     jobs: SendAgain = request.app.state.send_again
     job = jobs.job(hospcode)
     return page(request, "facility.html", user, "facilities", d=detail, r=detail.row, months=_months(detail.days),
@@ -110,7 +111,7 @@ def facility_chart(hospcode: str, request: Request, user: CurrentUser) -> Respon
     scope.facility_info(src, user, _hcode(hospcode))
     detail = model.facility_detail(src, hospcode)
     lg = lang(request)
-    opt = charts.daily(detail.days, lg, ("his", "built", "confirmed", "phr"),
+    opt = charts.daily(charts.every_day(detail.days), lg, ("his", "built", "confirmed", "phr"),
                        t(lg, "รายวัน: ใน HIS, สร้างแล้ว, PHR ยืนยัน, PHR มีอยู่",
                          "per day: in the HIS, built, confirmed, held by PHR"), kind="bar", zoom_days=92)
-    return json({"option": opt, "days": [p.day.isoformat() for p in detail.days]})
+    return json({"option": opt, "days": [p.day.isoformat() for p in charts.every_day(detail.days)]})

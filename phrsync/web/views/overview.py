@@ -31,21 +31,9 @@ def _district_overview(src: model.Sources, user: auth.User, ov: model.Overview) 
     received = [r.last_received for r in rows]
     since7 = dt.datetime.combine(today - dt.timedelta(days=6), dt.time(), BANGKOK).timestamp()
     start_today = dt.datetime.combine(today, dt.time(), BANGKOK).timestamp()
-    days: dict[dt.date, model.DayPoint] = {}
     first = ov.daily[0].day if ov.daily else today - dt.timedelta(days=89)
-    for h in sorted(codes):
-        for p in model.facility_detail(src, h).days:
-            if p.day < first or p.day > today:
-                continue
-            acc = days.setdefault(p.day, model.DayPoint(p.day))
-            for k in ("his", "built", "confirmed", "phr"):
-                v = getattr(p, k)
-                if v is not None:
-                    setattr(acc, k, (getattr(acc, k) or 0) + v)
-    if ov.daily:  # the same days as the province's chart, so a gap means the same thing
-        daily = [days.get(p.day, model.DayPoint(p.day)) for p in ov.daily]
-    else:
-        daily = [days[k] for k in sorted(days)]
+    last = ov.daily[-1].day if ov.daily else today
+    daily = model.facilities_days(src, sorted(codes), first, last)  # the province chart's days, a gap alike
     return dataclasses.replace(
         ov, facilities=len(rows),
         # known for the district when the province's figure is known (the state store answered)

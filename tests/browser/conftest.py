@@ -81,9 +81,10 @@ def _pick(p: Any) -> tuple[str, str, str, str]:
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The monitoring web in a thread over a small province sent once to the sandbox (which stays up, for
-    "send again"), with an admin, a district viewer and a facility user."""
+    "send again"), with an admin, a district viewer and a facility user. (It asks for the browser first: without
+    one there is no point making the province.)"""
     from argon2 import PasswordHasher
     from webprovince import province
 

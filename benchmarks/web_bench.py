@@ -61,7 +61,8 @@ def _timed(label: str, steps: dict[str, float], fn: Any, *args: Any, **kw: Any) 
     return out
 
 
-def make_province(work: Path, encounters: int, seed: int, sync_facilities: int, workers: int) -> dict[str, Any]:
+def make_province(work: Path, encounters: int, seed: int, sync_facilities: int, workers: int,
+                  from_staging: bool = False, all_stages: bool = False) -> dict[str, Any]:
     """synth → import → build → outbox → a real sync of some facilities; returns what was made and how long
     each step took (also written to ``web_bench.json`` for ``--reuse``)."""
     from phrsync.config import Config
@@ -80,15 +81,25 @@ def make_province(work: Path, encounters: int, seed: int, sync_facilities: int, 
     else:
         _timed("synth", steps, synthesize, opts, exports, workers=workers)
     staging = work / "staging.duckdb"
-    # everything but the zips is made again: a store left by an earlier run (or an earlier phrsync) is not this one
+    # everything but the zips (and, with --from-staging, the staging store) is made again: a store left by an
+    # earlier run (or an earlier phrsync) is not this one
+    kept = ("staging.duckdb",) if from_staging else ()
     for name in ("staging.duckdb", "staging.duckdb.wal", "outbox.sqlite", "outbox.sqlite-wal", "outbox.sqlite-shm",
                  "payloads.ndjson", "payloads.ndjson.summary.json", MANIFEST):
-        (work / name).unlink(missing_ok=True)
+        if name not in kept:
+            (work / name).unlink(missing_ok=True)
     shutil.rmtree(work / "sandbox", ignore_errors=True)
-    imp = _timed("import", steps, _import_by_month, staging, exports)
+    if from_staging and staging.exists():
+        print(f"  import: reusing {staging}", flush=True)
+        imp = {"rows_loaded": None, "reused": True}
+    else:
+        imp = _timed("import", steps, _import_by_month, staging, exports)
     payloads = work / "payloads.ndjson"
+    # the encounters only, unless asked: at 5 M the registers' part of a build (immunization registers) ran out of
+    # DuckDB's 1 GB on this machine; the web's figures are the encounters'
+    stages = {} if all_stages else {"stages": ("encounters",)}
     built = _timed("build", steps, build_payloads, Config(data_dir=work), payloads, staging=staging,
-                   workers=workers).result
+                   workers=workers, **stages).result
     state_url = f"sqlite:///{(work / 'outbox.sqlite').resolve()}"
     box = ob.Outbox(state_url)
     try:
@@ -358,6 +369,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=30, help="timed requests per page")
     ap.add_argument("--warmup", type=int, default=2, help="untimed requests per page first")
     ap.add_argument("--make-only", action="store_true", help="make the province and stop (measure later with --reuse)")
+    ap.add_argument("--from-staging", action="store_true",
+                    help="keep the zips and the staging store of an earlier run; build, load and sync again")
+    ap.add_argument("--all-stages", action="store_true", help="build the registers too, not only the encounters")
     args = ap.parse_args()
     print("machine:", describe(), flush=True)
     print(f"python {platform.python_version()} ({sys.executable})", flush=True)
@@ -367,7 +381,8 @@ def main() -> None:
             raise SystemExit(f"{work / MANIFEST} not found: make the province first (--workdir)")
     else:
         work = args.workdir or ROOT / "data" / "web_bench"
-        make_province(work, args.encounters, args.seed, args.sync_facilities, args.workers)
+        make_province(work, args.encounters, args.seed, args.sync_facilities, args.workers, args.from_staging,
+                      args.all_stages)
         if args.make_only:
             return
     run(work, args.requests, args.warmup)

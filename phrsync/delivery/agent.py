@@ -482,7 +482,30 @@ def record_schedule(state_url: str, every_minutes: float, next_at: float | None)
 
 
 def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on uvloop when installed (about half the event-loop CPU), else on asyncio's loop."""
+    """Run a coroutine on uvloop when installed (about half the event-loop CPU), else on asyncio's loop. Called
+    from a thread that already runs an event loop (a notebook, a browser driver, an async caller of the blocking
+    API), the run gets a thread of its own instead of failing."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_here(coro)
+    box: dict[str, Any] = {}
+
+    def own_thread() -> None:
+        try:
+            box["value"] = _run_here(coro)
+        except BaseException as e:  # re-raised in the caller's thread, as if run there
+            box["error"] = e
+
+    t = threading.Thread(target=own_thread, name="phrsync-run")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _run_here(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:

@@ -468,9 +468,9 @@ def test_after_demo_serve_the_overview_is_what_status_and_phr_say(browser: Any, 
         # the staging store, counted from its visits (not the summary table the web reads)
         with open_store(data / "staging.duckdb") as stg:
             his_days = encounter_counts(stg)
-        m = re.search(r"\d{4}-\d{2}", page.locator(".asof").inner_text())
-        assert m, page.locator(".asof").inner_text()
-        month = m.group(0)  # the overview's month (this month, Asia/Bangkok)
+        # the overview's month (this month, Asia/Bangkok): shown in the Buddhist era, ISO in its datetime
+        month = page.locator(".asof time[datetime]").get_attribute("datetime") or ""
+        assert re.fullmatch(r"\d{4}-\d{2}", month), page.locator(".asof").inner_text()
         his: dict[str, int] = {}
         for d in his_days:
             his[d.hospcode] = his.get(d.hospcode, 0) + d.total

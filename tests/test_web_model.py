@@ -451,3 +451,33 @@ def test_a_state_store_made_anew_under_the_same_name_is_read_anew(tmp_path: Path
         box.load([{"key": key_for("UpdatePHRv1", p), "endpoint": "UpdatePHRv1", "hospcode": hcode, "payload": p}])
         box.close()
         assert [r.info.hospcode for r in model.facility_rows(src)] == [hcode]
+
+
+def test_the_sandbox_answer_is_kept_until_its_store_changes(tmp_path: Path) -> None:
+    """The PHR centre view counts everything the sandbox holds: read once, kept until the store's files change."""
+    import sqlite3
+
+    from phrsync.web import readers
+
+    db = tmp_path / "sandbox.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("CREATE TABLE t (x INTEGER)")
+        c.execute("INSERT INTO t VALUES (1)")
+    calls: list[int] = []
+
+    def count(conn: Any) -> int:
+        from sqlalchemy import text as sql
+
+        calls.append(1)
+        return int(conn.execute(sql("SELECT count(*) FROM t")).scalar_one())
+
+    readers.close_all()
+    assert readers.sandbox(tmp_path, count, key="k")[0] == 1
+    assert readers.sandbox(tmp_path, count, key="k")[0] == 1
+    assert len(calls) == 1  # the second answer was the kept one
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO t VALUES (2)")
+    assert readers.sandbox(tmp_path, count, key="k")[0] == 2  # the store changed: read again
+    assert len(calls) == 2
+    assert readers.sandbox(tmp_path, count)[0] == 2 and len(calls) == 3  # no key: always read

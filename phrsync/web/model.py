@@ -814,7 +814,7 @@ def _phr_sandbox(src: Sources) -> PhrCentre:
         agents = {r["hospital_code"]: dict(r) for r in conn.execute(select(sbx.agent_status)).mappings()}
         return facs, agents, dashboard.holdings(conn, since)
 
-    got, notes = readers.sandbox(src.sandbox_data_dir, read)
+    got, notes = readers.sandbox(src.sandbox_data_dir, read, key=f"phr_centre:{since}")
     out = PhrCentre(source="sandbox", as_of=time.time(), notes=[*notes, _STORAGE_NOTE, (
         "จากฐานข้อมูลของเซิร์ฟเวอร์ทดสอบ (sandbox): ไม่ได้นับ conditions, medications, observations, appointments",
         "from the sandbox's store (testing): conditions, medications, observations and appointments are not "

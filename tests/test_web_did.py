@@ -126,6 +126,7 @@ def test_trend_chart_json_equals_the_snapshots(url: str) -> None:
     r = client(url, "admin1").get("/api/chart/did")
     assert r.status_code == 200
     opt = r.json()["option"]
+    assert r.json()["categories"] == opt["xAxis"]["data"] and len(r.json()["times"]) == 2
     cit = next(s for s in opt["series"] if s["id"] == "citizens")
     assert cit["data"] == want and want == [0.0, 25.0]
     assert cit["markLine"]["data"][0]["yAxis"] == build_report(st, kpi.Targets()).target_citizens

@@ -100,4 +100,6 @@ def did_chart(request: Request, user: CurrentUser) -> Response:
                            rep.target_personnel if rep else None,
                            t(lg, "แนวโน้ม KPI 54 ทั้งจังหวัด (ร้อยละที่มี Digital ID)",
                              "KPI 54 trend, province (% with a Digital ID)"))
-    return json({"option": opt, "times": sorted({p.taken_at for p in cit + pers})})
+    # "categories" (the x labels) is what app.js counts into data-chart-drawn; "times" the runs' epoch seconds
+    return json({"option": opt, "categories": opt["xAxis"]["data"],
+                 "times": sorted({p.taken_at for p in cit + pers})})

@@ -6,7 +6,7 @@ carry a Content-Security-Policy that allows no inline script."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from phrsync.did.kpi import Targets
 from phrsync.errors import NotFoundError, PhrsyncError, StoreError, UsageError
 from phrsync.pdpa import mask_text
 from phrsync.web import auth, model
@@ -50,6 +51,7 @@ class WebOptions:
     secure_cookies: bool = False
     login_attempts: int = 5
     language: str = "th"
+    did_targets: Targets = field(default_factory=Targets)  # [did] KPI 54 targets (the Digital ID page)
 
     @classmethod
     def from_settings(cls, web: Any) -> WebOptions:
@@ -161,7 +163,7 @@ def create_app(sources: model.Sources, options: WebOptions | None = None,
     """The site over ``sources``. ``auth_store``: the accounts (default: in ``sources.state_url``).
     ``delivery``: a function giving the :class:`~phrsync.delivery.config.DeliverySettings` the "send again"
     action runs with (read when pressed, so a secret set after start-up is seen); None offers no action."""
-    from phrsync.web.views import facilities, facility, overview, phr, runs
+    from phrsync.web.views import did, facilities, facility, overview, phr, runs
 
     options = options or WebOptions()
     store = auth_store or auth.AuthStore(sources.state_url, login_attempts=options.login_attempts)
@@ -173,7 +175,7 @@ def create_app(sources: model.Sources, options: WebOptions | None = None,
     _install_errors(app)
     auth.install(app, store, session_hours=options.session_hours, secure_cookies=options.secure_cookies,
                  login_attempts=options.login_attempts, language=options.language)
-    for mod in (overview, facilities, facility, runs, phr):
+    for mod in (overview, facilities, facility, runs, did, phr):
         app.include_router(mod.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(StaticGzip)

@@ -79,3 +79,29 @@ def districts(rows: Sequence[model.DistrictRow], lang: str, month: str) -> dict[
          "itemStyle": {"color": SERIES["phr"][1]}, "id": "phr"},
     ]
     return opt
+
+
+def did_trend(citizens: Sequence[Any], personnel: Sequence[Any], lang: str, target_citizens: float | None,
+              target_personnel: float | None, title: str) -> dict[str, Any]:
+    """KPI 54.2 (citizens) and 54.1 (personnel) after each check run (:class:`phrsync.did.report.TrendPoint`),
+    the x axis the runs' Buddhist-era dates; a run without a figure of one kind is a gap, never 0."""
+    from phrsync.thai import be_datetime
+
+    times = sorted({p.taken_at for p in [*citizens, *personnel]})
+    opt = _base(lang, title)
+    opt["xAxis"] = {"type": "category", "data": [be_datetime(x, lang) for x in times],
+                    "axisLabel": {"hideOverlap": True}}
+    opt["yAxis"] = {"type": "value", "min": 0, "max": 100, "axisLabel": {"formatter": "{value} %"}}
+    opt["series"] = []
+    for key, pts, (th, en), colour, target in (
+            ("citizens", citizens, ("ประชาชน (54.2)", "citizens (54.2)"), "#1f5fa8", target_citizens),
+            ("personnel", personnel, ("บุคลากร (54.1)", "personnel (54.1)"), "#2e8b57", target_personnel)):
+        by = {p.taken_at: p.pct for p in pts}
+        s: dict[str, Any] = {"name": t(lang, th, en), "type": "line", "id": key, "connectNulls": False,
+                             "data": [by.get(x) for x in times], "itemStyle": {"color": colour},
+                             "lineStyle": {"color": colour}}
+        if target is not None:
+            s["markLine"] = {"symbol": "none", "silent": True, "data": [{"yAxis": target, "name": t(
+                lang, f"เป้า {th} {target:g} %", f"target {en} {target:g} %")}], "lineStyle": {"type": "dashed"}}
+        opt["series"].append(s)
+    return opt

@@ -5,6 +5,7 @@ uvicorn runs it with the ``[web]`` limits of :mod:`phrsync.httpserver` (client d
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from phrsync import httpserver
+from phrsync.did.kpi import Targets
 from phrsync.errors import UsageError
 from phrsync.pdpa import mask_url
 from phrsync.web import auth, model
@@ -68,6 +70,7 @@ def build_app(cfg: Any, *, sources: model.Sources | None = None,
     """The site for a :class:`phrsync.config.Config`."""
     src = sources or model.Sources.from_config(cfg)
     options = WebOptions.from_settings(cfg.settings.web)
+    options = dataclasses.replace(options, did_targets=Targets.from_settings(cfg.settings.did))
     store = auth.AuthStore(src.state_url, login_attempts=options.login_attempts)
     return create_app(src, options, store, delivery=delivery or delivery_for(cfg, src.state_url))
 

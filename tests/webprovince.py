@@ -5,7 +5,6 @@ overview's last 90 days. ``with province(tmp) as p: ...``."""
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,14 +63,10 @@ class Province:
 
 
 def recent_start(months: int = 3) -> str:
-    """The first of ``months`` months that end just before the synthesizer's today (it refuses a period reaching
-    its current month), so the data is as recent as it can be: in the overview's last 90 days for a while."""
-    from phrsync.synth.clock import TODAY
+    """The synthesizer's most recent ``months`` months (see :func:`phrsync.synth.clock.recent_start`)."""
+    from phrsync.synth.clock import recent_start as start
 
-    d = TODAY.replace(day=1)
-    for _ in range(months):
-        d = (d - dt.timedelta(days=1)).replace(day=1)
-    return f"{d:%Y-%m}"
+    return start(months)
 
 
 @contextlib.contextmanager

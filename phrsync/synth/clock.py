@@ -17,6 +17,15 @@ HOLIDAYS = {(1, 1), (4, 6), (4, 13), (4, 14), (4, 15), (5, 1), (5, 4), (6, 3), (
             (10, 13), (10, 23), (12, 5), (12, 10), (12, 31)}
 
 
+def recent_start(count: int = 3) -> str:
+    """The first of ``count`` months that end just before :data:`TODAY` (a period may not reach its month), as
+    ``YYYY-MM``: data as recent as the synthesizer makes it, inside a monitoring page's last 90 days for a while."""
+    d = TODAY.replace(day=1)
+    for _ in range(count):
+        d = (d - dt.timedelta(days=1)).replace(day=1)
+    return f"{d:%Y-%m}"
+
+
 def parse_month(text: str) -> tuple[int, int]:
     """``2025-10`` or ``202510`` → (2025, 10)."""
     s = text.replace("-", "").replace("/", "").strip()

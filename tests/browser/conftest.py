@@ -38,9 +38,10 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session: Debian's /usr/bin/chromium (``PHRSYNC_CHROMIUM`` to move it),
+    """One headless Chromium per test module (not per session: Playwright's sync API runs an event loop in the
+    main thread while it is started, and every later test calling ``asyncio.run`` would fail): Debian's /usr/bin/chromium (``PHRSYNC_CHROMIUM`` to move it),
     ``--no-sandbox`` because the tests run as root in a container, where Chromium's sandbox cannot start."""
     if not CHROMIUM.exists():
         unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium fonts-thai-tlwg)")
@@ -80,7 +81,7 @@ def _pick(p: Any) -> tuple[str, str, str, str]:
     return district, by_district[district][0], by_district[district][1], other
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The monitoring web in a thread over a small province sent once to the sandbox (which stays up, for
     "send again"), with an admin, a district viewer and a facility user. (It asks for the browser first: without

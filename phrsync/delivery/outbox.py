@@ -345,19 +345,12 @@ class Outbox:
         self.url = url
         # this store handle's claimant id: rows it claims carry it, and its lease is held under it
         self.owner = secrets.token_hex(16)
-        u = make_url(url)
-        self.is_sqlite = u.get_backend_name() == "sqlite"
-        if self.is_sqlite and u.database:
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         # SQLite: reuse one connection (LIFO, one kept): in WAL mode a connection throws its whole page cache
         # away whenever another connection has written since, so rotating through a pool re-read every index
         # page on every commit of the sender's hot path.
         opts: dict[str, Any] = {"pool_use_lifo": True, "pool_size": 1, "max_overflow": 8} if self.is_sqlite else {}
-        self.engine: Engine = create_engine(url, future=True, pool_pre_ping=not self.is_sqlite, **opts)
-        if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        elif u.get_backend_name() == "postgresql":
-            _ensure_pg_database(u)
+        self.engine: Engine = state_engine(url, **opts)
         self._ph = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"  # for apply()'s driver SQL
         self._create()
 
@@ -1354,6 +1347,22 @@ def _parts(keys: list[str], size: int = 500) -> Iterator[list[str]]:
     """``keys`` in slices of at most ``size`` (bound parameters per statement stay far below SQLite's limit)."""
     for i in range(0, len(keys), size):
         yield keys[i:i + size]
+
+
+def state_engine(url: str, *, dir_mode: int = 0o777, **options: Any) -> Engine:
+    """An engine on the state store as every user of it needs one (the outbox, the web's accounts, the Digital
+    ID tables): a SQLite file's folder made (``dir_mode``), WAL and a busy timeout on each SQLite connection, a
+    PostgreSQL database created on first use, pre-ping on servers. ``options`` go to ``create_engine``."""
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite" and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True, mode=dir_mode)
+    engine = create_engine(url, future=True, pool_pre_ping=backend != "sqlite", **options)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    elif backend == "postgresql":
+        _ensure_pg_database(u)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

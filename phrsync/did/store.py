@@ -35,9 +35,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     or_,
@@ -196,21 +194,13 @@ class DidStore:
     """The Digital ID tables on the state store; every method is one short transaction."""
 
     def __init__(self, state_url: str, clock: Any = time.time) -> None:
-        from phrsync.delivery.outbox import _ensure_pg_database, _sqlite_pragmas
+        from phrsync.delivery.outbox import state_engine
 
         self.url = state_url
         self.clock = clock
         try:
-            u = make_url(state_url)
-            backend = u.get_backend_name()
-            self.is_sqlite = backend == "sqlite"
-            if self.is_sqlite and u.database and u.database != ":memory:":
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.engine: Engine = create_engine(state_url, future=True, pool_pre_ping=not self.is_sqlite)
-            if self.is_sqlite:
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            elif backend == "postgresql":
-                _ensure_pg_database(u)
+            self.is_sqlite = make_url(state_url).get_backend_name() == "sqlite"
+            self.engine: Engine = state_engine(state_url, dir_mode=0o700)
             metadata.create_all(self.engine)
             _private(state_url)
         except (SQLAlchemyError, OSError, ValueError) as e:

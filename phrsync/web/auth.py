@@ -44,15 +44,13 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     select,
     update,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from phrsync.errors import AuthError, NotFoundError, PhrsyncError, StoreError, UsageError
@@ -231,7 +229,7 @@ class AuthStore:
 
     def __init__(self, state_url: str, *, login_attempts: int = 5, clock: Callable[[], float] = time.time,
                  hasher: PasswordHasher | None = None) -> None:
-        from phrsync.delivery.outbox import _ensure_pg_database, _sqlite_pragmas
+        from phrsync.delivery.outbox import state_engine
 
         self.url = state_url
         self.login_attempts = login_attempts
@@ -240,15 +238,7 @@ class AuthStore:
         self._dummy_hash: str | None = None
         self._csrf_key: bytes | None = None
         try:
-            u = make_url(state_url)
-            backend = u.get_backend_name()
-            if backend == "sqlite" and u.database and u.database != ":memory:":
-                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(state_url, future=True, pool_pre_ping=backend != "sqlite")
-            if backend == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-            elif backend == "postgresql":
-                _ensure_pg_database(u)
+            self.engine: Engine = state_engine(state_url)
             metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError, ValueError) as e:
             raise StoreError(f"เปิดที่เก็บสถานะสำหรับบัญชีผู้ใช้เว็บไม่ได้: {mask_url(state_url)}",

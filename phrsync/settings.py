@@ -66,6 +66,9 @@ class ImportSection(_Section):
 class TerminologySection(_Section):
     dir: str | None = Field(None, description="โฟลเดอร์ตารางรหัสของจังหวัด (แทนหรือเพิ่มตารางที่มากับโปรแกรม) / the "
                                               "province's own code tables (replace or extend the shipped ones)")
+    store: str | None = Field(None, description="ฐานรหัสที่นำเข้า (TMT, บัญชียาของหน่วยบริการ, รหัสแล็บ) ไฟล์ SQLite / the "
+                                                "store of imported codes (TMT releases, facility drug masters, lab "
+                                                "codes), a SQLite file (data_dir/codes.sqlite)")
 
 
 class PoliciesSection(_Section):
@@ -84,6 +87,10 @@ class PoliciesSection(_Section):
     card_dates: Literal["card", "omit"] = Field("card", description="วันที่ของบัตรสิทธิ / coverage card dates")
     missing_cid: Literal["skip"] = Field("skip", description="ไม่มีเลขบัตร: ข้าม (ทางเดียวที่ปลอดภัย) / no CID: skip")
     ipd_ref_prefix: str = Field("", description="Encounter ref ของ IPD = HCODE:<prefix>AN / admission ref prefix")
+    unmapped_drug: Literal["local", "skip"] = Field(
+        "local", description="ยาที่ไม่มีรหัส TMT: local = ส่งด้วยรหัส 24 หลัก/รหัสของหน่วยบริการ และชื่อยา, skip = ไม่ส่งรายการนั้น"
+                             " / a drug with no TMT code: local = sent under the 24-digit/local code with its name; "
+                             "skip = left out (a note either way)")
     implausible_vitals: Literal["drop", "send"] = Field(
         "drop", description="สัญญาณชีพที่เป็นไปไม่ได้ / implausible vital signs")
 

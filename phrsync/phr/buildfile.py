@@ -224,7 +224,7 @@ def runs(buf: Any) -> list[Run]:
 # ---- the summary beside the file -------------------------------------------------------------------------
 
 SUMMARY_SUFFIX = ".summary.json"
-OUTCOMES = ("built", "refused", "skipped")
+OUTCOMES = ("built", "refused", "skipped", "waiting")  # waiting: held for a code (an allergy without a TMT substance)
 
 
 def summary_path(ndjson_path: str | Path) -> Path:
@@ -246,13 +246,18 @@ class BuildSummary:
     # {hospcode: [the data-quality report's rows]}: what the validator refused and why, and the notes (unknown
     # codes, missing data, estimates), each with its owner, count and masked examples (phrsync.phr.report)
     issues: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # codes the build could not map, one row each: {"kind": "drug" | "allergy" | "lab", "hospcode", "code",
+    # "name" (the 43 files' own text, may be None), "payloads" (how many payloads carry it), "waiting" (how many
+    # of them are held for it)}; read by ``phrsync codes unmapped`` and the web's review page
+    unmapped: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, hospcode: str, what: str) -> int:
         return sum(c.get(what, 0) for c in self.facilities.get(hospcode, {}).values())
 
     def to_dict(self) -> dict[str, Any]:
         return {"built_at": self.built_at.isoformat(timespec="seconds"), "seconds": round(self.seconds, 3),
-                "size": self.size, "mtime_ns": self.mtime_ns, "facilities": self.facilities, "issues": self.issues}
+                "size": self.size, "mtime_ns": self.mtime_ns, "facilities": self.facilities, "issues": self.issues,
+                "unmapped": self.unmapped}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildSummary:
@@ -261,7 +266,8 @@ class BuildSummary:
                                for h, eps in d.get("facilities", {}).items()},
                    size=int(d.get("size", 0)), mtime_ns=int(d.get("mtime_ns", 0)),
                    issues={str(h): [dict(r) for r in rows if isinstance(r, dict)]
-                           for h, rows in (d.get("issues") or {}).items() if isinstance(rows, list)})
+                           for h, rows in (d.get("issues") or {}).items() if isinstance(rows, list)},
+                   unmapped=[dict(r) for r in d.get("unmapped") or [] if isinstance(r, dict)])
 
 
 def write_summary(ndjson_path: str | Path, summary: BuildSummary) -> Path:

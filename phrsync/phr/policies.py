@@ -13,6 +13,7 @@ Every choice is explicit and configurable in ``phrsync.toml``::
     missing_cid = "skip"          # skip (the only safe choice: PHR keys everything on the CID)
     ipd_ref_prefix = ""           # Encounter ref of an admission = HCODE:<prefix><AN>
     implausible_vitals = "drop"   # drop | send (send: the validator refuses the whole encounter)
+    unmapped_drug = "local"       # local | skip: a drug with no TMT code (docs/codes.md)
 
 Whatever a policy fills in that the source did not say is recorded as a data-quality note on that
 encounter (see :mod:`phrsync.phr.mapping`), so the report shows how much of a payload is estimated.
@@ -30,6 +31,7 @@ LAB_TIME = ("visit_start", "date")
 CARD_DATES = ("card", "omit")
 MISSING_CID = ("skip",)
 IMPLAUSIBLE_VITALS = ("drop", "send")
+UNMAPPED_DRUG = ("local", "skip")
 
 
 class PolicyError(ValueError):
@@ -48,11 +50,12 @@ class Policies:
     missing_cid: str = "skip"
     ipd_ref_prefix: str = ""
     implausible_vitals: str = "drop"
+    unmapped_drug: str = "local"
 
     def __post_init__(self) -> None:
         for name, allowed in (("visit_end", VISIT_END), ("missing_time", MISSING_TIME),
                               ("lab_time", LAB_TIME), ("card_dates", CARD_DATES), ("missing_cid", MISSING_CID),
-                              ("implausible_vitals", IMPLAUSIBLE_VITALS)):
+                              ("implausible_vitals", IMPLAUSIBLE_VITALS), ("unmapped_drug", UNMAPPED_DRUG)):
             v = getattr(self, name)
             if v not in allowed:
                 raise PolicyError(f"ค่า policies.{name} = {v!r} ไม่ถูกต้อง (ใช้ได้: {', '.join(allowed)}) / "

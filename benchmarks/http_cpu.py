@@ -6,7 +6,8 @@
 Ways: ``request`` (``client.request``: builds, merges and sends), ``send`` (a prepared ``httpx.Request``
 through ``client.send``), ``nocookie`` (``send`` on a client without a cookie jar), ``transport`` (the prepared
 request straight to the client's ``httpx.AsyncHTTPTransport``, the client's auth/redirect/cookie layers
-skipped; what the agent does now). Each upload is the same valid UpdatePHRv1 payload; the server's answer is read whole.
+skipped) on httpcore's default sockets (``anyio``) or on the agent's own asyncio sockets (``transport``:
+``phrsync.delivery.netio``, what the agent does now). Each upload is the same valid UpdatePHRv1 payload; the server's answer is read whole.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from phrsync.delivery.auth import TokenProvider  # noqa: E402
 from phrsync.delivery.config import Credentials, password_hash  # noqa: E402
 from phrsync.delivery.connect import new_client, prepared, send_direct  # noqa: E402
 
-WAYS = ("request", "send", "nocookie", "transport")
+WAYS = ("request", "send", "nocookie", "anyio", "transport")
 
 
 async def run(way: str, url: str, bearer: str, body: bytes, n: int, conc: int) -> float:
@@ -43,8 +44,9 @@ async def run(way: str, url: str, bearer: str, body: bytes, n: int, conc: int) -
     import httpx
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if way in ("nocookie", "transport"):  # the agent's own clients: no cookie jar, their transport at hand
-        clients = [new_client(url, connections=1, timeout=30, verify=ctx, user_agent="bench") for _ in range(conc)]
+    if way in ("nocookie", "anyio", "transport"):  # the agent's own clients: no cookie jar, their transport at hand
+        clients = [new_client(url, connections=1, timeout=30, verify=ctx, user_agent="bench",
+                              asyncio_sockets=way == "transport") for _ in range(conc)]
     else:
         clients = [httpx.AsyncClient(base_url=url, timeout=30, verify=ctx, headers={"User-Agent": "bench"},
                                      limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
@@ -58,7 +60,7 @@ async def run(way: str, url: str, bearer: str, body: bytes, n: int, conc: int) -
             left[0] -= 1
             if way == "request":
                 r = await c.request("POST", target, content=body, headers=headers)
-            elif way == "transport":
+            elif way in ("anyio", "transport"):
                 r = await send_direct(c, prepared(c, "POST", target, body, headers))
             else:
                 r = await c.send(prepared(c, "POST", target, body, headers))

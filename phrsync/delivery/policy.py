@@ -78,7 +78,11 @@ class CircuitBreaker:
     """Opens after N consecutive transient failures, if most outcomes of the last :data:`BREAKER_WINDOW`
     seconds failed too; while open every worker waits for the cool-down. (With a hundred requests in flight at
     20 % faults, 12 failures in a row came every few seconds — a server answers its faults at once and its
-    successes after a group commit, in bunches — so consecutive alone took a flaky target for a down one.)"""
+    successes after a group commit, in bunches — so consecutive alone took a flaky target for a down one.) The window
+    must hold at least twice N outcomes: a run's first wave of requests answers its failures first (a fault is
+    answered at once, an upload after its commit), and at 20 % faults with 128 in flight the first 13 outcomes held
+    12 failures, which stopped every worker for the whole cool-down at the start; so also at least as many outcomes
+    as requests in flight (:attr:`in_flight`)."""
 
     def __init__(self, failures: int, cooldown: float, give_up: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -87,6 +91,8 @@ class CircuitBreaker:
         self.open_until = 0.0
         self.last_success = clock()
         self.openings = 0
+        self.opened_at = float("-inf")
+        self.in_flight = 0  # requests out now (the sender keeps it): the window must hold at least one wave of them
         self._recent: collections.deque[tuple[float, bool]] = collections.deque()  # (when, failed)
         self._failed = 0
 
@@ -103,12 +109,17 @@ class CircuitBreaker:
         self.last_success = self.clock()
         self._note(False)
 
-    def failure(self) -> None:
+    def failure(self, started: float | None = None) -> None:
+        """A transient failure of a request ``started`` then (on :attr:`clock`): one begun before the circuit last
+        opened says nothing new (it hung through the cool-down and would open it again at once)."""
+        if started is not None and started < self.opened_at:
+            return
         self.consecutive += 1
         self._note(True)
-        if (self.consecutive >= self.failures and 2 * self._failed > len(self._recent)
-                and self.clock() >= self.open_until):
-            self.open_until = self.clock() + self.cooldown
+        if (self.consecutive >= self.failures and len(self._recent) >= max(2 * self.failures, self.in_flight)
+                and 2 * self._failed > len(self._recent) and self.clock() >= self.open_until):
+            self.opened_at = self.clock()
+            self.open_until = self.opened_at + self.cooldown
             self.openings += 1
             self.consecutive = 0
             log.warning("ปลายทางล้มเหลวต่อเนื่อง หยุดส่ง %.0f วินาที / target failing, circuit open for %.0f s",

@@ -391,6 +391,7 @@ class Sender:
         TokenScopeError or TargetDown."""
         assert self.client is not None and self.tokens is not None
         trip = True  # does this failure count towards opening the circuit? (429 does not)
+        started: float | None = None  # when the request went out (a failed login has none)
         out = Attempt()
         try:
             bearer = await self.tokens.bearer(hcode, endpoint)
@@ -411,6 +412,7 @@ class Sender:
             if body is not None:
                 headers["Content-Type"] = "application/json"
             self.counters.requests += 1
+            started = self.breaker.clock()
             try:
                 if client is None or params:
                     r = await (client or self.client).request(method, self._url(endpoint), params=params,
@@ -454,7 +456,7 @@ class Sender:
                     out.reply = r
                     return out
         if trip:
-            self.breaker.failure()
+            self.breaker.failure(started)
         return out
 
     def _url(self, endpoint: str) -> httpx.URL:
@@ -718,6 +720,7 @@ class Sender:
                 if loop.time() >= resize:  # sized again every RESIZE_EVERY s, not per upload (it counts the lanes)
                     active = max(1, lanes.active())
                     limit = sizing.limit(active)
+                    self.breaker.in_flight = lanes.inflight
                     share = max(MIN_SHARE, -(-limit // active))
                     resize = loop.time() + RESIZE_EVERY
                 nxt: _Job | float | None = None

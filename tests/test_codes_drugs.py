@@ -123,3 +123,13 @@ def test_whole_file_problems_change_nothing(tmp_path: Path, store: CodeStore) ->
     with pytest.raises(UsageError, match="no such file"):
         import_drugs(store, tmp_path / "none.csv", "csv")
     assert store.drug_rows() == []
+
+
+def test_csv_reads_a_drug_tmt_table(tmp_path: Path, store: CodeStore) -> None:
+    """A province's drug_tmt.csv (the codes-directory layout) imports as province-wide rows."""
+    f = tmp_path / "drug_tmt.csv"
+    f.write_text(f"didstd,tmt_code,tmt_level,name,source\n{D1},920001,GP,Amoxy,ห้องยา สสจ.\n", encoding="utf-8")
+    res = import_drugs(store, f, "csv")
+    assert res.rows == {"": 1}
+    c = load_drug_codes(store.path).lookup("10700", D1)
+    assert c is not None and c.gp is not None and c.gp[0] == "920001" and c.source == "ห้องยา สสจ."

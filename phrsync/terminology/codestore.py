@@ -133,6 +133,7 @@ class CodeStore:
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        self._memo: dict[tuple[str, str], Any] | None = None
         if not create and not self.path.exists():
             raise StoreError(f"ไม่พบฐานรหัส {self.path}", f"no code store at {self.path}",
                              hint="phrsync codes import-tmt / import-drugs")
@@ -183,16 +184,31 @@ class CodeStore:
     def parents(self, tmtid: str) -> list[tuple[str, str]]:
         """(parent ID, relationship kind) of a concept: the first column of every relationship file it is the
         second column of."""
-        return [(p, k) for p, k in self.db.execute("SELECT parent, kind FROM tmt_rel WHERE child = ? "
-                                                   "ORDER BY kind, parent", (tmtid,))]
+        memo = self._memo.get(("p", tmtid)) if self._memo is not None else None
+        if memo is not None:
+            return memo  # type: ignore[no-any-return]
+        out = [(p, k) for p, k in self.db.execute("SELECT parent, kind FROM tmt_rel WHERE child = ? "
+                                                  "ORDER BY kind, parent", (tmtid,))]
+        if self._memo is not None:
+            self._memo[("p", tmtid)] = out
+        return out
 
     def children(self, tmtid: str) -> list[tuple[str, str]]:
         return [(c, k) for c, k in self.db.execute("SELECT child, kind FROM tmt_rel WHERE parent = ? "
                                                    "ORDER BY kind, child", (tmtid,))]
 
     def _level(self, tmtid: str) -> str | None:
+        if self._memo is not None and ("l", tmtid) in self._memo:
+            return self._memo[("l", tmtid)]  # type: ignore[no-any-return]
         r = self.db.execute("SELECT level FROM tmt_concept WHERE tmtid = ?", (tmtid,)).fetchone()
+        if self._memo is not None:
+            self._memo[("l", tmtid)] = r[0] if r else None
         return r[0] if r else None
+
+    def remember(self, on: bool = True) -> None:
+        """Memoise levels and parents while many codes are resolved at once (load_drug_codes); only for a
+        reader: an import after this would not be seen."""
+        self._memo = {} if on else None
 
     def gp_of(self, tmtid: str) -> str | None:
         """The GP a concept belongs to: itself for a GP; up the parents for GPU/TPU/TP/GPP/TPP (TPU → GPU → GP,
@@ -334,6 +350,7 @@ def load_drug_codes(path: Path) -> DrugCodes:
     if not path.exists():
         return DrugCodes()
     store = CodeStore(path, create=False)
+    store.remember()
     try:
         cache: dict[str, tuple[str | None, tuple[str, str] | None, tuple[tuple[str, str], ...]]] = {}
         by_facility: dict[tuple[str, str], DrugConcept] = {}

@@ -11,7 +11,8 @@ their own column names (upper or lower case, any order; extra columns ignored):
 ``hosxp-drugitems`` HOSxP table ``drugitems``: ``icode`` (required), ``did``, ``tmt_tp_code`` (else
                     ``tmt_gp_code``), ``name`` (+ ``strength``, ``units`` when present)
 ``csv``             phrsync's own: ``code`` (required), ``did24``, ``tmtid``, ``name``, optional ``hcode``
-                    (blank = province-wide) and ``source``
+                    (blank = province-wide) and ``source``; or a ``drug_tmt.csv`` (``didstd``, ``tmt_code``,
+                    ``name``, ``source``) as a codes directory holds it
 
 A later import replaces the same facility's imported rows (reviewed mappings stay unless the file has that
 code). Within one file a code given twice keeps its last row (a catalogue's later update). Bad rows are named
@@ -108,6 +109,8 @@ def import_drugs(store: CodeStore, path: str | Path, fmt: str, facility: str | N
         except StopIteration:
             raise UsageError(f"{p.name}: ไฟล์ว่าง", f"{p.name}: the file is empty") from None
         idx = header_index(header)
+        if fmt == "csv" and code_col not in idx and "DIDSTD" in idx:  # the drug_tmt.csv layout of a codes dir
+            code_col, did_cols, tmt_cols = "DIDSTD", ("DIDSTD",), ("TMT_CODE", "TMTID")
         if code_col not in idx:
             raise UsageError(f"{p.name}: ไม่มีคอลัมน์ {code_col} (รูปแบบ {fmt})",
                              f"{p.name}: no {code_col} column (format {fmt})",

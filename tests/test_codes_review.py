@@ -122,3 +122,19 @@ def test_cli_round_trip(tmp_path: Path) -> None:
     assert r.exit_code == 2
     for cmd in ("import-tmt", "import-drugs", "store", "unmapped", "accept"):
         assert run(cli, ["codes", cmd, "--help"]).exit_code == 0
+
+
+def test_cli_store_from_config(tmp_path: Path) -> None:
+    """Without --store the commands use [terminology] store, relative to phrsync.toml's folder."""
+    cfg = tmp_path / "phrsync.toml"
+    cfg.write_text('[terminology]\nstore = "codes/mine.sqlite"\n', encoding="utf-8")
+    z = tmt_zip(tmp_path)
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "codes", "import-tmt", str(z), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["store"] == str(tmp_path / "codes" / "mine.sqlite")
+    assert (tmp_path / "codes" / "mine.sqlite").is_file()
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "codes", "store", "--json"])
+    assert json.loads(r.stdout)["release"] == "TMTRF20250101"
+    cfg.write_text(f'data_dir = "{tmp_path / "d"}"\n', encoding="utf-8")
+    r = CliRunner().invoke(cli, ["--config", str(cfg), "codes", "store"])
+    assert r.exit_code == 7 and "codes.sqlite" in r.output  # no store yet: a StoreError naming it

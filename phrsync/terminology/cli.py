@@ -208,13 +208,9 @@ def store_path_for(ctx: click.Context, given: Path | None) -> Path:
     if given is not None:
         return given
     from phrsync.config import config_from_context
+    from phrsync.terminology.codestore import config_store_path
 
-    cfg = config_from_context(ctx)
-    raw = cfg.section("terminology").get("store")
-    if raw:
-        p = Path(str(raw)).expanduser()
-        return p if p.is_absolute() or cfg.source is None else cfg.source.parent / p
-    return cfg.data_dir / "codes.sqlite"
+    return config_store_path(config_from_context(ctx))
 
 
 def _print_issues(con: Console, issues: Any, shown: int = 20) -> None:

@@ -110,6 +110,17 @@ def store_path(settings: Any, base: Path) -> Path:
     return (data if data.is_absolute() else base / data) / "codes.sqlite"
 
 
+def config_store_path(cfg: Any) -> Path:
+    """The store of a loaded :class:`phrsync.config.Config`: ``[terminology] store`` (relative to the config
+    file's folder), else ``<data_dir>/codes.sqlite`` with the data_dir the config resolved (``$PHRSYNC_DATA``
+    included). Commands use this; :func:`store_path` is for callers holding only the settings."""
+    raw = cfg.section("terminology").get("store")
+    if raw:
+        p = Path(str(raw)).expanduser()
+        return p if p.is_absolute() or cfg.source is None else Path(cfg.source).parent / p
+    return Path(cfg.data_dir) / "codes.sqlite"
+
+
 def _private(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         p = Path(str(path) + suffix)

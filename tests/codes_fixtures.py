@@ -4,6 +4,7 @@ its licence does not let us ship it). IDs and names are invented."""
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 from pathlib import Path
 
@@ -45,11 +46,39 @@ def _xlsx(rows: list[list[str]]) -> bytes:
     return buf.getvalue()
 
 
+def _rec(rt: int, data: bytes) -> bytes:
+    return struct.pack("<HH", rt, len(data)) + data
+
+
+def _xls(rows: list[list[str]]) -> bytes:
+    """A minimal BIFF8 workbook (the old .xls record stream: BOF, CODEPAGE, BOUNDSHEET, then the sheet's LABEL and
+    NUMBER cells), without the OLE2 container Excel wraps it in; xlrd reads both the same way after the container.
+    Enough to test the .xls path without an .xls writer."""
+    def bof(kind: int) -> bytes:
+        return _rec(0x0809, struct.pack("<HHHHII", 0x0600, kind, 0x0DBB, 0x07CC, 0, 0x06))
+
+    cells = [bof(0x10)]
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            if v.isdigit() and len(v) < 10:  # IDs and dates as numbers, as Excel keeps them
+                cells.append(_rec(0x0203, struct.pack("<HHHd", r, c, 0, float(v))))
+            else:
+                cells.append(_rec(0x0204, struct.pack("<HHHHB", r, c, 0, len(v), 1) + v.encode("utf-16-le")))
+    cells.append(_rec(0x000A, b""))
+    name = b"Sheet1"
+
+    def globals_(offset: int) -> bytes:
+        return b"".join([bof(0x05), _rec(0x0042, struct.pack("<H", 1200)),
+                         _rec(0x0085, struct.pack("<IHBB", offset, 0, len(name), 0) + name), _rec(0x000A, b"")])
+
+    return globals_(len(globals_(0))) + b"".join(cells)
+
+
 def tmt_zip(path: Path, date: str = "20250101", fmt: str = "xlsx", fsn_suffix: str = "",
             extra_rows: dict[str, list[list[str]]] | None = None) -> Path:
     """``TMTRF<date>.zip`` in the release layout: TMTRF<date>/TMTRF<date>_BONUS/Concept|Relationship/..."""
-    write = _xlsx if fmt == "xlsx" else _tab
-    ext = "xlsx" if fmt == "xlsx" else "txt"
+    write = {"xlsx": _xlsx, "xls": _xls}.get(fmt, _tab)
+    ext = fmt if fmt in ("xlsx", "xls") else "txt"
     root = f"TMTRF{date}/TMTRF{date}_BONUS"
     z = path / f"TMTRF{date}.zip"
     levels = {"SUBS": SUBS, "VTM": VTM, "GP": GP, "GPU": GPU, "TP": TP, "TPU": TPU}

@@ -51,7 +51,7 @@ def test_missing_store_gives_empty_codes(tmp_path: Path) -> None:
     assert not (tmp_path / "none.sqlite").exists()
 
 
-@pytest.mark.parametrize("fmt", ["xlsx", "txt"])
+@pytest.mark.parametrize("fmt", ["xls", "xlsx", "txt"])
 def test_import_tmt_and_walk(tmp_path: Path, store: CodeStore, fmt: str) -> None:
     res = import_tmt(store, tmt_zip(tmp_path, fmt=fmt))
     assert res.release == "TMTRF20250101" and res.release_date == "2025-01-01"

@@ -138,3 +138,12 @@ def test_cli_store_from_config(tmp_path: Path) -> None:
     cfg.write_text(f'data_dir = "{tmp_path / "d"}"\n', encoding="utf-8")
     r = CliRunner().invoke(cli, ["--config", str(cfg), "codes", "store"])
     assert r.exit_code == 7 and "codes.sqlite" in r.output  # no store yet: a StoreError naming it
+
+
+def test_a_mapping_the_release_lacks_stays_unmapped(store: CodeStore) -> None:
+    """A drug-master row whose TMT ID is not in the imported release does not take the code off the list."""
+    store.replace_drug_master("10700", [("L-AMX", "", "777777", "amoxy", "")], "m.csv")
+    summary = BuildSummary(built_at=dt.datetime(2025, 1, 1), unmapped=ROWS[:1])
+    assert [r.code for r in unmapped(summary, store)] == ["L-AMX"]
+    store.replace_drug_master("10700", [("L-AMX", "", "950001", "amoxy", "")], "m.csv")
+    assert unmapped(summary, store) == []

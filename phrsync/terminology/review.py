@@ -16,10 +16,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phrsync.errors import UsageError
 from phrsync.terminology.codestore import CodeStore, normalise_name, now_local
+
+if TYPE_CHECKING:
+    from phrsync.phr.buildfile import BuildSummary
 
 KINDS = ("drug", "allergy", "lab")
 DRUG_LEVELS = ("GP", "GPU", "TP", "TPU")
@@ -122,7 +125,7 @@ def _lab_index() -> tuple[_NameIndex, dict[str, str]]:
     return _NameIndex(items), loinc
 
 
-def unmapped(summary: Any, store: CodeStore, kind: str | None = None, hcode: str | None = None,
+def unmapped(summary: BuildSummary, store: CodeStore, kind: str | None = None, hcode: str | None = None,
              limit: int = 100) -> list[UnmappedRow]:
     """The build's unmapped codes, most waiting first (then most payloads), without those mapped since (a row
     accepted or imported after the build), each with up to three suggestions. ``kind``/``hcode`` filter."""
@@ -135,15 +138,24 @@ def unmapped(summary: Any, store: CodeStore, kind: str | None = None, hcode: str
             continue
         rows.append(UnmappedRow(k, h, c, r.get("name") or None, int(r.get("payloads") or 0),
                                 int(r.get("waiting") or 0)))
-    mapped_drugs = {(h, c) for h, c, t in store.db.execute("SELECT hcode, code, tmtid FROM drug_master") if t}
-    mapped_dids = {(h, d) for h, d, t in store.db.execute("SELECT hcode, did24, tmtid FROM drug_master") if t and d}
+    tmt_of: dict[tuple[str, str], str] = {}
+    for h, c, d, t in store.db.execute("SELECT hcode, code, did24, tmtid FROM drug_master ORDER BY reviewed"):
+        if t:
+            if d:
+                tmt_of.setdefault((h, d), t)
+            tmt_of[(h, c)] = t
     mapped_labs = {(h, c) for h, c in store.db.execute("SELECT hcode, code FROM lab_map")}
 
     def done(r: UnmappedRow) -> bool:
-        keys = {(r.hcode, r.code), ("", r.code)}
+        """Mapped since the build in a way the next build can use: a GP for a drug, a substance for an allergy
+        (a row whose TMT ID the imported release lacks is still unmapped)."""
         if r.kind == "lab":
-            return bool(keys & mapped_labs)
-        return bool(keys & mapped_drugs or keys & mapped_dids)
+            return bool({(r.hcode, r.code), ("", r.code)} & mapped_labs)
+        t = tmt_of.get((r.hcode, r.code)) or tmt_of.get(("", r.code))
+        if not t:
+            return False
+        _level, gp, subs = store.resolve(t)
+        return bool(subs) if r.kind == "allergy" else gp is not None
 
     rows = [r for r in rows if not done(r)]
     rows.sort(key=lambda r: (-r.waiting, -r.payloads, r.kind, r.hcode, r.code))

@@ -275,6 +275,22 @@ def test_requests_hanging_now_widen_the_in_flight_count_before_they_end() -> Non
     assert sizing.slow() == 0
 
 
+def test_on_a_fast_target_a_request_hangs_after_four_mean_answers_not_after_a_second() -> None:
+    """Answers in 10 ms on loopback, 5 % of requests hanging: with a one-second floor they filled every slot before
+    they counted (364 uploads/s against 910/s), so a request 0.2 s out is hanging already."""
+    clock = Clock()
+    sizing = InFlight(16, 256, 0, clock=clock)
+    for _ in range(50):
+        sizing.observe(0.01, True)
+    hung = [sizing.begin() for _ in range(16)]
+    clock.t += 0.03
+    assert sizing.slow() == 0  # three mean answers: not yet
+    clock.t += 0.17
+    assert sizing.slow() == 16 and sizing.limit(1) == 32
+    for i in hung:
+        sizing.end(i, False)
+
+
 def test_the_breaker_opens_for_a_target_that_is_down_not_for_a_bunch_of_failures_among_answers() -> None:
     """Twelve failed answers together among many good ones (requests in flight at 20 % faults): the target is
     up. Only when most of the recent outcomes failed is it taken for down."""

@@ -37,7 +37,9 @@ RULES: dict[str, Rule] = {
              "date-time does not exist or is malformed (expected YYYYMMDDHHMMSS)"),
         Rule("future_date", "error", "วันที่อยู่ในอนาคต", "date is in the future"),
         Rule("bad_number", "error", "ไม่ใช่ตัวเลข", "not a number"),
-        Rule("duplicate_key", "error", "คีย์ซ้ำกับแถวก่อนหน้าในไฟล์เดียวกัน", "same key as an earlier row of the same file"),
+        Rule("duplicate_key", "error", "คีย์ซ้ำกับอีกแถวในแฟ้มเดียวกัน เก็บแถวที่ D_UPDATE ล่าสุด (เท่ากัน: แถวหลัง)",
+             "same key as another row of the same file: the row with the latest D_UPDATE (equal: the later line) "
+             "is kept"),
         Rule("truncated_line", "error", "บรรทัดขาด มีจำนวนช่องน้อยกว่าที่กำหนด", "line cut short: too few fields"),
         Rule("field_count", "error", "จำนวนช่องเกินที่กำหนด", "too many fields"),
         Rule("encoding", "error", "ถอดรหัสอักขระไม่ได้", "undecodable bytes"),

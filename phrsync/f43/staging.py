@@ -247,18 +247,25 @@ class Staging:
 
     def quarantine_duplicates(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
                               reason_th: str, reason_en: str, max_entries: int | None = None) -> int:
-        """Rows of this import whose key repeats an earlier row of the same file: quarantined, first kept. At most
-        ``max_entries`` of them per file get an entry (all are taken out of staging and counted)."""
+        """Rows of this import whose key repeats another row of the same file: the row with the latest D_UPDATE
+        stays (an equal D_UPDATE: the later line), as the README promises ("the latest wins"); the others are
+        quarantined, each entry naming the line that replaced it. At most ``max_entries`` of them per file get
+        an entry (all are taken out of staging and counted).
+
+        Only the repeated (file, key) pairs are ranked (one hash aggregate finds them), so millions of rows with
+        a few repeats cost one pass, not a sort (tests/test_f43_memory.py)."""
         t = table_name(spec)
         keys = ", ".join(q(k) for k in spec.key)
+        tkeys = ", ".join("t." + q(k) for k in spec.key)
         c = self.con
         # find repeated (file, key) pairs with one aggregate; rank only those rows
         c.execute(
             f"CREATE OR REPLACE TEMP TABLE _dup AS WITH rep AS (SELECT _seq, {keys} FROM {t} WHERE _import = ? "
             f"GROUP BY _seq, {keys} HAVING count(*) > 1) "
-            f"SELECT t.rowid AS rid FROM {t} t SEMI JOIN rep USING (_seq, {keys}) WHERE t._import = ? "
-            f"QUALIFY row_number() OVER (PARTITION BY t._seq, {', '.join('t.' + q(k) for k in spec.key)} "
-            f"ORDER BY t._line) > 1", [import_id, import_id])
+            f"SELECT t.rowid AS rid, first_value(t._line) OVER w AS kept FROM {t} t SEMI JOIN rep USING (_seq, {keys})"
+            f" WHERE t._import = ? "
+            f"WINDOW w AS (PARTITION BY t._seq, {tkeys} ORDER BY t.\"D_UPDATE\" DESC NULLS LAST, t._line DESC) "
+            f"QUALIFY row_number() OVER w > 1", [import_id, import_id])
         n = int(self.row("SELECT count(*) FROM _dup")[0])
         if n:
             seqsha = pa.table({"seq": pa.array(list(seq_sha), pa.int64()),
@@ -269,11 +276,13 @@ class Staging:
             key_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(k)} AS VARCHAR), '')" for k in spec.key)
             all_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(f.name)} AS VARCHAR), '')" for f in spec.fields)
             personal_key = any(spec.by_name[k].personal for k in spec.key)
+            th = "? || ' (แทนที่ด้วยบรรทัด ' || d.kept || ' ของแฟ้มเดียวกัน)'"
+            en = "? || ' (replaced by line ' || d.kept || ' of the same file)'"
             c.execute(
                 "INSERT INTO quarantine (import_id, source_sha, hospcode, file, source, line, field, value, rule,"
                 " severity, reason_th, reason_en, raw) "
                 f"SELECT ?, coalesce(s.sha, ''), h.\"HOSPCODE\", ?, h._source, h._line, ?, "
-                f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', ?, ?, {all_txt} "
+                f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', {th}, {en}, {all_txt} "
                 f"FROM {t} h JOIN _dup d ON h.rowid = d.rid LEFT JOIN _seqsha s ON s.seq = h._seq"
                 + (" QUALIFY row_number() OVER (PARTITION BY h._seq ORDER BY h._line) <= ?" if max_entries else ""),
                 [import_id, spec.name, ",".join(spec.key), reason_th, reason_en]

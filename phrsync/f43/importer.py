@@ -92,7 +92,7 @@ class FileStats:
     read: int = 0  # rows that reached the checks (good + bad)
     accepted: int = 0  # rows that passed the checks
     quarantined: int = 0  # rows kept out of staging
-    warnings: int = 0  # warning entries (rows still loaded)
+    warnings: int = 0  # warning entries: of rows (still loaded) and of the file itself (e.g. TIS-620)
     inserted: int = 0
     replaced: int = 0
     unchanged: int = 0
@@ -345,7 +345,7 @@ class Importer:
                     rep.files[p.file].quarantined += 1
                     if track is not None:
                         track.bad += 1
-                elif p.file and p.severity == "warning" and p.line:
+                elif p.file and p.severity == "warning":  # a row's, or the file's own (e.g. TIS-620)
                     rep.files[p.file].warnings += 1
                 if p.line and track is not None:
                     if track.entered >= cap:

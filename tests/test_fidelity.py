@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from f43files import person, service, text, write_zip
 
 from phrsync.cli import cli
-from phrsync.f43.importer import Importer
+from phrsync.f43.importer import Importer, staged_rows
 from phrsync.f43.staging import Staging
 
 TODAY = dt.date(2026, 11, 25)
@@ -127,3 +127,66 @@ def test_a_visit_cid_differing_from_person_cid_is_warned_masked(store: Staging, 
     assert mask_cid(cid(7)) in n.message_en and mask_cid(cid(1)) in n.message_en and "SERVICE.CID" in n.message_en
     assert cid(7) not in n.message_en + n.message_th and cid(1) not in n.message_en + n.message_th
     assert "cid_mismatch" not in codes(enc["10699:S2"][1])
+
+
+# -- 3. ICD-10 with a dot or in lower case ------------------------------------------------------------------
+
+def test_dotted_and_lower_case_icd10_is_normalised_with_a_note(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "E11.9"), diagnosis("S1", "1", "i10", "4"),
+                                                    diagnosis("S2", "2", "J00")]),
+    })
+    rep = run(store, z)
+    assert sorted(r["DIAGCODE"] for r in staged_rows(store, "DIAGNOSIS_OPD")) == ["E119", "I10", "J00"]
+    assert rep.files["DIAGNOSIS_OPD"].quarantined == 0 and rep.files["DIAGNOSIS_OPD"].warnings == 2
+    notes = [(e["line"], e["field"], e["value"], e["severity"]) for e in quarantine(store)]
+    assert notes == [(2, "DIAGCODE", "E11.9", "warning"), (3, "DIAGCODE", "i10", "warning")]
+    assert "E11.9 → E119" in quarantine(store)[0]["reason_en"]
+
+
+def test_an_icd10_code_that_is_wrong_either_way_is_still_quarantined(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "11.9E")]),
+    })
+    run(store, z)
+    assert list(staged_rows(store, "DIAGNOSIS_OPD")) == []
+    assert [(e["rule"], e["value"]) for e in quarantine(store)] == [("bad_format", "11.9E")]
+
+
+# -- 4. Buddhist-era dates --------------------------------------------------------------------------------
+
+def test_buddhist_era_dates_are_quarantined_by_default_and_repaired_when_set(tmp_path: Path) -> None:
+    from phrsync.settings import ImportSection
+
+    rows = [service("S1", "1", 1, DATE_SERV="25680105", D_UPDATE="25680105103000"), service("S2", "2", 2)]
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {"service.txt": text("SERVICE", rows)})
+    with Staging(tmp_path / "a.duckdb") as st:
+        run(st, z)
+        assert [r["SEQ"] for r in staged_rows(st, "SERVICE")] == ["S2"]
+        assert {e["rule"] for e in quarantine(st)} == {"be_year"}
+    with Staging(tmp_path / "b.duckdb") as st:
+        rep = run(st, z, limits=ImportSection(buddhist_dates="repair"))
+        svc = {r["SEQ"]: r for r in staged_rows(st, "SERVICE")}
+        assert svc["S1"]["DATE_SERV"] == dt.date(2025, 1, 5)
+        assert svc["S1"]["D_UPDATE"] == dt.datetime(2025, 1, 5, 10, 30)
+        got = [(e["field"], e["rule"], e["severity"], e["value"]) for e in quarantine(st)]
+        assert got == [("DATE_SERV", "be_year_repaired", "warning", "25680105"),
+                       ("D_UPDATE", "be_year_repaired", "warning", "25680105103000")]
+        assert rep.files["SERVICE"].quarantined == 0 and rep.files["SERVICE"].warnings == 2
+
+
+# -- 5. an overlong PASSPORT ------------------------------------------------------------------------------
+
+def test_an_overlong_passport_empties_the_field_and_keeps_the_person(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1, PASSPORT="AB1234567890"), person("2", 2, PASSPORT="AB123456")]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1)]),
+    })
+    rep = run(store, z)
+    people = {r["PID"]: r for r in staged_rows(store, "PERSON")}
+    assert people["1"]["PASSPORT"] is None and people["2"]["PASSPORT"] == "AB123456"
+    (e,) = quarantine(store)
+    assert (e["field"], e["rule"], e["severity"]) == ("PASSPORT", "too_long_emptied", "warning")
+    assert e["value"] != "AB1234567890"  # a personal value: masked
+    assert "emptied" in e["reason_en"] and rep.files["PERSON"].quarantined == 0
+    assert encounters(store)["10699:S1"][0] is not None  # the person's visit goes out

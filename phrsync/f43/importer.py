@@ -438,7 +438,8 @@ class Importer:
             table = table.slice(0, take)
         name, positions, width = key
         if key not in self._sql:
-            self._sql[key] = check_sql(schema.get(name), "_chunk", self.today, self.code_sets, positions, width)
+            self._sql[key] = check_sql(schema.get(name), "_chunk", self.today, self.code_sets, positions, width,
+                                       self.limits.buddhist_dates)
         self._touched.add(name)
         fat = size >= FAT_BATCH_BYTES and size > 1024 * table.num_rows  # (ordinary lines: ~120-500 bytes)
         while len(self._inflight) >= (1 if fat else CHECK_THREADS):

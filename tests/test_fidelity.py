@@ -57,6 +57,7 @@ def encounters(store: Staging) -> dict[str, tuple[dict | None, list]]:
     from phrsync.phr import mapping as M
 
     ctx = M.MapContext(now=NOW)
+    store.con.execute("CHECKPOINT")  # (the import's deletes, written: the build reads a settled store)
     return {f"{b['hospcode']}:{b['ref']}": M.map_encounter(b, ctx) for b in E.iter_bundles(store.con)}
 
 
@@ -190,3 +191,60 @@ def test_an_overlong_passport_empties_the_field_and_keeps_the_person(store: Stag
     assert e["value"] != "AB1234567890"  # a personal value: masked
     assert "emptied" in e["reason_en"] and rep.files["PERSON"].quarantined == 0
     assert encounters(store)["10699:S1"][0] is not None  # the person's visit goes out
+
+
+# -- 2. a newer export of a visit replaces its child rows as a set ------------------------------------------
+
+def _exports(tmp_path: Path) -> tuple[Path, Path]:
+    jan = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1), person("2", 2)]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2)]),
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "E119"), diagnosis("S1", "1", "J00", "4"),
+                                                    diagnosis("S2", "2", "K30")]),
+    })
+    feb = write_zip(tmp_path / "F43_10699_202502.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1, D_UPDATE="20250201090000")]),
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "I10", d_update="20250201090000"),
+                                                    diagnosis("S1", "1", "J00", "4", d_update="20250201090000")]),
+    })
+    return jan, feb
+
+
+def _diags(store: Staging) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in staged_rows(store, "DIAGNOSIS_OPD"):
+        out.setdefault(r["SEQ"], []).append(r["DIAGCODE"])
+    return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("order", ["in_order", "newer_first", "one_import"])
+def test_a_newer_export_of_a_visit_replaces_its_diagnoses_as_a_set(store: Staging, tmp_path: Path,
+                                                                   order: str) -> None:
+    jan, feb = _exports(tmp_path)
+    if order == "in_order":
+        run(store, jan)
+        rep = run(store, feb)
+        assert rep.files["DIAGNOSIS_OPD"].superseded_old == 1  # the old E119
+    elif order == "newer_first":
+        run(store, feb)
+        rep = run(store, jan)
+        assert rep.files["DIAGNOSIS_OPD"].superseded == 1  # the stale E119 never lands
+    else:
+        run(store, feb, jan)
+    assert _diags(store) == {"S1": ["I10", "J00"], "S2": ["K30"]}  # a visit only in the old export keeps its rows
+    payload, _notes = encounters(store)["10699:S1"]
+    got = [c["code"]["coding"][0]["code"] for c in payload["Encounter"][0]["Condition"]]
+    assert sorted(got) == ["I10", "J00"]
+
+
+def test_resending_the_same_export_or_a_subset_of_keys_behaves(store: Staging, tmp_path: Path) -> None:
+    jan, _feb = _exports(tmp_path)
+    run(store, jan)
+    rep = run(store, jan, force=True)  # the same export again: nothing changes
+    assert _diags(store) == {"S1": ["E119", "J00"], "S2": ["K30"]}
+    assert rep.files["DIAGNOSIS_OPD"].unchanged == 3 and rep.files["DIAGNOSIS_OPD"].superseded_old == 0
+    again = write_zip(tmp_path / "F43_10699_202501b.zip", {  # re-exported, E119 deleted in the HIS meanwhile
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "J00", "4")]),
+    })
+    run(store, again)
+    assert _diags(store) == {"S1": ["J00"], "S2": ["K30"]}

@@ -97,6 +97,10 @@ class FileStats:
     replaced: int = 0
     unchanged: int = 0
     not_loaded: int = 0  # rows of files whose import failed: neither in staging nor in quarantine
+    # a newer export of a visit replaced its set of child rows (Staging.replace_visit_sets): rows of this import
+    # that an export already stored supersedes, and stored rows the new export no longer has
+    superseded: int = 0
+    superseded_old: int = 0
 
 
 @dataclass
@@ -316,6 +320,7 @@ class Importer:
                                     [self.report.import_id if self.report else -1]):
             for spec in schema.FILES.values():
                 self.st.drop_rejected(spec, iid)
+                self.st.replace_visit_sets(spec, iid)
                 self.st.compact(spec, iid)
             # its sources were not marked imported and will be read again: their entries would repeat
             self.st.con.execute("DELETE FROM quarantine WHERE import_id = ?", [iid])
@@ -630,6 +635,9 @@ class Importer:
             stats.accepted -= dups
             stats.quarantined += dups
             rep.reasons[(spec.name, "duplicate_key", "error")] += dups
+        sets = self.st.replace_visit_sets(spec, rep.import_id)
+        stats.superseded += sets["superseded"]
+        stats.superseded_old += sets["superseded_old"]
         res = self.st.compact(spec, rep.import_id)
         stats.inserted += res["inserted"]
         stats.replaced += res["replaced"]

@@ -38,6 +38,15 @@ META_COLS = {"_import": "INTEGER", "_source": "VARCHAR", "_line": "BIGINT", "_se
              "_warns": "VARCHAR"}
 
 
+# Files that hold a visit's rows as a set (its diagnoses, procedures, drugs, labs, appointments), with the key
+# of the visit they belong to. A newer export of the visit replaces the set (see Staging.replace_visit_sets).
+VISIT_SETS: dict[str, tuple[str, ...]] = {
+    "DIAGNOSIS_OPD": ("HOSPCODE", "SEQ"), "PROCEDURE_OPD": ("HOSPCODE", "SEQ"), "DRUG_OPD": ("HOSPCODE", "SEQ"),
+    "LABFU": ("HOSPCODE", "SEQ"), "APPOINTMENT": ("HOSPCODE", "SEQ"),
+    "DIAGNOSIS_IPD": ("HOSPCODE", "AN"), "PROCEDURE_IPD": ("HOSPCODE", "AN"), "DRUG_IPD": ("HOSPCODE", "AN"),
+}
+
+
 def table_name(spec: FileSpec) -> str:
     return f"f43_{spec.table}"
 
@@ -293,6 +302,44 @@ class Staging:
         if n:
             self.settle()
         return n
+
+    def replace_visit_sets(self, spec: FileSpec, import_id: int) -> dict[str, int]:
+        """A visit's child rows (:data:`VISIT_SETS`) go as a set: of the exports (file read, ``_import``/``_seq``)
+        holding rows of a visit this import touched, the NEWER one decides which rows the visit has, and rows of
+        the others whose key it lacks are taken out (an old export's E119 does not stay beside a new export's
+        I10). Newer = the latest D_UPDATE among the export's rows of that visit; equal: the later import, then
+        the later file read, as :meth:`compact` breaks ties. So the order in which exports arrive does not matter.
+        Rows whose key the newer export has are left to :meth:`compact` (latest D_UPDATE per key).
+
+        Returns ``{"superseded": rows of this import taken out, "superseded_old": rows of earlier imports}``.
+        One aggregate finds the visits with rows from more than one export; only those are ranked."""
+        vk = VISIT_SETS.get(spec.name)
+        if vk is None:
+            return {"superseded": 0, "superseded_old": 0}
+        t = table_name(spec)
+        vl = ", ".join(q(k) for k in vk)
+        kl = ", ".join(q(k) for k in spec.key)
+        c = self.con
+        c.execute(f"CREATE OR REPLACE TEMP TABLE _vv AS SELECT {vl} FROM {t} GROUP BY {vl} HAVING bool_or(_import = ?)"
+                  " AND (min(_import) <> max(_import) OR min(_seq) <> max(_seq))", [import_id])
+        new = old = 0
+        if int(self.row("SELECT count(*) FROM _vv")[0]):
+            c.execute(
+                f"CREATE OR REPLACE TEMP TABLE _w AS SELECT {vl}, _import, _seq FROM (SELECT {vl}, _import, _seq, "
+                f"max(\"D_UPDATE\") AS mx FROM {t} SEMI JOIN _vv USING ({vl}) GROUP BY ALL) "
+                f"QUALIFY row_number() OVER (PARTITION BY {vl} ORDER BY mx DESC NULLS LAST, _import DESC, _seq DESC) = 1")
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _wk AS SELECT {kl} FROM {t} SEMI JOIN _w USING ({vl}, _import, _seq)")
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _lose AS SELECT x.rowid AS rid, x._import = ? AS is_new "
+                      f"FROM {t} x SEMI JOIN _vv USING ({vl}) ANTI JOIN _wk USING ({kl})", [import_id])
+            new, old = self.row("SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM _lose")
+            if new or old:
+                c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _lose)")
+            for tmp in ("_lose", "_wk", "_w"):
+                c.execute(f"DROP TABLE {tmp}")
+        c.execute("DROP TABLE _vv")
+        if new or old:
+            self.settle()
+        return {"superseded": int(new), "superseded_old": int(old)}
 
     def compact(self, spec: FileSpec, import_id: int) -> dict[str, int]:
         """Keep one version per key among the keys this import touched: the latest D_UPDATE wins;

@@ -248,3 +248,67 @@ def test_resending_the_same_export_or_a_subset_of_keys_behaves(store: Staging, t
     })
     run(store, again)
     assert _diags(store) == {"S1": ["J00"], "S2": ["K30"]}
+
+
+# -- 3. a visit whose principal diagnosis was quarantined is held -----------------------------------------------
+
+def test_a_visit_whose_principal_diagnosis_was_quarantined_is_held_until_corrected(store: Staging,
+                                                                                   tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1), person("2", 2)]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2)]),
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "XX"), diagnosis("S1", "1", "J00", "4"),
+                                                    diagnosis("S2", "2", "K30"), diagnosis("S2", "2", "YY", "4")]),
+    })
+    run(store, z)
+    enc = encounters(store)
+    payload, notes = enc["10699:S1"]
+    assert payload is None  # never sent with J00 standing in as the reason for the visit
+    (n,) = [n for n in notes if n.code == "principal_diagnosis_quarantined"]
+    assert n.kind == "skipped" and "diagnosis_opd.txt line 2" in n.message_en and "DIAGCODE" in n.message_en
+    assert "บรรทัด 2" in n.message_th
+    assert enc["10699:S2"][0] is not None  # a quarantined secondary diagnosis does not hold the visit
+    fixed = write_zip(tmp_path / "F43_10699_202501_fix.zip", {
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "J01", d_update="20250110090000"),
+                                                    diagnosis("S1", "1", "J00", "4", d_update="20250110090000")]),
+    })
+    run(store, fixed)
+    payload, notes = encounters(store)["10699:S1"]
+    assert payload is not None and "principal_diagnosis_quarantined" not in codes(notes)
+
+
+def test_a_held_visit_counts_as_skipped_in_the_build(store: Staging, tmp_path: Path) -> None:
+    import io
+
+    from phrsync.f43.read import Selection
+    from phrsync.phr import build as B
+    from phrsync.phr import mapping as M
+
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1)]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1)]),
+        "diagnosis_opd.txt": text("DIAGNOSIS_OPD", [diagnosis("S1", "1", "E11:9")]),
+    })
+    run(store, z)
+    store.con.execute("CHECKPOINT")
+    res = B.build_to(io.BytesIO(), store.con, Selection(), M.MapContext(now=NOW))
+    assert res.counts["UpdatePHRv1"]["skipped"] == 1 and res.counts["UpdatePHRv1"]["built"] == 0
+
+
+# -- 8. a visit without its PERSON row because that row was quarantined ---------------------------------------
+
+def test_a_visit_whose_person_row_was_quarantined_says_so(store: Staging, tmp_path: Path) -> None:
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1, CID="1270000000010")]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2)]),
+    })
+    run(store, z)
+    enc = encounters(store)
+    payload, notes = enc["10699:S1"]
+    assert payload is None and codes(notes) == ["person_quarantined"]
+    assert "person.txt line 2" in notes[0].message_en and "CID" in notes[0].message_en
+    assert "1270000000010" not in notes[0].message_en + notes[0].message_th
+    assert codes(enc["10699:S2"][1]) == ["person_missing"]  # no PERSON row at all: as before
+    run(store, write_zip(tmp_path / "F43_10699_202501_fix.zip", {"person.txt": text("PERSON", [person("1", 1)])}))
+    assert store.row("SELECT count(*) FROM rejected_keys")[0] == 0  # the corrected row clears the entry
+    assert encounters(store)["10699:S1"][0] is not None

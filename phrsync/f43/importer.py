@@ -324,6 +324,7 @@ class Importer:
                 self.st.compact(spec, iid)
             # its sources were not marked imported and will be read again: their entries would repeat
             self.st.con.execute("DELETE FROM quarantine WHERE import_id = ?", [iid])
+            self.st.con.execute("DELETE FROM rejected_keys WHERE import_id = ?", [iid])
             self.st.con.execute("UPDATE imports SET status = 'interrupted' WHERE id = ?", [iid])
             self._recovered.append(int(iid))
 
@@ -626,6 +627,8 @@ class Importer:
         t0 = time.perf_counter()
         if spec.name in self._drop:  # files that failed: none of their rows stay
             self.st.drop_files(spec, rep.import_id, self._drop[spec.name])
+        # rejected PERSON rows and principal diagnoses: their visits say so (held, not sent without them)
+        self.st.note_rejected(spec, rep.import_id, self._seq_sha, {k: (r.th, r.en) for k, r in RULES.items()})
         self.st.drop_rejected(spec, rep.import_id)  # rows with errors are in quarantine, not staging
         r = RULES["duplicate_key"]
         dups = self.st.quarantine_duplicates(spec, rep.import_id, self._seq_sha, r.th, r.en,
@@ -639,6 +642,7 @@ class Importer:
         stats.superseded += sets["superseded"]
         stats.superseded_old += sets["superseded_old"]
         res = self.st.compact(spec, rep.import_id)
+        self.st.clear_rejected(spec, rep.import_id)
         stats.inserted += res["inserted"]
         stats.replaced += res["replaced"]
         stats.unchanged += res["unchanged"]

@@ -47,6 +47,19 @@ VISIT_SETS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Rows whose rejection a later stage must know about, by the key they would have had: a PERSON row (its visits
+# say why they have no person) and a principal diagnosis (DIAGTYPE 1: its visit is held, not sent without it).
+# ``ref`` is the visit's SEQ or AN. One entry per key (the latest rejection); see Staging.note_rejected.
+REJECTED_COLS = ("file VARCHAR, hospcode VARCHAR, pid VARCHAR, ref VARCHAR, import_id INTEGER, source_sha VARCHAR, "
+                 "source VARCHAR, line BIGINT, rule VARCHAR, reason_th VARCHAR, reason_en VARCHAR")
+# 43-file -> (condition on its rejected rows, the visit column it is held under or None)
+REJECTED_KEPT: dict[str, tuple[str, str | None]] = {
+    "PERSON": ("TRUE", None),
+    "DIAGNOSIS_OPD": ("trim(\"DIAGTYPE\") = '1'", "SEQ"),
+    "DIAGNOSIS_IPD": ("trim(\"DIAGTYPE\") = '1'", "AN"),
+}
+
+
 def table_name(spec: FileSpec) -> str:
     return f"f43_{spec.table}"
 
@@ -142,6 +155,7 @@ class Staging:
             hospcode VARCHAR, file VARCHAR, source VARCHAR, line BIGINT, field VARCHAR, value VARCHAR,
             rule VARCHAR, severity VARCHAR, reason_th VARCHAR, reason_en VARCHAR, raw VARCHAR,
             created TIMESTAMP DEFAULT current_timestamp)""")
+        c.execute(f"CREATE TABLE IF NOT EXISTS rejected_keys ({REJECTED_COLS})")
         for spec in schema.FILES.values():
             cols = [f"{q(f.name)} {f.duck_type}" for f in spec.fields]
             cols += [f"{k} {v}" for k, v in META_COLS.items()]
@@ -193,6 +207,64 @@ class Staging:
     def forget_quarantine(self, sha256: str) -> None:
         """Before a forced re-import of a source: its old quarantine entries would be duplicated."""
         self.con.execute("DELETE FROM quarantine WHERE source_sha = ?", [sha256])
+        self.con.execute("DELETE FROM rejected_keys WHERE source_sha = ?", [sha256])
+
+    def note_rejected(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
+                      reasons: dict[str, tuple[str, str]]) -> None:
+        """Before :meth:`drop_rejected`: remember the keys of this import's rejected PERSON rows and principal
+        diagnoses (:data:`REJECTED_KEPT`) with the first reason (``reasons``: rule -> (Thai, English)); an entry
+        is dropped once its key is staged again (a corrected export). Rejected rows are few; the staged side is
+        read only for the keys with entries."""
+        kept = REJECTED_KEPT.get(spec.name)
+        if kept is None:
+            return
+        cond, ref = kept
+        t = table_name(spec)
+        c = self.con
+        ref_sql = f'x."{ref}"' if ref else "NULL"
+        ident = ref_sql if ref else 'x."PID"'  # what names the entry: the visit, or the person
+        rules = pa.table({"code": list(reasons), "th": [v[0] for v in reasons.values()],
+                          "en": [v[1] for v in reasons.values()]})
+        seqsha = pa.table({"seq": pa.array(list(seq_sha), pa.int64()),
+                           "sha": pa.array(list(seq_sha.values()), pa.string())})
+        c.register("_rules_arrow", rules)
+        c.register("_rseqsha_arrow", seqsha)
+        try:
+            c.execute(
+                f"CREATE OR REPLACE TEMP TABLE _rej AS SELECT ?::VARCHAR AS file, x.\"HOSPCODE\" AS hospcode, "
+                f"x.\"PID\" AS pid, {ref_sql} AS ref, ?::INTEGER AS import_id, coalesce(s.sha, '') AS source_sha, "
+                "x._source AS source, x._line AS line, r.code AS rule, "
+                "split_part(split_part(x._errs, ',', 1), ':', 1) || ': ' || coalesce(r.th, r.code) AS reason_th, "
+                "split_part(split_part(x._errs, ',', 1), ':', 1) || ': ' || coalesce(r.en, r.code) AS reason_en "
+                f"FROM {t} x LEFT JOIN _rseqsha_arrow s ON s.seq = x._seq "
+                "LEFT JOIN _rules_arrow r ON r.code = split_part(split_part(x._errs, ',', 1), ':', 2) "
+                f"WHERE x._import = ? AND x._errs IS NOT NULL AND ({cond}) AND x.\"HOSPCODE\" IS NOT NULL "
+                f"AND {ident} IS NOT NULL "
+                f"QUALIFY row_number() OVER (PARTITION BY x.\"HOSPCODE\", {ident} "
+                "ORDER BY x._line DESC) = 1",
+                [spec.name, import_id, import_id])
+        finally:
+            c.unregister("_rules_arrow")
+            c.unregister("_rseqsha_arrow")
+        same = "n.ref = r.ref" if ref else "n.pid = r.pid"
+        c.execute("DELETE FROM rejected_keys r WHERE file = ? AND EXISTS (SELECT 1 FROM _rej n WHERE "
+                  f"n.hospcode = r.hospcode AND {same})", [spec.name])
+        c.execute("INSERT INTO rejected_keys SELECT * FROM _rej")
+        c.execute("DROP TABLE _rej")
+
+    def clear_rejected(self, spec: FileSpec, import_id: int) -> None:
+        """After :meth:`compact`: entries whose key this import staged a good row for are history (a person's
+        corrected PERSON row, a visit's new principal diagnosis)."""
+        kept = REJECTED_KEPT.get(spec.name)
+        if kept is None:
+            return
+        cond, ref = kept
+        t = table_name(spec)
+        match = f'x."{ref}" = r.ref' if ref else 'x."PID" = r.pid'
+        self.con.execute(
+            f"DELETE FROM rejected_keys r WHERE r.file = ? AND r.import_id <> ? AND EXISTS (SELECT 1 FROM {t} x "
+            f"WHERE x._import = ? AND x.\"HOSPCODE\" = r.hospcode AND {match} AND ({cond}))",
+            [spec.name, import_id, import_id])
 
     # -- quarantine -----------------------------------------------------------------------------
     def add_problems(self, problems: Iterable[Problem], import_id: int, source_sha: str | None = None) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from f43files import person, service, text, write_zip
+from f43files import cid, person, service, text, write_zip
 
 from phrsync.cli import cli
 from phrsync.f43.importer import Importer, staged_rows
@@ -112,8 +112,6 @@ def test_appointments_before_the_visit_are_left_out_and_far_ones_warned(store: S
 # -- 7. SERVICE.CID differing from PERSON.CID ------------------------------------------------------------------
 
 def test_a_visit_cid_differing_from_person_cid_is_warned_masked(store: Staging, tmp_path: Path) -> None:
-    from f43files import cid
-
     z = write_zip(tmp_path / "F43_10699_202501.zip", {
         "person.txt": text("PERSON", [person("1", 1)]),
         "service.txt": text("SERVICE", [service("S1", "1", 7), service("S2", "1", 1)]),
@@ -174,6 +172,18 @@ def test_buddhist_era_dates_are_quarantined_by_default_and_repaired_when_set(tmp
         assert got == [("DATE_SERV", "be_year_repaired", "warning", "25680105"),
                        ("D_UPDATE", "be_year_repaired", "warning", "25680105103000")]
         assert rep.files["SERVICE"].quarantined == 0 and rep.files["SERVICE"].warnings == 2
+
+
+def test_buddhist_dates_repair_is_read_from_the_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "phrsync.toml"
+    cfg.write_text('[import]\nbuddhist_dates = "repair"\n', encoding="utf-8")
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "service.txt": text("SERVICE", [service("S1", "1", 1, DATE_SERV="25680105")])})
+    res = CliRunner().invoke(cli, ["--config", str(cfg), "import", str(z), "--staging", str(tmp_path / "s.duckdb"),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["files"]["SERVICE"]["accepted"] == 1 and d["quarantine_by_reason"]["be_year_repaired"]["total"] == 1
 
 
 # -- 5. an overlong PASSPORT ------------------------------------------------------------------------------
@@ -301,8 +311,15 @@ def test_a_visit_whose_person_row_was_quarantined_says_so(store: Staging, tmp_pa
     z = write_zip(tmp_path / "F43_10699_202501.zip", {
         "person.txt": text("PERSON", [person("1", 1, CID="1270000000010")]),
         "service.txt": text("SERVICE", [service("S1", "1", 1), service("S2", "2", 2)]),
+        "epi.txt": text("EPI", [{"HOSPCODE": "10699", "PID": "1", "SEQ": "S1", "DATE_SERV": "20250105",
+                                 "VACCINETYPE": "010", "D_UPDATE": "20250105103000", "CID": cid(1)}]),
     })
     run(store, z)
+    from phrsync.f43 import extract as E
+    from phrsync.phr import mapping as M
+
+    (reg,) = E.iter_immunization_registers(store.con)
+    assert codes(M.map_immunization_register(reg, M.MapContext(now=NOW))[1]) == ["person_quarantined"]
     enc = encounters(store)
     payload, notes = enc["10699:S1"]
     assert payload is None and codes(notes) == ["person_quarantined"]
@@ -312,3 +329,17 @@ def test_a_visit_whose_person_row_was_quarantined_says_so(store: Staging, tmp_pa
     run(store, write_zip(tmp_path / "F43_10699_202501_fix.zip", {"person.txt": text("PERSON", [person("1", 1)])}))
     assert store.row("SELECT count(*) FROM rejected_keys")[0] == 0  # the corrected row clears the entry
     assert encounters(store)["10699:S1"][0] is not None
+
+
+def test_a_store_from_before_rejected_keys_still_builds_read_only(tmp_path: Path) -> None:
+    from phrsync.f43 import extract as E
+
+    z = write_zip(tmp_path / "F43_10699_202501.zip", {
+        "person.txt": text("PERSON", [person("1", 1)]), "service.txt": text("SERVICE", [service("S1", "1", 1)])})
+    with Staging(tmp_path / "s.duckdb") as st:
+        run(st, z)
+        st.con.execute("DROP TABLE rejected_keys")
+    with Staging(tmp_path / "s.duckdb", read_only=True) as st:
+        (b,) = E.iter_bundles(st.con)
+        assert b["held"] == [] and b["person_quarantined"] is None
+        assert list(E.iter_immunization_registers(st.con)) == []  # (the register query reads it too)

@@ -61,6 +61,10 @@ class ImportSection(_Section):
                                                                     "หยุดอ่าน / quarantine entries kept per file; a file "
                                                                     "whose rows are all bad up to this many is no "
                                                                     "longer read")
+    buddhist_dates: Literal["quarantine", "repair"] = Field(
+        "quarantine", description="วันที่ที่ปีเป็น พ.ศ. (เช่น 25660515): quarantine = กักแถวไว้, repair = ลบ 543 ปีแล้วนำเข้า "
+                                  "พร้อมคำเตือน / a date with a Buddhist-era year (e.g. 25660515): quarantine = the row "
+                                  "is kept out, repair = 543 years are taken off and the row loads with a warning")
 
 
 class TerminologySection(_Section):

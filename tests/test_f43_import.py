@@ -93,15 +93,24 @@ def test_latest_d_update_wins_across_exports(store: Staging, tmp_path: Path) -> 
     assert len(rows) == 1 and rows[0]["MSTATUS"] == "2"
 
 
-def test_duplicate_key_in_one_file_is_quarantined_first_row_kept(store: Staging, tmp_path: Path) -> None:
+@pytest.mark.parametrize("first,second,kept,replaced", [
+    ("20250105103000", "20250106080000", 39.0, 2),  # the later D_UPDATE wins
+    ("20250106080000", "20250105103000", 37.2, 3),  # whichever line it is on
+    ("20250105103000", "20250105103000", 39.0, 2),  # equal: the later line wins
+])
+def test_duplicate_key_in_one_file_the_latest_row_wins(store: Staging, tmp_path: Path, first: str, second: str,
+                                                       kept: float, replaced: int) -> None:
     z = write_zip(tmp_path / "F43_10699_202501.zip", {
-        "service.txt": text("SERVICE", [service("S1", "1", 1), service("S1", "1", 1, BTEMP="39.0")]),
+        "service.txt": text("SERVICE", [service("S1", "1", 1, D_UPDATE=first),
+                                        service("S1", "1", 1, BTEMP="39.0", D_UPDATE=second)]),
     })
     rep = run(store, z)
     rows = list(staged_rows(store, "SERVICE"))
-    assert len(rows) == 1 and rows[0]["BTEMP"] == 37.2
+    assert len(rows) == 1 and rows[0]["BTEMP"] == kept
     q = [e for e in quarantine(store) if e["rule"] == "duplicate_key"]
-    assert len(q) == 1 and q[0]["line"] == 3 and q[0]["file"] == "SERVICE"
+    assert len(q) == 1 and q[0]["line"] == replaced and q[0]["file"] == "SERVICE"
+    other = 5 - replaced  # lines 2 and 3
+    assert f"replaced by line {other}" in q[0]["reason_en"] and f"บรรทัด {other}" in q[0]["reason_th"]
     assert rep.files["SERVICE"].quarantined == 1
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from phrsync.f43.schema import CODESETS, Field, FileSpec
+from phrsync.f43.schema import CODESETS, ICD10, Field, FileSpec
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,9 @@ RULES: dict[str, Rule] = {
              "date-time does not exist or is malformed (expected YYYYMMDDHHMMSS)"),
         Rule("future_date", "error", "วันที่อยู่ในอนาคต", "date is in the future"),
         Rule("bad_number", "error", "ไม่ใช่ตัวเลข", "not a number"),
-        Rule("duplicate_key", "error", "คีย์ซ้ำกับแถวก่อนหน้าในไฟล์เดียวกัน", "same key as an earlier row of the same file"),
+        Rule("duplicate_key", "error", "คีย์ซ้ำกับอีกแถวในแฟ้มเดียวกัน เก็บแถวที่ D_UPDATE ล่าสุด (เท่ากัน: แถวหลัง)",
+             "same key as another row of the same file: the row with the latest D_UPDATE (equal: the later line) "
+             "is kept"),
         Rule("truncated_line", "error", "บรรทัดขาด มีจำนวนช่องน้อยกว่าที่กำหนด", "line cut short: too few fields"),
         Rule("field_count", "error", "จำนวนช่องเกินที่กำหนด", "too many fields"),
         Rule("encoding", "error", "ถอดรหัสอักขระไม่ได้", "undecodable bytes"),
@@ -64,6 +66,12 @@ RULES: dict[str, Rule] = {
         Rule("missing_time", "warning", "ไม่มีเวลารับบริการ (TIME_SERV)", "visit time (TIME_SERV) missing"),
         Rule("cid_missing", "warning", "ไม่มีเลขประจำตัวประชาชน ส่งเข้า PHR ไม่ได้",
              "no citizen ID: cannot be sent to PHR"),
+        Rule("icd10_normalised", "warning", "รหัส ICD-10 เขียนมีจุดหรือตัวพิมพ์เล็ก ปรับเป็นรูปมาตรฐานแล้ว (เช่น E11.9 → E119)",
+             "ICD-10 code written with a dot or in lower case: normalised (e.g. E11.9 → E119)"),
+        Rule("too_long_emptied", "warning", "ค่ายาวเกินกำหนดของช่อง ช่องนี้ไม่ได้ส่งเข้า PHR จึงเว้นว่างและนำเข้าแถวนี้",
+             "value longer than the field allows; PHR never receives this field, so it is emptied and the row loads"),
+        Rule("be_year_repaired", "warning", "ปีเป็น พ.ศ. แก้เป็น ค.ศ. แล้ว (ลบ 543 ปี, [import] buddhist_dates = repair)",
+             "Buddhist-era year repaired to Christian era (543 years off, [import] buddhist_dates = repair)"),
         Rule("code_not_in_table", "warning", "รหัสไม่อยู่ในตารางรหัสของ phrsync (ตรวจสอบหรือเพิ่มตาราง)",
              "code not in phrsync's code table (check it or extend the table)"),
     ]
@@ -79,6 +87,12 @@ TERMINOLOGY_FIELDS: dict[str, str] = {
     "VACCINETYPE": "vaccines",
     "LABTEST": "lab_loinc",
 }
+
+# Fields phrsync never sends to PHR whose overlong value would otherwise cost the whole row (a PERSON row, and
+# with it every visit of the person): emptied, with a warning. Truncating would leave a wrong passport number.
+EMPTY_IF_TOO_LONG = frozenset({"PASSPORT"})
+BE_DATE = "2[4-9][0-9]{2}-?[0-9]{2}-?[0-9]{2}"  # a year 2400-2999: Buddhist era (2568 = 2025)
+BE_DATETIME = "2[4-9][0-9]{2}[-0-9 T:]{4,15}"
 
 DATE_FORMATS = ["%Y%m%d", "%Y-%m-%d"]
 DATETIME_FORMATS = ["%Y%m%d%H%M%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y%m%d%H%M", "%Y%m%d"]
@@ -145,13 +159,13 @@ def error_expr(f: Field, today: dt.date) -> str | None:
             whens.append((f"NOT ({_cid_ok(c)})", "cid_checksum"))
     elif f.kind == "D":
         p = parsed(f)
-        whens.append((f"regexp_full_match({c}, '2[4-9][0-9]{{2}}-?[0-9]{{2}}-?[0-9]{{2}}')", "be_year"))
+        whens.append((f"regexp_full_match({c}, '{BE_DATE}')", "be_year"))
         whens.append((f"{p} IS NULL OR {p} < DATE '1900-01-01'", "bad_date"))
         if not f.future_ok:
             whens.append((f"{p} > DATE '{today.isoformat()}'", "future_date"))
     elif f.kind == "DT":
         p = parsed(f)
-        whens.append((f"regexp_full_match({c}, '2[4-9][0-9]{{2}}[-0-9 T:]{{4,15}}')", "be_year"))
+        whens.append((f"regexp_full_match({c}, '{BE_DATETIME}')", "be_year"))
         whens.append((f"{p} IS NULL OR {p} < TIMESTAMP '1900-01-01'", "bad_datetime"))
         if not f.future_ok:
             # a D_UPDATE stamped later today is fine; anything past tomorrow is not
@@ -190,6 +204,39 @@ def warning_exprs(spec: FileSpec, code_sets: dict[str, frozenset[str]]) -> list[
     return out
 
 
+def repairs(spec: FileSpec, buddhist_dates: str = "quarantine") -> list[tuple[Field, str, str]]:
+    """(field, SQL of the repaired value, warning rule) for values that are fixed rather than quarantined: ICD-10
+    codes with a dot or in lower case, an overlong field PHR never receives, and (``[import] buddhist_dates =
+    "repair"``) Buddhist-era dates. The SQL reads the cleaned text column; a value it leaves as it was gets no
+    warning."""
+    out: list[tuple[Field, str, str]] = []
+    for f in spec.fields:
+        c = q(f.name)
+        if f.pattern == ICD10:
+            norm = f"upper(replace({c}, '.', ''))"
+            # (a clean code, nearly every one, costs two string tests, not a regex)
+            out.append((f, f"CASE WHEN (contains({c}, '.') OR {c} <> upper({c})) AND regexp_full_match({norm}, "
+                           f"{lit(ICD10)}) THEN {norm} ELSE {c} END", "icd10_normalised"))
+        elif f.name in EMPTY_IF_TOO_LONG and f.length:
+            out.append((f, f"CASE WHEN length({c}) > {f.length} THEN NULL ELSE {c} END", "too_long_emptied"))
+        elif buddhist_dates == "repair" and f.kind in ("D", "DT"):
+            be = BE_DATE if f.kind == "D" else BE_DATETIME
+            out.append((f, f"CASE WHEN regexp_full_match({c}, '{be}') THEN "
+                           f"CAST(CAST(substr({c}, 1, 4) AS INTEGER) - 543 AS VARCHAR) || substr({c}, 5) ELSE {c} END",
+                        "be_year_repaired"))
+    return out
+
+
+def _repaired(fixes: list[tuple[Field, str, str]], source: str) -> str:
+    """A CTE body replacing the repaired columns of ``source`` and flagging (``<F>__fix``) the rows they changed."""
+    if not fixes:
+        return f"SELECT * FROM {source}"
+    repl = ", ".join(f"{expr} AS {q(f.name)}" for f, expr, _rule in fixes)
+    flags = ", ".join(f"coalesce({q(f.name)} IS DISTINCT FROM ({expr}), FALSE) AS {q(f.name + '__fix')}"
+                      for f, expr, _rule in fixes)
+    return f"SELECT * REPLACE ({repl}), {flags} FROM {source}"
+
+
 def load_code_sets() -> dict[str, frozenset[str]]:
     """The terminology tables the checks consult (a table that cannot be read is left out)."""
     from phrsync.terminology import code_set
@@ -212,17 +259,20 @@ def load_code_sets() -> dict[str, frozenset[str]]:
 
 
 def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[str, frozenset[str]],
-              positions: tuple[int, ...] | None = None, width: int = 0) -> str:
+              positions: tuple[int, ...] | None = None, width: int = 0, buddhist_dates: str = "quarantine") -> str:
     """One query over a batch: typed columns, the list of errors and the list of warnings per row.
 
     With ``positions`` the batch holds whole lines (``_raw``) that the query splits itself, and the
     line's field count is checked first: a line with too many fields (a trailing empty one is allowed)
     or cut short before a required field yields only that error (``:field_count`` / ``:truncated_line``).
-    A line short of optional trailing fields is fine: missing items read as empty."""
+    A line short of optional trailing fields is fine: missing items read as empty. Values :func:`repairs` fixes
+    are checked (and staged) as fixed, with a warning."""
     typed = ", ".join(f"{typed_expr(f)} AS {q(f.name)}" for f in spec.fields)
     values = ", ".join(f"{parse_expr(f)} AS {parsed(f)}" for f in spec.fields if f.kind in ("D", "DT", "N", "I"))
     errs = [e for e in (error_expr(f, today) for f in spec.fields) if e]
-    warns = warning_exprs(spec, code_sets)
+    fixes = repairs(spec, buddhist_dates)
+    warns = [f"CASE WHEN {q(f.name + '__fix')} THEN {lit(f.name + ':' + rule)} END" for f, _e, rule in fixes]
+    warns += warning_exprs(spec, code_sets)
     # "FIELD:rule" items joined by ",", NULL when none: concat_ws skips NULLs, and a plain string per row
     # costs far less than building and filtering a list for every row when almost all are clean
     err_list = f"NULLIF(concat_ws(',', {', '.join(errs)}), '')" if errs else "NULL::VARCHAR"
@@ -230,7 +280,8 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
     if positions is None:
         cleaned = ", ".join(f"NULLIF(trim({q(n)}), '') AS {q(n)}" for n in spec.field_names)
         return (
-            f"WITH t AS (SELECT {cleaned}, _line, _src, _seq FROM {source_view}), v AS (SELECT *, {values} FROM t) "
+            f"WITH t0 AS (SELECT {cleaned}, _line, _src, _seq FROM {source_view}), t AS ({_repaired(fixes, 't0')}), "
+            f"v AS (SELECT *, {values} FROM t) "
             f"SELECT {typed}, _line, _src, _seq, {err_list} AS _errs, {warn_list} AS _warns, NULL::INTEGER AS _n "
             f"FROM v"
         )
@@ -244,7 +295,8 @@ def check_sql(spec: FileSpec, source_view: str, today: dt.date, code_sets: dict[
                  f"WHEN {n} > {width} THEN ':field_count' {truncated}END")
     return (
         f"WITH s AS (SELECT string_split(_raw, '|') AS _f, _line, _src, _seq FROM {source_view}), "
-        f"t AS (SELECT {cleaned}, len(_f) AS _n, {structure} AS _structure, _line, _src, _seq FROM s), "
+        f"t0 AS (SELECT {cleaned}, len(_f) AS _n, {structure} AS _structure, _line, _src, _seq FROM s), "
+        f"t AS ({_repaired(fixes, 't0')}), "
         f"v AS (SELECT *, {values} FROM t) "
         f"SELECT {typed}, _line, _src, _seq, "
         f"CASE WHEN _structure IS NOT NULL THEN _structure ELSE {err_list} END AS _errs, "

@@ -13,7 +13,9 @@ it change together. A bundle is a plain dict (no I/O left in it), ready for :mod
     {"kind": "OPD" | "IPD", "hospcode", "ref" (SEQ or AN), "service" (SERVICE or ADMISSION row; every row carries
      the columns the mapping reads, see SERVICE_COLS),
      "person", "addresses", "cards", "death", "diagnoses", "procedures", "drugs", "labs", "chronicfu",
-     "ncdscreen", "epi", "appointments", "last_update"}
+     "ncdscreen", "epi", "appointments", "last_update",
+     "person_quarantined" (None, or where and why the person's PERSON row was quarantined: a visit without its
+     person says why), "held" (visits only: the quarantined principal diagnoses that hold the visit back)}
 
 Dates come as ``YYYY-MM-DD`` text and date-times as ``YYYY-MM-DDTHH:MM:SS`` (local time, no zone), numbers
 as numbers, NULL as None. Rows without SEQ (EPI, NCDSCREEN done outside a visit record) are attached to the person's first visit
@@ -108,6 +110,29 @@ ALLERGY_COLS = ("DRUGALLERGY", "DNAME", "DATERECORD", "TYPEDX", "ALEVEL", "SYMPT
                 "PROVIDER", "D_UPDATE", "CID")
 
 
+# A quarantined row remembered by Staging.note_rejected, as a bundle carries it ("person_quarantined", "held")
+_REJECTED = ("struct_pack(file := r.file, source := r.source, line := r.line, rule := r.rule, "
+             "reason_th := r.reason_th, reason_en := r.reason_en)")
+
+
+def _held_cte(file: str, ref: str) -> str:
+    """The visits whose principal diagnosis was quarantined (``held``: mapping holds them back)."""
+    return f"""held AS (SELECT r.hospcode AS "HOSPCODE", r.ref AS "{ref}", list({_REJECTED} ORDER BY r.line) AS v
+         FROM rejected_keys r WHERE r.file = '{file}' GROUP BY ALL)"""
+
+
+def ensure_rejected(con: duckdb.DuckDBPyConnection) -> None:
+    """A store last written by a version without ``rejected_keys`` (opened read-only, so not upgraded) reads
+    as one without entries: an empty temporary view of that name."""
+    try:
+        con.execute("SELECT 1 FROM rejected_keys LIMIT 0").fetchall()
+    except duckdb.CatalogException:
+        from phrsync.f43.staging import REJECTED_COLS
+
+        cols = ", ".join(f"NULL::{c.split()[1]} AS {c.split()[0]}" for c in REJECTED_COLS.split(", "))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW rejected_keys AS SELECT {cols} WHERE FALSE")
+
+
 def _person_ctes(keys: str) -> str:
     """CTEs per, addr, card, death keyed on (HOSPCODE, PID) of the CTE ``keys``."""
     return f""",
@@ -118,7 +143,10 @@ addr AS (SELECT a."HOSPCODE", a."PID", {_sorted_list('a', ADDRESS_COLS)} AS v
 card AS (SELECT c."HOSPCODE", c."PID", {_sorted_list('c', CARD_COLS)} AS v
          FROM {_t('CARD')} c JOIN {keys} k ON k."HOSPCODE" = c."HOSPCODE" AND k."PID" = c."PID" GROUP BY ALL),
 death AS (SELECT d."HOSPCODE", d."PID", first({_struct('d', DEATH_COLS)} ORDER BY d."D_UPDATE" DESC) AS v
-          FROM {_t('DEATH')} d JOIN {keys} k ON k."HOSPCODE" = d."HOSPCODE" AND k."PID" = d."PID" GROUP BY ALL)"""
+          FROM {_t('DEATH')} d JOIN {keys} k ON k."HOSPCODE" = d."HOSPCODE" AND k."PID" = d."PID" GROUP BY ALL),
+prej AS (SELECT r.hospcode AS "HOSPCODE", r.pid AS "PID", first({_REJECTED} ORDER BY r.import_id DESC) AS v
+         FROM rejected_keys r JOIN {keys} k ON k."HOSPCODE" = r.hospcode AND k."PID" = r.pid
+         WHERE r.file = 'PERSON' GROUP BY ALL)"""
 
 
 _PERSON_JOINS = """
@@ -126,8 +154,10 @@ LEFT JOIN per ON per."HOSPCODE" = {a}."HOSPCODE" AND per."PID" = {a}."PID"
 LEFT JOIN addr ON addr."HOSPCODE" = {a}."HOSPCODE" AND addr."PID" = {a}."PID"
 LEFT JOIN card ON card."HOSPCODE" = {a}."HOSPCODE" AND card."PID" = {a}."PID"
 LEFT JOIN death ON death."HOSPCODE" = {a}."HOSPCODE" AND death."PID" = {a}."PID"
+LEFT JOIN prej ON prej."HOSPCODE" = {a}."HOSPCODE" AND prej."PID" = {a}."PID"
 """
-_PERSON_SELECT = "per.v AS person, coalesce(addr.v, []) AS addresses, coalesce(card.v, []) AS cards, death.v AS death"
+_PERSON_SELECT = ("per.v AS person, coalesce(addr.v, []) AS addresses, coalesce(card.v, []) AS cards, death.v AS death, "
+                  "prej.v AS person_quarantined")
 
 
 def _latest(alias: str) -> str:
@@ -162,8 +192,8 @@ def opd_sql(sel: Selection) -> tuple[str, list[Any]]:
 s AS (SELECT "_w", "HOSPCODE", "PID", "SEQ", "DATE_SERV", "TIME_SERV", {_struct('s0', SERVICE_COLS)} AS service
       FROM s0),
 pd AS (SELECT "HOSPCODE", "PID", "DATE_SERV", min("SEQ") AS "SEQ" FROM s0 GROUP BY ALL),
-sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
-    joins = []
+sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)""", _held_cte("DIAGNOSIS_OPD", "SEQ")]
+    joins = ['LEFT JOIN held ON held."HOSPCODE" = s."HOSPCODE" AND held."SEQ" = s."SEQ"']
     for i, (file, (key, cols)) in enumerate(OPD_CHILDREN.items()):
         a = f"c{i}"
         hs_c, hp_c = sel.hosp_sql(a)
@@ -185,7 +215,7 @@ sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
                      f'AND {key}."_w" = s."_w"')
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
            "SELECT 'OPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"SEQ\" AS ref, s.service, "
-           + _PERSON_SELECT + ", " + _visit_select(OPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + _PERSON_SELECT + ", " + _visit_select(OPD_CHILDREN) + ", coalesce(held.v, []) AS held" + "\nFROM s" + _PERSON_JOINS.format(a="s")
            + "\n".join(joins) + '\nORDER BY s."_w", s."HOSPCODE", s."DATE_SERV", s."TIME_SERV", s."SEQ"')
     return sql, params
 
@@ -199,8 +229,8 @@ def ipd_sql(sel: Selection) -> tuple[str, list[Any]]:
        WHERE a0."DATETIME_ADMIT" >= ? AND a0."DATETIME_ADMIT" < ?{hs}),
 s AS (SELECT "_w", "HOSPCODE", "PID", "AN", "DATETIME_ADMIT", {_struct('a0', ADMISSION_COLS)} AS service FROM a0),
 sk AS (SELECT DISTINCT "HOSPCODE", "AN" FROM s),
-sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
-    joins = []
+sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)""", _held_cte("DIAGNOSIS_IPD", "AN")]
+    joins = ['LEFT JOIN held ON held."HOSPCODE" = s."HOSPCODE" AND held."AN" = s."AN"']
     for i, (file, (key, cols)) in enumerate(IPD_CHILDREN.items()):
         a = f"c{i}"
         ctes.append(
@@ -209,7 +239,7 @@ sp AS (SELECT DISTINCT "HOSPCODE", "PID" FROM s)"""]
         joins.append(f'LEFT JOIN {key} ON {key}."HOSPCODE" = s."HOSPCODE" AND {key}."AN" = s."AN"')
     sql = ("WITH " + ",\n".join(ctes) + _person_ctes("sp") + "\n"
            "SELECT 'IPD' AS kind, s.\"HOSPCODE\" AS hospcode, s.\"AN\" AS ref, s.service, "
-           + _PERSON_SELECT + ", " + _visit_select(IPD_CHILDREN) + "\nFROM s" + _PERSON_JOINS.format(a="s")
+           + _PERSON_SELECT + ", " + _visit_select(IPD_CHILDREN) + ", coalesce(held.v, []) AS held" + "\nFROM s" + _PERSON_JOINS.format(a="s")
            + "\n".join(joins) + '\nORDER BY s."_w", s."HOSPCODE", s."DATETIME_ADMIT", s."AN"')
     return sql, params
 
@@ -298,6 +328,7 @@ def iter_bundles(con: duckdb.DuckDBPyConnection, sel: Selection = EVERYTHING, *,
     """Every encounter bundle of the selection: OPD visits by window, then admissions by window (in each
     window by facility, then time). The store's blocks cached by a query are released after it
     (:func:`release_cache`), so memory does not grow with the number of queries."""
+    ensure_rejected(con)
     plans = [("OPD", _t("SERVICE"), "DATE_SERV", opd_sql(sel))]
     if include_ipd:
         plans.append(("IPD", _t("ADMISSION"), "DATETIME_ADMIT", ipd_sql(sel)))
@@ -403,6 +434,7 @@ ORDER BY sp."HOSPCODE", sp."PID"
 
 def _iter_register(con: duckdb.DuckDBPyConnection, file: str, cols: Sequence[str], order: str, date_col: str,
                    sel: Selection, batch_rows: int, epi_visit_match: bool = False) -> Iterator[dict[str, Any]]:
+    ensure_rejected(con)
     for first, stop in _register_batches(con, file, date_col, sel, PERSONS_PER_QUERY):
         sql, params = _register_sql(file, cols, order, date_col, sel, epi_visit_match, first, stop)
         for row in _stream(con, sql, params, batch_rows):

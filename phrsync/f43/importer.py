@@ -92,11 +92,15 @@ class FileStats:
     read: int = 0  # rows that reached the checks (good + bad)
     accepted: int = 0  # rows that passed the checks
     quarantined: int = 0  # rows kept out of staging
-    warnings: int = 0  # warning entries (rows still loaded)
+    warnings: int = 0  # warning entries: of rows (still loaded) and of the file itself (e.g. TIS-620)
     inserted: int = 0
     replaced: int = 0
     unchanged: int = 0
     not_loaded: int = 0  # rows of files whose import failed: neither in staging nor in quarantine
+    # a newer export of a visit replaced its set of child rows (Staging.replace_visit_sets): rows of this import
+    # that an export already stored supersedes, and stored rows the new export no longer has
+    superseded: int = 0
+    superseded_old: int = 0
 
 
 @dataclass
@@ -316,9 +320,11 @@ class Importer:
                                     [self.report.import_id if self.report else -1]):
             for spec in schema.FILES.values():
                 self.st.drop_rejected(spec, iid)
+                self.st.replace_visit_sets(spec, iid)
                 self.st.compact(spec, iid)
             # its sources were not marked imported and will be read again: their entries would repeat
             self.st.con.execute("DELETE FROM quarantine WHERE import_id = ?", [iid])
+            self.st.con.execute("DELETE FROM rejected_keys WHERE import_id = ?", [iid])
             self.st.con.execute("UPDATE imports SET status = 'interrupted' WHERE id = ?", [iid])
             self._recovered.append(int(iid))
 
@@ -345,7 +351,7 @@ class Importer:
                     rep.files[p.file].quarantined += 1
                     if track is not None:
                         track.bad += 1
-                elif p.file and p.severity == "warning" and p.line:
+                elif p.file and p.severity == "warning":  # a row's, or the file's own (e.g. TIS-620)
                     rep.files[p.file].warnings += 1
                 if p.line and track is not None:
                     if track.entered >= cap:
@@ -438,7 +444,8 @@ class Importer:
             table = table.slice(0, take)
         name, positions, width = key
         if key not in self._sql:
-            self._sql[key] = check_sql(schema.get(name), "_chunk", self.today, self.code_sets, positions, width)
+            self._sql[key] = check_sql(schema.get(name), "_chunk", self.today, self.code_sets, positions, width,
+                                       self.limits.buddhist_dates)
         self._touched.add(name)
         fat = size >= FAT_BATCH_BYTES and size > 1024 * table.num_rows  # (ordinary lines: ~120-500 bytes)
         while len(self._inflight) >= (1 if fat else CHECK_THREADS):
@@ -620,6 +627,8 @@ class Importer:
         t0 = time.perf_counter()
         if spec.name in self._drop:  # files that failed: none of their rows stay
             self.st.drop_files(spec, rep.import_id, self._drop[spec.name])
+        # rejected PERSON rows and principal diagnoses: their visits say so (held, not sent without them)
+        self.st.note_rejected(spec, rep.import_id, self._seq_sha, {k: (r.th, r.en) for k, r in RULES.items()})
         self.st.drop_rejected(spec, rep.import_id)  # rows with errors are in quarantine, not staging
         r = RULES["duplicate_key"]
         dups = self.st.quarantine_duplicates(spec, rep.import_id, self._seq_sha, r.th, r.en,
@@ -629,7 +638,11 @@ class Importer:
             stats.accepted -= dups
             stats.quarantined += dups
             rep.reasons[(spec.name, "duplicate_key", "error")] += dups
+        sets = self.st.replace_visit_sets(spec, rep.import_id)
+        stats.superseded += sets["superseded"]
+        stats.superseded_old += sets["superseded_old"]
         res = self.st.compact(spec, rep.import_id)
+        self.st.clear_rejected(spec, rep.import_id)
         stats.inserted += res["inserted"]
         stats.replaced += res["replaced"]
         stats.unchanged += res["unchanged"]

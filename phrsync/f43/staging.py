@@ -38,6 +38,28 @@ META_COLS = {"_import": "INTEGER", "_source": "VARCHAR", "_line": "BIGINT", "_se
              "_warns": "VARCHAR"}
 
 
+# Files that hold a visit's rows as a set (its diagnoses, procedures, drugs, labs, appointments), with the key
+# of the visit they belong to. A newer export of the visit replaces the set (see Staging.replace_visit_sets).
+VISIT_SETS: dict[str, tuple[str, ...]] = {
+    "DIAGNOSIS_OPD": ("HOSPCODE", "SEQ"), "PROCEDURE_OPD": ("HOSPCODE", "SEQ"), "DRUG_OPD": ("HOSPCODE", "SEQ"),
+    "LABFU": ("HOSPCODE", "SEQ"), "APPOINTMENT": ("HOSPCODE", "SEQ"),
+    "DIAGNOSIS_IPD": ("HOSPCODE", "AN"), "PROCEDURE_IPD": ("HOSPCODE", "AN"), "DRUG_IPD": ("HOSPCODE", "AN"),
+}
+
+
+# Rows whose rejection a later stage must know about, by the key they would have had: a PERSON row (its visits
+# say why they have no person) and a principal diagnosis (DIAGTYPE 1: its visit is held, not sent without it).
+# ``ref`` is the visit's SEQ or AN. One entry per key (the latest rejection); see Staging.note_rejected.
+REJECTED_COLS = ("file VARCHAR, hospcode VARCHAR, pid VARCHAR, ref VARCHAR, import_id INTEGER, source_sha VARCHAR, "
+                 "source VARCHAR, line BIGINT, rule VARCHAR, reason_th VARCHAR, reason_en VARCHAR")
+# 43-file -> (condition on its rejected rows, the visit column it is held under or None)
+REJECTED_KEPT: dict[str, tuple[str, str | None]] = {
+    "PERSON": ("TRUE", None),
+    "DIAGNOSIS_OPD": ("trim(\"DIAGTYPE\") = '1'", "SEQ"),
+    "DIAGNOSIS_IPD": ("trim(\"DIAGTYPE\") = '1'", "AN"),
+}
+
+
 def table_name(spec: FileSpec) -> str:
     return f"f43_{spec.table}"
 
@@ -133,6 +155,7 @@ class Staging:
             hospcode VARCHAR, file VARCHAR, source VARCHAR, line BIGINT, field VARCHAR, value VARCHAR,
             rule VARCHAR, severity VARCHAR, reason_th VARCHAR, reason_en VARCHAR, raw VARCHAR,
             created TIMESTAMP DEFAULT current_timestamp)""")
+        c.execute(f"CREATE TABLE IF NOT EXISTS rejected_keys ({REJECTED_COLS})")
         for spec in schema.FILES.values():
             cols = [f"{q(f.name)} {f.duck_type}" for f in spec.fields]
             cols += [f"{k} {v}" for k, v in META_COLS.items()]
@@ -184,6 +207,64 @@ class Staging:
     def forget_quarantine(self, sha256: str) -> None:
         """Before a forced re-import of a source: its old quarantine entries would be duplicated."""
         self.con.execute("DELETE FROM quarantine WHERE source_sha = ?", [sha256])
+        self.con.execute("DELETE FROM rejected_keys WHERE source_sha = ?", [sha256])
+
+    def note_rejected(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
+                      reasons: dict[str, tuple[str, str]]) -> None:
+        """Before :meth:`drop_rejected`: remember the keys of this import's rejected PERSON rows and principal
+        diagnoses (:data:`REJECTED_KEPT`) with the first reason (``reasons``: rule -> (Thai, English)); an entry
+        is dropped once its key is staged again (a corrected export). Rejected rows are few; the staged side is
+        read only for the keys with entries."""
+        kept = REJECTED_KEPT.get(spec.name)
+        if kept is None:
+            return
+        cond, ref = kept
+        t = table_name(spec)
+        c = self.con
+        ref_sql = f'x."{ref}"' if ref else "NULL"
+        ident = ref_sql if ref else 'x."PID"'  # what names the entry: the visit, or the person
+        rules = pa.table({"code": list(reasons), "th": [v[0] for v in reasons.values()],
+                          "en": [v[1] for v in reasons.values()]})
+        seqsha = pa.table({"seq": pa.array(list(seq_sha), pa.int64()),
+                           "sha": pa.array(list(seq_sha.values()), pa.string())})
+        c.register("_rules_arrow", rules)
+        c.register("_rseqsha_arrow", seqsha)
+        try:
+            c.execute(
+                f"CREATE OR REPLACE TEMP TABLE _rej AS SELECT ?::VARCHAR AS file, x.\"HOSPCODE\" AS hospcode, "
+                f"x.\"PID\" AS pid, {ref_sql} AS ref, ?::INTEGER AS import_id, coalesce(s.sha, '') AS source_sha, "
+                "x._source AS source, x._line AS line, r.code AS rule, "
+                "split_part(split_part(x._errs, ',', 1), ':', 1) || ': ' || coalesce(r.th, r.code) AS reason_th, "
+                "split_part(split_part(x._errs, ',', 1), ':', 1) || ': ' || coalesce(r.en, r.code) AS reason_en "
+                f"FROM {t} x LEFT JOIN _rseqsha_arrow s ON s.seq = x._seq "
+                "LEFT JOIN _rules_arrow r ON r.code = split_part(split_part(x._errs, ',', 1), ':', 2) "
+                f"WHERE x._import = ? AND x._errs IS NOT NULL AND ({cond}) AND x.\"HOSPCODE\" IS NOT NULL "
+                f"AND {ident} IS NOT NULL "
+                f"QUALIFY row_number() OVER (PARTITION BY x.\"HOSPCODE\", {ident} "
+                "ORDER BY x._line DESC) = 1",
+                [spec.name, import_id, import_id])
+        finally:
+            c.unregister("_rules_arrow")
+            c.unregister("_rseqsha_arrow")
+        same = "n.ref = r.ref" if ref else "n.pid = r.pid"
+        c.execute("DELETE FROM rejected_keys r WHERE file = ? AND EXISTS (SELECT 1 FROM _rej n WHERE "
+                  f"n.hospcode = r.hospcode AND {same})", [spec.name])
+        c.execute("INSERT INTO rejected_keys SELECT * FROM _rej")
+        c.execute("DROP TABLE _rej")
+
+    def clear_rejected(self, spec: FileSpec, import_id: int) -> None:
+        """After :meth:`compact`: entries whose key this import staged a good row for are history (a person's
+        corrected PERSON row, a visit's new principal diagnosis)."""
+        kept = REJECTED_KEPT.get(spec.name)
+        if kept is None:
+            return
+        cond, ref = kept
+        t = table_name(spec)
+        match = f'x."{ref}" = r.ref' if ref else 'x."PID" = r.pid'
+        self.con.execute(
+            f"DELETE FROM rejected_keys r WHERE r.file = ? AND r.import_id <> ? AND EXISTS (SELECT 1 FROM {t} x "
+            f"WHERE x._import = ? AND x.\"HOSPCODE\" = r.hospcode AND {match} AND ({cond}))",
+            [spec.name, import_id, import_id])
 
     # -- quarantine -----------------------------------------------------------------------------
     def add_problems(self, problems: Iterable[Problem], import_id: int, source_sha: str | None = None) -> int:
@@ -247,18 +328,25 @@ class Staging:
 
     def quarantine_duplicates(self, spec: FileSpec, import_id: int, seq_sha: dict[int, str],
                               reason_th: str, reason_en: str, max_entries: int | None = None) -> int:
-        """Rows of this import whose key repeats an earlier row of the same file: quarantined, first kept. At most
-        ``max_entries`` of them per file get an entry (all are taken out of staging and counted)."""
+        """Rows of this import whose key repeats another row of the same file: the row with the latest D_UPDATE
+        stays (an equal D_UPDATE: the later line), as the README promises ("the latest wins"); the others are
+        quarantined, each entry naming the line that replaced it. At most ``max_entries`` of them per file get
+        an entry (all are taken out of staging and counted).
+
+        Only the repeated (file, key) pairs are ranked (one hash aggregate finds them), so millions of rows with
+        a few repeats cost one pass, not a sort (tests/test_f43_memory.py)."""
         t = table_name(spec)
         keys = ", ".join(q(k) for k in spec.key)
+        tkeys = ", ".join("t." + q(k) for k in spec.key)
         c = self.con
         # find repeated (file, key) pairs with one aggregate; rank only those rows
         c.execute(
             f"CREATE OR REPLACE TEMP TABLE _dup AS WITH rep AS (SELECT _seq, {keys} FROM {t} WHERE _import = ? "
             f"GROUP BY _seq, {keys} HAVING count(*) > 1) "
-            f"SELECT t.rowid AS rid FROM {t} t SEMI JOIN rep USING (_seq, {keys}) WHERE t._import = ? "
-            f"QUALIFY row_number() OVER (PARTITION BY t._seq, {', '.join('t.' + q(k) for k in spec.key)} "
-            f"ORDER BY t._line) > 1", [import_id, import_id])
+            f"SELECT t.rowid AS rid, first_value(t._line) OVER w AS kept FROM {t} t SEMI JOIN rep USING (_seq, {keys})"
+            f" WHERE t._import = ? "
+            f"WINDOW w AS (PARTITION BY t._seq, {tkeys} ORDER BY t.\"D_UPDATE\" DESC NULLS LAST, t._line DESC) "
+            f"QUALIFY row_number() OVER w > 1", [import_id, import_id])
         n = int(self.row("SELECT count(*) FROM _dup")[0])
         if n:
             seqsha = pa.table({"seq": pa.array(list(seq_sha), pa.int64()),
@@ -269,11 +357,13 @@ class Staging:
             key_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(k)} AS VARCHAR), '')" for k in spec.key)
             all_txt = " || '|' || ".join(f"coalesce(CAST(h.{q(f.name)} AS VARCHAR), '')" for f in spec.fields)
             personal_key = any(spec.by_name[k].personal for k in spec.key)
+            th = "? || ' (แทนที่ด้วยบรรทัด ' || d.kept || ' ของแฟ้มเดียวกัน)'"
+            en = "? || ' (replaced by line ' || d.kept || ' of the same file)'"
             c.execute(
                 "INSERT INTO quarantine (import_id, source_sha, hospcode, file, source, line, field, value, rule,"
                 " severity, reason_th, reason_en, raw) "
                 f"SELECT ?, coalesce(s.sha, ''), h.\"HOSPCODE\", ?, h._source, h._line, ?, "
-                f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', ?, ?, {all_txt} "
+                f"{'NULL' if personal_key else key_txt}, 'duplicate_key', 'error', {th}, {en}, {all_txt} "
                 f"FROM {t} h JOIN _dup d ON h.rowid = d.rid LEFT JOIN _seqsha s ON s.seq = h._seq"
                 + (" QUALIFY row_number() OVER (PARTITION BY h._seq ORDER BY h._line) <= ?" if max_entries else ""),
                 [import_id, spec.name, ",".join(spec.key), reason_th, reason_en]
@@ -284,6 +374,44 @@ class Staging:
         if n:
             self.settle()
         return n
+
+    def replace_visit_sets(self, spec: FileSpec, import_id: int) -> dict[str, int]:
+        """A visit's child rows (:data:`VISIT_SETS`) go as a set: of the exports (file read, ``_import``/``_seq``)
+        holding rows of a visit this import touched, the NEWER one decides which rows the visit has, and rows of
+        the others whose key it lacks are taken out (an old export's E119 does not stay beside a new export's
+        I10). Newer = the latest D_UPDATE among the export's rows of that visit; equal: the later import, then
+        the later file read, as :meth:`compact` breaks ties. So the order in which exports arrive does not matter.
+        Rows whose key the newer export has are left to :meth:`compact` (latest D_UPDATE per key).
+
+        Returns ``{"superseded": rows of this import taken out, "superseded_old": rows of earlier imports}``.
+        One aggregate finds the visits with rows from more than one export; only those are ranked."""
+        vk = VISIT_SETS.get(spec.name)
+        if vk is None:
+            return {"superseded": 0, "superseded_old": 0}
+        t = table_name(spec)
+        vl = ", ".join(q(k) for k in vk)
+        kl = ", ".join(q(k) for k in spec.key)
+        c = self.con
+        c.execute(f"CREATE OR REPLACE TEMP TABLE _vv AS SELECT {vl} FROM {t} GROUP BY {vl} HAVING bool_or(_import = ?)"
+                  " AND (min(_import) <> max(_import) OR min(_seq) <> max(_seq))", [import_id])
+        new = old = 0
+        if int(self.row("SELECT count(*) FROM _vv")[0]):
+            c.execute(
+                f"CREATE OR REPLACE TEMP TABLE _w AS SELECT {vl}, _import, _seq FROM (SELECT {vl}, _import, _seq, "
+                f"max(\"D_UPDATE\") AS mx FROM {t} SEMI JOIN _vv USING ({vl}) GROUP BY ALL) "
+                f"QUALIFY row_number() OVER (PARTITION BY {vl} ORDER BY mx DESC NULLS LAST, _import DESC, _seq DESC) = 1")
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _wk AS SELECT {kl} FROM {t} SEMI JOIN _w USING ({vl}, _import, _seq)")
+            c.execute(f"CREATE OR REPLACE TEMP TABLE _lose AS SELECT x.rowid AS rid, x._import = ? AS is_new "
+                      f"FROM {t} x SEMI JOIN _vv USING ({vl}) ANTI JOIN _wk USING ({kl})", [import_id])
+            new, old = self.row("SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE NOT is_new) FROM _lose")
+            if new or old:
+                c.execute(f"DELETE FROM {t} WHERE rowid IN (SELECT rid FROM _lose)")
+            for tmp in ("_lose", "_wk", "_w"):
+                c.execute(f"DROP TABLE {tmp}")
+        c.execute("DROP TABLE _vv")
+        if new or old:
+            self.settle()
+        return {"superseded": int(new), "superseded_old": int(old)}
 
     def compact(self, spec: FileSpec, import_id: int) -> dict[str, int]:
         """Keep one version per key among the keys this import touched: the latest D_UPDATE wins;

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phrsync import AGENT_NAME
-from phrsync.pdpa import cid_is_valid
+from phrsync.pdpa import cid_is_valid, mask_cid
 from phrsync.phr.policies import Policies
 from phrsync.phr.systems import (  # noqa: F401 - re-exported: tests and docs name them here
     PHR_CS,
@@ -177,6 +177,22 @@ def _date(v: Any) -> str:
     return _ds(v) or ""
 
 
+def _thai_day(day: str) -> str:
+    """``2025-01-05`` → ``5/1/2568`` (Buddhist era, as screens and notes show dates)."""
+    try:
+        d = dt.date.fromisoformat(day)
+    except ValueError:
+        return day
+    return f"{d.day}/{d.month}/{d.year + 543}"
+
+
+def _days_between(a: str, b: str) -> int:
+    try:
+        return (dt.date.fromisoformat(b[:10]) - dt.date.fromisoformat(a[:10])).days
+    except ValueError:
+        return 0
+
+
 @functools.lru_cache(maxsize=1 << 17)
 def _clock(t: str | None) -> str | None:
     """TIME_SERV ``HHMMSS`` (or ``HHMM``) → ``HH:MM:SS``; None when empty or impossible. Cached: a day has
@@ -285,7 +301,9 @@ def patient(person: Mapping[str, Any], addresses: list[dict[str, Any]], death: M
     nat_code = get("NATION")
     prefix, gender, marital, nat = _person_codes(pre_code, get("SEX"), get("MSTATUS"), nat_code)
     if prefix:
-        name["text"] = f"{prefix}{given} {family}".strip()
+        # Thai writes a title against a Thai name (นายสมชาย) but apart from a Latin one (นาย AUNG KYAW)
+        sep = " " if given[:1].isascii() and given[:1].isalpha() else ""
+        name["text"] = f"{prefix}{sep}{given} {family}".strip()
         name["prefix"] = [prefix]
     else:
         name["text"] = f"{given} {family}".strip()
@@ -729,12 +747,29 @@ _LAB_TIME_NOTE = Note("lab_time_visit_start", "Encounter[0].Observation[].effect
                       "LABFU has a date only: the visit start time is used", "estimate")
 
 
-def _appointments(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+APPOINTMENT_MAX_DAYS = 2 * 366  # an appointment further after its visit is most likely a mistyped year
+
+
+def _appointments(rows: Iterable[dict[str, Any]], visit_day: str | None, notes: list[Note]) -> list[dict[str, Any]]:
+    """Appointments (``booked``). One dated before its visit cannot be a booking made there (a mistyped date or
+    an old row): left out with a note; one more than two years ahead is sent with a warning."""
     out = []
-    for r in rows:
-        if r.get("APDATE") is None:
+    for i, r in enumerate(rows):
+        ap = r.get("APDATE")
+        if ap is None:
             continue
-        a: dict[str, Any] = {"status": "booked", "start": _date(r["APDATE"])}
+        day = str(ap)[:10]
+        if visit_day is not None and day < visit_day:
+            notes.append(Note("appointment_before_visit", f"Encounter[0].Appointment[{i}]",
+                              f"วันนัด {_thai_day(day)} อยู่ก่อนวันรับบริการ {_thai_day(visit_day)} ไม่ส่งการนัดนี้",
+                              f"appointment date {day} is before the visit ({visit_day}): left out", "missing"))
+            continue
+        if visit_day is not None and _days_between(visit_day, day) > APPOINTMENT_MAX_DAYS:
+            notes.append(Note("appointment_far_ahead", f"Encounter[0].Appointment[{i}]",
+                              f"วันนัด {_thai_day(day)} ห่างจากวันรับบริการเกิน 2 ปี (ตรวจปีที่บันทึก) ส่งตามที่บันทึก",
+                              f"appointment date {day} is more than 2 years after the visit ({visit_day}): "
+                              "sent as recorded (check the year)", "warning"))
+        a: dict[str, Any] = {"status": "booked", "start": _date(ap)}
         if r.get("APTYPE"):
             a["serviceType"] = [{"coding": [{"system": SYS_F43 + "APTYPE", "code": r["APTYPE"]}]}]
         if r.get("APDIAG"):
@@ -769,6 +804,53 @@ def immunization_item(row: Mapping[str, Any], ref: str, hcode: str, ctx: MapCont
     return item
 
 
+def _where(q: Mapping[str, Any]) -> tuple[str, str]:
+    """(Thai, English) "file, line" of a quarantined row."""
+    src, line = q.get("source") or q.get("file") or "", q.get("line")
+    return f"{src} บรรทัด {line}", f"{src} line {line}"
+
+
+def _person_quarantined(bundle: Mapping[str, Any], pid: Any, notes: list[Note]) -> bool:
+    """A visit (or register) without its PERSON row because that row was quarantined at import says so, with
+    the row's place and reason: "no PERSON row" sends the facility looking for a row it did export."""
+    q = bundle.get("person_quarantined")
+    if not q:
+        return False
+    th, en = _where(q)
+    notes.append(Note("person_quarantined", "Patient",
+                      f"แถว PERSON ของ PID {pid} ถูกกักตอนนำเข้า ({th}: {q.get('reason_th')}) ไม่ส่งรายการนี้",
+                      f"the PERSON row of PID {pid} was quarantined at import ({en}: {q.get('reason_en')}): not sent",
+                      "skipped"))
+    return True
+
+
+def _held(bundle: Mapping[str, Any], notes: list[Note]) -> bool:
+    """A visit whose principal diagnosis (DIAGTYPE 1) was quarantined is held: sent without it, PHR would show
+    a secondary diagnosis (or none) as the reason for the visit."""
+    held = bundle.get("held") or []
+    for q in held:
+        th, en = _where(q)
+        notes.append(Note("principal_diagnosis_quarantined", "Encounter[0].Condition",
+                          f"การวินิจฉัยหลัก (DIAGTYPE 1) ถูกกักตอนนำเข้า ({th}: {q.get('reason_th')}) ยังไม่ส่งการรับบริการนี้"
+                          " จนกว่าจะส่งออกใหม่ที่ถูกต้อง",
+                          f"the principal diagnosis (DIAGTYPE 1) was quarantined at import ({en}: {q.get('reason_en')}):"
+                          " the visit is held until a corrected export", "skipped"))
+    return bool(held)
+
+
+def _cid_mismatch(person: Mapping[str, Any], svc: Mapping[str, Any], kind: str, notes: list[Note]) -> None:
+    """PERSON.CID wins (it is the register); a different CID on the visit row is worth a look (a merged or
+    re-used PID). Both are shown masked."""
+    pc, sc = (person.get("CID") or "").strip(), (svc.get("CID") or "").strip()
+    if pc and sc and pc != sc:
+        f = "SERVICE" if kind == "OPD" else "ADMISSION"
+        notes.append(Note("cid_mismatch", "Patient.identifier",
+                          f"เลขประจำตัวประชาชนใน {f} ({mask_cid(sc)}) ไม่ตรงกับ PERSON ({mask_cid(pc)}) ของ PID "
+                          f"{svc.get('PID')} ใช้ของ PERSON",
+                          f"{f}.CID ({mask_cid(sc)}) differs from PERSON.CID ({mask_cid(pc)}) for PID "
+                          f"{svc.get('PID')}: PERSON's is used", "warning"))
+
+
 def map_encounter(bundle: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str, Any] | None, list[Note]]:
     """One UpdatePHRv1 payload holding exactly one encounter (spec §3.3, recommended mode).
 
@@ -777,6 +859,8 @@ def map_encounter(bundle: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str,
     svc = bundle["service"]
     h = bundle["hospcode"]
     person = bundle.get("person")
+    if person is None and _person_quarantined(bundle, svc.get("PID"), notes):
+        return None, notes
     cid = patient_cid(person, svc.get("CID"))
     if not _check_cid(cid, notes):
         return None, notes
@@ -785,6 +869,9 @@ def map_encounter(bundle: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str,
         notes.append(Note("person_missing", "Patient", f"ไม่มีแถว PERSON ของ PID {svc.get('PID')}",
                           f"no PERSON row for PID {svc.get('PID')}: not sent", "skipped"))
         return None, notes
+    if _held(bundle, notes):
+        return None, notes
+    _cid_mismatch(person, svc, bundle["kind"], notes)
     ipd = bundle["kind"] == "IPD"
     ref = encounter_ref(bundle, ctx)
     start_text, start = _start(bundle, ctx, notes)
@@ -817,7 +904,7 @@ def map_encounter(bundle: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str,
     enc["Condition"] = _conditions(bundle.get("diagnoses") or [])
     enc["Medication"] = _medications(bundle.get("drugs") or [], "Inpatient" if ipd else "Outpatient")
     enc["Claim"] = []
-    enc["Appointment"] = _appointments(bundle.get("appointments") or [])
+    enc["Appointment"] = _appointments(bundle.get("appointments") or [], visit_day, notes)
     enc["Immunization"] = [immunization_item(r, ref, h, ctx, False) for r in bundle.get("epi") or []
                            if r.get("VACCINETYPE") and r.get("DATE_SERV")]
     enc["DiagnosticReport"] = []
@@ -836,6 +923,8 @@ def map_encounter(bundle: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str,
 def _register_patient(reg: Mapping[str, Any], rows: list[dict[str, Any]],
                       notes: list[Note]) -> tuple[str, dict[str, Any]] | None:
     person = reg.get("person")
+    if person is None and _person_quarantined(reg, reg.get("pid"), notes):
+        return None
     cid = patient_cid(person, *(r.get("CID") for r in rows))
     if not _check_cid(cid, notes):
         return None

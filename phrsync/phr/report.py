@@ -37,7 +37,7 @@ CATEGORIES: dict[str, tuple[str, str, int]] = {
     "unknown_code": ("รหัสที่ไม่รู้จัก/ยังไม่มีรหัส PHR", "unknown code / no PHR code yet", 3),
     "missing": ("ข้อมูลขาด", "missing data", 4),
     "estimate": ("ค่าประมาณตามนโยบาย", "estimated by policy", 5),
-    "warning": ("คำเตือนจากตัวตรวจสอบ", "validator warnings", 6),
+    "warning": ("คำเตือนจากตัวตรวจสอบหรือข้อมูล", "validator and data warnings", 6),
 }
 
 
@@ -59,6 +59,11 @@ FIXES: dict[str, tuple[str, str, str]] = {
     "vital_signs_missing": ("facility", "บันทึกสัญญาณชีพ", "record vital signs"),
     "vital_dropped": ("facility", "แก้ค่าสัญญาณชีพที่บันทึกผิด", "correct the mistyped vital sign"),
     "discharge_before_admit": ("facility", "แก้วันเวลารับไว้/จำหน่าย", "correct the admission/discharge times"),
+    "person_quarantined": ("facility", "แก้แถว PERSON ตามเหตุผลที่ถูกกักแล้วส่งออกใหม่", "fix the quarantined PERSON row and re-export"),
+    "principal_diagnosis_quarantined": ("facility", "แก้รหัสการวินิจฉัยหลักแล้วส่งออกใหม่", "correct the principal diagnosis and re-export"),
+    "appointment_before_visit": ("facility", "แก้วันนัด (APDATE)", "correct the appointment date (APDATE)"),
+    "appointment_far_ahead": ("facility", "ตรวจปีของวันนัด (APDATE)", "check the appointment's year (APDATE)"),
+    "cid_mismatch": ("facility", "ตรวจเลขประจำตัวประชาชนของ PID นี้ใน PERSON และการรับบริการ", "check this PID's citizen ID in PERSON and the visit"),
     "lab_unknown": ("facility", "ตรวจรหัส LABTEST (หรือ สสจ. เพิ่มใน lab_loinc)", "check LABTEST (or the province adds it to lab_loinc)"),
     "lab_no_result": ("facility", "บันทึกผลแล็บ", "record the lab result"),
     "prename_unknown": ("facility", "ตรวจรหัสคำนำหน้าชื่อ", "check the PRENAME code"),

@@ -119,8 +119,10 @@ def inject(files: dict[str, list[list[str]]], hospcode: str, month: str, header:
                 out.append(row)
                 continue
             out.append(row)
+            # a repeated key: the import keeps the later of two equal rows, so the earlier line is the one quarantined
+            back = 2 if kind == "duplicate_key" else 1
             defects.append({"hospcode": hospcode, "zip": zname, "member": member_name(name),
-                            "line": first_line + len(out) - 1, "file": name, "field": field, "kind": kind})
+                            "line": first_line + len(out) - back, "file": name, "field": field, "kind": kind})
         files[name] = out
     # a whole member in TIS-620 (cp874): only members with Thai text can show it
     thai = [n for n in sorted(files) if files[n] and any(not c.isascii() for r in files[n][:50] for c in "".join(r))]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from dbfixtures import postgres_server  # noqa: F401 - a fixture
 from f43files import cid
 
 from phrsync.cli import cli
@@ -25,8 +26,8 @@ H1, H2 = "10699", "10866"  # เมืองสระแก้ว (2701), 2702
 CID_RUN = re.compile(r"(?<![0-9])[0-9]{13}(?![0-9])")
 
 
-def _store(tmp_path: Path) -> DidStore:
-    st = DidStore(f"sqlite:///{tmp_path / 'state.sqlite'}")
+def _store(tmp_path: Path, url: str | None = None) -> DidStore:
+    st = DidStore(url or f"sqlite:///{tmp_path / 'state.sqlite'}")
     st.replace_people(CITIZEN, SOURCE_IMPORT, [Person(cid(i), H1, "2701", f"คน {i}") for i in range(1, 11)]
                       + [Person(cid(i), H2, "2702", f"คน {i}") for i in range(11, 21)], file="nhso.csv")
     st.replace_people(PERSONNEL, SOURCE_IMPORT, [Person(cid(i), H1, "2701", f"คน {i}") for i in (1, 2, 30)],
@@ -200,3 +201,33 @@ def test_cli_import_ekyc_json_exit_codes_and_report(tmp_path: Path) -> None:
     assert r.exit_code == 0 and "IdP" in r.output
     r = CliRunner().invoke(cli, ["did", "import-ekyc", str(tmp_path / "none.csv"), "--state", state])
     assert r.exit_code != 0 and "none.csv" in r.output
+
+
+def test_the_combined_counts_on_postgresql(tmp_path: Path, postgres_server: str) -> None:  # noqa: F811
+    """The same GROUP BY (CASE over two outer joins, booleans) on PostgreSQL, the store a province may run."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    name = f"phrsync_test_{os.getpid()}_did_ekyc"
+    url = postgres_server.rsplit("/", 1)[0] + "/" + name
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    try:
+        st = _store(tmp_path, url)
+        for i, r in ((1, 1), (2, 1), (11, 1), (3, 0)):
+            st.record_answer(cid(i), r, "sandbox", 1)
+        f = tmp_path / "e.csv"
+        f.write_text("cid,count\n" + "".join(f"{cid(i)},{r}\n" for i, r in ((2, 1), (3, 1), (4, 0), (30, 1))),
+                     encoding="utf-8")
+        import_ekyc(st, f)
+        t = build_report(st, kpi.Targets()).total
+        assert (t.citizens_did, t.citizens_did_check, t.citizens_did_ekyc, t.citizens_checked) == (4, 3, 2, 5)
+        assert (t.personnel_did, t.personnel_did_check, t.personnel_did_ekyc) == (3, 2, 2)
+        assert {f.name for f in followup(st, H1)} == {f"คน {i}" for i in range(4, 11)}
+        st.close()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,8 +1,9 @@
 """The monitoring web's Digital ID page on a small real state store: the district table equals
 ``build_report``'s (the province total row included), KPI pass/fail against the quarter's targets, the
 denominators' labels, the trend chart's JSON, the per-facility follow-up list scoped by role on the server (a
-facility user gets 403 on another facility's, URL typed by hand included), no full CID anywhere, and "not
-checked yet" rather than zeros before any check."""
+facility user gets 403 on another facility's, URL typed by hand included), no full CID anywhere, "not
+checked yet" rather than zeros before any check; the CSV/XLSX exports of both tables (what the page shows, same
+roles, audited), a district viewer's narrowed table, and the eKYC export's per-source counts."""
 
 from __future__ import annotations
 
@@ -193,3 +194,124 @@ def test_no_did_data_yet_says_not_checked_never_zeros(tmp_path: Path) -> None:
     cells = _cells(html, "2701")
     assert cells["citizens"] == "3" and cells["citizens_did"] == "ยังไม่ได้ตรวจ Digital ID"
     assert "0.00 %" not in html
+
+
+def _csv(r) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    import csv
+    import io
+
+    assert r.status_code == 200, r.text[:300]
+    assert r.content.startswith("\ufeff".encode())
+    return list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+
+
+def _audits(url: str) -> list[str]:
+    st = AuthStore(url, hasher=CHEAP)
+    try:
+        return [f"{e.username} {e.action} {e.detail}" for e in st.audit_log()]
+    finally:
+        st.close()
+
+
+def test_district_table_exports_equal_the_page_and_are_audited(url: str) -> None:
+    import openpyxl
+
+    c = client(url, "admin1")
+    html = c.get("/did").text
+    assert 'href="/did.csv"' in html and 'href="/did.xlsx"' in html
+    rows = _csv(c.get("/did.csv"))
+    head, body = rows[0], rows[1:]
+    assert head[:5] == ["อำเภอ", "ประชาชน", "ประชาชนมีดิจิทัลไอดี", "ร้อยละ", "ผ่านเป้า 54.2"]
+    rep = build_report(DidStore(url), kpi.Targets())
+    assert len(body) == len(rep.rows) and body[-1][0] == "รวมทั้งจังหวัด"
+    by_name = {b[0]: b for b in body}
+    for r in rep.rows:
+        cells = _cells(html, "total" if r.total else (r.code or "-"))
+        line = by_name[r.name]
+        assert line[1] == str(r.citizens) and cells["citizens"] == f"{r.citizens:,}"
+        assert line[2] == cells["citizens_did"].replace(",", "")  # the same text, "not checked" included
+        assert line[4] == cells["citizens_pass"]
+    assert by_name["รวมทั้งจังหวัด"][3] == "25.0"
+    never = next(b for b in body if b[1] == "0")
+    assert never[2] == "ยังไม่ทราบ"  # a district with nobody counted: not known, never 0
+    en = _csv(c.get("/did.csv?lang=en"))
+    assert en[0][0] == "District" and en[-1][0] == "province total"
+    x = c.get("/did.xlsx")
+    assert x.status_code == 200 and x.headers["content-type"].startswith("application/vnd.openxmlformats")
+    p = Path(url.removeprefix("sqlite:///")).with_name("did.xlsx")
+    p.write_bytes(x.content)
+    ws = openpyxl.load_workbook(p).active
+    values = [[cell.value for cell in row] for row in ws.iter_rows()]
+    assert values[0] == head and values[-1][1] == 20 and values[-1][3] == 25.0  # figures stay numbers
+    assert c.get("/did.pdf").status_code == 404
+    log = _audits(url)
+    assert any("admin1 export did.csv rows=" in a for a in log) and any("export did.xlsx" in a for a in log)
+
+
+def test_district_viewer_sees_their_district_and_the_labelled_province_total(url: str) -> None:
+    c = client(url, "district1")
+    html = c.get("/did").text
+    assert 'id="did-narrowed"' in html
+    shown = re.findall(r'<tr data-district="([^"]+)"', html)
+    assert shown == ["2701", "total"]
+    total = re.search(r'<tr data-district="total"[^>]*>(.*?)</tr>', html, re.S).group(1)  # type: ignore[union-attr]
+    assert "ไม่ใช่เฉพาะอำเภอของท่าน" in total and "20" in _cells(html, "total")["citizens"]
+    assert _cells(html, "2701")["citizens"] == "14"
+    body = _csv(c.get("/did.csv"))[1:]
+    assert [b[0] for b in body] == ["เมืองสระแก้ว", "รวมทั้งจังหวัด (ทุกอำเภอ ไม่ใช่เฉพาะอำเภอของท่าน)"]
+    assert "province total (all districts, not only yours)" in c.get("/did?lang=en").text
+    # an admin and facility staff see every district
+    assert len(re.findall(r'<tr data-district="', client(url, "admin1").get("/did").text)) > 2
+    assert 'id="did-narrowed"' not in client(url, "staff1").get("/did").text
+
+
+def test_followup_exports_are_masked_scoped_and_audited(url: str) -> None:
+    import openpyxl
+
+    staff = client(url, "staff1")
+    page = staff.get(f"/did/facility/{H1}").text
+    assert f'href="/did/facility/{H1}.csv"' in page
+    rows = _csv(staff.get(f"/did/facility/{H1}.csv"))
+    assert rows[0] == ["ลำดับ", "เลขประจำตัวประชาชน", "ชื่อ", "ตรวจล่าสุด", "ครั้งที่ถาม"]
+    assert len(rows) == 1 + 7 and all("xxxxx" in r[1] for r in rows[1:])
+    page_cids = re.findall(r'<tr data-cid="([^"]+)">', page)
+    assert [r[1] for r in rows[1:]] == page_cids  # the page's rows, in its order
+    assert {r[3] for r in rows[1:]} >= {"ยังไม่ได้ตรวจ Digital ID"}
+    x = staff.get(f"/did/facility/{H1}.xlsx")
+    p = Path(url.removeprefix("sqlite:///")).with_name("f.xlsx")
+    p.write_bytes(x.content)
+    ws = openpyxl.load_workbook(p).active
+    assert [r[1].value for r in list(ws.iter_rows())[1:]] == page_cids
+    assert not CID_RUN.search(staff.get(f"/did/facility/{H1}.csv").content.decode("utf-8-sig"))
+    assert not any(CID_RUN.search(str(c.value or "")) for row in ws.iter_rows() for c in row)
+    for other in (H1B, H2, "99999"):
+        for ext in ("csv", "xlsx"):
+            r = staff.get(f"/did/facility/{other}.{ext}")
+            assert r.status_code == 403, (other, ext)
+            assert "xxxxx" not in r.text
+    assert client(url, "district1").get(f"/did/facility/{H2}.csv").status_code == 403
+    assert client(url, "district1").get(f"/did/facility/{H1B}.csv").status_code == 200
+    assert staff.get("/did/facility/12.csv").status_code == 400
+    assert client(url, None).get(f"/did/facility/{H1}.csv", follow_redirects=False).status_code in (303, 401)
+    log = _audits(url)
+    assert any(f"staff1 export did_followup facility={H1} .csv rows=7" in a for a in log)
+
+
+def test_page_names_the_ekyc_export_and_shows_each_sources_count(url: str, tmp_path: Path) -> None:
+    from phrsync.did.ekyc import import_ekyc
+
+    f = tmp_path / "ekyc.csv"
+    f.write_text(f"cid,status,date\n{cid(4)},ยืนยันแล้ว,15/06/2567\n{cid(1)},Y,\n", encoding="utf-8")
+    st = DidStore(url)
+    import_ekyc(st, f)
+    st.close()
+    c = client(url, "admin1")
+    html = c.get("/did").text
+    nums = re.search(r'<li id="source-numerators"[^>]*>(.*?)</li>', html).group(1)  # type: ignore[union-attr]
+    assert "check_ekyc" in nums and "IdP admin" in nums
+    assert "ekyc.csv" in html
+    total = _cells(html, "total")
+    assert total["citizens_did"] == "6"  # 1, 2, 3, 11, 15 by check_ekyc + 4 by the export (1 in both)
+    assert total["citizens_did_check"] == "5" and total["citizens_did_ekyc"] == "2"
+    head = _csv(c.get("/did.csv"))[0]
+    assert "ประชาชนมี DID ตามไฟล์ IdP admin" in head

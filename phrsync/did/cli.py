@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,8 @@ def did_cmd() -> None:
     """Digital ID (หมอพร้อม eKYC) ตามอำเภอ และ KPI 54 / Digital IDs by district and KPI 54.
 
     \b
-    ลำดับ / flow: import-population, import-personnel (หรือ 43 แฟ้ม / or the 43 files) → check → report
+    ลำดับ / flow: import-population, import-personnel (หรือ 43 แฟ้ม / or the 43 files) → check
+    (และ/หรือ / and/or import-ekyc) → report
     """
 
 
@@ -100,6 +102,46 @@ def import_personnel_cmd(ctx: click.Context, file: str, state: str | None, as_js
     not counted.
     """
     _import(ctx, file, PERSONNEL, state, as_json)
+
+
+@did_cmd.command("import-ekyc")
+@click.argument("file", type=click.Path(dir_okay=False))
+@_STATE
+@_JSON
+@click.pass_context
+def import_ekyc_cmd(ctx: click.Context, file: str, state: str | None, as_json: bool) -> None:
+    """นำเข้าผล eKYC รายคนจากไฟล์ส่งออกของ IdP admin เป็นตัวตั้งอีกแหล่ง / import an IdP-admin eKYC export (per CID).
+
+    \b
+    คอลัมน์ / columns: CID (cid, เลขบัตรประชาชน), ผล eKYC เป็นจำนวน (result, count, จำนวน) หรือสถานะ
+    (status, สถานะ: ยืนยันแล้ว / ยังไม่ยืนยัน, Y / N), วันที่ (date, วันที่) ถ้ามี.
+    เก็บแยกจากผล check_ekyc; มี Digital ID ถ้าแหล่งใดแหล่งหนึ่งบอกว่ามี และรายงานแสดงจำนวนของแต่ละแหล่ง
+    / kept apart from check_ekyc's answers; a person has a Digital ID if either source says so, and the report
+    shows each source's count. ไฟล์ใหม่แทนไฟล์เดิม / a newer export replaces the older. ดู / see docs/did.md.
+    """
+    from phrsync.did.ekyc import LABEL, import_ekyc
+
+    cfg = _cfg(ctx)
+    store = DidStore(_state_url(cfg, state))
+    try:
+        res = import_ekyc(store, file)
+    finally:
+        store.close()
+    if as_json:
+        _emit(res.to_dict())
+    else:
+        click.echo(f"{bilingual('นำเข้า', 'imported')} {res.accepted:,} {bilingual('คน', 'people')} "
+                   f"({bilingual('มี Digital ID', 'with a Digital ID')} {res.with_did:,}) — {LABEL[0]} / {LABEL[1]}")
+        if res.newest_day:
+            click.echo(f"  {bilingual('ข้อมูลถึง', 'as of')}: {thai_date(date.fromisoformat(res.newest_day))}")
+        if res.duplicates:
+            click.echo(f"  {bilingual('ซ้ำ (นับครั้งเดียว)', 'duplicates (counted once)')}: {res.duplicates:,}")
+        for p in res.problems[:20]:
+            click.echo(f"  {bilingual('ข้ามแถว', 'row left out')}: {p.text()}", err=True)
+        if len(res.problems) > 20:
+            click.echo(f"  … +{len(res.problems) - 20:,}", err=True)
+    if res.problems:
+        ctx.exit(1)
 
 
 @did_cmd.command("check")
@@ -229,6 +271,14 @@ def print_report(rep: Any) -> None:
               f"54.2 ประชาชน / citizens ≥ {rep.target_citizens:g} %")
     con.print(f"ตัวหารประชาชน / citizens: {rep.citizens_source[0]} / {rep.citizens_source[1]}")
     con.print(f"ตัวหารบุคลากร / personnel: {rep.personnel_source[0]} / {rep.personnel_source[1]}")
+    con.print(f"ตัวตั้ง / numerators: {rep.numerator_source[0]} / {rep.numerator_source[1]}")
+    tot = rep.total
+    for th, en, did, chk, ek in (("ประชาชน", "citizens", tot.citizens_did, tot.citizens_did_check,
+                                  tot.citizens_did_ekyc),
+                                 ("บุคลากร", "personnel", tot.personnel_did, tot.personnel_did_check,
+                                  tot.personnel_did_ekyc)):
+        con.print(f"  {th} / {en}: check_ekyc {chk:,}, IdP admin {ek:,}, "
+                  f"รวมไม่ซ้ำ / either (each once) {did:,}")
     for th, en in rep.notes:
         con.print(f"หมายเหตุ / note: {th} / {en}")
 

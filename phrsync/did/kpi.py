@@ -70,8 +70,10 @@ class Count:
 
     district: str | None
     people: int
-    with_did: int
+    with_did: int  # by either numerator source
     checked: int = 0
+    with_did_check: int = 0  # check_ekyc says so
+    with_did_ekyc: int = 0  # the IdP-admin export says so
 
 
 @dataclass
@@ -92,6 +94,11 @@ class Row:
     citizens_pass: bool | None = None  # None: nobody counted
     personnel_pass: bool | None = None
     total: bool = False
+    # the numerator by source (a person counts once in citizens_did even when both sources say so)
+    citizens_did_check: int = 0
+    citizens_did_ekyc: int = 0
+    personnel_did_check: int = 0
+    personnel_did_ekyc: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +115,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)  # districts in code order, then the province total
     citizens_source: tuple[str, str] = ("", "")  # (th, en) label of the denominator
     personnel_source: tuple[str, str] = ("", "")
+    numerator_source: tuple[str, str] = ("", "")  # (th, en): which sources say who has a Digital ID
     notes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -132,22 +140,25 @@ def compute(citizens: list[Count], personnel: list[Count], district_names: dict[
     never silently missing); people of no known district get a row of their own and count in the total."""
     q = fiscal_quarter(today)
     period, t_pers, t_cit = targets.for_quarter(q)
-    acc: dict[str | None, list[int]] = {code: [0] * 6 for code in district_names}
-    for i, counts in ((0, citizens), (3, personnel)):
+    # per district: people, with DID, checked, by check_ekyc, by the export — citizens at 0, personnel at 5
+    acc: dict[str | None, list[int]] = {code: [0] * 10 for code in district_names}
+    for i, counts in ((0, citizens), (5, personnel)):
         for c in counts:
-            a = acc.setdefault(c.district if c.district in district_names else None, [0] * 6)
+            a = acc.setdefault(c.district if c.district in district_names else None, [0] * 10)
             a[i] += c.people
             a[i + 1] += c.with_did
             a[i + 2] += c.checked
+            a[i + 3] += c.with_did_check
+            a[i + 4] += c.with_did_ekyc
 
     def row(code: str | None, name: str, name_en: str, a: list[int], total: bool = False) -> Row:
-        cp, pp = pct(a[1], a[0]), pct(a[4], a[3])
-        return Row(code, name, name_en, a[0], a[1], cp, a[2], a[3], a[4], pp, a[5], _passes(cp, t_cit),
-                   _passes(pp, t_pers), total)
+        cp, pp = pct(a[1], a[0]), pct(a[6], a[5])
+        return Row(code, name, name_en, a[0], a[1], cp, a[2], a[5], a[6], pp, a[7], _passes(cp, t_cit),
+                   _passes(pp, t_pers), total, a[3], a[4], a[8], a[9])
 
     rows = [row(code, *district_names[code], acc[code]) for code in sorted(district_names)]
     if None in acc and any(acc[None]):
         rows.append(row(None, "ไม่ทราบอำเภอ", "district not known", acc[None]))
-    sums = [sum(a[i] for a in acc.values()) for i in range(6)]
+    sums = [sum(a[i] for a in acc.values()) for i in range(10)]
     rows.append(row(None, "รวมทั้งจังหวัด", "province total", sums, total=True))
     return Report(today, fiscal_year_be(today), q, period, t_pers, t_cit, rows)

@@ -16,7 +16,7 @@ from typing import Any
 from phrsync.did import kpi
 from phrsync.did.population import NO_SOURCE, SOURCE_LABELS, districts, facility_district
 from phrsync.did.store import CITIZEN, PERSONNEL, DidStore, FollowUp, Snapshot
-from phrsync.thai import BANGKOK
+from phrsync.thai import BANGKOK, thai_date, thai_datetime
 
 
 def _today() -> dt.date:
@@ -28,11 +28,13 @@ def build_report(store: DidStore, targets: kpi.Targets, today: dt.date | None = 
     today = today or _today()
     per: dict[str, dict[str | None, list[int]]] = {CITIZEN: {}, PERSONNEL: {}}
     for g in store.group_counts():
-        a = per[g.kind].setdefault(g.district, [0, 0, 0])
+        a = per[g.kind].setdefault(g.district, [0, 0, 0, 0, 0])
         a[0] += g.people
         a[1] += g.with_did
         a[2] += g.checked
-    counts = {k: [kpi.Count(d, a[0], a[1], a[2]) for d, a in v.items()] for k, v in per.items()}
+        a[3] += g.with_did_check
+        a[4] += g.with_did_ekyc
+    counts = {k: [kpi.Count(d, *a) for d, a in v.items()] for k, v in per.items()}
     rep = kpi.compute(counts[CITIZEN], counts[PERSONNEL], districts(), targets, today)
     for kind, attr in ((CITIZEN, "citizens_source"), (PERSONNEL, "personnel_source")):
         src = store.source_of(kind)
@@ -49,6 +51,9 @@ def build_report(store: DidStore, targets: kpi.Targets, today: dt.date | None = 
             rep.notes.append((f"ไม่นับบุคลากร {imp.excluded:,} คน (จ้างรายคาบ/รายวัน/จ้างเหมา ตามนิยาม KPI)",
                               f"{imp.excluded:,} personnel not counted (per-period, daily or contracted, as the "
                               "KPI defines)"))
+    rep.numerator_source, ekyc_note = numerator_source(store)
+    if ekyc_note:
+        rep.notes.append(ekyc_note)
     t = rep.total
     for label, n, checked in (("ประชาชน / citizens", t.citizens, t.citizens_checked),
                               ("บุคลากร / personnel", t.personnel, t.personnel_checked)):
@@ -56,6 +61,33 @@ def build_report(store: DidStore, targets: kpi.Targets, today: dt.date | None = 
             rep.notes.append((f"{label}: ยังไม่ได้ตรวจ {n - checked:,} จาก {n:,} คน (นับเป็นยังไม่มี Digital ID)",
                               f"{label}: {n - checked:,} of {n:,} not checked yet (counted as without one)"))
     return rep
+
+
+def numerator_source(store: DidStore) -> tuple[tuple[str, str], tuple[str, str] | None]:
+    """(which sources the numerators use, a note naming the eKYC export's file and day): a person has a Digital
+    ID when check_ekyc answered result ≥ 1 or the IdP-admin export says so; each source's count is shown too."""
+    from phrsync.did.ekyc import CHECK_LABEL, LABEL
+
+    imp = store.ekyc_import()
+    checked = store.has_check_answers()
+    if imp and checked:
+        src = (f"{CHECK_LABEL[0]} หรือ {LABEL[0]}: มี Digital ID ถ้าแหล่งใดแหล่งหนึ่งบอกว่ามี (นับคนละครั้ง)",
+               f"{CHECK_LABEL[1]} or the {LABEL[1]}: has a Digital ID if either says so (each person once)")
+    elif imp:
+        src = (f"{LABEL[0]} เท่านั้น (ยังไม่มีผล check_ekyc)", f"{LABEL[1]} only (no check_ekyc answer yet)")
+    elif checked:
+        src = (f"{CHECK_LABEL[0]} เท่านั้น", f"{CHECK_LABEL[1]} only")
+    else:
+        src = ("ยังไม่มีผลตรวจ", "no answer yet")
+    if imp is None:
+        return src, None
+    day = imp.summary.get("newest_day")
+    when = thai_date(dt.date.fromisoformat(day)) if day else "ไม่ระบุวันที่"
+    return src, (f"ไฟล์ eKYC จาก IdP admin: {imp.file} ({imp.accepted:,} คน มี Digital ID "
+                 f"{int(imp.summary.get('with_did', 0)):,} คน ข้อมูลถึง {when}; นำเข้า {thai_datetime(imp.at)})",
+                 f"IdP-admin eKYC export: {imp.file} ({imp.accepted:,} people, "
+                 f"{int(imp.summary.get('with_did', 0)):,} with a Digital ID, as of {day or 'no date given'}; "
+                 f"imported {thai_datetime(imp.at)})")
 
 
 @dataclass(frozen=True)
@@ -99,9 +131,13 @@ def snapshots(store: DidStore) -> list[Snapshot]:
 # -- exports ---------------------------------------------------------------------------------------------------
 
 HEADER_TH = ["รหัสอำเภอ", "อำเภอ", "ประชาชน", "ประชาชนมีดิจิทัลไอดี", "ร้อยละ", "บุคลากรสาธารณสุข",
-             "บุคลากรที่มีดิจิทัลไอดี", "ร้อยละ", "ผ่านเป้าประชาชน", "ผ่านเป้าบุคลากร"]
+             "บุคลากรที่มีดิจิทัลไอดี", "ร้อยละ", "ผ่านเป้าประชาชน", "ผ่านเป้าบุคลากร",
+             "ประชาชนมี DID ตาม check_ekyc", "ประชาชนมี DID ตามไฟล์ IdP admin", "บุคลากรมี DID ตาม check_ekyc",
+             "บุคลากรมี DID ตามไฟล์ IdP admin"]
 HEADER_EN = ["district code", "district", "citizens", "citizens with DID", "%", "health personnel",
-             "personnel with DID", "%", "citizens target met", "personnel target met"]
+             "personnel with DID", "%", "citizens target met", "personnel target met",
+             "citizens with DID by check_ekyc", "citizens with DID by the IdP-admin export",
+             "personnel with DID by check_ekyc", "personnel with DID by the IdP-admin export"]
 
 
 def _yes(v: bool | None) -> str:
@@ -110,14 +146,16 @@ def _yes(v: bool | None) -> str:
 
 def table_rows(rep: kpi.Report) -> list[list[Any]]:
     return [[r.code or "", r.name, r.citizens, r.citizens_did, r.citizens_pct, r.personnel, r.personnel_did,
-             r.personnel_pct, _yes(r.citizens_pass), _yes(r.personnel_pass)] for r in rep.rows]
+             r.personnel_pct, _yes(r.citizens_pass), _yes(r.personnel_pass), r.citizens_did_check,
+             r.citizens_did_ekyc, r.personnel_did_check, r.personnel_did_ekyc] for r in rep.rows]
 
 
 def _caption(rep: kpi.Report) -> list[str]:
     return [f"KPI 54 ปีงบประมาณ {rep.fiscal_year_be} ไตรมาส {rep.quarter} (เป้า {rep.period}: บุคลากร ≥ "
             f"{rep.target_personnel:g} % ประชาชน ≥ {rep.target_citizens:g} %)",
             f"ตัวหารประชาชน / citizens' denominator: {rep.citizens_source[0]} / {rep.citizens_source[1]}",
-            f"ตัวหารบุคลากร / personnel denominator: {rep.personnel_source[0]} / {rep.personnel_source[1]}"]
+            f"ตัวหารบุคลากร / personnel denominator: {rep.personnel_source[0]} / {rep.personnel_source[1]}",
+            f"ตัวตั้ง / numerators: {rep.numerator_source[0]} / {rep.numerator_source[1]}"]
 
 
 def to_csv(rep: kpi.Report) -> str:
@@ -160,6 +198,6 @@ def to_xlsx(rep: kpi.Report, path: str | Path) -> Path:
         r += 1
     ws.set_column(0, 0, 10)
     ws.set_column(1, 1, 22)
-    ws.set_column(2, 9, 14)
+    ws.set_column(2, 13, 14)
     wb.close()
     return p

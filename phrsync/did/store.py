@@ -7,6 +7,9 @@
 * ``did_checks``: one row per CID: the last answer (``result``, has a Digital ID = ``result >= 1``), when it
   came, attempts, the target asked. One row per CID, not per kind: a nurse is also a citizen and one answer
   serves both lists.
+* ``did_ekyc``: the other numerator source, an IdP-admin export of eKYC results imported per CID
+  (``did import-ekyc``), kept apart from ``did_checks``: a figure says which source it comes from. A person has a
+  Digital ID when either source says so (:meth:`DidStore.group_counts` counts each source and the union).
 * ``did_imports``: each import, with what was accepted, excluded (personnel not counted by the KPI) and refused.
 * ``did_runs`` and ``did_snapshots``: each check run and the district figures it left, so the trend shows.
 
@@ -35,6 +38,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     delete,
     func,
     insert,
@@ -51,6 +55,8 @@ from phrsync.pdpa import mask_text, mask_url
 CITIZEN, PERSONNEL = "citizen", "personnel"
 KINDS = (CITIZEN, PERSONNEL)
 SOURCE_IMPORT, SOURCE_F43 = "import", "f43"
+EKYC = "ekyc"  # did_imports.kind of an IdP-admin eKYC export
+SOURCE_IDPADMIN = "idpadmin"
 
 metadata = MetaData()
 people = Table(
@@ -79,6 +85,14 @@ checks = Table(
     Column("http_status", Integer),
     Column("last_error", String(200)),  # masked
     Column("updated_at", Float, nullable=False),
+)
+ekyc = Table(
+    "did_ekyc", metadata,
+    Column("cid", String(13), primary_key=True),
+    Column("result", Integer),  # the export's count of eKYC + PIN confirmations; NULL: it gave a status only
+    Column("has_did", Boolean, nullable=False),  # count >= 1, or a status meaning "verified"
+    Column("day", String(10)),  # ISO date the export gives for the eKYC (NULL: none given)
+    Column("import_id", Integer, nullable=False),
 )
 imports = Table(
     "did_imports", metadata,
@@ -138,8 +152,20 @@ class GroupCount:
     district: str | None
     hospcode: str | None
     people: int
-    checked: int
-    with_did: int
+    checked: int  # answered by check_ekyc or listed in the IdP-admin export
+    with_did: int  # either source says so (the KPI's numerator)
+    with_did_check: int = 0  # check_ekyc answered result >= 1
+    with_did_ekyc: int = 0  # the IdP-admin export says so
+
+
+@dataclass(frozen=True)
+class EkycRow:
+    """One person of an IdP-admin eKYC export."""
+
+    cid: str
+    result: int | None
+    has_did: bool
+    day: str | None  # ISO date
 
 
 @dataclass(frozen=True)
@@ -329,27 +355,35 @@ class DidStore:
 
     # ---- figures ---------------------------------------------------------------------------------------
     def group_counts(self, kind: str | None = None) -> list[GroupCount]:
-        """People, answered and with a Digital ID per kind, district and facility: one GROUP BY over the join
-        (the report of a province of 600,000 people is this one query)."""
-        has = func.sum(func.coalesce(func.cast(checks.c.has_did, Integer), 0))
-        answered = func.count(checks.c.has_did)
-        q = (select(people.c.kind, people.c.district, people.c.hospcode, func.count(), answered, has)
-             .select_from(people.outerjoin(checks, checks.c.cid == people.c.cid))
+        """People, answered and with a Digital ID per kind, district and facility, by each numerator source and
+        their union: one GROUP BY over the joins (the report of a province of 600,000 people is this one query)."""
+        by_check = checks.c.has_did.is_(True)
+        by_ekyc = ekyc.c.has_did.is_(True)
+        has = func.sum(case((or_(by_check, by_ekyc), 1), else_=0))
+        answered = func.sum(case((or_(checks.c.has_did.is_not(None), ekyc.c.cid.is_not(None)), 1), else_=0))
+        q = (select(people.c.kind, people.c.district, people.c.hospcode, func.count(), answered, has,
+                    func.sum(case((by_check, 1), else_=0)), func.sum(case((by_ekyc, 1), else_=0)))
+             .select_from(people.outerjoin(checks, checks.c.cid == people.c.cid)
+                          .outerjoin(ekyc, ekyc.c.cid == people.c.cid))
              .group_by(people.c.kind, people.c.district, people.c.hospcode))
         if kind:
             q = q.where(people.c.kind == kind)
         with self.engine.connect() as c:
-            return [GroupCount(k, d, h, int(n), int(a or 0), int(w or 0)) for k, d, h, n, a, w in c.execute(q)]
+            return [GroupCount(k, d, h, int(n), int(a or 0), int(w or 0), int(wc or 0), int(we or 0))
+                    for k, d, h, n, a, w, wc, we in c.execute(q)]
 
     def followup(self, hospcode: str, kind: str = CITIZEN, limit: int | None = None) -> list[FollowUp]:
-        """People of one facility without a Digital ID (answered 0, or not answered yet), CIDs masked."""
+        """People of one facility without a Digital ID by either source (check_ekyc answered 0 or not yet, and
+        the IdP-admin export does not say they have one), CIDs masked."""
         from phrsync.pdpa import mask_cid
 
         q = (select(people.c.cid, people.c.name, people.c.hospcode, people.c.district, checks.c.checked_at,
                     func.coalesce(checks.c.attempts, 0))
-             .select_from(people.outerjoin(checks, checks.c.cid == people.c.cid))
+             .select_from(people.outerjoin(checks, checks.c.cid == people.c.cid)
+                          .outerjoin(ekyc, ekyc.c.cid == people.c.cid))
              .where(people.c.kind == kind, people.c.hospcode == hospcode,
-                    or_(checks.c.has_did.is_(None), checks.c.has_did.is_(False)))
+                    or_(checks.c.has_did.is_(None), checks.c.has_did.is_(False)),
+                    or_(ekyc.c.has_did.is_(None), ekyc.c.has_did.is_(False)))
              .order_by(people.c.name, people.c.cid))
         if limit:
             q = q.limit(limit)
@@ -366,6 +400,49 @@ class DidStore:
         with self.engine.connect() as c:
             return c.execute(select(people.c.district).where(people.c.hospcode == hospcode,
                                                              people.c.district.is_not(None)).limit(1)).scalar()
+
+    # ---- the IdP-admin eKYC export (the other numerator source) ----------------------------------------
+    def replace_ekyc(self, rows: Sequence[EkycRow], *, file: str, rejected: int = 0,
+                     summary: dict[str, Any] | None = None) -> int:
+        """Make ``rows`` the eKYC export in one transaction (an export is the IdP's whole list as of its day, so
+        a newer one replaces the older); check_ekyc answers are not touched. Returns the import's id."""
+        now = self.clock()
+        with self.engine.begin() as c:
+            import_id = c.execute(insert(imports).values(
+                kind=EKYC, source=SOURCE_IDPADMIN, file=file, at=now, accepted=len(rows), excluded=0,
+                rejected=rejected, summary=json.dumps(summary or {}, ensure_ascii=False))).inserted_primary_key[0]
+            c.execute(delete(ekyc))
+            batch: list[dict[str, Any]] = []
+            for r in rows:
+                batch.append({"cid": r.cid, "result": r.result, "has_did": r.has_did, "day": r.day,
+                              "import_id": import_id})
+                if len(batch) >= 5000:
+                    c.execute(insert(ekyc), batch)
+                    batch = []
+            if batch:
+                c.execute(insert(ekyc), batch)
+        _private(self.url)
+        return int(import_id)
+
+    def ekyc_import(self) -> ImportRecord | None:
+        """The import that made the current eKYC export (None: none imported)."""
+        with self.engine.connect() as c:
+            iid = c.execute(select(ekyc.c.import_id).limit(1)).scalar()
+            r = c.execute(select(imports).where(imports.c.id == iid)).first() if iid is not None else None
+        if r is None:
+            return None
+        return ImportRecord(r.id, r.kind, r.source, r.file, r.at, r.accepted, r.excluded, r.rejected,
+                            json.loads(r.summary or "{}"))
+
+    def ekyc_of(self, cid: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(select(ekyc).where(ekyc.c.cid == cid)).mappings().first()
+        return dict(r) if r else None
+
+    def has_check_answers(self) -> bool:
+        """Has check_ekyc answered anyone (the report says which numerator sources it uses)?"""
+        with self.engine.connect() as c:
+            return c.execute(select(checks.c.cid).where(checks.c.has_did.is_not(None)).limit(1)).first() is not None
 
     # ---- runs and snapshots ----------------------------------------------------------------------------
     def start_run(self, target: str, scope: dict[str, Any]) -> int:

@@ -1,16 +1,17 @@
 """What a user may see, applied to the read model on the server: every page, export, chart and action goes
 through here (hiding a link is never the check). A province admin sees everything, a district viewer the
 facilities of their district, facility staff their own facility; anything else is 403, including a URL typed
-by hand."""
+by hand. The Digital ID table narrows the same way (:func:`did_rows`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from phrsync.web import model
-from phrsync.web.auth import User, require_facility
+from phrsync.web.auth import DISTRICT, User, require_facility
 
 
 def facility_info(src: model.Sources, user: User, hospcode: str) -> model.FacilityInfo:
@@ -64,3 +65,19 @@ def runs_for(src: model.Sources, user: User, limit: int = 100) -> tuple[list[mod
         runs, sched = model.runs(src, limit=limit * 4)
         runs = [r for r in runs if codes & set(r.facilities)][:limit]
     return [_own_errors(r, codes) for r in runs], sched
+
+
+DID_TOTAL_FOR_DISTRICT = ("รวมทั้งจังหวัด (ทุกอำเภอ ไม่ใช่เฉพาะอำเภอของท่าน)",
+                          "province total (all districts, not only yours)")
+
+
+def did_rows(user: User, rows: list[Any]) -> list[Any]:
+    """The KPI 54 district table (:class:`phrsync.did.kpi.Row`) as ``user`` sees it: a district viewer their
+    district's row and the province total, labelled as the whole province's (the figure a district is compared
+    with); everyone else every row."""
+    if user.role != DISTRICT:
+        return rows
+    out = [r for r in rows if not r.total and r.code is not None and r.code == user.district]
+    out += [dataclasses.replace(r, name=DID_TOTAL_FOR_DISTRICT[0], name_en=DID_TOTAL_FOR_DISTRICT[1])
+            for r in rows if r.total]
+    return out

@@ -2,7 +2,10 @@
 :func:`phrsync.did.report.build_report`), the targets of the current quarter with pass/fail, which denominator
 each figure uses, the trend of the check runs' snapshots (``/api/chart/did``), and per facility the follow-up
 list of residents without a Digital ID (``/did/facility/{h}``, masked CIDs) — which a facility user may open for
-their own facility only, a district viewer for their district's, checked here on the server."""
+their own facility only, a district viewer for their district's, checked here on the server. A district viewer's
+table holds their district's row and the province total (:func:`phrsync.web.scope.did_rows`). Both tables export
+as CSV and XLSX (``/did.csv``, ``/did/facility/{h}.xlsx``) from their one definition
+(:mod:`phrsync.web.didtable`), under the same checks, and every export is audited."""
 
 from __future__ import annotations
 
@@ -14,15 +17,15 @@ from fastapi.responses import Response
 from phrsync.did import kpi, report
 from phrsync.did.population import facility_district
 from phrsync.did.store import CITIZEN, PERSONNEL, DidStore
-from phrsync.errors import UsageError
-from phrsync.web import auth, charts
+from phrsync.errors import NotFoundError, UsageError
+from phrsync.web import auth, charts, didtable, export, scope
 from phrsync.web.render import t
 from phrsync.web.views.common import CurrentUser, json, lang, page, sources
 
 router = APIRouter()
 HCODE = re.compile(r"^[0-9A-Za-z]{5}$")
 FOLLOWUP_LIMIT = 5000  # a health centre's list; more is a province's, not a visit list
-NOT_CHECKED = ("ยังไม่ได้ตรวจ Digital ID", "not checked yet")
+NOT_CHECKED = didtable.NOT_CHECKED_TEXT
 
 
 def did_store(request: Request) -> DidStore:
@@ -63,29 +66,75 @@ def _facilities(request: Request, store: DidStore, user: auth.User) -> list[dict
     return out
 
 
+def _report(request: Request, store: DidStore, user: auth.User) -> tuple[kpi.Report, list[kpi.Row]]:
+    """The report and the rows ``user`` may see of it (the page and its exports)."""
+    rep = report.build_report(store, targets(request))
+    return rep, scope.did_rows(user, rep.rows)
+
+
+def _ext(ext: str) -> str:
+    if ext not in ("csv", "xlsx"):
+        raise NotFoundError(f"ไม่มีการส่งออกแบบ {ext[:10]}", f"no {ext[:10]} export")
+    return ext
+
+
+def _send(ext: str, head: list[str], body: list[list[object]], stem: str, wide: list[int]) -> Response:
+    return export.csv_response(head, body, stem) if ext == "csv" else export.xlsx_response(head, body, stem, wide)
+
+
 @router.get("/did")
 def did_page(request: Request, user: CurrentUser) -> Response:
     store = did_store(request)
     has_data = store.count_people() > 0
-    rep = report.build_report(store, targets(request)) if has_data else None
+    rep, rows = _report(request, store, user) if has_data else (None, [])
     checked = bool(rep and (rep.total.citizens_checked or rep.total.personnel_checked))
-    return page(request, "did.html", user, "did", rep=rep, has_data=has_data, checked=checked,
-                has_trend=bool(store.snapshots()), facilities=_facilities(request, store, user) if has_data else [],
-                not_checked=NOT_CHECKED)
+    return page(request, "did.html", user, "did", rep=rep, rows=rows, has_data=has_data, checked=checked,
+                columns=didtable.district_columns(store.ekyc_import() is not None),
+                narrowed=user.role == auth.DISTRICT, has_trend=bool(store.snapshots()),
+                facilities=_facilities(request, store, user) if has_data else [], not_checked=NOT_CHECKED)
+
+
+@router.get("/did.{ext}")
+def did_export(ext: str, request: Request, user: CurrentUser) -> Response:
+    """The district table as the page shows it to ``user`` (a district viewer: their district and the total)."""
+    ext = _ext(ext)
+    store = did_store(request)
+    _rep, rows = _report(request, store, user)
+    columns = didtable.district_columns(store.ekyc_import() is not None)
+    head, body = didtable.export_rows(columns, rows, lang(request))
+    auth.audit(request, "export", f"did.{ext} rows={len(body)}")
+    return _send(ext, head, body, "did-kpi54", [0])
+
+
+@router.get("/did/facility/{hospcode}.{ext}")
+def did_followup_export(hospcode: str, ext: str, request: Request, user: CurrentUser) -> Response:
+    """A facility's follow-up list, masked, for whom may see it (:func:`report.followup` raises Forbidden)."""
+    ext = _ext(ext)
+    _hcode(hospcode)
+    people = report.followup(did_store(request), hospcode, user, CITIZEN, limit=FOLLOWUP_LIMIT)
+    head, body = didtable.export_rows(didtable.FOLLOWUP_COLUMNS, people, lang(request), numbered=True)
+    auth.audit(request, "export", f"did_followup facility={hospcode} .{ext} rows={len(body)}")
+    return _send(ext, head, body, f"{hospcode}-did-followup", [1, 2])
+
+
+def _hcode(hospcode: str) -> str:
+    if not HCODE.match(hospcode):
+        raise UsageError(f"รหัสหน่วยบริการต้องมี 5 ตัว: {hospcode[:20]}",
+                         f"a facility code has 5 characters: {hospcode[:20]}")
+    return hospcode
 
 
 @router.get("/did/facility/{hospcode}")
 def did_followup(hospcode: str, request: Request, user: CurrentUser) -> Response:
     """A facility's residents without a Digital ID; :func:`report.followup` raises Forbidden for another's."""
-    if not HCODE.match(hospcode):
-        raise UsageError(f"รหัสหน่วยบริการต้องมี 5 ตัว: {hospcode[:20]}",
-                         f"a facility code has 5 characters: {hospcode[:20]}")
+    _hcode(hospcode)
     store = did_store(request)
     people = report.followup(store, hospcode, user, CITIZEN, limit=FOLLOWUP_LIMIT + 1)
     auth.audit(request, "did_followup", f"facility={hospcode} rows={min(len(people), FOLLOWUP_LIMIT)}")
     return page(request, "did.html", user, "did", rep=None, has_data=True, checked=True, has_trend=False,
                 facilities=[], followup=people[:FOLLOWUP_LIMIT], more=len(people) > FOLLOWUP_LIMIT,
-                hospcode=hospcode, facility_name=sources(request).facility_names.get(hospcode, ""),
+                columns=didtable.FOLLOWUP_COLUMNS, hospcode=hospcode,
+                facility_name=sources(request).facility_names.get(hospcode, ""),
                 district=_district_of(store, hospcode), not_checked=NOT_CHECKED)
 
 

@@ -16,6 +16,7 @@ from phrsync.config import Config
 from phrsync.errors import ConfigError, NotFoundError, UsageError
 from phrsync.f43.read import Selection
 from phrsync.phr.build import STAGES, BuildResult, ProgressFn
+from phrsync.terminology.drugcodes import DrugCodes
 
 _BKK = dt.timezone(dt.timedelta(hours=7))
 
@@ -48,6 +49,24 @@ def check_facilities(staging_path: str | Path, codes: Sequence[str]) -> None:
 def facility_names(cfg: Config) -> dict[str, str]:
     """Optional ``[facilities]`` table in phrsync.toml: ``"12345" = "รพ.สต.ตัวอย่าง"`` overrides the code table."""
     return {str(k): str(v) for k, v in cfg.section("facilities").items() if isinstance(v, str)}
+
+
+def code_store_path(cfg: Config) -> Path:
+    """The code store this configuration builds with: ``[terminology] store`` (relative to the config file's
+    folder), else ``<data_dir>/codes.sqlite`` of the loaded configuration (which honours PHRSYNC_DATA)."""
+    from phrsync.terminology.codestore import store_path
+
+    if cfg.settings.terminology.store:
+        return store_path(cfg.settings, cfg.source.parent if cfg.source else Path.cwd())
+    return cfg.data_dir / "codes.sqlite"
+
+
+def drug_codes(cfg: Config) -> DrugCodes:
+    """The drug codes of the configuration's code store, loaded once per build (empty when there is no store:
+    every drug then follows ``[policies] unmapped_drug`` and allergies wait)."""
+    from phrsync.terminology.codestore import load_drug_codes
+
+    return load_drug_codes(code_store_path(cfg))
 
 
 @dataclass
@@ -95,7 +114,7 @@ def build_payloads(cfg: Config, out: str | Path, *, staging: str | Path | None =
     check_facilities(path, facs)
     now = now or dt.datetime.now(dt.UTC)
     sel = Selection(facs, date_from, date_to)
-    mctx = MapContext(now=now, policies=policies, facility_names=facility_names(cfg))
+    mctx = MapContext(now=now, policies=policies, facility_names=facility_names(cfg), drug_codes=drug_codes(cfg))
     res = build(path, out, sel, mctx, stages=tuple(s for s in STAGES if s in stages), progress=progress,
                 workers=workers)
     outcome = BuildOutcome(res, sel, policies.to_dict())

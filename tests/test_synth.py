@@ -504,8 +504,12 @@ def test_synthesize_as_a_library(tmp_path: Path) -> None:
     assert d["zips"] == len(list((tmp_path / "lib").glob("*.zip"))) and d["period"]["first"] == "2025-10"
     cli_json = json.loads(CliRunner().invoke(cli, ["synth", "-n", "120", "--months", "1", "--seed", "3", "--out",
                                                    str(tmp_path / "cli"), "--json"]).output)
-    assert {k: v for k, v in cli_json.items() if k not in ("seconds", "out_dir")} == {
-        k: v for k, v in d.items() if k not in ("seconds", "out_dir")}
+    assert {k: v for k, v in cli_json.items() if k not in ("seconds", "out_dir", "codes")} == {
+        k: v for k, v in d.items() if k not in ("seconds", "out_dir", "codes")}
+    assert {k: v for k, v in cli_json["codes"].items() if k != "dir"} == {
+        k: v for k, v in d["codes"].items() if k != "dir"}
+    assert (tmp_path / "lib-codes" / d["codes"]["tmt_zip"]).is_file()
+    assert not list((tmp_path / "lib").rglob("TMTRF*"))  # not where a 43-file import of the folder looks
     with pytest.raises(UsageError, match="--out"):
         synthesize(opts)
     with pytest.raises(PhrsyncError) as e:

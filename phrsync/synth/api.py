@@ -58,6 +58,12 @@ def _hidden(message: str, url: str) -> str:
     return msg.replace(secret, "***") if secret else msg
 
 
+def codes_dir(out_dir: str | Path) -> Path:
+    """Where synth writes its drug codes: ``<out_dir>-codes`` beside the 43-file folder."""
+    p = Path(out_dir)
+    return p.with_name(p.name + "-codes")
+
+
 def synthesize(opts: SynthOptions, out_dir: str | Path | None = None, hdc_url: str | None = None, *,
                workers: int | None = None, progress: ProgressFn | None = None) -> SynthResult:
     """Generate the province of ``opts`` into ``out_dir`` (zips and manifest.json) and/or ``hdc_url`` (a
@@ -93,5 +99,11 @@ def synthesize(opts: SynthOptions, out_dir: str | Path | None = None, hdc_url: s
                    "skipped": dict(getattr(loaded, "skipped", {}))}
         if writer:
             res.zips = writer.finish(opts.to_dict())
+    if out_dir and res.zips is not None:
+        from phrsync.synth.drugs import write_drug_codes
+
+        # the drug codes of the invented formulary (a TMTRF-shaped zip and a catalogue), for codes import-*: in a
+        # folder beside out_dir, not in it (a 43-file import of out_dir reads every .zip/.txt below it)
+        res.zips["codes"] = write_drug_codes(codes_dir(out_dir))
     res.seconds = time.perf_counter() - t0
     return res

@@ -72,6 +72,11 @@ def synth_cmd(province: str, encounters: int, seed: int, out_dir: str | None, di
         if bad:
             click.echo(bilingual("ข้อผิดพลาดที่ใส่ไว้", "injected defects") + ": "
                        + ", ".join(f"{k}={v:,}" for k, v in bad.items()))
+        codes = z.get("codes")
+        if codes:
+            click.echo(bilingual(f"รหัสยาสังเคราะห์ ({codes['drugs']} รายการ) ที่ {codes['dir']}",
+                                 f"synthetic drug codes ({codes['drugs']} drugs) in {codes['dir']}") + ": "
+                       + f"{codes['tmt_zip']}, {codes['catalogue']}")
     if res.hdc is not None:
         n = sum(res.hdc["rows"].values())
         click.echo(bilingual(f"โหลดเข้าฐาน HDC แล้ว {n:,} แถว", f"loaded {n:,} rows into the HDC schema"))

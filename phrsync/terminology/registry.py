@@ -86,13 +86,15 @@ SPECS: dict[str, TableSpec] = _t(
     TableSpec(
         "lab_loinc", "รหัสการตรวจทางห้องปฏิบัติการ → LOINC", "Lab test (LABFU LABTEST) → LOINC", ("labtest",),
         "partial",
-        "28 tests: all 21 old 2-digit NCD codes plus 7 common tests, of ~1,400 7-digit codes. LOINC rows marked "
-        "'derived' or 'concept-source' need sign-off; OPEN CONFLICT on 0531004 (fasting or not).",
+        "36 tests: all 21 old 2-digit NCD codes plus 15 common tests (8 of them from the SIL-TH 43fileplus lab "
+        "profiles: TSH, HIV, VDRL, ABO, Rh, urine glucose and protein strips, hepatitis B), of ~1,400 7-digit codes; "
+        "TMLT codes where a profile gives one. LOINC rows marked 'derived' or 'concept-source' need sign-off; "
+        "OPEN CONFLICT on 0531004 (fasting or not).",
         f"{SIL_TH}: CS_MoPH_ICD10TMLab.fsh; 2-digit→7-digit map: github:inforeportable/EXPORT_SETTING_LABFU; "
         "LOINC: SIL-TH 43fileplus / mophncd profiles, Thai public sources, or derived (see loinc_mapping)",
         "the full ICD-10-TM lab list (THCC / THIS TMLT) and the current LOINC release (loinc.org), signed off by a "
         "lab or informatics lead",
-        "มีเพียง 28 รายการจากราว 1,400; LOINC ที่อนุมานต้องให้ผู้เชี่ยวชาญแล็บรับรอง; 0531004 ยังขัดแย้ง",
+        "มีเพียง 36 รายการจากราว 1,400; LOINC ที่อนุมานต้องให้ผู้เชี่ยวชาญแล็บรับรอง; 0531004 ยังขัดแย้ง",
         alt_key="labtest_2digit",
     ),
     TableSpec(

@@ -646,7 +646,7 @@ def _refusals(src: Sources, r: _Read, h: str) -> list[RefusalGroup]:
                                     examples=[example] if example else [], endpoint=g["endpoint"]))
     if r.summary is not None:
         for i in r.summary.issues.get(h, []):
-            if i.get("category") not in ("refused", "skipped"):
+            if i.get("category") not in ("refused", "skipped", "waiting"):  # not sent: refused, skipped, held
                 continue
             where = f"{i.get('path')}: " if i.get("path") else ""
             out.append(RefusalGroup(
@@ -661,7 +661,7 @@ def _quality(r: _Read, h: str) -> list[tuple[str, str]]:
     out = []
     for i in (r.summary.issues.get(h, []) if r.summary is not None else []):
         cat = str(i.get("category"))
-        if cat in ("refused", "skipped") or cat not in CATEGORIES:
+        if cat in ("refused", "skipped", "waiting") or cat not in CATEGORIES:
             continue
         th_cat, en_cat, _order = CATEGORIES[cat]
         where = f" ({i.get('path')})" if i.get("path") else ""

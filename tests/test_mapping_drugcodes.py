@@ -211,3 +211,33 @@ def test_parallel_build_merges_waiting_and_unmapped(staging: Path) -> None:
     assert a.totals[H].waiting == 1 and a.totals[H].by_endpoint["AllergyIntolerancev1"]["waiting"] == 1
     kinds = {(r["kind"], r["code"]): r["waiting"] for r in a.unmapped_rows()}
     assert kinds[("allergy", AMOXY)] == 1 and kinds[("drug", METFORMIN)] == 0
+
+
+def test_a_held_allergy_list_reaches_phr_once_its_code_is_mapped(staging: Path, tmp_path: Path) -> None:
+    """End to end against the local MOPH-PHR server: nothing of the allergy is sent while it waits; after the code
+    is mapped, the next build and sync deliver it (and the encounters, re-coded with their GP, go again)."""
+    from sqlalchemy import select
+    from test_sandbox_support import PASSWORD_KEY
+
+    from phrsync.delivery.agent import sync_payloads
+    from phrsync.delivery.config import Credentials
+    from phrsync.sandbox import store
+    from phrsync.sandbox.server import running
+    from phrsync.sandbox.settings import SandboxConfig
+
+    cfg = SandboxConfig(data_dir=tmp_path / "sbx", password_key=PASSWORD_KEY, rate_limit_per_minute=0,
+                        agent_status_interval=0)
+    out, state = tmp_path / "payloads.ndjson", tmp_path / "state.sqlite"
+    with running(cfg) as st:
+        creds = Credentials("u10699", st.add_user("u10699", H, "pw-10699"))
+
+        def allergies() -> int:
+            return len(st.sandbox.store.read(lambda c: c.execute(select(store.allergies)).all()))
+
+        _build(staging, out, DrugCodes())
+        res = sync_payloads(out, st.base_url, creds, state)
+        assert res.exit_code == 0 and res.refused == 0 and allergies() == 0
+        _build(staging, out, CODES)
+        res = sync_payloads(out, st.base_url, creds, state)
+        assert res.exit_code == 0 and res.refused == 0
+        assert allergies() == 1

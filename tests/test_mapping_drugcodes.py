@@ -241,3 +241,17 @@ def test_a_held_allergy_list_reaches_phr_once_its_code_is_mapped(staging: Path, 
         res = sync_payloads(out, st.base_url, creds, state)
         assert res.exit_code == 0 and res.refused == 0
         assert allergies() == 1
+
+
+def test_worker_processes_get_the_drug_codes(staging: Path, tmp_path: Path) -> None:
+    """A parallel build sends the MapContext (with its DrugCodes) to spawned workers: the same file and the same
+    unmapped list as one process."""
+    codes = DrugCodes(by_facility={(H, METFORMIN): CODES.by_facility[(H, METFORMIN)]})
+    one, two = tmp_path / "one.ndjson", tmp_path / "two.ndjson"
+    B.build(staging, one, Selection(), M.MapContext(now=NOW, drug_codes=codes), workers=1)
+    B.build(staging, two, Selection(), M.MapContext(now=NOW, drug_codes=codes), workers=2)
+    assert sorted(one.read_bytes().splitlines()) == sorted(two.read_bytes().splitlines())
+    s1, s2 = bf.read_summary(one), bf.read_summary(two)
+    assert s1 is not None and s2 is not None
+    assert s1.unmapped == s2.unmapped and s1.facilities == s2.facilities
+    assert {r["code"] for r in s2.unmapped if r["kind"] == "drug"} == {CEFTRIAXONE}  # metformin mapped in workers

@@ -365,7 +365,8 @@ def _view(q: Quality, generated: dt.datetime, selection: dict[str, Any], policie
         rows = [{**r, "owner_en": OWNERS[r["owner"]][1],
                  "cls": "bad" if r["category"] in ("refused", "skipped", "waiting", "quarantine") else "warn"} for r in q.rows(h)]
         details.append({"code": h, "name": name, "rows": rows, "endpoints": ", ".join(
-            f"{ep}: {v['built']:,}/{v['refused']:,}/{v['skipped']:,}" for ep, v in sorted(t.by_endpoint.items()))})
+            f"{ep}: {v['built']:,}/{v['refused']:,}/{v['skipped']:,}/{v.get('waiting', 0):,}"
+            for ep, v in sorted(t.by_endpoint.items()))})
     return {"generated_th": thai_date(generated), "generated_iso": generated.isoformat(timespec="seconds"),
             "range_th": f"{thai_date(d_from)} ถึง {thai_date(d_to)}" if (d_from or d_to) else "ทั้งหมด",
             "range_en": f"{d_from or '…'} to {d_to or '…'}" if (d_from or d_to) else "all dates",

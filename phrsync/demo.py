@@ -88,18 +88,29 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
         for rule, v in sorted(d["quarantine_by_reason"].items(), key=lambda kv: -kv[1]["total"])[:8]:
             click.echo(f"    {v['total']:>6,}  {rule}: {v['reason_th']} / {v['reason_en']}")
 
+    _step("นำเข้ารหัสยา TMT และบัญชียา (สังเคราะห์) เข้าฐานรหัส", "import the (synthetic) TMT release and drug catalogue",
+          quiet)
+    code_store = root / "codes.sqlite"
+    summary["codes"] = import_demo_codes(code_store, (synth.zips or {}).get("codes"))
+    if not quiet:
+        c = summary["codes"]
+        click.echo(f"  {code_store}: TMT {c['release']} ({c['concepts']:,} concepts), "
+                   f"{bilingual('บัญชียา', 'catalogue')} {c['drugs']:,}")
+
     _step("สร้างและตรวจ payload MOPH-PHR (ยังไม่ส่ง) พร้อมรายงานคุณภาพข้อมูล",
           "build and validate MOPH-PHR payloads (dry run) with the data-quality report", quiet)
     payloads, report = root / "payloads.ndjson", root / "report.html"
-    res = build_payloads(config_from_context(ctx), payloads, staging=staging_path, report=report).result
+    res = build_payloads(config_from_context(ctx), payloads, staging=staging_path, report=report,
+                         code_store=code_store).result
     summary["build"] = {"built": res.total("built"), "refused": res.total("refused"),
-                        "skipped": res.total("skipped"), "seconds": round(res.seconds, 2),
+                        "skipped": res.total("skipped"), "waiting": res.total("waiting"),
+                        "seconds": round(res.seconds, 2),
                         "encounters_per_second": round(res.encounters_per_second, 1),
                         "payloads": str(payloads), "report": str(report)}
     if not quiet:
         b = summary["build"]
         click.echo(f"  สร้าง/built {b['built']:,}, ปฏิเสธ/refused {b['refused']:,}, "
-                   f"ข้าม/skipped {b['skipped']:,} ({b['seconds']:.1f} s)")
+                   f"ข้าม/skipped {b['skipped']:,}, รอรหัสยา/waiting for a code {b['waiting']:,} ({b['seconds']:.1f} s)")
         click.echo(f"  {payloads}\n  {report}")
 
     _step("เปิดเซิร์ฟเวอร์ MOPH-PHR จำลองบนเครื่องนี้ แล้วส่งข้อมูล (มีข้อผิดพลาดเครือข่ายจำลอง)",
@@ -126,6 +137,27 @@ def demo_cmd(ctx: click.Context, encounters: int, seed: int, dirty: float, data_
                    f": {summary['sandbox']['serve']}  →  {summary['sandbox']['dashboard']}")
     if serve:
         serve_web(config_from_context(ctx), root, as_json)
+
+
+def import_demo_codes(store_path: Path, written: dict[str, Any] | None) -> dict[str, Any]:
+    """The synthetic TMTRF zip and drug catalogue ``synth`` wrote (``written``: its ``zips["codes"]``) into the
+    demo's code store, as ``phrsync codes import-tmt`` / ``import-drugs --format csv`` would: the build then maps
+    every invented drug to its GP and every allergy to its substances (0 refused, 0 waiting on clean data)."""
+    from phrsync.errors import NotFoundError
+    from phrsync.terminology.codestore import CodeStore
+    from phrsync.terminology.drugimport import import_drugs
+    from phrsync.terminology.tmtimport import import_tmt
+
+    if not written or not written.get("tmt_zip") or not written.get("catalogue"):
+        raise NotFoundError("synth ไม่ได้เขียนรหัสยาสังเคราะห์", "synth wrote no synthetic drug codes")
+    folder = Path(written["dir"])
+    for old in (store_path, store_path.with_name(store_path.name + "-wal"), store_path.with_name(store_path.name + "-shm")):
+        old.unlink(missing_ok=True)  # a fresh store each demo run: the synthetic release only
+    with CodeStore(store_path) as store:
+        td = import_tmt(store, folder / written["tmt_zip"]).to_dict()
+        dd = import_drugs(store, folder / written["catalogue"], "csv").to_dict()
+    return {"store": str(store_path), "release": td["release"], "concepts": td["concepts_total"],
+            "drugs": dd["rows_total"], "with_tmt": dd["with_tmt"]}
 
 
 def web_admin(root: Path, state_url: str) -> Path:

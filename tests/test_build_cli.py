@@ -34,9 +34,10 @@ def test_build_json_summary_and_ndjson(staging: Path, tmp_path: Path) -> None:
                        "--json"])
     assert code == 0, text
     s = json.loads(text)
-    assert s["by_endpoint"]["UpdatePHRv1"] == {"built": 4, "refused": 0, "skipped": 0}
-    assert s["by_endpoint"]["AllergyIntolerancev1"] == {"built": 0, "refused": 1, "skipped": 0}
-    assert s["built"] == 7 and s["refused"] == 1
+    assert s["by_endpoint"]["UpdatePHRv1"] == {"built": 4, "refused": 0, "skipped": 0, "waiting": 0}
+    # no code store: the allergy waits for a drug code (never refused as malformed)
+    assert s["by_endpoint"]["AllergyIntolerancev1"] == {"built": 0, "refused": 0, "skipped": 0, "waiting": 1}
+    assert s["built"] == 7 and s["refused"] == 0 and s["waiting"] == 1
     lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
     assert len(lines) == 7
     assert all(set(x) - {"day"} == {"key", "endpoint", "hospcode", "payload"} for x in lines)
@@ -54,7 +55,9 @@ def test_build_json_summary_and_ndjson(staging: Path, tmp_path: Path) -> None:
     bs = buildfile.read_summary(out)
     assert bs is not None and s["summary"] == str(tmp_path / "p.ndjson.summary.json")
     assert bs.facilities == {h: f["by_endpoint"] for h, f in s["facilities"].items()}
-    assert bs.count("10699", "refused") == 1 and bs.count("10699", "built") == 7
+    assert bs.count("10699", "waiting") == 1 and bs.count("10699", "built") == 7
+    assert [(r["kind"], r["code"], r["waiting"]) for r in bs.unmapped if r["kind"] == "allergy"] == [
+        ("allergy", "200000000000000000000002", 1)]
     assert s["report"] == {"html": str(tmp_path / "q.html"), "csv": str(tmp_path / "q.csv")}
 
 
@@ -112,12 +115,12 @@ def test_report_html_and_csv(staging: Path, tmp_path: Path) -> None:
     html = html_path.read_text(encoding="utf-8")
     assert "รายงานคุณภาพข้อมูล" in html and "data-quality report" in html
     assert "โรงพยาบาลสมเด็จพระยุพราชสระแก้ว" in html
-    for needle in ("coding_system", "cid_checksum", "time_missing", "typein_unmapped", "lab_unknown",
+    for needle in ("allergy_waiting_code", "drug_unmapped", "รอรหัสยา", "cid_checksum", "time_missing", "typein_unmapped", "lab_unknown",
                    "chronic_no_cd_code", "lab_time_visit_start"):
         assert needle in html, needle
     rows = list(csv.DictReader((tmp_path / "q.csv").open(encoding="utf-8-sig")))
     by = {(r["category"], r["code"]): r for r in rows}
-    assert by[("refused", "coding_system")]["endpoint_or_file"] == "AllergyIntolerancev1"
+    assert by[("waiting", "allergy_waiting_code")]["endpoint_or_file"] == "AllergyIntolerancev1"
     q = [r for r in rows if r["category"] == "quarantine" and r["code"] == "cid_checksum"]
     assert sorted((r["endpoint_or_file"], r["count"], r["path"]) for r in q) == [("PERSON", "1", "CID"),
                                                                                  ("SERVICE", "1", "CID")]
@@ -228,7 +231,8 @@ def test_report_says_who_fixes_what(staging: Path, tmp_path: Path) -> None:
     assert owner[("missing", "time_missing")] == "facility"
     assert owner[("quarantine", "cid_checksum")] == "facility"
     assert owner[("skipped", "chronic_no_cd_code")] == "province"
-    assert owner[("refused", "coding_system")] == "province"
+    assert owner[("waiting", "allergy_waiting_code")] == "province"  # the province maps the drug code
+    assert owner[("unknown_code", "drug_unmapped")] == "province"
     assert owner[("estimate", "lab_time_visit_start")] == "none"
     html = (tmp_path / "q.html").read_text(encoding="utf-8")
     assert "ต้องแก้ที่หน่วยบริการ" in html and "to fix at the facility" in html

@@ -102,7 +102,9 @@ def test_summary_beside_the_build_file(tmp_path: Path) -> None:
     assert bf.read_summary(out) is None
     out.write_bytes(bf.encode_line("UpdatePHRv1|10699:V1", "UpdatePHRv1", "10699", ENC))
     at = dt.datetime(2025, 3, 1, 1, 2, 3, tzinfo=dt.UTC)
-    s = bf.BuildSummary(at, 1.5, {"10699": {"UpdatePHRv1": {"built": 1, "refused": 2, "skipped": 0}}})
+    s = bf.BuildSummary(at, 1.5, {"10699": {"UpdatePHRv1": {"built": 1, "refused": 2, "skipped": 0, "waiting": 0}}},
+                        unmapped=[{"kind": "allergy", "hospcode": "10699", "code": "X", "name": None, "payloads": 1,
+                                   "waiting": 1}])
     assert bf.write_summary(out, s) == tmp_path / "p.ndjson.summary.json"
     back = bf.read_summary(out)
     assert back is not None and back.to_dict() == s.to_dict() and back.built_at == at

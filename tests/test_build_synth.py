@@ -20,7 +20,12 @@ from phrsync.phr import build as B
 from phrsync.phr import mapping as M
 from phrsync.phr.report import Quality
 from phrsync.synth import SynthOptions, write_zips
+from phrsync.synth.drugs import write_drug_codes
 from phrsync.synth.generator import facility_batches, plan
+from phrsync.terminology.codestore import CodeStore, load_drug_codes
+from phrsync.terminology.drugcodes import DrugCodes
+from phrsync.terminology.drugimport import import_drugs
+from phrsync.terminology.tmtimport import import_tmt
 
 # Two hospitals of the synthetic Sa Kaeo, one month: about 1,700 encounters in two zips (fast to import).
 FACILITIES = ("10699", "10870")
@@ -39,11 +44,11 @@ def _province(tmp: Path, dirty: float) -> tuple[Path, list[dict[str, Any]]]:
     return path, defects
 
 
-def _build(path: Path) -> tuple[B.BuildResult, list[dict[str, Any]], Quality]:
+def _build(path: Path, codes: DrugCodes | None = None) -> tuple[B.BuildResult, list[dict[str, Any]], Quality]:
     with Staging(path, read_only=True) as st:
         buf = io.BytesIO()
         q = Quality()
-        res = B.build_to(buf, st.con, Selection(), M.MapContext(now=NOW), quality=q)
+        res = B.build_to(buf, st.con, Selection(), M.MapContext(now=NOW, drug_codes=codes or DrugCodes()), quality=q)
         q.add_quarantine(st.con)
     return res, [orjson.loads(x) for x in buf.getvalue().splitlines()], q
 
@@ -70,7 +75,7 @@ def test_clean_every_encounter_is_accepted(clean: tuple[Path, B.BuildResult, lis
         (admissions,) = st.con.execute("SELECT count(*) FROM f43_admission").fetchall()[0]
     assert visits > 1000
     enc = res.counts["UpdatePHRv1"]
-    assert enc == {"built": visits + admissions, "refused": 0, "skipped": 0}
+    assert enc == {"built": visits + admissions, "refused": 0, "skipped": 0, "waiting": 0}
     assert sum(1 for x in lines if x["endpoint"] == "UpdatePHRv1") == visits + admissions
     keys = [x["key"] for x in lines]
     assert len(keys) == len(set(keys))  # one outbox key per payload
@@ -81,9 +86,48 @@ def test_clean_registers_and_summaries(clean: tuple[Path, B.BuildResult, list[di
     for ep in ("ImmunizationRegisterv1", "OrgEncounterSummary"):
         assert res.counts[ep]["refused"] == 0 and res.counts[ep]["built"] > 0, ep
     assert res.counts["PatientChronicRegisterv1"]["refused"] == 0
-    # the one known gap of clean data: DRUGALLERGY has no TMT substance code until the province loads drug_tmt
-    refused = {(k[2], k[3], k[4]) for k in q.items if k[1] == "refused"}
-    assert refused <= {("AllergyIntolerancev1", "coding_system", "AllergyIntolerance[].code.coding")}
+    # no drug codes imported (the catalogue removed): the allergies wait for a code, counted and listed by code,
+    # and nothing is refused
+    assert all(c["refused"] == 0 for c in res.counts.values()), res.counts
+    allergy = res.counts["AllergyIntolerancev1"]
+    assert allergy["waiting"] > 0 and allergy["built"] == 0
+    rows = q.unmapped_rows()
+    waiting = [r for r in rows if r["kind"] == "allergy"]
+    assert waiting and sum(r["waiting"] for r in waiting) >= allergy["waiting"]
+    assert all(len(r["code"]) == 24 and r["hospcode"] in FACILITIES for r in waiting)
+    assert {k[1] for k in q.items} & {"refused"} == set()
+
+
+@pytest.fixture(scope="module")
+def clean_codes(clean: tuple[Path, B.BuildResult, list[dict[str, Any]], Quality],
+                tmp_path_factory: pytest.TempPathFactory) -> tuple[B.BuildResult, list[dict[str, Any]], Quality]:
+    """The clean province built again with the synthetic TMTRF zip and drug catalogue imported (as the demo
+    does: ``phrsync codes import-tmt`` / ``import-drugs --format csv``)."""
+    d = tmp_path_factory.mktemp("codes")
+    written = write_drug_codes(d)
+    with CodeStore(d / "codes.sqlite") as store:
+        import_tmt(store, d / written["tmt_zip"])
+        import_drugs(store, d / written["catalogue"], "csv")
+    return _build(clean[0], load_drug_codes(d / "codes.sqlite"))
+
+
+def test_clean_with_the_drug_codes_builds_0_refused_0_waiting(
+        clean: tuple[Path, B.BuildResult, list[dict[str, Any]], Quality],
+        clean_codes: tuple[B.BuildResult, list[dict[str, Any]], Quality]) -> None:
+    """Done means (#14): a clean synthetic province builds with 0 refused and 0 waiting on every endpoint, every
+    medication under its TMT GP and every allergy under its substances."""
+    res, lines, q = clean_codes
+    for ep, c in res.counts.items():
+        assert c["refused"] == 0 and c["waiting"] == 0, (ep, c)
+    assert res.counts["AllergyIntolerancev1"]["built"] == clean[1].counts["AllergyIntolerancev1"]["waiting"] > 0
+    assert q.unmapped_rows() == []
+    meds = [m for x in lines if x["endpoint"] == "UpdatePHRv1" for m in x["payload"]["Encounter"][0]["Medication"]]
+    assert meds and all(m["code"]["coding"][0]["system"] == M.SYS_TMT for m in meds)
+    allergies = [a for x in lines if x["endpoint"] == "AllergyIntolerancev1" for a in x["payload"]["AllergyIntolerance"]]
+    assert allergies and all(a["code"]["coding"][0]["system"] == M.PHR_CS + "tmt_substance" for a in allergies)
+    from phrsync.phr.validate import validate
+
+    assert Counter(i.rule for x in lines for i in validate(x["endpoint"], x["payload"]) if i.severity == "error") == Counter()
 
 
 def test_dirty_every_defect_is_repaired_or_reported(

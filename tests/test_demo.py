@@ -16,6 +16,9 @@ def test_demo_runs_the_whole_main_job(tmp_path: Path) -> None:
     d = json.loads(res.output[res.output.index("{"):])
     assert d["import"]["rows_loaded"] > 300 and d["import"]["rows_quarantined"] > 0  # the demo injects defects
     assert d["build"]["built"] > 0
+    # the synthetic TMT release and drug catalogue were imported before the build: every allergy has its substance
+    assert d["codes"]["concepts"] > 0 and d["codes"]["drugs"] > 0 and d["codes"]["with_tmt"] == d["codes"]["drugs"]
+    assert d["build"]["waiting"] == 0
     sync = d["sync"]
     assert sync["attempted"] == d["build"]["built"]
     outbox = {k: sum(f[k] for f in sync["outbox"].values()) for k in ("pending", "sending", "confirmed", "failed")}

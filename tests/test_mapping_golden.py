@@ -94,10 +94,10 @@ def test_quarantined_person_is_not_built(built: dict[str, dict[str, Any]]) -> No
 
 
 @pytest.mark.parametrize(("ref", "codes"), [
-    ("10699:V001", {"lab_unknown", "lab_time_visit_start"}),
+    ("10699:V001", {"lab_unknown", "lab_time_visit_start", "drug_unmapped"}),  # no code store: local drug code
     ("10699:V002", {"time_missing", "typein_unmapped"}),
     ("10699:V003", set()),
-    ("10699:680000001", set()),
+    ("10699:680000001", {"drug_unmapped"}),
 ])
 def test_notes_per_encounter(staging: Path, ref: str, codes: set[str]) -> None:
     bundle = _bundles(staging)[ref]
@@ -106,6 +106,7 @@ def test_notes_per_encounter(staging: Path, ref: str, codes: set[str]) -> None:
     assert {n.code for n in notes} == codes
     for n in notes:
         assert n.message_th and n.message_en and n.kind in ("estimate", "missing", "unknown_code", "skipped")
+        assert n.subject is None or n.subject[0] == "drug"
 
 
 def test_register_notes(staging: Path) -> None:
@@ -128,11 +129,13 @@ def test_immunization_register_holds_the_whole_list(staging: Path) -> None:
     assert [i["vaccineCode"]["coding"][0]["code"] for i in payload["Immunization"]] == ["010", "041"]
 
 
-def test_allergy_without_tmt_is_refused_with_the_reason(staging: Path) -> None:
-    payload, _ = M.map_allergy(_register(staging, "allergy", "2"), M.MapContext(now=NOW))
-    assert payload is not None
-    errs = [i for i in validate("AllergyIntolerancev1", payload) if i.severity == "error"]
-    assert [(i.rule, i.path) for i in errs] == [("coding_system", "AllergyIntolerance[0].code.coding")]
+def test_allergy_without_tmt_waits_for_a_code(staging: Path) -> None:
+    """No TMT substance for the allergy drug: the payload is held (None) with a waiting note naming the code,
+    never built for the validator to refuse."""
+    payload, notes = M.map_allergy(_register(staging, "allergy", "2"), M.MapContext(now=NOW))
+    assert payload is None
+    assert [(n.code, n.kind, n.subject) for n in notes] == [
+        ("allergy_waiting_code", "waiting", ("allergy", "200000000000000000000002", "Amoxicillin 250 mg cap"))]
 
 
 def test_allergy_with_province_tmt_table(staging: Path, tmp_path: Path) -> None:

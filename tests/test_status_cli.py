@@ -39,3 +39,19 @@ def test_sync_with_a_facility_neither_outbox_nor_build_holds_is_an_error(tmp_pat
     assert r.exit_code == 2 and "no facility 99999" in r.output and "ไม่มีหน่วยบริการ 99999" in r.output, r.output
     r = CliRunner().invoke(cli, [*args, "--facility", "10699"])
     assert r.exit_code == 0, r.output
+
+
+def test_status_counts_payloads_waiting_for_a_drug_code(tmp_path: Path) -> None:
+    build = tmp_path / "payloads.ndjson"
+    build.write_bytes(b"")
+    write_summary(build, BuildSummary(built_at=dt.datetime.now(dt.UTC), facilities={
+        "10699": {"AllergyIntolerancev1": {"built": 0, "refused": 0, "skipped": 0, "waiting": 2}},
+        "10870": {"UpdatePHRv1": {"built": 0, "refused": 1, "skipped": 0, "waiting": 0}}}))
+    args = ["status", "--target", "sandbox", "--state", str(tmp_path / "outbox.sqlite"), "-i", str(build)]
+    r = CliRunner().invoke(cli, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    facs = json.loads(r.output)["facilities"]
+    assert (facs["10699"]["build_waiting"], facs["10699"]["build_refused"]) == (2, 0)
+    assert (facs["10870"]["build_waiting"], facs["10870"]["build_refused"]) == (0, 1)
+    text = CliRunner().invoke(cli, args).output
+    assert "รอรหัสยา waiting for a code 2" in text

@@ -26,7 +26,15 @@ from phrsync.delivery.config import (
     load_delivery,
     with_state,
 )
-from phrsync.delivery.status import OK, UNKNOWN, FacilityStatus, StatusReport, build_refusals, delivery_status
+from phrsync.delivery.status import (
+    OK,
+    UNKNOWN,
+    FacilityStatus,
+    StatusReport,
+    build_refusals,
+    build_waiting,
+    delivery_status,
+)
 from phrsync.pdpa import mask_text
 from phrsync.thai import thai_datetime
 
@@ -245,7 +253,8 @@ def status_cmd(ctx: click.Context, target: str | None, input_path: str | None, f
     settings = _settings(ctx, target, state)
     build_file = Path(input_path) if input_path else default_input(config_from_context(ctx))
     report = delivery_status(settings.state_url, target=settings.target.name, facility=facility,
-                             build_refused=build_refusals(build_file), computer_name=settings.computer_name)
+                             build_refused=build_refusals(build_file), computer_name=settings.computer_name,
+                             build_waiting=build_waiting(build_file))
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=1, default=str))
         return
@@ -279,6 +288,8 @@ def status_lines(report: StatusReport) -> list[str]:
 
 def _facility_lines(h: str, f: FacilityStatus) -> list[str]:
     built = f"  ถูกปฏิเสธตอน build refused at build {f.build_refused}" if f.build_refused else ""
+    if f.build_waiting:
+        built += f"  รอรหัสยา waiting for a code {f.build_waiting}"
     out = [f"{h}: รอส่ง pending {f.pending}  ส่งแล้ว sent {f.sent}  ยืนยันแล้ว confirmed {f.confirmed}  "
            f"ถูกปฏิเสธ refused {f.refused}  ล้มเหลว failed {f.failed}  ลบแล้ว removed {f.removed}{built}  "
            f"ส่งสำเร็จล่าสุด last delivery {thai_datetime(f.last_delivery)}"]

@@ -58,6 +58,7 @@ class FacilityStatus:
     failed: int = 0  # given up on for a run (network, PHR down, auth): sent again next run
     removed: int = 0
     build_refused: int = 0  # refused by the validator at build time: never in the outbox
+    build_waiting: int = 0  # held at build time for a drug code (an allergy without a TMT substance): not yet built
     top_refusals: list[Reason] = field(default_factory=list)
     last_delivery: float | None = None
     last_change: float | None = None
@@ -94,14 +95,16 @@ class StatusReport:
 
 
 def delivery_status(state_url: str, *, target: str = "", build_refused: dict[str, int] | None = None,
-                    facility: str | None = None, computer_name: str | None = None) -> StatusReport:
+                    facility: str | None = None, computer_name: str | None = None,
+                    build_waiting: dict[str, int] | None = None) -> StatusReport:
     """The state of every facility in the store (or only ``facility``), and its agent (``computer_name``: the
     configured base name, shown with the store's installation id). A SQLite store that does not exist yet
     is an empty report (not created); one that cannot be opened or read raises :class:`StoreError`."""
     report = StatusReport(target=target)
     extra = dict(build_refused or {})
+    waiting = dict(build_waiting or {})
     if state_url.startswith("sqlite:///") and not Path(state_url[len("sqlite:///"):]).exists():
-        _add_build_refused(report, extra, facility)
+        _add_build_refused(report, extra, facility, waiting)
         return report
     try:
         box = ob.Outbox(state_url)
@@ -113,7 +116,8 @@ def delivery_status(state_url: str, *, target: str = "", build_refused: dict[str
                     continue
                 f = FacilityStatus(h, pending=c[ob.PENDING] + c[ob.SENDING], sent=c[ob.SENT],
                                    confirmed=c[ob.CONFIRMED], refused=c[ob.REFUSED], failed=c[ob.FAILED],
-                                   removed=c[ob.REMOVED], build_refused=extra.pop(h, 0))
+                                   removed=c[ob.REMOVED], build_refused=extra.pop(h, 0),
+                                   build_waiting=waiting.pop(h, 0))
                 t = times.get(h, {})
                 f.last_delivery, f.last_change = t.get("last_sent"), t.get("last_change")
                 if f.refused:
@@ -132,7 +136,7 @@ def delivery_status(state_url: str, *, target: str = "", build_refused: dict[str
             box.close()
     except (SQLAlchemyError, ValueError) as e:
         raise store_error(e) from None
-    _add_build_refused(report, extra, facility)
+    _add_build_refused(report, extra, facility, waiting)
     return report
 
 
@@ -149,6 +153,19 @@ def build_refusals(build_file: str | Path | None) -> dict[str, int] | None:
     return {h: summary.count(h, "refused") for h in summary.facilities}
 
 
+def build_waiting(build_file: str | Path | None) -> dict[str, int] | None:
+    """Payloads the build held for a drug code, per facility, from the summary beside ``build_file`` (None
+    when there is none, or it is older than the file); the codes themselves: ``phrsync codes unmapped``."""
+    if build_file is None:
+        return None
+    from phrsync.phr.buildfile import read_summary
+
+    summary = read_summary(build_file)
+    if summary is None:
+        return None
+    return {h: summary.count(h, "waiting") for h in summary.facilities}
+
+
 def _agent_lease(box: ob.Outbox, base: str | None) -> AgentLease:
     """Read only: a store whose agent never ran has no installation id yet, and status does not make one."""
     iid = box.get_meta(ob.INSTALLATION_META)
@@ -160,11 +177,15 @@ def _agent_lease(box: ob.Outbox, base: str | None) -> AgentLease:
     return out
 
 
-def _add_build_refused(report: StatusReport, extra: dict[str, int], facility: str | None) -> None:
-    """A facility whose every payload the validator refused has no outbox rows, only this count."""
-    for h, n in sorted(extra.items()):
-        if n and (not facility or h == facility):
-            report.facilities[h] = FacilityStatus(h, build_refused=n)
+def _add_build_refused(report: StatusReport, extra: dict[str, int], facility: str | None,
+                       waiting: dict[str, int] | None = None) -> None:
+    """A facility whose every payload the validator refused (or the build held for a code) has no outbox rows,
+    only these counts."""
+    waiting = waiting or {}
+    for h in sorted(set(extra) | set(waiting)):
+        n, w = extra.get(h, 0), waiting.get(h, 0)
+        if (n or w) and (not facility or h == facility):
+            report.facilities[h] = FacilityStatus(h, build_refused=n, build_waiting=w)
 
 
 def store_error(e: Exception) -> StoreError:

@@ -16,6 +16,7 @@ from phrsync.config import Config
 from phrsync.errors import ConfigError, NotFoundError, UsageError
 from phrsync.f43.read import Selection
 from phrsync.phr.build import STAGES, BuildResult, ProgressFn
+from phrsync.terminology.drugcodes import DrugCodes
 
 _BKK = dt.timezone(dt.timedelta(hours=7))
 
@@ -50,6 +51,15 @@ def facility_names(cfg: Config) -> dict[str, str]:
     return {str(k): str(v) for k, v in cfg.section("facilities").items() if isinstance(v, str)}
 
 
+def drug_codes(cfg: Config, store: str | Path | None = None) -> DrugCodes:
+    """The drug codes of the code store (``store``, else the configuration's: ``[terminology] store`` or
+    ``<data_dir>/codes.sqlite``), loaded once per build. Empty when there is no store: every drug then follows
+    ``[policies] unmapped_drug`` and every allergy waits for a drug code."""
+    from phrsync.terminology.codestore import config_store_path, load_drug_codes
+
+    return load_drug_codes(Path(store) if store else config_store_path(cfg))
+
+
 @dataclass
 class BuildOutcome:
     """What ``phrsync build`` did: the builder's counts and timings, the files written, the policies used."""
@@ -66,9 +76,11 @@ class BuildOutcome:
 def build_payloads(cfg: Config, out: str | Path, *, staging: str | Path | None = None,
                    facilities: Sequence[str] = (), date_from: dt.date | None = None, date_to: dt.date | None = None,
                    report: str | Path | None = None, stages: Sequence[str] = STAGES, workers: int | None = None,
-                   progress: ProgressFn | None = None, now: dt.datetime | None = None) -> BuildOutcome:
+                   progress: ProgressFn | None = None, now: dt.datetime | None = None,
+                   code_store: str | Path | None = None) -> BuildOutcome:
     """Build and validate the payloads of a selection into ``out`` (NDJSON, with its summary beside it) and,
-    when ``report`` is given, the data-quality report there (HTML) and beside it (CSV). Sends nothing."""
+    when ``report`` is given, the data-quality report there (HTML) and beside it (CSV). Sends nothing.
+    ``code_store``: the drug codes' store when not the configuration's (the demo keeps its own)."""
     from phrsync.phr.build import build
     from phrsync.phr.mapping import MapContext, reset_code_cache
     from phrsync.phr.policies import PolicyError, from_config
@@ -95,7 +107,7 @@ def build_payloads(cfg: Config, out: str | Path, *, staging: str | Path | None =
     check_facilities(path, facs)
     now = now or dt.datetime.now(dt.UTC)
     sel = Selection(facs, date_from, date_to)
-    mctx = MapContext(now=now, policies=policies, facility_names=facility_names(cfg))
+    mctx = MapContext(now=now, policies=policies, facility_names=facility_names(cfg), drug_codes=drug_codes(cfg, code_store))
     res = build(path, out, sel, mctx, stages=tuple(s for s in STAGES if s in stages), progress=progress,
                 workers=workers)
     outcome = BuildOutcome(res, sel, policies.to_dict())

@@ -81,8 +81,14 @@ def build_cmd(ctx: click.Context, facilities: tuple[str, ...], date_from: str | 
     rng = f"{thai_date(d_from)} – {thai_date(d_to)}" if (d_from or d_to) else "ทุกวันที่ / all dates"
     click.echo(bilingual(f"สร้างข้อมูลส่ง PHR ({rng})", f"built PHR payloads ({date_from or '…'} – {date_to or '…'})"))
     for ep, c in sorted(res.counts.items()):
-        click.echo(f"  {ep:<26} " + bilingual(f"สร้างได้ {c['built']:,} ปฏิเสธ {c['refused']:,} ข้าม {c['skipped']:,}",
-                                              f"built {c['built']:,} refused {c['refused']:,} skipped {c['skipped']:,}"))
+        w = c.get("waiting", 0)
+        click.echo(f"  {ep:<26} " + bilingual(
+            f"สร้างได้ {c['built']:,} ปฏิเสธ {c['refused']:,} ข้าม {c['skipped']:,}" + (f" รอรหัสยา {w:,}" if w else ""),
+            f"built {c['built']:,} refused {c['refused']:,} skipped {c['skipped']:,}"
+            + (f" waiting for a code {w:,}" if w else "")))
+    if res.total("waiting"):
+        click.echo(bilingual(f"รอรหัสยา {res.total('waiting'):,} รายการ: ดู phrsync codes unmapped",
+                             f"{res.total('waiting'):,} waiting for a drug code: see phrsync codes unmapped"))
     click.echo(bilingual(f"เขียนที่ {res.out} (สรุป {res.summary})", f"written to {res.out} (summary {res.summary})"))
     if written:
         click.echo(bilingual(f"รายงานคุณภาพข้อมูล {written['html']} และ {written['csv']}",

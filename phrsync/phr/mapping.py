@@ -40,6 +40,7 @@ from phrsync.phr.systems import (  # noqa: F401 - re-exported: tests and docs na
     SYS_VACCINE,
 )
 from phrsync.terminology import chronic_group_for_icd10, get_table
+from phrsync.terminology.drugcodes import DrugCodes, DrugConcept
 
 # --- systems (spec §6) ------------------------------------------------------------------------------
 
@@ -60,15 +61,18 @@ class Note:
     path: str
     message_th: str
     message_en: str
-    kind: str  # "estimate" | "missing" | "unknown_code" | "skipped"
+    kind: str  # "estimate" | "missing" | "unknown_code" | "skipped" | "waiting" (payload held for a code)
+    # the code the note is about when the build could not map it: (kind "drug" | "allergy", code, name or ""),
+    # so the build can list it in BuildSummary.unmapped (the message stays the same for every code: one report row)
+    subject: tuple[str, str, str] | None = None
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "path": self.path, "kind": self.kind, "message_th": self.message_th,
                 "message_en": self.message_en}
 
-    def __reduce__(self) -> tuple[type[Note], tuple[str, str, str, str, str]]:
+    def __reduce__(self) -> tuple[type[Note], tuple[str, str, str, str, str, tuple[str, str, str] | None]]:
         """Pickled by its fields: compiled (mypyc), a frozen dataclass cannot be restored attribute by attribute."""
-        return Note, (self.code, self.path, self.message_th, self.message_en, self.kind)
+        return Note, (self.code, self.path, self.message_th, self.message_en, self.kind, self.subject)
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,13 @@ class MapContext:
     policies: Policies = field(default_factory=Policies)
     agent: str = AGENT_NAME
     facility_names: Mapping[str, str] = field(default_factory=dict)  # overrides sakaeo_facilities
+    # the code store's drug codes (phrsync codes import-tmt / import-drugs), loaded once per build
+    drug_codes: DrugCodes = field(default_factory=DrugCodes)
 
-    def __reduce__(self) -> tuple[type[MapContext], tuple[dt.datetime, Policies, str, Mapping[str, str]]]:
+    def __reduce__(self) -> tuple[type[MapContext], tuple[dt.datetime, Policies, str, Mapping[str, str], DrugCodes]]:
         """Pickled by its fields (sent to the build's worker processes): compiled (mypyc), a frozen dataclass
         cannot be restored attribute by attribute."""
-        return MapContext, (self.now, self.policies, self.agent, self.facility_names)
+        return MapContext, (self.now, self.policies, self.agent, self.facility_names, self.drug_codes)
 
 
 # --- code tables, indexed once -----------------------------------------------------------------------
@@ -107,6 +113,7 @@ def _index(table: str, key: str | None = None) -> dict[str, dict[str, str]]:
 def reset_code_cache() -> None:
     """After the terminology override directory changes (tests, ``codes`` reload)."""
     _index.cache_clear()
+    _table_concepts.cache_clear()
     _chronic_group.cache_clear()
     _ORG_CACHE.clear()
     _places.cache_clear()
@@ -647,14 +654,49 @@ def _conditions(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def drug_coding(didstd: str, dname: str | None) -> list[dict[str, str]]:
-    """TMT GP first when the province's drug_tmt table knows the 24-digit code, then the 43-file code."""
+@functools.cache
+def _table_concepts() -> dict[str, DrugConcept]:
+    """The province's hand-made ``drug_tmt`` table (didstd → tmt_code, tmt_level GP or SUBS) as concepts: the
+    manual route beside the code store. A row without a level keeps its old meaning (the code serves both)."""
+    out: dict[str, DrugConcept] = {}
+    for didstd, r in _index("drug_tmt").items():
+        tmt = (r.get("tmt_code") or "").strip()
+        if not tmt:
+            continue
+        level = (r.get("tmt_level") or "").strip().upper() or None
+        name = r.get("name") or ""
+        gp = (tmt, name) if level in (None, "GP") else None
+        subs = ((tmt, name),) if level in (None, "SUBS") else ()
+        out[didstd] = DrugConcept(tmt, level, gp, subs, name or None, r.get("source") or "drug_tmt")
+    return out
+
+
+def drug_concept(hcode: str, code: str, ctx: MapContext) -> DrugConcept | None:
+    """What a DIDSTD/DRUGALLERGY code means in TMT: the facility's own drug master first, then the province's
+    ``drug_tmt`` table (a manual correction wins over an imported catalogue), then the province-wide store rows."""
+    dc = ctx.drug_codes
+    return dc.by_facility.get((hcode, code)) or _table_concepts().get(code) or dc.by_code.get(code)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _drug_note(policy: str, code: str, name: str) -> Note:
+    """The note on a medication without a TMT GP (one text for every code: one report row; the code rides in
+    ``subject`` to the build summary's unmapped list). Cached: the same few codes in every visit."""
+    if policy == "skip":
+        return Note("drug_unmapped_skipped", "Encounter[0].Medication", "ยาไม่มีรหัส TMT GP ไม่ส่งรายการยานี้ (นโยบาย unmapped_drug = skip)",
+                    "drug has no TMT GP: left out (policy unmapped_drug = skip)", "skipped", ("drug", code, name))
+    return Note("drug_unmapped", "Encounter[0].Medication[].code", "ยาไม่มีรหัส TMT GP ส่งด้วยรหัส 24 หลัก/รหัสของหน่วยบริการและชื่อยา",
+                "drug has no TMT GP: sent under its 24-digit/local code with its name", "unknown_code",
+                ("drug", code, name))
+
+
+def drug_coding(didstd: str, dname: str | None, concept: DrugConcept | None = None) -> list[dict[str, str]]:
+    """The TMT GP (with its FSN) first when the drug is mapped, then the 43-file code."""
     out: list[dict[str, str]] = []
-    tmt = _index("drug_tmt").get(didstd)
-    if tmt and tmt.get("tmt_code"):
-        c = {"system": SYS_TMT, "code": tmt["tmt_code"]}
-        if tmt.get("name"):
-            c["display"] = tmt["name"]
+    if concept is not None and concept.gp is not None:
+        c = {"system": SYS_TMT, "code": concept.gp[0]}
+        if concept.gp[1]:
+            c["display"] = concept.gp[1]
         out.append(c)
     local = {"system": SYS_F43 + "DIDSTD", "code": didstd}
     if dname:
@@ -663,14 +705,25 @@ def drug_coding(didstd: str, dname: str | None) -> list[dict[str, str]]:
     return out
 
 
-def _medications(rows: Iterable[dict[str, Any]], category: str) -> list[dict[str, Any]]:
+def _medications(rows: Iterable[dict[str, Any]], category: str, hcode: str, ctx: MapContext,
+                 notes: list[Note]) -> list[dict[str, Any]]:
+    """Medication[] from DRUG_OPD/DRUG_IPD; a drug without a TMT GP follows ``policies.unmapped_drug``
+    (local: its own code and name, skip: left out), noted either way."""
     out = []
+    policy = ctx.policies.unmapped_drug
     for r in rows:
         didstd = r.get("DIDSTD")
         if not didstd:
             continue
         dname = r.get("DNAME")
-        code: dict[str, Any] = {"coding": drug_coding(didstd, dname)}
+        concept = drug_concept(hcode, didstd, ctx)
+        if concept is None or concept.gp is None:
+            note = _drug_note(policy, didstd, dname or "")
+            if note not in notes:
+                notes.append(note)
+            if policy == "skip":
+                continue
+        code: dict[str, Any] = {"coding": drug_coding(didstd, dname, concept)}
         if dname:
             code["text"] = dname
         m: dict[str, Any] = {"code": code, "status": "completed", "category": category}
@@ -815,7 +868,7 @@ def map_encounter(bundle: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str,
     visit_day = start[:10] if start is not None else _ds(svc.get("DATE_SERV"))
     enc["Observation"] = _observations(bundle.get("labs") or [], visit_day, start, ctx, notes)
     enc["Condition"] = _conditions(bundle.get("diagnoses") or [])
-    enc["Medication"] = _medications(bundle.get("drugs") or [], "Inpatient" if ipd else "Outpatient")
+    enc["Medication"] = _medications(bundle.get("drugs") or [], "Inpatient" if ipd else "Outpatient", h, ctx, notes)
     enc["Claim"] = []
     enc["Appointment"] = _appointments(bundle.get("appointments") or [])
     enc["Immunization"] = [immunization_item(r, ref, h, ctx, False) for r in bundle.get("epi") or []
@@ -930,9 +983,19 @@ def map_chronic_register(reg: Mapping[str, Any], ctx: MapContext) -> tuple[dict[
 _VERIFICATION = {"1": ("confirmed", "Confirmed"), "2": ("presumed", "Presumed")}
 
 
+def _allergy_waiting_note(code: str, name: str) -> Note:
+    return Note("allergy_waiting_code", "AllergyIntolerance[].code",
+                "ยาที่แพ้ยังไม่มีรหัสสาร TMT (SUBS) รอรหัสยา ยังไม่ส่งรายการแพ้ยาของผู้ป่วยรายนี้",
+                "allergy drug has no TMT substance (SUBS) yet: the patient's allergy list waits for a drug code",
+                "waiting", ("allergy", code, name))
+
+
 def map_allergy(reg: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str, Any] | None, list[Note]]:
-    """AllergyIntolerancev1 (§2.2) from DRUGALLERGY. PHR wants a TMT substance code: without one in the
-    province's drug_tmt table the item carries only the 24-digit code and the validator refuses it."""
+    """AllergyIntolerancev1 (§2.2) from DRUGALLERGY, each drug under its TMT substances (SUBS).
+
+    When any item's drug has no SUBS yet, the WHOLE payload is held (``None`` with a ``waiting`` note per code):
+    PHR's replace/append semantics for this endpoint are undocumented, and a patient's allergy list that is sent
+    with an item missing reads as complete to whoever sees it. Once the code is mapped the next build makes it."""
     notes: list[Note] = []
     h = reg["hospcode"]
     rows = [r for r in reg.get("rows") or [] if r.get("DRUGALLERGY")]
@@ -941,14 +1004,20 @@ def map_allergy(reg: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str, Any]
         return None, notes
     _cid, pt = got
     items = []
+    waiting: list[Note] = []
     for r in rows:
         code, display = _VERIFICATION.get(r.get("TYPEDX") or "", ("unconfirmed", "Unconfirmed"))
         coding: list[dict[str, str]] = []
-        tmt = _index("drug_tmt").get(r["DRUGALLERGY"])
-        if tmt and tmt.get("tmt_code"):
-            c = {"system": PHR_CS + "tmt_substance", "code": tmt["tmt_code"]}
-            if tmt.get("name"):
-                c["display"] = tmt["name"]
+        drug = drug_concept(h, r["DRUGALLERGY"], ctx)
+        if drug is None or not drug.substances:
+            note = _allergy_waiting_note(r["DRUGALLERGY"], r.get("DNAME") or "")
+            if note not in waiting:
+                waiting.append(note)
+            continue
+        for subs_id, fsn in drug.substances:
+            c = {"system": PHR_CS + "tmt_substance", "code": subs_id}
+            if fsn:
+                c["display"] = fsn
             coding.append(c)
         local = {"system": SYS_F43 + "DIDSTD", "code": r["DRUGALLERGY"]}
         if r.get("DNAME"):
@@ -975,6 +1044,8 @@ def map_allergy(reg: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str, Any]
         if r.get("DATERECORD") is not None:
             item["recordedDate"] = _date(r["DATERECORD"])
         items.append(item)
+    if waiting:
+        return None, notes + waiting
     return {"managingOrganization": organization(h, ctx, notes), "Patient": pt, "AllergyIntolerance": items}, notes
 
 

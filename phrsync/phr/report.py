@@ -32,6 +32,7 @@ _INDEX_RE = re.compile(r"\[\d+\]")
 CATEGORIES: dict[str, tuple[str, str, int]] = {
     "refused": ("ถูกปฏิเสธโดยตัวตรวจสอบ (ไม่ส่ง)", "refused by the validator (not sent)", 0),
     "skipped": ("ข้าม ไม่สร้างข้อมูลส่ง", "skipped, no payload built", 1),
+    "waiting": ("รอรหัสยา (ยังไม่ส่ง จะส่งเมื่อมีรหัส)", "waiting for a drug code (sent once the code is mapped)", 1),
     "quarantine": ("แถวที่ถูกกักตอนนำเข้า (ไม่ได้นำเข้า)", "rows quarantined at import (not loaded)", 2),
     "import_warning": ("คำเตือนตอนนำเข้า (นำเข้าแล้ว)", "import warnings (row loaded)", 7),
     "unknown_code": ("รหัสที่ไม่รู้จัก/ยังไม่มีรหัส PHR", "unknown code / no PHR code yet", 3),
@@ -70,6 +71,12 @@ FIXES: dict[str, tuple[str, str, str]] = {
     "facility_name_unknown": ("province", "เพิ่มชื่อหน่วยบริการใน [facilities] หรือตารางรหัส", "add the facility name to [facilities] or the code table"),
     "coding_system": ("province", "จัดทำตาราง drug_tmt (รหัส TMT) ของจังหวัด", "load the province's drug_tmt table (TMT codes)"),
     "coding_system_local": ("province", "จัดทำ/ขอรายการรหัสมาตรฐาน (drug_tmt, encounter_type, lab_loinc)", "load the standard code lists (drug_tmt, encounter_type, lab_loinc)"),
+    "drug_unmapped": ("province", "นำเข้า TMT และบัญชียาของหน่วยบริการ (phrsync codes import-tmt / import-drugs) หรือรับคำแนะนำที่ /codes/unmapped",
+                      "import TMT and the facility's drug master (phrsync codes import-tmt / import-drugs) or accept a suggestion at /codes/unmapped"),
+    "drug_unmapped_skipped": ("province", "นำเข้า TMT และบัญชียาของหน่วยบริการ (phrsync codes import-tmt / import-drugs)",
+                              "import TMT and the facility's drug master (phrsync codes import-tmt / import-drugs)"),
+    "allergy_waiting_code": ("province", "จับคู่รหัสยาที่แพ้กับสาร TMT (phrsync codes unmapped / หน้า /codes/unmapped) แล้ว build ใหม่",
+                             "map the allergy drug to its TMT substance (phrsync codes unmapped, the /codes/unmapped page), then build again"),
     "end_estimated": ("none", "ค่าประมาณตามนโยบาย", "estimated by policy"),
     "end_from_last_update": ("none", "ค่าประมาณตามนโยบาย", "estimated by policy"),
     "time_default": ("facility", "บันทึกเวลารับบริการ (TIME_SERV)", "record the visit time (TIME_SERV)"),
@@ -113,13 +120,14 @@ class FacilityTotals:
     built: int = 0  # payloads written to the NDJSON
     refused: int = 0
     skipped: int = 0
+    waiting: int = 0  # held for a code (phrsync.phr.mapping.map_allergy), built once the code is mapped
     by_endpoint: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def bump(self, endpoint: str, what: str) -> None:
         setattr(self, what, getattr(self, what) + 1)
         ep = self.by_endpoint.get(endpoint)
         if ep is None:
-            ep = self.by_endpoint[endpoint] = {"built": 0, "refused": 0, "skipped": 0}
+            ep = self.by_endpoint[endpoint] = {"built": 0, "refused": 0, "skipped": 0, "waiting": 0}
         ep[what] += 1
 
 
@@ -133,6 +141,8 @@ class Quality:
         self.totals: dict[str, FacilityTotals] = {}
         self.facility_names = dict(facility_names or {})
         self.quarantined: dict[str, int] = {}
+        # (hospcode, kind, code) -> [name, payloads carrying it, payloads waiting for it]: the notes' subjects
+        self.unmapped: dict[tuple[str, str, str], list[Any]] = {}
 
     def _fac(self, hcode: str) -> FacilityTotals:
         t = self.totals.get(hcode)
@@ -176,6 +186,16 @@ class Quality:
             seen.add(key)
             rows.append(self._item(hcode, "refused" if i.severity == "error" else "warning", endpoint, i.rule,
                                    npath, "", i.message_th, i.message_en, i.severity))
+        subjects = {n.subject for n in notes if n.subject is not None}
+        for kind, code, name in subjects:
+            u = self.unmapped.get((hcode, kind, code))
+            if u is None:
+                u = self.unmapped[(hcode, kind, code)] = [name, 0, 0]
+            elif name and not u[0]:
+                u[0] = name
+            u[1] += 1
+            if outcome == "waiting":
+                u[2] += 1
         for n in notes:
             key = ("note:" + n.code, n.path + n.message_en)
             if key in seen:
@@ -227,14 +247,27 @@ class Quality:
             mine_t.built += t.built
             mine_t.refused += t.refused
             mine_t.skipped += t.skipped
+            mine_t.waiting += t.waiting
             for ep, c in t.by_endpoint.items():
-                d = mine_t.by_endpoint.setdefault(ep, {"built": 0, "refused": 0, "skipped": 0})
+                d = mine_t.by_endpoint.setdefault(ep, {"built": 0, "refused": 0, "skipped": 0, "waiting": 0})
                 for what, n in c.items():
                     d[what] += n
         for h, name in other.facility_names.items():
             self.facility_names.setdefault(h, name)
         for h, n in other.quarantined.items():
             self.quarantined[h] = self.quarantined.get(h, 0) + n
+        for k, (name, payloads, waiting) in other.unmapped.items():
+            u = self.unmapped.setdefault(k, [name, 0, 0])
+            u[0] = u[0] or name
+            u[1] += payloads
+            u[2] += waiting
+
+    def unmapped_rows(self) -> list[dict[str, Any]]:
+        """The codes the build could not map, as BuildSummary.unmapped rows: most payloads waiting first, then
+        most payloads carrying the code (what a reviewer should map first)."""
+        rows = [{"kind": kind, "hospcode": h, "code": code, "name": name or None, "payloads": payloads,
+                 "waiting": waiting} for (h, kind, code), (name, payloads, waiting) in self.unmapped.items()]
+        return sorted(rows, key=lambda r: (-r["waiting"], -r["payloads"], r["hospcode"], r["kind"], r["code"]))
 
     # -- views ------------------------------------------------------------------------------------
     def facilities(self) -> list[str]:
@@ -268,7 +301,7 @@ class Quality:
 
     def summary(self) -> dict[str, Any]:
         return {h: {"name": self.facility_names.get(h, ""), "built": t.built, "refused": t.refused,
-                    "skipped": t.skipped, "quarantined": self.quarantined.get(h, 0), "by_endpoint": t.by_endpoint,
+                    "skipped": t.skipped, "waiting": t.waiting, "quarantined": self.quarantined.get(h, 0), "by_endpoint": t.by_endpoint,
                     "to_fix_at_facility": self.facility_fix_count(h),
                     "problems": {c: self.problem_count(h, [c]) for c in CATEGORIES if self.problem_count(h, [c])}}
                 for h, t in sorted(self.totals.items())}
@@ -324,13 +357,13 @@ def _view(q: Quality, generated: dt.datetime, selection: dict[str, Any], policie
     for h in q.facilities():
         t = q.totals[h]
         name = q.facility_names.get(h, "")
-        overview.append({"code": h, "name": name, "cls": "bad" if (t.refused or t.skipped or q.quarantined.get(h))
+        overview.append({"code": h, "name": name, "cls": "bad" if (t.refused or t.skipped or t.waiting or q.quarantined.get(h))
                          else "ok", "built": t.built, "refused": t.refused, "skipped": t.skipped,
-                         "quarantined": q.quarantined.get(h, 0), "estimates": q.problem_count(h, ["estimate"]),
+                         "waiting": t.waiting, "quarantined": q.quarantined.get(h, 0), "estimates": q.problem_count(h, ["estimate"]),
                          "unknown_codes": q.problem_count(h, ["unknown_code"]),
                          "warnings": q.problem_count(h, ["warning", "missing"]), "to_fix": q.facility_fix_count(h)})
         rows = [{**r, "owner_en": OWNERS[r["owner"]][1],
-                 "cls": "bad" if r["category"] in ("refused", "skipped", "quarantine") else "warn"} for r in q.rows(h)]
+                 "cls": "bad" if r["category"] in ("refused", "skipped", "waiting", "quarantine") else "warn"} for r in q.rows(h)]
         details.append({"code": h, "name": name, "rows": rows, "endpoints": ", ".join(
             f"{ep}: {v['built']:,}/{v['refused']:,}/{v['skipped']:,}" for ep, v in sorted(t.by_endpoint.items()))})
     return {"generated_th": thai_date(generated), "generated_iso": generated.isoformat(timespec="seconds"),

@@ -133,7 +133,7 @@ def unmapped(summary: BuildSummary, store: CodeStore, kind: str | None = None, h
         raise UsageError(f"ไม่รู้จักชนิด {kind}", f"unknown kind {kind}", hint=", ".join(KINDS))
     rows = []
     for r in summary.unmapped or []:
-        k, h, c = str(r.get("kind", "")), str(r.get("hcode", "")), str(r.get("code", ""))
+        k, h, c = str(r.get("kind", "")), str(r.get("hospcode") or r.get("hcode") or ""), str(r.get("code", ""))
         if (kind and k != kind) or (hcode and h != hcode) or not c:
             continue
         rows.append(UnmappedRow(k, h, c, r.get("name") or None, int(r.get("payloads") or 0),

@@ -163,7 +163,7 @@ def create_app(sources: model.Sources, options: WebOptions | None = None,
     """The site over ``sources``. ``auth_store``: the accounts (default: in ``sources.state_url``).
     ``delivery``: a function giving the :class:`~phrsync.delivery.config.DeliverySettings` the "send again"
     action runs with (read when pressed, so a secret set after start-up is seen); None offers no action."""
-    from phrsync.web.views import did, facilities, facility, overview, phr, runs
+    from phrsync.web.views import codes, did, facilities, facility, overview, phr, runs
 
     options = options or WebOptions()
     store = auth_store or auth.AuthStore(sources.state_url, login_attempts=options.login_attempts)
@@ -175,7 +175,7 @@ def create_app(sources: model.Sources, options: WebOptions | None = None,
     _install_errors(app)
     auth.install(app, store, session_hours=options.session_hours, secure_cookies=options.secure_cookies,
                  login_attempts=options.login_attempts, language=options.language)
-    for mod in (overview, facilities, facility, runs, did, phr):
+    for mod in (overview, facilities, facility, runs, codes, did, phr):
         app.include_router(mod.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(StaticGzip)

@@ -35,9 +35,9 @@ from phrsync.web import readers
 T = TypeVar("T")
 
 # problems a facility can have (the facilities table filters on these; the overview's attention list names them)
-SILENT, REFUSED, FAILED, STUCK, QUARANTINE, GUARDED, NOT_SENT = (
-    "silent", "refused", "failed", "stuck", "quarantine", "guarded", "not_sent")
-PROBLEMS = (SILENT, REFUSED, FAILED, STUCK, QUARANTINE, GUARDED, NOT_SENT)
+SILENT, REFUSED, FAILED, STUCK, QUARANTINE, GUARDED, NOT_SENT, WAITING_CODE = (
+    "silent", "refused", "failed", "stuck", "quarantine", "guarded", "not_sent", "waiting_code")
+PROBLEMS = (SILENT, REFUSED, FAILED, STUCK, QUARANTINE, GUARDED, NOT_SENT, WAITING_CODE)
 PROBLEM_TEXT = {
     SILENT: ("ไม่ได้ส่งนาน", "silent"),
     REFUSED: ("มีรายการถูกปฏิเสธ", "refused payloads"),
@@ -46,6 +46,7 @@ PROBLEM_TEXT = {
     QUARANTINE: ("มีแถวถูกกัก", "quarantined rows"),
     GUARDED: ("งดการลบจาก PHR", "removals held back"),
     NOT_SENT: ("ยังไม่เคยส่ง", "never sent"),
+    WAITING_CODE: ("รอรหัสยา", "waiting for a drug code"),
 }
 # who must act on a refusal
 OWNER_FACILITY, OWNER_CODES, OWNER_CONFIG = "facility", "province_codes", "configuration"
@@ -70,6 +71,7 @@ class Sources:
     sandbox_data_dir: Path | None = None
     silent_days: int = 7
     facility_names: Mapping[str, str] = field(default_factory=dict, hash=False)  # ``[facilities]``: over the tables
+    code_store: Path | None = None  # the imported codes (phrsync codes import-*): the unmapped codes' review page
 
     @classmethod
     def from_config(cls, cfg: Any) -> Sources:
@@ -77,6 +79,7 @@ class Sources:
         and target as a run resolves them (``PHRSYNC_STATE_URL``, ``PHRSYNC_TARGET`` included), the build file of
         ``[web] build_file`` else the one the agent loads; relative paths from the configuration file's folder."""
         from phrsync.delivery.config import base_computer_name, default_input, resolve_state_url, target_name
+        from phrsync.terminology.codestore import config_store_path
 
         web = cfg.settings.web
         base = cfg.source.parent if cfg.source else Path.cwd()
@@ -90,7 +93,8 @@ class Sources:
         return cls(state_url=resolve_state_url(cfg), staging=Path(cfg.staging),
                    build_file=path(web.build_file) or default_input(cfg), target=target_name(cfg),
                    computer_name=base_computer_name(cfg), sandbox_data_dir=path(web.sandbox_data_dir),
-                   silent_days=web.silent_days or 7, facility_names=dict(cfg.settings.facilities))
+                   silent_days=web.silent_days or 7, facility_names=dict(cfg.settings.facilities),
+                   code_store=config_store_path(cfg))
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,7 @@ class FacilityRow:
     pending: int | None = None  # every endpoint: waiting for a first attempt or in doubt
     refused: int | None = None  # every endpoint, by PHR
     build_refused: int | None = None  # refused by the validator at build time (never in the outbox)
+    build_waiting: int | None = None  # held at build time for a drug code (built once the code is mapped)
     failed: int | None = None
     quarantined: int | None = None  # staging rows held back by the row checks
     last_received: float | None = None  # when PHR last accepted a payload of this facility
@@ -422,6 +427,7 @@ def _row(r: _Read, h: str) -> FacilityRow:
             row.last_error, row.last_error_at = mask_text(str(f["last_error"]))[:300], f.get("last_error_at")
     if r.summary is not None:
         row.build_refused = r.summary.count(h, "refused")
+        row.build_waiting = r.summary.count(h, "waiting")
     st = r.agent_states.get(h)
     if st:
         row.agent_state = str(st.get("state") or status.UNKNOWN)
@@ -457,6 +463,8 @@ def _problems(r: _Read, h: str, row: FacilityRow, st: dict[str, Any] | None) -> 
             out.append(SILENT)
     if row.refused or row.build_refused:
         out.append(REFUSED)
+    if row.build_waiting:
+        out.append(WAITING_CODE)
     if row.failed:
         out.append(FAILED)
     if _stuck(row, st):

@@ -60,6 +60,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("pending", "รอส่ง", "Pending", NUM, lambda r, _: r.pending),
     Column("refused", "PHR ปฏิเสธ", "Refused by PHR", NUM, lambda r, _: r.refused),
     Column("build_refused", "ปฏิเสธตอนสร้าง", "Refused at build", NUM, lambda r, _: r.build_refused),
+    Column("build_waiting", "รอรหัสยา", "Waiting for a code", NUM, lambda r, _: r.build_waiting),
     Column("failed", "ส่งไม่สำเร็จ", "Failed", NUM, lambda r, _: r.failed),
     Column("quarantined", "แถวถูกกัก", "Quarantined rows", NUM, lambda r, _: r.quarantined),
     Column("last_received", "PHR รับล่าสุด", "Last received by PHR", TIME, lambda r, _: r.last_received),

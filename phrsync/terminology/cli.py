@@ -279,9 +279,9 @@ def import_tmt_cmd(ctx: click.Context, zip_file: Path, store_file: Path | None, 
 @codes_cmd.command("import-drugs")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True,
-              type=click.Choice(["nhso-catalogue", "jhcis-cdrug", "hosxp-drugitems", "csv"]),
+              type=click.Choice(["nhso-catalogue", "jhcis-cdrug", "hosxp-drugitems", "hospitalos", "csv"]),
               help="รูปแบบไฟล์ / the file's layout (docs/codes.md)")
-@click.option("--facility", default=None, help="รหัสหน่วยบริการ 5 หลัก (ไม่ระบุ = ทั้งจังหวัด; jhcis/hosxp ต้องระบุ) / "
+@click.option("--facility", default=None, help="รหัสหน่วยบริการ 5 หลัก (ไม่ระบุ = ทั้งจังหวัด; jhcis/hosxp/hospitalos ต้องระบุ) / "
                                                "5-character facility code (none = province-wide)")
 @click.option("--store", "store_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=_STORE_HELP)
@@ -295,6 +295,8 @@ def import_drugs_cmd(ctx: click.Context, file: Path, fmt: str, facility: str | N
     nhso-catalogue  บัญชียาโรงพยาบาลที่ส่ง สปสช. / the NHSO Drug Catalogue (HospDrugCode, TMTID, NDC24 ...)
     jhcis-cdrug     ตาราง cdrug ของ JHCIS (drugcode, drugcode24, tmtcode, drugname)
     hosxp-drugitems ตาราง drugitems ของ HOSxP (icode, did, tmt_tp_code, name)
+    hospitalos      b_nhso_map_drug ของ HospitalOS + b_item, b_map_drug_tmt (item_number, f_nhso_drug_id,
+                    b_drug_tmt_tpucode, item_common_name)
     csv             code, did24, tmtid, name [, hcode, source]
     แทนที่แถวเดิมของหน่วยบริการนั้น / replaces that facility's earlier rows; exit 1 = some rows left out
     """

@@ -60,6 +60,14 @@ def drug_codes(cfg: Config, store: str | Path | None = None) -> DrugCodes:
     return load_drug_codes(Path(store) if store else config_store_path(cfg))
 
 
+def lab_codes(cfg: Config, store: str | Path | None = None) -> dict[tuple[str, str], str]:
+    """The local lab codes of the code store (same store as :func:`drug_codes`): (hcode, LABTEST) → standard lab
+    code, hcode '' = province-wide. Empty without a store: a LABTEST the shipped lab_loinc lacks stays local."""
+    from phrsync.terminology.codestore import config_store_path, load_lab_codes
+
+    return load_lab_codes(Path(store) if store else config_store_path(cfg))
+
+
 @dataclass
 class BuildOutcome:
     """What ``phrsync build`` did: the builder's counts and timings, the files written, the policies used."""
@@ -107,7 +115,8 @@ def build_payloads(cfg: Config, out: str | Path, *, staging: str | Path | None =
     check_facilities(path, facs)
     now = now or dt.datetime.now(dt.UTC)
     sel = Selection(facs, date_from, date_to)
-    mctx = MapContext(now=now, policies=policies, facility_names=facility_names(cfg), drug_codes=drug_codes(cfg, code_store))
+    mctx = MapContext(now=now, policies=policies, facility_names=facility_names(cfg), drug_codes=drug_codes(cfg, code_store),
+                      lab_codes=lab_codes(cfg, code_store))
     res = build(path, out, sel, mctx, stages=tuple(s for s in STAGES if s in stages), progress=progress,
                 workers=workers)
     outcome = BuildOutcome(res, sel, policies.to_dict())

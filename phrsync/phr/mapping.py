@@ -85,11 +85,16 @@ class MapContext:
     facility_names: Mapping[str, str] = field(default_factory=dict)  # overrides sakaeo_facilities
     # the code store's drug codes (phrsync codes import-tmt / import-drugs), loaded once per build
     drug_codes: DrugCodes = field(default_factory=DrugCodes)
+    # the code store's local lab codes: (hcode, LABTEST) → standard lab code of lab_loinc, hcode '' =
+    # province-wide (phrsync codes import-labs / accept lab; codestore.load_lab_codes), loaded once per build
+    lab_codes: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
-    def __reduce__(self) -> tuple[type[MapContext], tuple[dt.datetime, Policies, str, Mapping[str, str], DrugCodes]]:
+    def __reduce__(self) -> tuple[type[MapContext], tuple[dt.datetime, Policies, str, Mapping[str, str], DrugCodes,
+                                                          Mapping[tuple[str, str], str]]]:
         """Pickled by its fields (sent to the build's worker processes): compiled (mypyc), a frozen dataclass
         cannot be restored attribute by attribute."""
-        return MapContext, (self.now, self.policies, self.agent, self.facility_names, self.drug_codes)
+        return MapContext, (self.now, self.policies, self.agent, self.facility_names, self.drug_codes,
+                            self.lab_codes)
 
 
 # --- code tables, indexed once -----------------------------------------------------------------------
@@ -756,8 +761,21 @@ def _medications(rows: Iterable[dict[str, Any]], category: str, hcode: str, ctx:
     return out
 
 
+def lab_row(hcode: str, test: str, ctx: MapContext) -> dict[str, str] | None:
+    """The ``lab_loinc`` row of a LABTEST: the shipped table first (its 7-digit and old 2-digit codes), then the
+    code store's mapping of the facility's own code, then its province-wide one (→ a standard code → its row).
+    None = unmapped: the lab goes out under its local code only, as before the store existed."""
+    labs = _index("lab_loinc")
+    row = labs.get(test)
+    if row is None and ctx.lab_codes:
+        std = ctx.lab_codes.get((hcode, test)) or ctx.lab_codes.get(("", test))
+        if std:
+            row = labs.get(std)
+    return row
+
+
 def _observations(rows: Iterable[dict[str, Any]], visit_day: str | None, start: str | None,
-                  ctx: MapContext, notes: list[Note]) -> list[dict[str, Any]]:
+                  ctx: MapContext, notes: list[Note], hcode: str = "") -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     timed = False
     for i, r in enumerate(rows):
@@ -766,7 +784,7 @@ def _observations(rows: Iterable[dict[str, Any]], visit_day: str | None, start: 
             notes.append(Note("lab_no_result", f"Encounter[0].Observation[{i}]", f"ผลแล็บ {test or ''} ไม่มีค่า ไม่ส่ง",
                               f"lab {test or ''} has no result: left out", "skipped"))
             continue
-        row = _index("lab_loinc").get(test)
+        row = lab_row(hcode, test, ctx)
         codings: list[dict[str, str]] = []
         if row and row.get("loinc"):
             codings.append({"system": SYS_LOINC, "code": row["loinc"], "display": row["loinc_display"]})
@@ -777,7 +795,7 @@ def _observations(rows: Iterable[dict[str, Any]], visit_day: str | None, start: 
         if row is None:
             notes.append(Note("lab_unknown", f"Encounter[0].Observation[{len(out)}].code",
                               f"ไม่รู้จักรหัสแล็บ {test} (ไม่มี LOINC)", f"unknown LABTEST {test} (no LOINC)",
-                              "unknown_code"))
+                              "unknown_code", ("lab", test, "")))
         q: dict[str, Any] = {"value": r["LABRESULT"]}
         unit = row.get("unit_ucum") if row else None
         if unit:
@@ -953,7 +971,7 @@ def map_encounter(bundle: Mapping[str, Any], ctx: MapContext) -> tuple[dict[str,
     if svc.get("ACTUALPAY") is not None:
         enc["financePaidAmount"] = svc["ACTUALPAY"]
     visit_day = start[:10] if start is not None else _ds(svc.get("DATE_SERV"))
-    enc["Observation"] = _observations(bundle.get("labs") or [], visit_day, start, ctx, notes)
+    enc["Observation"] = _observations(bundle.get("labs") or [], visit_day, start, ctx, notes, h)
     enc["Condition"] = _conditions(bundle.get("diagnoses") or [])
     enc["Medication"] = _medications(bundle.get("drugs") or [], "Inpatient" if ipd else "Outpatient", h, ctx, notes)
     enc["Claim"] = []

@@ -279,9 +279,9 @@ def import_tmt_cmd(ctx: click.Context, zip_file: Path, store_file: Path | None, 
 @codes_cmd.command("import-drugs")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", required=True,
-              type=click.Choice(["nhso-catalogue", "jhcis-cdrug", "hosxp-drugitems", "csv"]),
+              type=click.Choice(["nhso-catalogue", "jhcis-cdrug", "hosxp-drugitems", "hospitalos", "csv"]),
               help="รูปแบบไฟล์ / the file's layout (docs/codes.md)")
-@click.option("--facility", default=None, help="รหัสหน่วยบริการ 5 หลัก (ไม่ระบุ = ทั้งจังหวัด; jhcis/hosxp ต้องระบุ) / "
+@click.option("--facility", default=None, help="รหัสหน่วยบริการ 5 หลัก (ไม่ระบุ = ทั้งจังหวัด; jhcis/hosxp/hospitalos ต้องระบุ) / "
                                                "5-character facility code (none = province-wide)")
 @click.option("--store", "store_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=_STORE_HELP)
@@ -295,6 +295,8 @@ def import_drugs_cmd(ctx: click.Context, file: Path, fmt: str, facility: str | N
     nhso-catalogue  บัญชียาโรงพยาบาลที่ส่ง สปสช. / the NHSO Drug Catalogue (HospDrugCode, TMTID, NDC24 ...)
     jhcis-cdrug     ตาราง cdrug ของ JHCIS (drugcode, drugcode24, tmtcode, drugname)
     hosxp-drugitems ตาราง drugitems ของ HOSxP (icode, did, tmt_tp_code, name)
+    hospitalos      b_nhso_map_drug ของ HospitalOS + b_item, b_map_drug_tmt (item_number, f_nhso_drug_id,
+                    b_drug_tmt_tpucode, item_common_name)
     csv             code, did24, tmtid, name [, hcode, source]
     แทนที่แถวเดิมของหน่วยบริการนั้น / replaces that facility's earlier rows; exit 1 = some rows left out
     """
@@ -314,6 +316,51 @@ def import_drugs_cmd(ctx: click.Context, file: Path, fmt: str, facility: str | N
                          if h in res.kept_reviewed else ""))
         con.print(f"มีรหัส TMT / with a TMT ID: {res.with_tmt:,}; มีรหัส 24 หลัก / with a 24-digit code: "
                   f"{res.with_did24:,}; ลบ (D) / deleted: {res.deleted:,}; ซ้ำ / repeated: {res.repeated:,}")
+        con.print(f"แหล่งที่มา / source: {escape(res.source)}", soft_wrap=True)
+        for w in res.warnings:
+            con.print(f"[yellow]{escape(w)}[/yellow]", soft_wrap=True)
+        _print_issues(con, res.issues)
+    if res.issues.count:
+        raise click.exceptions.Exit(1)
+
+
+@codes_cmd.command("import-labs")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--facility", default=None, help="รหัสหน่วยบริการ 5 หลัก (ไม่ระบุ = คอลัมน์ hcode หรือทั้งจังหวัด) / "
+                                               "5-character facility code (none = the hcode column, else province-wide)")
+@click.option("--store", "store_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=_STORE_HELP)
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP)
+@click.pass_context
+def import_labs_cmd(ctx: click.Context, file: Path, facility: str | None, store_file: Path | None,
+                    as_json: bool) -> None:
+    """นำเข้ารหัสแล็บของหน่วยบริการ (รหัสแล็บ → รหัสมาตรฐาน/LOINC) / import a facility's lab codes (→ lab_loinc).
+
+    \b
+    คอลัมน์ / columns (CSV, tab, .xlsx, .xls; docs/codes.md):
+    code     รหัสแล็บของหน่วยบริการ (LABFU.LABTEST) / the facility's lab code (required)
+    labtest  รหัสแล็บมาตรฐาน 7 หลัก หรือ 2 หลัก ของ lab_loinc / the standard lab code
+    loinc    หรือ LOINC (เมื่อ labtest ว่าง) / or its LOINC when labtest is blank
+    name     ชื่อแล็บ (มีแต่ชื่อ = ใช้เป็นข้อเสนอใน codes unmapped) / the name (name only = for suggestions)
+    hcode    หน่วยบริการ (ว่าง = --facility หรือทั้งจังหวัด) / facility (blank = --facility or province-wide)
+    แทนที่แถวเดิมของหน่วยบริการนั้น / replaces that facility's earlier rows; exit 1 = some rows left out
+    """
+    from phrsync.terminology.codestore import CodeStore
+    from phrsync.terminology.labimport import import_labs
+
+    path = store_path_for(ctx, store_file)
+    with CodeStore(path) as store:
+        res = import_labs(store, file, facility)
+    if as_json:
+        _echo_json({**res.to_dict(), "store": str(path)})
+    else:
+        con = Console()
+        for h, n in res.rows.items():
+            con.print(f"{escape(h or 'ทั้งจังหวัด / province-wide')}: {n:,} รายการ / rows"
+                      + (f" (คงรายการที่ตรวจทานแล้ว / kept reviewed {res.kept_reviewed[h]})"
+                         if h in res.kept_reviewed else ""))
+        con.print(f"มีแต่ชื่อ (ยังไม่จับคู่) / names only (not mapped): {res.names_only:,}; "
+                  f"ซ้ำ / repeated: {res.repeated:,}")
         con.print(f"แหล่งที่มา / source: {escape(res.source)}", soft_wrap=True)
         for w in res.warnings:
             con.print(f"[yellow]{escape(w)}[/yellow]", soft_wrap=True)

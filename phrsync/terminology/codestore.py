@@ -73,7 +73,8 @@ CREATE INDEX IF NOT EXISTS drug_master_did ON drug_master(did24);
 CREATE TABLE IF NOT EXISTS lab_map (
     hcode TEXT NOT NULL,               -- '' = province-wide
     code TEXT NOT NULL,                -- the facility's lab code as LABFU.LABTEST carries it
-    labcode TEXT NOT NULL,             -- the standard code it means (the 7-digit ICD-10-TM lab code of lab_loinc)
+    labcode TEXT NOT NULL,             -- the standard code it means (the 7-digit ICD-10-TM lab code of lab_loinc);
+                                       -- '' = the HIS's name only (import-labs), kept for suggestions
     loinc TEXT NOT NULL DEFAULT '',
     name TEXT NOT NULL DEFAULT '',
     source TEXT NOT NULL,
@@ -346,6 +347,30 @@ class CodeStore:
         self.db.execute("INSERT OR REPLACE INTO lab_map (hcode, code, labcode, loinc, name, source, reviewed) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (hcode, code, labcode, loinc, name, source, int(reviewed)))
 
+    def replace_lab_map(self, hcode: str, rows: Iterable[tuple[str, str, str, str, str]],
+                        source: str) -> tuple[int, int]:
+        """Replace the imported lab rows of one facility ('' = province-wide) with ``rows`` of (code, labcode,
+        loinc, name, row source or ''); labcode '' = the name only (for suggestions, maps nothing). Reviewed rows
+        stay unless the new file maps that code; a name-only row never replaces one. One transaction.
+        Returns (rows written, reviewed rows kept)."""
+        db = self.db
+        n = 0
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("DELETE FROM lab_map WHERE hcode = ? AND reviewed = 0", (hcode,))
+            for code, labcode, loinc, name, rsource in rows:
+                verb = "INSERT OR REPLACE" if labcode else "INSERT OR IGNORE"
+                cur = db.execute(f"{verb} INTO lab_map (hcode, code, labcode, loinc, name, source, reviewed) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, 0)", (hcode, code, labcode, loinc, name, rsource or source))
+                n += cur.rowcount
+            kept = db.execute("SELECT count(*) FROM lab_map WHERE hcode = ? AND reviewed = 1",
+                              (hcode,)).fetchone()[0]
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return n, int(kept)
+
     def lab_rows(self) -> list[dict[str, Any]]:
         cols = ("hcode", "code", "labcode", "loinc", "name", "source", "reviewed")
         return [dict(zip(cols, r, strict=True)) for r in
@@ -390,12 +415,14 @@ def load_drug_codes(path: Path) -> DrugCodes:
 
 
 def load_lab_codes(path: Path) -> dict[tuple[str, str], str]:
-    """(hcode, local lab code) → the standard lab code (hcode '' = province-wide); empty without a store."""
+    """(hcode, local lab code) → the standard lab code (hcode '' = province-wide); empty without a store. A
+    name-only row (labcode '', from ``import-labs``) maps nothing and is left out."""
     path = Path(path)
     if not path.exists():
         return {}
     store = CodeStore(path, create=False)
     try:
-        return {(h, c): lab for h, c, lab in store.db.execute("SELECT hcode, code, labcode FROM lab_map")}
+        return {(h, c): lab for h, c, lab in store.db.execute("SELECT hcode, code, labcode FROM lab_map "
+                                                              "WHERE labcode != ''")}
     finally:
         store.close()

@@ -10,6 +10,10 @@ their own column names (upper or lower case, any order; extra columns ignored):
 ``jhcis-cdrug``     JHCIS table ``cdrug``: ``drugcode`` (required), ``drugcode24``, ``tmtcode``, ``drugname``
 ``hosxp-drugitems`` HOSxP table ``drugitems``: ``icode`` (required), ``did``, ``tmt_tp_code`` (else
                     ``tmt_gp_code``), ``name`` (+ ``strength``, ``units`` when present)
+``hospitalos``      HospitalOS, an export of ``b_nhso_map_drug`` (``b_item_id``, ``f_nhso_drug_id`` = the 24-digit
+                    code, longer values cut to 24 as HospitalOS's own 43-file queries do) joined to ``b_item``
+                    (``item_number`` = the code DRUG_OPD.DID carries, ``item_common_name``) and ``b_map_drug_tmt``
+                    (``b_drug_tmt_tpucode``); ``item_number`` required, else ``b_item_id``
 ``csv``             phrsync's own: ``code`` (required), ``did24``, ``tmtid``, ``name``, optional ``hcode``
                     (blank = province-wide) and ``source``; or a ``drug_tmt.csv`` (``didstd``, ``tmt_code``,
                     ``name``, ``source``) as a codes directory holds it
@@ -32,8 +36,8 @@ from phrsync.errors import UsageError
 from phrsync.terminology.codestore import CodeStore, now_local
 from phrsync.terminology.sheets import Issues, RowIssue, SheetNotes, header_index, iter_rows
 
-FORMATS = ("nhso-catalogue", "jhcis-cdrug", "hosxp-drugitems", "csv")
-NEEDS_FACILITY = ("jhcis-cdrug", "hosxp-drugitems")  # local codes mean something in one facility only
+FORMATS = ("nhso-catalogue", "jhcis-cdrug", "hosxp-drugitems", "hospitalos", "csv")
+NEEDS_FACILITY = ("jhcis-cdrug", "hosxp-drugitems", "hospitalos")  # local codes mean something in one facility only
 HCODE_RE = re.compile(r"^[0-9A-Za-z]{5}$")
 DID24_RE = re.compile(r"^\d{24}$")
 TMTID_RE = re.compile(r"^\d{1,18}$")
@@ -43,6 +47,7 @@ _COLUMNS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]
     "nhso-catalogue": ("HOSPDRUGCODE", ("NDC24",), ("TMTID",), ("TRADENAME", "GENERICNAME", "STRENGTH", "DOSAGEFORM")),
     "jhcis-cdrug": ("DRUGCODE", ("DRUGCODE24",), ("TMTCODE",), ("DRUGNAME",)),
     "hosxp-drugitems": ("ICODE", ("DID",), ("TMT_TP_CODE", "TMT_GP_CODE"), ("NAME", "STRENGTH", "UNITS")),
+    "hospitalos": ("ITEM_NUMBER", ("F_NHSO_DRUG_ID",), ("B_DRUG_TMT_TPUCODE",), ("ITEM_COMMON_NAME",)),
     "csv": ("CODE", ("DID24",), ("TMTID",), ("NAME",)),
 }
 
@@ -111,6 +116,10 @@ def import_drugs(store: CodeStore, path: str | Path, fmt: str, facility: str | N
         idx = header_index(header)
         if fmt == "csv" and code_col not in idx and "DIDSTD" in idx:  # the drug_tmt.csv layout of a codes dir
             code_col, did_cols, tmt_cols = "DIDSTD", ("DIDSTD",), ("TMT_CODE", "TMTID")
+        if fmt == "hospitalos" and code_col not in idx and "B_ITEM_ID" in idx:  # b_nhso_map_drug without b_item
+            code_col = "B_ITEM_ID"
+            res.warnings.append(f"{p.name}: ไม่มี item_number ใช้ b_item_id เป็นรหัสยา (ไม่ใช่รหัสที่ DRUG_OPD.DID ส่ง) / "
+                                "no item_number: b_item_id used as the code (not the code DRUG_OPD.DID carries)")
         if code_col not in idx:
             raise UsageError(f"{p.name}: ไม่มีคอลัมน์ {code_col} (รูปแบบ {fmt})",
                              f"{p.name}: no {code_col} column (format {fmt})",
@@ -147,6 +156,8 @@ def import_drugs(store: CodeStore, path: str | Path, fmt: str, facility: str | N
                     continue
                 hcode = h
             did24 = next((row[c] for c in did_cols if row.get(c)), "")
+            if fmt == "hospitalos" and len(did24) > 24 and did24[:24].isdigit():
+                did24 = did24[:24]  # f_nhso_drug_id may run past 24 digits; HospitalOS sends its first 24
             if did24 and not DID24_RE.match(did24):
                 col = next(c for c in did_cols if row.get(c))
                 res.issues.add(RowIssue(p.name, line, header[idx[col]],

@@ -144,7 +144,7 @@ def unmapped(summary: BuildSummary, store: CodeStore, kind: str | None = None, h
             if d:
                 tmt_of.setdefault((h, d), t)
             tmt_of[(h, c)] = t
-    mapped_labs = {(h, c) for h, c in store.db.execute("SELECT hcode, code FROM lab_map")}
+    mapped_labs = {(h, c) for h, c in store.db.execute("SELECT hcode, code FROM lab_map WHERE labcode != ''")}
 
     def done(r: UnmappedRow) -> bool:
         """Mapped since the build in a way the next build can use: a GP for a drug, a substance for an allergy
@@ -163,8 +163,11 @@ def unmapped(summary: BuildSummary, store: CodeStore, kind: str | None = None, h
     indexes: dict[str, _NameIndex] = {}
     lab_loinc: dict[str, str] = {}
     names = {(h, c): n for h, c, n in store.db.execute("SELECT hcode, code, name FROM drug_master") if n}
+    # LABFU has no name column: the HIS's lab names come from import-labs (name-only rows included)
+    lab_names = {(h, c): n for h, c, n in store.db.execute("SELECT hcode, code, name FROM lab_map") if n}
     for r in rows:
-        name = r.name or names.get((r.hcode, r.code)) or names.get(("", r.code))
+        known = lab_names if r.kind == "lab" else names
+        name = r.name or known.get((r.hcode, r.code)) or known.get(("", r.code))
         if not name:
             continue
         if r.kind == "lab":
